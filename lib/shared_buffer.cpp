@@ -1,0 +1,59 @@
+#include "coexec/shared_buffer.hpp"
+
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <system_error>
+
+namespace coexec {
+namespace {
+
+[[noreturn]] void throw_os_error(const char* operation, int err) {
+    throw std::system_error(err, std::generic_category(), operation);
+}
+
+}  // namespace
+
+shared_buffer::state::~state() {
+    if (data != nullptr) ::munmap(data, size);
+    if (fd >= 0) ::close(fd);
+}
+
+std::shared_ptr<shared_buffer::state> shared_buffer::map_fd(int fd, std::size_t size) {
+    // The state owns fd from here on, so every failure path below closes it.
+    auto s = std::make_shared<state>();
+    s->fd = fd;
+    if (size == 0) return s;  // mmap refuses length 0; an empty block needs no mapping.
+    void* addr = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (addr == MAP_FAILED) throw_os_error("mmap", errno);
+    s->data = static_cast<std::byte*>(addr);
+    s->size = size;
+    return s;
+}
+
+shared_buffer::shared_buffer(std::size_t size) {
+    // CLOEXEC: a worker started by exec (start_method::spawn) must only get the
+    // descriptors that are sent to it explicitly.
+    int fd = ::memfd_create("coexec-shared-buffer", MFD_CLOEXEC);
+    if (fd < 0) throw_os_error("memfd_create", errno);
+    if (::ftruncate(fd, static_cast<off_t>(size)) != 0) {
+        int err = errno;
+        ::close(fd);
+        throw_os_error("ftruncate", err);
+    }
+    m_state = map_fd(fd, size);
+}
+
+shared_buffer shared_buffer::adopt_fd(int fd) {
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+        int err = errno;
+        ::close(fd);
+        throw_os_error("fstat", err);
+    }
+    return shared_buffer(map_fd(fd, static_cast<std::size_t>(st.st_size)));
+}
+
+}  // namespace coexec
