@@ -702,3 +702,51 @@ TEST_CASE("a forked child's writes to a shared_buffer are seen by the parent",
     REQUIRE(WIFEXITED(status));
     CHECK(std::string(reinterpret_cast<const char*>(buffer.data())) == "from the child");
 }
+
+namespace {
+// Fills the buffer with `value` and returns how many bytes it wrote.
+std::size_t fill_buffer(coexec::shared_buffer buffer, std::uint8_t value) {
+    std::memset(buffer.data(), value, buffer.size());
+    return buffer.size();
+}
+}  // namespace
+
+TEST_CASE("a call encoded in the parent runs in a forked child and its result comes back",
+          "[codec][shared_buffer]") {
+    coexec::shared_buffer buffer(256);
+    std::vector<std::byte> request;
+    std::vector<int> fds;
+    cd::byte_writer w(request, &fds);
+    cd::encode_call(w, &fill_buffer, buffer, std::uint8_t{0xab});
+    int pipe_fds[2];
+    REQUIRE(::pipe(pipe_fds) == 0);
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        // Child (the worker): the descriptors were inherited; decode, run, reply.
+        ::close(pipe_fds[0]);
+        cd::byte_reader in(request, fds);
+        std::vector<std::byte> reply;
+        cd::byte_writer out(reply);
+        cd::remote_invoke<decltype(&fill_buffer), coexec::shared_buffer, std::uint8_t>(in, out);
+        cd::close_fds(fds);
+        const bool ok =
+            ::write(pipe_fds[1], reply.data(), reply.size()) == static_cast<ssize_t>(reply.size());
+        ::_exit(ok ? 0 : 1);
+    }
+    ::close(pipe_fds[1]);
+    cd::close_fds(fds);
+    std::vector<std::byte> reply(64);
+    const ssize_t n = ::read(pipe_fds[0], reply.data(), reply.size());
+    ::close(pipe_fds[0]);
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    REQUIRE(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+    REQUIRE(n > 0);
+    reply.resize(static_cast<std::size_t>(n));
+    cd::byte_reader r(reply);
+    CHECK(cd::decode_result<std::size_t>(r) == 256);
+    CHECK(buffer.data()[0] == std::byte{0xab});
+    CHECK(buffer.data()[255] == std::byte{0xab});
+}
