@@ -30,10 +30,9 @@ namespace coexec {
 template <class T>
 concept serializable = detail::is_serializable_v<T>;
 
-namespace detail {
-// require_serializable<T>() — a static_assert whose failure is one line,
-// "coexec: argument/result type T is not serializable: ...", with the compiler's
-// "required from" note naming T — is defined in coexec/detail/codec.hpp.
-}  // namespace detail
+// For a one-line error at an API boundary, call
+// coexec::detail::require_serializable<T>() (coexec/detail/codec.hpp): its
+// static_assert says "coexec: argument/result type T is not serializable: ..."
+// and the compiler's "required from" note names T.
 
 }  // namespace coexec

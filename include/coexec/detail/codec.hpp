@@ -25,8 +25,6 @@
 // is used by one thread at a time.
 #pragma once
 
-#include <cxxabi.h>
-
 #include <array>
 #include <bit>
 #include <concepts>
