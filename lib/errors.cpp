@@ -21,8 +21,9 @@ std::string describe_death(int pid, int sig, int exit_code, const std::string& t
     }
     if (!task.empty()) msg += " while running " + task;
     if (sig == SIGKILL) {
-        msg += "; SIGKILL from outside the pool is often the kernel's out-of-memory killer "
-               "(check dmesg, or lower the task's memory use)";
+        msg +=
+            "; SIGKILL from outside the pool is often the kernel's out-of-memory killer "
+            "(check dmesg, or lower the task's memory use)";
     } else if (sig == SIGSEGV || sig == SIGBUS) {
         msg += "; the task accessed invalid memory";
     } else if (sig == SIGABRT) {

@@ -13,32 +13,32 @@ namespace coexec {
 
 /// Base of every coexec error.
 class error : public std::runtime_error {
-public:
+  public:
     using std::runtime_error::runtime_error;
 };
 
 /// The future was cancelled before it produced a value.
 class cancelled_error : public error {
-public:
+  public:
     cancelled_error();
     using error::error;
 };
 
 /// A timed wait (`get_for`, `as_completed`, `map` with a timeout) ran out.
 class timeout_error : public error {
-public:
+  public:
     using error::error;
 };
 
 /// Work was submitted to an executor after `shutdown()`.
 class executor_shutdown : public error {
-public:
+  public:
     using error::error;
 };
 
 /// A process worker died (signal, exit, OOM kill) while running this task.
 class worker_died : public error {
-public:
+  public:
     /// `signal` is 0 when the worker exited with `exit_code`.
     worker_died(int pid, int signal, int exit_code, std::string task_description = {});
     int pid() const noexcept { return m_pid; }
@@ -46,7 +46,7 @@ public:
     int exit_code() const noexcept { return m_exit_code; }
     const std::string& task() const noexcept { return m_task; }
 
-private:
+  private:
     int m_pid;
     int m_signal;
     int m_exit_code;
@@ -56,33 +56,33 @@ private:
 /// The pool is broken (a worker died under `worker_death::break_pool`):
 /// every pending future fails with this.
 class broken_pool : public error {
-public:
+  public:
     using error::error;
 };
 
 /// A process task ran past its deadline; its worker was killed.
 class deadline_exceeded : public error {
-public:
+  public:
     using error::error;
 };
 
 /// An exception of a type coexec cannot re-create crossed a process boundary.
 class remote_error : public error {
-public:
+  public:
     remote_error(std::string type_name, const std::string& what);
     /// The (demangled) type name of the original exception.
     const std::string& type_name() const noexcept { return m_type_name; }
     /// The original exception's what(), without the prefix this what() adds.
     const std::string& original_what() const noexcept { return m_original_what; }
 
-private:
+  private:
     std::string m_type_name;
     std::string m_original_what;
 };
 
 /// A value could not be encoded or decoded for a process boundary.
 class serialization_error : public error {
-public:
+  public:
     using error::error;
 };
 

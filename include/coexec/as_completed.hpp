@@ -1,0 +1,119 @@
+// coexec/as_completed.hpp — futures in the order they finish.
+//
+//   for (future<R> f : as_completed(futures, 5s)) { ... }          // blocking
+//   auto stream = as_completed(futures);
+//   while (auto f = co_await stream.next()) { ... }                // coroutine
+//
+// Like Python's concurrent.futures.as_completed: each future is yielded once
+// (duplicates are dropped), already finished ones first, cancelled ones count
+// as finished. With a timeout, the blocking iteration throws timeout_error
+// once the time passes with futures left. Futures may come from different
+// executors. A map keyed by futures works too (its keys are used).
+//
+// @par Thread safety
+// One consumer per completion_stream.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <iterator>
+#include <memory>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "coexec/detail/completion_queue.hpp"
+#include "coexec/detail/future_range.hpp"
+#include "coexec/errors.hpp"
+#include "coexec/future.hpp"
+#include "coexec/task.hpp"
+
+namespace coexec {
+
+template <class R>
+class completion_stream {
+  public:
+    explicit completion_stream(std::vector<future<R>> futures,
+                               std::optional<std::chrono::steady_clock::time_point> deadline = {})
+        : m_remaining(futures.size()), m_deadline(deadline) {
+        for (auto& f : futures) {
+            auto queue = m_queue;
+            f.add_done_callback([queue](const future<R>& done) { queue->push(done); });
+        }
+    }
+
+    /// Futures not yet yielded.
+    std::size_t remaining() const noexcept { return m_remaining; }
+
+    /// Blocking: the next finished future, nullopt when all were yielded.
+    /// Throws timeout_error if the deadline passes first.
+    std::optional<future<R>> next_blocking() {
+        if (m_remaining == 0) return std::nullopt;
+        const auto* deadline = m_deadline ? &*m_deadline : nullptr;
+        auto f = m_queue->pop_until(deadline);
+        if (!f) {
+            throw timeout_error("as_completed: " + std::to_string(m_remaining) +
+                                " future(s) unfinished when the timeout passed");
+        }
+        --m_remaining;
+        return f;
+    }
+
+    /// For coroutines: the next finished future, holding no thread while waiting.
+    task<std::optional<future<R>>> next() {
+        if (m_remaining == 0) co_return std::nullopt;
+        auto queue = m_queue;  // keep the queue alive across the suspension
+        future<R> f = co_await queue->pop();
+        --m_remaining;
+        co_return f;
+    }
+
+    class iterator {
+      public:
+        using iterator_category = std::input_iterator_tag;
+        using value_type = future<R>;
+        using difference_type = std::ptrdiff_t;
+        iterator() = default;
+        explicit iterator(completion_stream* s) : m_stream(s) { ++*this; }
+        const future<R>& operator*() const { return *m_current; }
+        iterator& operator++() {
+            m_current = m_stream->next_blocking();
+            return *this;
+        }
+        void operator++(int) { ++*this; }
+        friend bool operator==(const iterator& it, std::default_sentinel_t) {
+            return !it.m_current;
+        }
+
+      private:
+        completion_stream* m_stream = nullptr;
+        std::optional<future<R>> m_current;
+    };
+    iterator begin() { return iterator(this); }
+    std::default_sentinel_t end() const noexcept { return {}; }
+
+  private:
+    std::shared_ptr<detail::completion_queue<future<R>>> m_queue =
+        std::make_shared<detail::completion_queue<future<R>>>();
+    std::size_t m_remaining;
+    std::optional<std::chrono::steady_clock::time_point> m_deadline;
+};
+
+/// Yields the futures of `futures` as they finish.
+template <class Range>
+auto as_completed(const Range& futures) {
+    using R = detail::range_future_value_t<Range>;
+    return completion_stream<R>(detail::unique_futures(futures));
+}
+
+/// As above; the blocking iteration throws timeout_error after `timeout`.
+template <class Range, class Rep, class Period>
+auto as_completed(const Range& futures, std::chrono::duration<Rep, Period> timeout) {
+    using R = detail::range_future_value_t<Range>;
+    return completion_stream<R>(
+        detail::unique_futures(futures),
+        std::chrono::steady_clock::now() +
+            std::chrono::ceil<std::chrono::steady_clock::duration>(timeout));
+}
+
+}  // namespace coexec

@@ -1,0 +1,17 @@
+// coexec/coexec.hpp — everything in coexec (the MPI executor and Asio interop aside).
+//
+// A convenience; code that wants short compile times includes what it uses.
+#pragma once
+
+#include "coexec/as_completed.hpp"
+#include "coexec/errors.hpp"
+#include "coexec/executor.hpp"
+#include "coexec/future.hpp"
+#include "coexec/inline_executor.hpp"
+#include "coexec/promise.hpp"
+#include "coexec/results.hpp"
+#include "coexec/sync_wait.hpp"
+#include "coexec/task.hpp"
+#include "coexec/thread_pool.hpp"
+#include "coexec/wait.hpp"
+#include "coexec/when_all.hpp"

@@ -1,0 +1,172 @@
+// detail/shared_state.hpp — the one atomic state machine behind future/promise.
+//
+// Status word transitions (the high bit flags blocked waiters, see below):
+//
+//   pending ──try_start──▶ running ──set_value/set_exception──▶ has_value | has_exception
+//      │                      │
+//      └──cancel──▶ cancelled ◀── set_cancelled (executor: worker killed, shutdown)
+//
+// Terminal states never change again. The value/exception is written before
+// the terminal status is stored with release order, so any thread that reads
+// a terminal status with acquire order sees the result.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <new>
+#include <stop_token>
+#include <type_traits>
+#include <utility>
+
+#include "coexec/detail/work_item.hpp"
+
+namespace coexec::detail {
+
+class shared_state_base;
+
+/// A node waiting for a state to finish. `fn` is called exactly once, on the
+/// thread that completes the state (or on the registering thread if the
+/// state was already done when the node was offered).
+struct continuation {
+    continuation* next = nullptr;
+    void (*fn)(continuation*) noexcept = nullptr;
+};
+
+/// What `future::cancel()` calls when the task is already running. The
+/// process pool implements it by killing the task's worker.
+class cancel_hook {
+  public:
+    /// Stop the running task of `state` and complete it cancelled. Returns
+    /// true if it did (the state is then cancelled).
+    virtual bool cancel_running(shared_state_base& state) noexcept = 0;
+
+  protected:
+    ~cancel_hook() = default;
+};
+
+enum class status : std::uint32_t {
+    pending = 0,
+    running = 1,
+    completing = 2,  // a result is being written; terminal status follows
+    has_value = 3,
+    has_exception = 4,
+    cancelled = 5,
+};
+
+class shared_state_base {
+  public:
+    shared_state_base() noexcept = default;
+    shared_state_base(const shared_state_base&) = delete;
+    shared_state_base& operator=(const shared_state_base&) = delete;
+
+    // ---- reference counting (intrusive: one allocation per task) ----
+    void add_ref() noexcept { m_refs.fetch_add(1, std::memory_order_relaxed); }
+    void release() noexcept {
+        // acq_rel: the last owner must see every write made through other owners.
+        if (m_refs.fetch_sub(1, std::memory_order_acq_rel) == 1) destroy();
+    }
+
+    // ---- queries ----
+    status load_status(std::memory_order mo = std::memory_order_acquire) const noexcept {
+        return static_cast<status>(m_status.load(mo) & ~waiters_bit);
+    }
+    bool is_done() const noexcept { return load_status() >= status::has_value; }
+
+    // ---- executor side ----
+    /// pending → running. False if the task was cancelled: do not run it.
+    bool try_start() noexcept;
+    /// Completes with an exception (from pending or running). No-op if done.
+    void set_exception(std::exception_ptr e) noexcept;
+    /// Completes cancelled from pending or running. True if it took effect.
+    bool set_cancelled() noexcept;
+    /// Makes `stop_token()` stoppable. Call before the state is shared.
+    void enable_stop() { m_stop = std::stop_source(); }
+    std::stop_token stop_token() const noexcept { return m_stop.get_token(); }
+    void request_stop() noexcept { m_stop.request_stop(); }
+    /// Installs the hook `cancel()` uses on a running task. Before sharing.
+    void set_cancel_hook(cancel_hook* hook) noexcept { m_hook = hook; }
+
+    // ---- consumer side ----
+    /// cancel() of future: cancels a pending task; asks the hook for a
+    /// running one; signals the stop token either way.
+    bool cancel() noexcept;
+    /// Registers `c`; false (and `c` not registered) if already done.
+    bool add_continuation(continuation* c) noexcept;
+    /// Blocks (spinning briefly first) until done.
+    void wait() const noexcept;
+    /// Blocks until done or `deadline`; returns is_done().
+    bool wait_until(std::chrono::steady_clock::time_point deadline) const noexcept;
+    /// Rethrows the exception, or throws cancelled_error, unless has_value.
+    void throw_if_failed() const;
+    std::exception_ptr exception_ptr() const noexcept;
+
+  protected:
+    virtual ~shared_state_base() = default;
+    virtual void destroy() noexcept { delete this; }
+
+    /// Claims the right to write a result: pending|running → completing.
+    bool begin_completion() noexcept;
+    /// completing → `final`, wakes blocked waiters, runs continuations.
+    void finish_completion(status final) noexcept;
+    /// After begin_completion(): stores `e` and finishes as has_exception.
+    void finish_with_exception(std::exception_ptr e) noexcept {
+        m_exception = std::move(e);
+        finish_completion(status::has_exception);
+    }
+
+  private:
+    static constexpr std::uint32_t waiters_bit = 0x8000'0000u;
+    bool transition(status from_a, status from_b, status to) noexcept;
+    void run_continuations() noexcept;
+    bool block_until(const std::chrono::steady_clock::time_point* deadline) const noexcept;
+
+    mutable std::atomic<std::uint32_t> m_status{0};
+    std::atomic<std::uint32_t> m_refs{1};
+    // Continuation list head; `done_marker()` once completion has taken it.
+    std::atomic<void*> m_waiters{nullptr};
+    std::exception_ptr m_exception;
+    std::stop_source m_stop{std::nostopstate};
+    cancel_hook* m_hook = nullptr;
+};
+
+template <class T>
+class shared_state : public shared_state_base {
+  public:
+    using value_type = T;
+    ~shared_state() override {
+        if (load_status(std::memory_order_relaxed) == status::has_value) value_ptr()->~T();
+    }
+
+    /// Completes with a value (from pending or running). No-op if done.
+    template <class... A>
+    void set_value(A&&... args) noexcept(std::is_nothrow_constructible_v<T, A...>) {
+        if (!begin_completion()) return;
+        try {
+            ::new (static_cast<void*>(m_storage)) T(std::forward<A>(args)...);
+        } catch (...) {
+            finish_with_exception(std::current_exception());
+            return;
+        }
+        finish_completion(status::has_value);
+    }
+
+    /// The value; only valid once has_value is observed.
+    T& value() noexcept { return *value_ptr(); }
+
+  private:
+    T* value_ptr() noexcept { return std::launder(reinterpret_cast<T*>(m_storage)); }
+    alignas(T) unsigned char m_storage[sizeof(T)];
+};
+
+template <>
+class shared_state<void> : public shared_state_base {
+  public:
+    using value_type = void;
+    void set_value() noexcept {
+        if (begin_completion()) finish_completion(status::has_value);
+    }
+};
+
+}  // namespace coexec::detail

@@ -1,0 +1,242 @@
+// coexec/future.hpp — a shared handle to the result of a task.
+//
+// future<T> is what every executor's submit() returns: Python's
+// concurrent.futures.Future, shaped like std::shared_future and awaitable.
+//
+// @par Thread safety
+// All members are const-safe to call from many threads at once on copies of
+// the same future (the shared state is one atomic state machine). Assigning
+// to one future object while another thread reads that same object is a race,
+// as with any value type.
+//
+// @par Where `co_await f` resumes
+// If the awaiting coroutine runs on a coexec executor (thread_pool worker,
+// sync_wait loop), it resumes on that executor; otherwise on the thread that
+// completed the future. No thread blocks while it waits.
+#pragma once
+
+#include <chrono>
+#include <coroutine>
+#include <cstdio>
+#include <exception>
+#include <functional>
+#include <type_traits>
+#include <utility>
+
+#include "coexec/detail/shared_state.hpp"
+#include "coexec/detail/work_item.hpp"
+#include "coexec/errors.hpp"
+
+namespace coexec {
+
+template <class T>
+class future;
+
+namespace detail {
+
+/// Awaiter for a shared state: the continuation node lives in the awaiting
+/// coroutine's frame, and so does the work item used to hop back to its
+/// executor, so awaiting allocates nothing.
+template <class T, bool Move>
+struct state_awaiter : continuation, resume_item {
+    shared_state<T>* state;
+    resumer* home = nullptr;
+
+    explicit state_awaiter(shared_state<T>* s) noexcept : state(s) {}
+
+    bool await_ready() const noexcept { return state->is_done(); }
+
+    bool await_suspend(std::coroutine_handle<> h) noexcept {
+        handle = h;
+        home = current_resumer();
+        fn = &on_done;
+        return state->add_continuation(this);  // false: already done, resume now
+    }
+
+    decltype(auto) await_resume() const {
+        state->throw_if_failed();
+        if constexpr (std::is_void_v<T>) {
+            return;
+        } else if constexpr (Move) {
+            return T(std::move(state->value()));
+        } else {
+            return T(state->value());
+        }
+    }
+
+    static void on_done(continuation* c) noexcept {
+        auto* self = static_cast<state_awaiter*>(c);
+        // Sticky resumption: go back to the executor the coroutine was on,
+        // unless we are already running there.
+        if (self->home != nullptr && self->home != current_resumer()) {
+            self->home->post(static_cast<resume_item*>(self));
+        } else {
+            self->handle.resume();
+        }
+    }
+};
+
+/// Reports an exception escaping a done-callback (Python logs and goes on).
+void report_callback_exception(std::exception_ptr e) noexcept;
+
+}  // namespace detail
+
+template <class T>
+class future {
+  public:
+    using value_type = T;
+
+    /// An invalid future (valid() is false); every other member needs valid().
+    future() noexcept = default;
+    /// Shares `state` (adds a reference). Used by executors and promise.
+    explicit future(detail::shared_state<T>* state) noexcept : m_state(state) {
+        if (m_state) m_state->add_ref();
+    }
+    future(const future& o) noexcept : future(o.m_state) {}
+    future(future&& o) noexcept : m_state(std::exchange(o.m_state, nullptr)) {}
+    future& operator=(future o) noexcept {
+        std::swap(m_state, o.m_state);
+        return *this;
+    }
+    ~future() {
+        if (m_state) m_state->release();
+    }
+
+    bool valid() const noexcept { return m_state != nullptr; }
+    /// Finished: with a value, an exception, or cancelled.
+    bool done() const noexcept { return m_state->is_done(); }
+    /// A worker has started it and it has not finished.
+    bool running() const noexcept {
+        auto s = m_state->load_status();
+        return s == detail::status::running || s == detail::status::completing;
+    }
+    bool cancelled() const noexcept { return m_state->load_status() == detail::status::cancelled; }
+
+    /// Cancels the task if it has not started; true if it is now cancelled.
+    /// A running task's stop_token is signalled; on a process_pool its worker
+    /// is killed and the future becomes cancelled (returns true).
+    bool cancel() const noexcept { return m_state->cancel(); }
+
+    /// Blocks until done (spins briefly, then sleeps in the kernel).
+    void wait() const noexcept { m_state->wait(); }
+    /// Blocks until done or `timeout` passes; returns done().
+    template <class Rep, class Period>
+    bool wait_for(std::chrono::duration<Rep, Period> timeout) const noexcept {
+        return m_state->wait_until(std::chrono::steady_clock::now() +
+                                   std::chrono::ceil<std::chrono::steady_clock::duration>(timeout));
+    }
+    template <class Clock, class Duration>
+    bool wait_until(std::chrono::time_point<Clock, Duration> deadline) const noexcept {
+        return wait_for(deadline - Clock::now());
+    }
+
+    /// Blocks; returns a copy of the value, or rethrows the task's exception,
+    /// or throws cancelled_error.
+    T get() const& {
+        wait();
+        return result_copy();
+    }
+    /// As get(), but moves the value out (for move-only T). Other copies of
+    /// this future then see a moved-from value.
+    T get() && {
+        wait();
+        return result_move();
+    }
+    /// As get(), but throws timeout_error if not done within `timeout`.
+    template <class Rep, class Period>
+    T get_for(std::chrono::duration<Rep, Period> timeout) const& {
+        if (!wait_for(timeout))
+            throw timeout_error("future::get_for: the task did not finish in time");
+        return result_copy();
+    }
+    template <class Rep, class Period>
+    T get_for(std::chrono::duration<Rep, Period> timeout) && {
+        if (!wait_for(timeout))
+            throw timeout_error("future::get_for: the task did not finish in time");
+        return result_move();
+    }
+
+    /// Blocks; the exception (cancelled_error if cancelled), null for a value.
+    std::exception_ptr exception() const noexcept {
+        wait();
+        return m_state->exception_ptr();
+    }
+
+    /// Calls `fn(const future<T>&)` once when done: on the completing thread,
+    /// or at once on this thread if already done. An exception escaping `fn`
+    /// is reported on stderr and otherwise ignored (as Python does).
+    template <class F>
+    requires std::invocable < F&, const future<T>
+    & > void add_done_callback(F&& fn) const {
+        struct node : detail::continuation {
+            std::decay_t<F> f;
+            future<T> self;
+            node(F&& fn_, const future<T>& s) : f(std::forward<F>(fn_)), self(s) {}
+            static void call(detail::continuation* c) noexcept {
+                auto* n = static_cast<node*>(c);
+                try {
+                    n->f(std::as_const(n->self));
+                } catch (...) {
+                    detail::report_callback_exception(std::current_exception());
+                }
+                delete n;
+            }
+        };
+        auto* n = new node(std::forward<F>(fn), *this);
+        n->fn = &node::call;
+        if (!m_state->add_continuation(n)) node::call(n);
+    }
+
+    /// Awaits without blocking a thread; yields a copy of the value or rethrows.
+    auto operator co_await() const& noexcept { return detail::state_awaiter<T, false>(m_state); }
+    /// Awaits and moves the value out (for move-only T).
+    auto operator co_await() && noexcept { return detail::state_awaiter<T, true>(m_state); }
+
+    friend bool operator==(const future& a, const future& b) noexcept {
+        return a.m_state == b.m_state;
+    }
+
+    /// The shared state (for executors and combinators).
+    detail::shared_state<T>* state() const noexcept { return m_state; }
+
+  private:
+    T result_copy() const {
+        m_state->throw_if_failed();
+        if constexpr (!std::is_void_v<T>) return m_state->value();
+    }
+    T result_move() const {
+        m_state->throw_if_failed();
+        if constexpr (!std::is_void_v<T>) return std::move(m_state->value());
+    }
+
+    detail::shared_state<T>* m_state = nullptr;
+};
+
+/// A future that already holds `value` (Python's tests build these by hand).
+template <class T, class... A>
+future<T> make_ready_future(A&&... value) {
+    auto* s = new detail::shared_state<T>();
+    s->set_value(std::forward<A>(value)...);
+    future<T> f(s);
+    s->release();
+    return f;
+}
+
+/// A future that already holds exception `e`.
+template <class T>
+future<T> make_exceptional_future(std::exception_ptr e) {
+    auto* s = new detail::shared_state<T>();
+    s->set_exception(std::move(e));
+    future<T> f(s);
+    s->release();
+    return f;
+}
+
+}  // namespace coexec
+
+template <class T>
+struct std::hash<coexec::future<T>> {
+    std::size_t operator()(const coexec::future<T>& f) const noexcept {
+        return std::hash<const void*>{}(f.state());
+    }
+};

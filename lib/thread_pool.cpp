@@ -1,0 +1,356 @@
+#include <pthread.h>
+
+#include <algorithm>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "coexec/detail/thread_pool_core.hpp"
+#include "coexec/errors.hpp"
+#include "spin.hpp"
+
+namespace coexec::detail {
+namespace {
+
+/// A test-and-test-and-set lock for the short critical sections of the
+/// local queues (a few pointer moves; a mutex's syscall path never pays off).
+class spinlock {
+  public:
+    void lock() noexcept {
+        for (;;) {
+            if (!m_flag.exchange(true, std::memory_order_acquire)) return;
+            while (m_flag.load(std::memory_order_relaxed))
+                cpu_relax();
+        }
+    }
+    bool try_lock() noexcept {
+        return !m_flag.load(std::memory_order_relaxed) &&
+               !m_flag.exchange(true, std::memory_order_acquire);
+    }
+    void unlock() noexcept { m_flag.store(false, std::memory_order_release); }
+
+  private:
+    std::atomic<bool> m_flag{false};
+};
+
+std::size_t default_worker_count() {
+    unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+    return std::min<std::size_t>(32, cores + 4);
+}
+
+}  // namespace
+
+struct thread_pool_core::worker {
+    thread_pool_core* pool = nullptr;
+    std::size_t index = 0;
+    alignas(64) spinlock lock;
+    std::deque<work_item*> queue;  // owner pops the front, thieves take from the back
+    alignas(64) std::atomic<std::uint32_t> wake{0};  // futex word: 1 = notified
+    std::atomic<bool> sleeping{false};
+    std::thread thread;
+};
+
+struct thread_pool_core::shared {
+    // Submissions from threads that are not workers: a Treiber stack. A
+    // worker takes the whole stack at once, so pops never race (no ABA).
+    alignas(64) std::atomic<work_item*> inbox{nullptr};
+    alignas(64) std::atomic<int> idle{0};
+    std::atomic<std::size_t> wake_cursor{0};
+    std::vector<std::unique_ptr<worker>> workers;
+    std::mutex join_mutex;
+    bool joined = false;
+};
+
+namespace {
+thread_local thread_pool_core::worker* t_worker = nullptr;
+
+void push_inbox(std::atomic<work_item*>& inbox, work_item* item) noexcept {
+    item->next = inbox.load(std::memory_order_relaxed);
+    // release: the item's contents are visible to the worker that takes it.
+    while (!inbox.compare_exchange_weak(item->next, item, std::memory_order_release,
+                                        std::memory_order_relaxed)) {
+    }
+}
+
+/// Takes every item from the inbox, oldest first.
+work_item* take_inbox(std::atomic<work_item*>& inbox) noexcept {
+    if (inbox.load(std::memory_order_relaxed) == nullptr) return nullptr;
+    work_item* head = inbox.exchange(nullptr, std::memory_order_acquire);
+    work_item* fifo = nullptr;
+    while (head != nullptr) {
+        work_item* next = head->next;
+        head->next = fifo;
+        fifo = head;
+        head = next;
+    }
+    return fifo;
+}
+}  // namespace
+
+thread_pool_core::thread_pool_core(thread_pool_options options)
+    : m_worker_count(options.max_workers != 0 ? options.max_workers : default_worker_count()),
+      m_options(std::move(options)),
+      m_shared(std::make_unique<shared>()) {
+    m_shared->workers.reserve(m_worker_count);
+    for (std::size_t i = 0; i < m_worker_count; ++i) {
+        auto w = std::make_unique<worker>();
+        w->pool = this;
+        w->index = i;
+        m_shared->workers.push_back(std::move(w));
+    }
+    // Start threads only once every worker slot exists: thieves scan them all.
+    for (auto& w : m_shared->workers) {
+        m_alive.fetch_add(1, std::memory_order_relaxed);
+        w->thread = std::thread([this, i = w->index] { worker_main(i); });
+    }
+}
+
+thread_pool_core::~thread_pool_core() {
+    // Destruction signals running tasks' stop tokens, then waits (RAII = `with`).
+    m_stop.request_stop();
+    shutdown(true, false);
+}
+
+bool thread_pool_core::on_worker_thread() const noexcept {
+    return t_worker != nullptr && t_worker->pool == this;
+}
+
+void thread_pool_core::submit_job(work_item* job) {
+    if (m_shutdown.load(std::memory_order_acquire)) {
+        throw executor_shutdown(
+            "thread_pool::submit: the pool has been shut down; no new work is accepted");
+    }
+    if (m_broken.load(std::memory_order_acquire)) {
+        throw broken_pool("thread_pool::submit: the pool is broken (a worker's initializer threw)");
+    }
+    m_submitted.fetch_add(1, std::memory_order_relaxed);
+    post(job);
+}
+
+void thread_pool_core::post(work_item* item) noexcept {
+    if (m_workers_gone.load(std::memory_order_acquire)) {
+        item->run(item);  // nobody is left to run it: do it here rather than lose it
+        return;
+    }
+    if (on_worker_thread()) {
+        worker& self = *t_worker;
+        self.lock.lock();
+        self.queue.push_back(item);
+        self.lock.unlock();
+    } else {
+        push_inbox(m_shared->inbox, item);
+    }
+    // Pairs with the fence in worker_main: either the sleeper sees the item,
+    // or we see it sleeping and wake it (no lost wake-up).
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (m_shared->idle.load(std::memory_order_relaxed) > 0) wake_one();
+}
+
+void thread_pool_core::wake_one() noexcept {
+    auto& workers = m_shared->workers;
+    std::size_t start = m_shared->wake_cursor.fetch_add(1, std::memory_order_relaxed);
+    for (std::size_t k = 0; k < workers.size(); ++k) {
+        worker& w = *workers[(start + k) % workers.size()];
+        if (w.sleeping.load(std::memory_order_seq_cst) &&
+            w.wake.exchange(1, std::memory_order_acq_rel) == 0) {
+            w.wake.notify_one();
+            return;
+        }
+    }
+}
+
+void thread_pool_core::wake_all() noexcept {
+    for (auto& w : m_shared->workers) {
+        w->wake.store(1, std::memory_order_release);
+        w->wake.notify_one();
+    }
+}
+
+work_item* thread_pool_core::find_work(worker& self) noexcept {
+    // 1. Own queue.
+    self.lock.lock();
+    if (!self.queue.empty()) {
+        work_item* item = self.queue.front();
+        self.queue.pop_front();
+        self.lock.unlock();
+        return item;
+    }
+    self.lock.unlock();
+    // 2. The shared inbox: run the oldest, keep the rest where others can steal.
+    if (work_item* batch = take_inbox(m_shared->inbox)) {
+        work_item* rest = batch->next;
+        if (rest != nullptr) {
+            self.lock.lock();
+            for (; rest != nullptr; rest = rest->next)
+                self.queue.push_back(rest);
+            self.lock.unlock();
+            if (m_shared->idle.load(std::memory_order_relaxed) > 0) wake_one();
+        }
+        return batch;
+    }
+    // 3. Steal half of another worker's queue.
+    auto& workers = m_shared->workers;
+    for (std::size_t k = 1; k < workers.size(); ++k) {
+        worker& victim = *workers[(self.index + k) % workers.size()];
+        if (!victim.lock.try_lock()) continue;
+        std::size_t n = victim.queue.size();
+        if (n == 0) {
+            victim.lock.unlock();
+            continue;
+        }
+        std::size_t take = (n + 1) / 2;
+        std::vector<work_item*> stolen(victim.queue.end() - static_cast<std::ptrdiff_t>(take),
+                                       victim.queue.end());
+        victim.queue.erase(victim.queue.end() - static_cast<std::ptrdiff_t>(take),
+                           victim.queue.end());
+        victim.lock.unlock();
+        work_item* first = stolen.front();
+        if (stolen.size() > 1) {
+            self.lock.lock();
+            self.queue.insert(self.queue.end(), stolen.begin() + 1, stolen.end());
+            self.lock.unlock();
+        }
+        return first;
+    }
+    return nullptr;
+}
+
+bool thread_pool_core::may_exit() const noexcept {
+    return m_shutdown.load(std::memory_order_acquire) &&
+           m_coroutines.load(std::memory_order_acquire) == 0 &&
+           m_shared->inbox.load(std::memory_order_acquire) == nullptr;
+}
+
+void thread_pool_core::worker_main(std::size_t index) noexcept {
+    worker& self = *m_shared->workers[index];
+    t_worker = &self;
+    exchange_current_resumer(this);
+    std::string name = m_options.thread_name_prefix + "-" + std::to_string(index);
+    if (name.size() > 15) name.resize(15);
+    ::pthread_setname_np(::pthread_self(), name.c_str());
+
+    if (m_options.initializer) {
+        try {
+            m_options.initializer();
+        } catch (...) {
+            m_broken.store(true, std::memory_order_release);
+        }
+    }
+
+    for (;;) {
+        work_item* item = find_work(self);
+        if (item == nullptr) {
+            // Spin briefly: a hand-off to a spinning worker costs a few µs, to a
+            // sleeping one tens of µs.
+            spin_until([&] { return (item = find_work(self)) != nullptr || may_exit(); });
+        }
+        if (item == nullptr) {
+            self.wake.store(0, std::memory_order_relaxed);
+            self.sleeping.store(true, std::memory_order_seq_cst);
+            m_shared->idle.fetch_add(1, std::memory_order_seq_cst);
+            std::atomic_thread_fence(std::memory_order_seq_cst);
+            item = find_work(self);
+            if (item == nullptr) {
+                if (may_exit()) {
+                    self.sleeping.store(false, std::memory_order_relaxed);
+                    m_shared->idle.fetch_sub(1, std::memory_order_relaxed);
+                    // Another worker may be waiting for our queue to drain; it is empty.
+                    break;
+                }
+                self.wake.wait(0, std::memory_order_acquire);
+            }
+            self.sleeping.store(false, std::memory_order_relaxed);
+            m_shared->idle.fetch_sub(1, std::memory_order_relaxed);
+            if (item == nullptr) continue;
+        }
+        if (item->discard != nullptr && m_broken.load(std::memory_order_relaxed)) {
+            item->discard(item,
+                          std::make_exception_ptr(broken_pool(
+                              "thread_pool: the pool is broken (a worker's initializer threw)")));
+            continue;
+        }
+        item->run(item);
+    }
+    m_alive.fetch_sub(1, std::memory_order_acq_rel);
+    exchange_current_resumer(nullptr);
+    t_worker = nullptr;
+}
+
+void thread_pool_core::on_job_finished(status final) noexcept {
+    switch (final) {
+        case status::has_value:
+            m_completed.fetch_add(1, std::memory_order_relaxed);
+            break;
+        case status::has_exception:
+            m_failed.fetch_add(1, std::memory_order_relaxed);
+            break;
+        default:
+            m_cancelled.fetch_add(1, std::memory_order_relaxed);
+            break;
+    }
+}
+
+void thread_pool_core::on_coroutine_finished() noexcept {
+    if (m_coroutines.fetch_sub(1, std::memory_order_acq_rel) == 1 &&
+        m_shutdown.load(std::memory_order_acquire)) {
+        wake_all();
+    }
+}
+
+void thread_pool_core::shutdown(bool wait, bool cancel_futures) {
+    m_shutdown.store(true, std::memory_order_seq_cst);
+    if (cancel_futures) {
+        m_stop.request_stop();
+        std::vector<work_item*> drained;
+        for (work_item* it = take_inbox(m_shared->inbox); it != nullptr;) {
+            work_item* next = it->next;
+            drained.push_back(it);
+            it = next;
+        }
+        for (auto& w : m_shared->workers) {
+            w->lock.lock();
+            drained.insert(drained.end(), w->queue.begin(), w->queue.end());
+            w->queue.clear();
+            w->lock.unlock();
+        }
+        for (work_item* it : drained) {
+            if (it->discard != nullptr) {
+                it->discard(it, nullptr);
+            } else {
+                push_inbox(m_shared->inbox, it);  // a coroutine resumption: it must still run
+            }
+        }
+    }
+    wake_all();
+    if (!wait || on_worker_thread()) return;
+    std::lock_guard lock(m_shared->join_mutex);
+    if (m_shared->joined) return;
+    for (auto& w : m_shared->workers) {
+        if (w->thread.joinable()) w->thread.join();
+    }
+    m_shared->joined = true;
+    m_workers_gone.store(true, std::memory_order_release);
+    // Anything posted between the last worker's exit and now still runs.
+    for (work_item* it = take_inbox(m_shared->inbox); it != nullptr;) {
+        work_item* next = it->next;
+        it->run(it);
+        it = next;
+    }
+}
+
+executor_stats thread_pool_core::stats() const noexcept {
+    executor_stats s;
+    s.submitted = m_submitted.load(std::memory_order_relaxed);
+    s.completed = m_completed.load(std::memory_order_relaxed);
+    s.failed = m_failed.load(std::memory_order_relaxed);
+    s.cancelled = m_cancelled.load(std::memory_order_relaxed);
+    std::uint64_t dequeued = m_dequeued.load(std::memory_order_relaxed);
+    std::uint64_t finished = s.completed + s.failed + s.cancelled;
+    s.queued = s.submitted > dequeued ? s.submitted - dequeued : 0;
+    s.running = dequeued > finished ? dequeued - finished : 0;
+    s.workers_alive = m_alive.load(std::memory_order_relaxed);
+    return s;
+}
+
+}  // namespace coexec::detail

@@ -1,0 +1,65 @@
+// tests/helpers.hpp — small tools shared by the tests.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <string>
+#include <thread>
+
+namespace coexec_test {
+
+/// Counts live instances, to check that nothing leaks or is destroyed twice.
+struct lifetime_counter {
+    static inline std::atomic<int> alive{0};
+    static inline std::atomic<int> constructed{0};
+    int value = 0;
+    lifetime_counter() : lifetime_counter(0) {}
+    explicit lifetime_counter(int v) : value(v) {
+        alive.fetch_add(1);
+        constructed.fetch_add(1);
+    }
+    lifetime_counter(const lifetime_counter& o) : lifetime_counter(o.value) {}
+    lifetime_counter(lifetime_counter&& o) noexcept : lifetime_counter(o.value) {}
+    lifetime_counter& operator=(const lifetime_counter&) = default;
+    ~lifetime_counter() { alive.fetch_sub(1); }
+};
+
+/// A latch a test thread opens to let blocked tasks go.
+class gate {
+  public:
+    void open() {
+        m_open.store(true);
+        m_open.notify_all();
+    }
+    void wait() const {
+        while (!m_open.load())
+            m_open.wait(false);
+    }
+
+  private:
+    std::atomic<bool> m_open{false};
+};
+
+/// Spins (sleeping 1 ms) until pred() or `timeout`; returns pred().
+template <class Pred>
+bool eventually(Pred pred, std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (!pred()) {
+        if (std::chrono::steady_clock::now() > deadline) return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return true;
+}
+
+/// Resident set size of this process in KiB (from /proc/self/status).
+inline long rss_kib() {
+    std::ifstream in("/proc/self/status");
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+    }
+    return -1;
+}
+
+}  // namespace coexec_test

@@ -1,0 +1,139 @@
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <iterator>
+#include <ranges>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include "coexec/inline_executor.hpp"
+#include "coexec/sync_wait.hpp"
+#include "coexec/thread_pool.hpp"
+#include "helpers.hpp"
+
+using namespace std::chrono_literals;
+
+TEST_CASE("map keeps input order by default", "[map]") {
+    coexec::thread_pool pool{{.max_workers = 2}};
+    std::vector<int> in(1000);
+    for (int i = 0; i < 1000; ++i)
+        in[i] = i;
+    std::vector<int> out;
+    for (int r : pool.map(
+             [](int x) {
+                 if (x % 7 == 0) std::this_thread::sleep_for(10us);
+                 return x * 2;
+             },
+             in)) {
+        out.push_back(r);
+    }
+    REQUIRE(out.size() == 1000);
+    for (int i = 0; i < 1000; ++i)
+        CHECK(out[i] == 2 * i);
+}
+
+TEST_CASE("unordered map yields every result once in completion order", "[map]") {
+    coexec::thread_pool pool{{.max_workers = 2}};
+    std::vector<int> in{50, 1, 1, 1};
+    auto results = pool.map(
+        [](int ms) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+            return ms;
+        },
+        in, {.chunksize = 1, .ordered = false});
+    auto out = results.to_vector();
+    REQUIRE(out.size() == 4);
+    CHECK(out.back() == 50);  // the slow one finishes last
+}
+
+TEST_CASE("map applies tuples as argument lists", "[map]") {
+    coexec::inline_executor ex;
+    std::vector<std::pair<int, int>> ranges{{0, 10}, {10, 20}};
+    auto sums = ex.map([](int a, int b) { return a + b; }, ranges).to_vector();
+    CHECK(sums == std::vector<int>{10, 30});
+}
+
+TEST_CASE("a failing element rethrows where it is reached and the rest are kept", "[map]") {
+    coexec::thread_pool pool{{.max_workers = 2}};
+    std::vector<int> in{1, 2, 3, 4, 5};
+    auto results = pool.map(
+        [](int x) {
+            if (x == 3) throw std::domain_error("three");
+            return x;
+        },
+        in, {.chunksize = 2});
+    CHECK(results.next_blocking() == 1);
+    CHECK(results.next_blocking() == 2);
+    CHECK_THROWS_AS(results.next_blocking(), std::domain_error);
+    CHECK(results.next_blocking() == 4);
+    CHECK(results.next_blocking() == 5);
+    CHECK_FALSE(results.next_blocking());
+}
+
+TEST_CASE("map with chunksize sends chunks as single tasks", "[map]") {
+    coexec::thread_pool pool{{.max_workers = 2}};
+    std::vector<int> in(100, 1);
+    auto total = pool.map([](int x) { return x; }, in, {.chunksize = 10}).to_vector();
+    CHECK(total.size() == 100);
+    CHECK(pool.stats().submitted == 10);
+}
+
+TEST_CASE("an endless input is consumed lazily with bounded look-ahead", "[map]") {
+    coexec::thread_pool pool{{.max_workers = 2}};
+    std::atomic<long> pulled{0};
+    auto endless = std::views::iota(0L) | std::views::transform([&](long i) {
+                       pulled.fetch_add(1);
+                       return i;
+                   });
+    auto results =
+        pool.map([](long x) { return x % 3; }, endless, {.chunksize = 4, .buffersize = 64});
+    long seen = 0, sum = 0;
+    long rss_before = coexec_test::rss_kib();
+    for (long r : results) {
+        sum += r;
+        if (++seen == 200'000) break;
+        CHECK(pulled.load() - seen <= 64 + 4);
+    }
+    long rss_after = coexec_test::rss_kib();
+    CHECK(seen == 200'000);
+    CHECK(sum == 199'999);
+    // Memory stays flat: 200k elements in flight would be megabytes of state.
+    CHECK(rss_after - rss_before < 8 * 1024);
+}
+
+TEST_CASE("map's timeout throws timeout_error", "[map]") {
+    coexec::thread_pool pool{{.max_workers = 1}};
+    std::vector<int> in{200, 200};
+    auto results = pool.map(
+        [](int ms) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+            return ms;
+        },
+        in, {.timeout = 20ms});
+    CHECK_THROWS_AS(results.next_blocking(), coexec::timeout_error);
+}
+
+TEST_CASE("map results can be collected inside a coroutine", "[map][task]") {
+    coexec::thread_pool pool{{.max_workers = 2}};
+    std::vector<int> in{1, 2, 3};
+    auto out = coexec::sync_wait([&]() -> coexec::task<std::vector<int>> {
+        auto results = pool.map([](int x) { return x + 1; }, in);
+        co_return co_await results.collect();
+    }());
+    CHECK(out == std::vector<int>{2, 3, 4});
+}
+
+TEST_CASE("progress callbacks report every element", "[map]") {
+    coexec::thread_pool pool{{.max_workers = 2}};
+    std::vector<int> in(20, 1);
+    std::vector<coexec::progress_info> seen;
+    auto out = pool.map([](int x) { return x; }, in,
+                        {.chunksize = 5,
+                         .progress = [&](const coexec::progress_info& p) { seen.push_back(p); }})
+                   .to_vector();
+    REQUIRE(!seen.empty());
+    CHECK(seen.back().done == 20);
+    CHECK(seen.back().total == 20);
+    CHECK(seen.back().input_exhausted);
+}

@@ -1,0 +1,228 @@
+#include <catch2/catch.hpp>
+
+#include <map>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include "coexec/as_completed.hpp"
+#include "coexec/promise.hpp"
+#include "coexec/sync_wait.hpp"
+#include "coexec/thread_pool.hpp"
+#include "coexec/wait.hpp"
+#include "coexec/when_all.hpp"
+#include "helpers.hpp"
+
+using namespace std::chrono_literals;
+using coexec::future;
+using coexec::promise;
+using coexec::return_when;
+
+namespace {
+std::vector<promise<int>> make_promises(int n) {
+    return std::vector<promise<int>>(static_cast<std::size_t>(n));
+}
+std::vector<future<int>> futures_of(std::vector<promise<int>>& ps) {
+    std::vector<future<int>> fs;
+    for (auto& p : ps)
+        fs.push_back(p.get_future());
+    return fs;
+}
+}  // namespace
+
+TEST_CASE("as_completed yields futures in completion order", "[as_completed]") {
+    auto ps = make_promises(3);
+    auto fs = futures_of(ps);
+    std::thread t([&] {
+        ps[2].set_value(2);
+        std::this_thread::sleep_for(10ms);
+        ps[0].set_value(0);
+        std::this_thread::sleep_for(10ms);
+        ps[1].set_value(1);
+    });
+    std::vector<int> order;
+    for (future<int> f : coexec::as_completed(fs))
+        order.push_back(f.get());
+    t.join();
+    CHECK(order == std::vector<int>{2, 0, 1});
+}
+
+TEST_CASE("as_completed yields a future given twice once, and finished ones first",
+          "[as_completed]") {
+    auto ps = make_promises(2);
+    auto fs = futures_of(ps);
+    ps[1].set_value(1);
+    fs.push_back(fs[0]);
+    auto stream = coexec::as_completed(fs);
+    CHECK(stream.remaining() == 2);
+    auto first = stream.next_blocking();
+    REQUIRE(first);
+    CHECK(first->get() == 1);
+    ps[0].set_value(0);
+    CHECK(stream.next_blocking()->get() == 0);
+    CHECK_FALSE(stream.next_blocking());
+}
+
+TEST_CASE("as_completed throws timeout_error when futures are left at the timeout",
+          "[as_completed]") {
+    auto ps = make_promises(2);
+    auto fs = futures_of(ps);
+    ps[0].set_value(0);
+    int seen = 0;
+    auto iterate = [&] {
+        for (future<int> f : coexec::as_completed(fs, 30ms))
+            seen += 1 + f.get();
+    };
+    CHECK_THROWS_AS(iterate(), coexec::timeout_error);
+    CHECK(seen == 1);
+}
+
+TEST_CASE("as_completed accepts a map keyed by futures and cancelled ones count as done",
+          "[as_completed]") {
+    auto ps = make_promises(2);
+    std::map<int, int> dummy;
+    std::unordered_map<future<int>, std::string> jobs;
+    jobs.emplace(ps[0].get_future(), "a");
+    jobs.emplace(ps[1].get_future(), "b");
+    ps[0].get_future().cancel();
+    ps[1].set_value(5);
+    int n = 0;
+    for (future<int> f : coexec::as_completed(jobs)) {
+        CHECK(f.done());
+        CHECK(jobs.count(f) == 1);
+        ++n;
+    }
+    CHECK(n == 2);
+}
+
+TEST_CASE("as_completed streams inside a coroutine", "[as_completed][task]") {
+    coexec::thread_pool pool{{.max_workers = 2}};
+    std::vector<future<int>> fs;
+    for (int i = 0; i < 50; ++i)
+        fs.push_back(pool.submit([i] { return i; }));
+    int sum = coexec::sync_wait([&]() -> coexec::task<int> {
+        auto stream = coexec::as_completed(fs);
+        int s = 0;
+        while (auto f = co_await stream.next())
+            s += f->get();
+        co_return s;
+    }());
+    CHECK(sum == 49 * 50 / 2);
+}
+
+TEST_CASE("wait first_completed returns as soon as one is done", "[wait]") {
+    auto ps = make_promises(3);
+    auto fs = futures_of(ps);
+    ps[1].set_value(1);
+    auto r = coexec::wait(fs, return_when::first_completed);
+    REQUIRE(r.done.size() == 1);
+    CHECK(r.done[0].get() == 1);
+    CHECK(r.not_done.size() == 2);
+}
+
+TEST_CASE("wait first_exception returns on a failure, not on a value", "[wait]") {
+    auto ps = make_promises(3);
+    auto fs = futures_of(ps);
+    ps[0].set_value(0);
+    std::thread t([&] {
+        std::this_thread::sleep_for(20ms);
+        ps[2].set_exception(std::make_exception_ptr(std::runtime_error("boom")));
+    });
+    auto r = coexec::wait(fs, return_when::first_exception);
+    t.join();
+    CHECK(r.done.size() == 2);
+    CHECK(r.not_done.size() == 1);
+}
+
+TEST_CASE("wait first_exception with no failure waits for all", "[wait]") {
+    auto ps = make_promises(2);
+    auto fs = futures_of(ps);
+    std::thread t([&] {
+        ps[0].set_value(0);
+        std::this_thread::sleep_for(10ms);
+        ps[1].set_value(1);
+    });
+    auto r = coexec::wait(fs, return_when::first_exception);
+    t.join();
+    CHECK(r.done.size() == 2);
+    CHECK(r.not_done.empty());
+}
+
+TEST_CASE("wait all_completed with a timeout returns the unfinished without throwing", "[wait]") {
+    auto ps = make_promises(3);
+    auto fs = futures_of(ps);
+    ps[0].set_value(0);
+    ps[1].get_future().cancel();
+    auto r = coexec::wait(fs, return_when::all_completed, 30ms);
+    CHECK(r.done.size() == 2);
+    REQUIRE(r.not_done.size() == 1);
+    CHECK(r.not_done[0] == fs[2]);
+}
+
+TEST_CASE("when_all gives a tuple of results from different executors", "[when_all]") {
+    coexec::thread_pool a{{.max_workers = 1}}, b{{.max_workers = 1}};
+    auto [x, y, z] = coexec::sync_wait(coexec::when_all(
+        a.submit([] { return 1; }), b.submit([] { return std::string("two"); }), a.submit([] {})));
+    CHECK(x == 1);
+    CHECK(y == "two");
+    (void)z;
+}
+
+TEST_CASE("when_all fails fast on the first exception", "[when_all]") {
+    auto ps = make_promises(3);
+    auto fs = futures_of(ps);
+    ps[1].set_exception(std::make_exception_ptr(std::out_of_range("first")));
+    // ps[0] and ps[2] never finish before when_all returns: it must not wait for them.
+    CHECK_THROWS_AS(coexec::sync_wait(coexec::when_all(fs)), std::out_of_range);
+    ps[0].set_value(0);
+    ps[2].set_value(2);
+}
+
+TEST_CASE("when_all of a vector gives the values in input order", "[when_all]") {
+    coexec::thread_pool pool{{.max_workers = 2}};
+    std::vector<future<int>> fs;
+    for (int i = 0; i < 100; ++i)
+        fs.push_back(pool.submit([i] { return i * i; }));
+    auto values = coexec::sync_wait(coexec::when_all(fs));
+    REQUIRE(values.size() == 100);
+    for (int i = 0; i < 100; ++i)
+        CHECK(values[i] == i * i);
+    std::vector<future<void>> voids{pool.submit([] {}), pool.submit([] {})};
+    coexec::sync_wait(coexec::when_all(voids));
+    std::vector<future<int>> none;
+    CHECK(coexec::sync_wait(coexec::when_all(none)).empty());
+}
+
+TEST_CASE("when_all_settled waits for every outcome without throwing", "[when_all]") {
+    auto ps = make_promises(3);
+    auto fs = futures_of(ps);
+    ps[0].set_exception(std::make_exception_ptr(std::runtime_error("x")));
+    ps[1].get_future().cancel();
+    std::thread t([&] {
+        std::this_thread::sleep_for(10ms);
+        ps[2].set_value(2);
+    });
+    auto settled = coexec::sync_wait(coexec::when_all_settled(fs));
+    t.join();
+    REQUIRE(settled.size() == 3);
+    for (auto& f : settled)
+        CHECK(f.done());
+    CHECK(settled[2].get() == 2);
+}
+
+TEST_CASE("when_any gives the index and future of the first to finish", "[when_any]") {
+    auto ps = make_promises(3);
+    auto fs = futures_of(ps);
+    std::thread t([&] {
+        std::this_thread::sleep_for(10ms);
+        ps[2].set_value(7);
+    });
+    auto [index, f] = coexec::sync_wait(coexec::when_any(fs));
+    t.join();
+    CHECK(index == 2);
+    CHECK(f.get() == 7);
+    ps[0].set_value(0);
+    ps[1].set_value(1);
+    std::vector<future<int>> none;
+    CHECK_THROWS_AS(coexec::sync_wait(coexec::when_any(none)), std::invalid_argument);
+}
