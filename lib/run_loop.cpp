@@ -6,25 +6,24 @@
 
 namespace coexec::detail {
 
+// Both notify under the lock: once the loop sees its last item or the finish
+// flag, sync_wait may return and destroy the loop, so nothing may touch it
+// after the lock is released.
 void run_loop::post(work_item* item) noexcept {
     item->next = nullptr;
-    {
-        std::lock_guard lock(m_mutex);
-        if (m_tail != nullptr) {
-            m_tail->next = item;
-        } else {
-            m_head = item;
-        }
-        m_tail = item;
+    std::lock_guard lock(m_mutex);
+    if (m_tail != nullptr) {
+        m_tail->next = item;
+    } else {
+        m_head = item;
     }
+    m_tail = item;
     m_cv.notify_one();
 }
 
 void run_loop::finish() noexcept {
-    {
-        std::lock_guard lock(m_mutex);
-        m_finished = true;
-    }
+    std::lock_guard lock(m_mutex);
+    m_finished = true;
     m_cv.notify_one();
 }
 

@@ -182,15 +182,24 @@ coexec::task<int> chain(int depth) {
 
 TEST_CASE("tasks are lazy and chain by symmetric transfer without growing the stack", "[task]") {
     bool started = false;
-    auto t = [&]() -> coexec::task<int> {
+    // The lambda object must outlive its coroutine (the frame refers to it).
+    auto body = [&]() -> coexec::task<int> {
         started = true;
         co_return 3;
-    }();
+    };
+    auto t = body();
     CHECK_FALSE(started);
     CHECK(coexec::sync_wait(std::move(t)) == 3);
     CHECK(started);
     // 100k nested awaits would overflow the stack without symmetric transfer.
-    CHECK(coexec::sync_wait(chain(100'000)) == 100'001);
+    // Sanitizer instrumentation disables the tail call it relies on, so those
+    // builds check the behaviour at a depth any stack holds.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    constexpr int depth = 1'000;
+#else
+    constexpr int depth = 100'000;
+#endif
+    CHECK(coexec::sync_wait(chain(depth)) == depth + 1);
 }
 
 TEST_CASE("a task's exception reaches its awaiter", "[task]") {

@@ -46,12 +46,10 @@ wait_result<R> wait_impl(std::vector<future<R>> futures, return_when when,
     for (auto& f : futures) {
         f.add_done_callback([t](const future<R>& done) {
             bool failed = !done.cancelled() && done.state()->load_status() == status::has_exception;
-            {
-                std::lock_guard lock(t->mutex);
-                ++t->finished;
-                t->failed = t->failed || failed;
-            }
-            t->cv.notify_all();
+            std::lock_guard lock(t->mutex);
+            ++t->finished;
+            t->failed = t->failed || failed;
+            t->cv.notify_all();  // under the lock: the waiter may return and drop the tally
         });
     }
     const std::size_t total = futures.size();

@@ -26,8 +26,8 @@ class completion_queue {
             m_items.push_back(std::move(item));
             waiter = std::exchange(m_waiter, nullptr);
             home = m_waiter_home;
+            m_cv.notify_one();
         }
-        m_cv.notify_one();
         if (waiter != nullptr) {
             if (home != nullptr && home != current_resumer()) {
                 home->post(waiter);

@@ -4,7 +4,6 @@
 #include <atomic>
 #include <coroutine>
 #include <cstddef>
-#include <memory>
 #include <vector>
 
 #include "coexec/detail/shared_state.hpp"
@@ -43,20 +42,27 @@ class multi_wait {
     static constexpr std::size_t npos = static_cast<std::size_t>(-1);
 
     multi_wait(std::vector<shared_state_base*> states, wait_mode mode)
-        : m_states(std::move(states)), m_block(std::make_shared<block>()) {
+        : m_states(std::move(states)), m_block(new block()) {
         m_block->mode = mode;
     }
+    multi_wait(const multi_wait&) = delete;
+    multi_wait& operator=(const multi_wait&) = delete;
+    ~multi_wait() { m_block->release(); }
 
     bool await_ready() const noexcept { return m_states.empty(); }
 
     bool await_suspend(std::coroutine_handle<> h) {
-        auto b = m_block;
+        block* b = m_block;
         b->item.handle = h;
         b->home = current_resumer();
         b->remaining.store(m_states.size(), std::memory_order_relaxed);
         for (std::size_t i = 0; i < m_states.size(); ++i) {
             shared_state_base* s = m_states[i];
-            notify_when_done(s, [b, i, s] { b->on_done(i, s); });
+            b->refs.fetch_add(1, std::memory_order_relaxed);
+            notify_when_done(s, [b, i, s] {
+                b->on_done(i, s);
+                b->release();
+            });
         }
         // Registration itself holds one of the two "gates"; whoever opens the
         // last gate resumes the coroutine. If that is us, don't suspend at all.
@@ -69,6 +75,7 @@ class multi_wait {
 
   private:
     struct block {
+        std::atomic<int> refs{1};  // the awaitable + one per pending callback
         wait_mode mode = wait_mode::all;
         std::atomic<std::size_t> remaining{0};
         std::atomic<bool> triggered{false};
@@ -96,6 +103,10 @@ class multi_wait {
             if (open_gate(false)) resume();
         }
 
+        void release() noexcept {
+            if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+        }
+
         /// True if this call opened the last gate.
         bool open_gate(bool /*from_registration*/ = false) noexcept {
             return gates.fetch_sub(1, std::memory_order_acq_rel) == 1;
@@ -111,7 +122,7 @@ class multi_wait {
     };
 
     std::vector<shared_state_base*> m_states;
-    std::shared_ptr<block> m_block;
+    block* m_block;
 };
 
 }  // namespace coexec::detail
