@@ -419,8 +419,12 @@ bool channel::prepare_sleep() noexcept {
     return true;
 }
 
-void channel::end_sleep() noexcept {
+void channel::end_sleep(bool drain) noexcept {
     in_ring().consumer_sleeping.store(0, std::memory_order_relaxed);
+    if (drain) drain_wake();
+}
+
+void channel::drain_wake() noexcept {
     std::uint64_t v;
     [[maybe_unused]] ssize_t r = ::read(wake_fd(), &v, sizeof v);
 }

@@ -123,8 +123,11 @@ class channel {
     /// Sleep protocol, consumer side: announces sleep; false (and the
     /// announcement withdrawn) if a message arrived meanwhile.
     bool prepare_sleep() noexcept;
-    /// Withdraws the announcement and drains the wake eventfd.
-    void end_sleep() noexcept;
+    /// Withdraws the announcement; with `drain`, also resets the wake eventfd
+    /// (a read syscall: the supervisor drains only the ones epoll reported).
+    void end_sleep(bool drain = true) noexcept;
+    /// Resets the wake eventfd.
+    void drain_wake() noexcept;
 
     /// The eventfd the peer signals when this side sleeps.
     int wake_fd() const noexcept {

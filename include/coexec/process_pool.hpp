@@ -1,0 +1,225 @@
+// coexec/process_pool.hpp — CPU-bound work in crash-isolated worker processes.
+//
+// Python's ProcessPoolExecutor with the same future API as thread_pool: a
+// task runs in a worker process, so a crash, abort or runaway allocation
+// fails that one task (worker_died) and the pool carries on.
+//
+// @par What can be sent
+// The callable must be a function pointer, a captureless lambda or a
+// serializable function object; arguments and results must satisfy
+// coexec::serializable. Anything else is rejected at compile time by
+// submit/map with a message that says why. Exceptions thrown by a task arrive
+// as the same standard type with the same what(); others as remote_error.
+// shared_buffer arguments and results cross by descriptor, never copied.
+//
+// @par How workers start (start_method)
+// - fork_server (default): workers are forked from a single-threaded "zygote"
+//   made while the program is still single-threaded — at the first pool's
+//   construction if the program has one thread then, or at an early call of
+//   process_pool::prepare(). If the program is already multithreaded and no
+//   zygote exists, the pool never forks from it: it falls back to `spawn`.
+// - fork: forked straight from this process (only for programs that have no
+//   other threads: a lock held by another thread at fork stays locked in the
+//   worker forever).
+// - spawn: re-executes /proc/self/exe; libcoexec catches the worker before
+//   main runs (a static initializer), so static objects of other translation
+//   units may not be constructed yet in the worker. Safe from any state.
+// The worker image is the program as it was when the zygote (fork_server) or
+// the worker (fork) was forked, or a fresh start (spawn): an `initializer`
+// sets up per-worker state. Workers die with the program, even on SIGKILL.
+//
+// @par Thread safety
+// All members may be called from any thread concurrently, except that the
+// destructor must not race with other calls.
+//
+// @par Shutdown
+// shutdown(wait = true) lets queued and running tasks finish, then stops the
+// workers; cancel_futures = true cancels the queued ones first. Submitting
+// afterwards throws executor_shutdown. The destructor is shutdown(wait = true).
+// terminate_workers() stops everything now: queued and running futures are
+// cancelled and the workers are sent SIGTERM, then SIGKILL after a grace period.
+//
+// @par Errors
+// A task whose worker dies fails with worker_died; past its deadline, with
+// deadline_exceeded; with on_worker_death = break_pool, a death fails every
+// pending future with broken_pool and later submits throw it. OS failures
+// while starting the pool throw std::system_error naming the call.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "coexec/detail/codec.hpp"
+#include "coexec/detail/process_task.hpp"
+#include "coexec/errors.hpp"
+#include "coexec/executor.hpp"
+#include "coexec/future.hpp"
+#include "coexec/results.hpp"
+#include "coexec/serializable.hpp"
+
+namespace coexec {
+
+/// What the pool does when a worker dies while running a task.
+enum class worker_death {
+    respawn,     ///< fail that task with worker_died, start a new worker
+    break_pool,  ///< fail every pending future with broken_pool (Python's behaviour)
+};
+
+/// How worker processes are started; see the header comment.
+enum class start_method { fork_server, fork, spawn };
+
+/// Options of a process_pool. Fields in API.md's order.
+struct process_pool_options {
+    /// Worker processes; 0 = the number of cores this process may run on.
+    std::size_t max_workers = 0;
+    /// Tasks a worker runs before it is replaced; 0 = unlimited.
+    std::size_t max_tasks_per_child = 0;
+    /// Runs once in every worker before its first task. A plain function
+    /// (it must exist in the worker image). If it throws, the pool breaks.
+    void (*initializer)() = nullptr;
+    /// A task running longer has its worker killed and fails with
+    /// deadline_exceeded; 0 = no limit.
+    std::chrono::nanoseconds task_timeout{0};
+    worker_death on_worker_death = worker_death::respawn;
+    start_method start = start_method::fork_server;
+};
+
+/// Per-task options for process_pool::submit_with.
+struct submit_options {
+    /// Overrides the pool's task_timeout for this task; 0 = the pool's.
+    std::chrono::nanoseconds timeout{0};
+};
+
+namespace detail {
+
+/// The non-template part of process_pool (lib/process_pool.cpp).
+class process_pool_core {
+  public:
+    explicit process_pool_core(const process_pool_options& options);
+    ~process_pool_core();
+    process_pool_core(const process_pool_core&) = delete;
+    process_pool_core& operator=(const process_pool_core&) = delete;
+
+    /// Queues `task` (the future is already made). Throws executor_shutdown
+    /// or broken_pool; the task's future is then left untouched by the pool
+    /// and completed by ~process_task.
+    void submit(std::unique_ptr<process_task> task);
+    void shutdown(bool wait, bool cancel_futures);
+    void terminate_workers();
+    executor_stats stats() const noexcept;
+    std::size_t max_workers() const noexcept;
+    static bool prepare();
+
+    struct impl;  ///< lib/process_pool.cpp (named here only so that file can refer to it)
+
+  private:
+    std::shared_ptr<impl> m_impl;
+};
+
+}  // namespace detail
+
+/// A pool of worker processes. See the header comment for the contract.
+class process_pool {
+  public:
+    /// Starts the pool with default options. Throws std::system_error.
+    process_pool() : process_pool(process_pool_options{}) {}
+    /// Starts the pool and its workers. Throws std::system_error if the OS
+    /// refuses (memfd, fork, ...).
+    explicit process_pool(process_pool_options options) : m_core(options) {}
+    /// shutdown(wait = true).
+    ~process_pool() = default;
+    process_pool(const process_pool&) = delete;
+    process_pool& operator=(const process_pool&) = delete;
+
+    /// Makes the fork server now, while the program is single-threaded; call
+    /// it early in main (before starting threads) if the first pool is made
+    /// later. Returns true if a fork server is running (false if the program
+    /// is already multithreaded: pools then use start_method::spawn).
+    static bool prepare() { return detail::process_pool_core::prepare(); }
+
+    /// Runs `f(args...)` in a worker. Encodes the call on this thread (throws
+    /// serialization_error or what a user serialize() throws), then queues it.
+    /// Throws executor_shutdown after shutdown(), broken_pool if broken.
+    template <class F, class... Args>
+    auto submit(F&& f, Args&&... args) -> future<detail::remote_result_t<F, Args...>> {
+        return submit_with(submit_options{}, std::forward<F>(f), std::forward<Args>(args)...);
+    }
+
+    /// As submit, with per-task options (a deadline).
+    template <class F, class... Args>
+    auto submit_with(submit_options options, F&& f, Args&&... args)
+        -> future<detail::remote_result_t<F, Args...>> {
+        detail::check_remote_callable<F, Args...>();
+        using R = detail::remote_result_t<F, Args...>;
+        auto* state = new detail::shared_state<R>();
+        future<R> result(state);
+        auto task = std::make_unique<detail::process_task>();
+        task->state = state;  // takes the creation reference
+        task->complete = &detail::complete_single<R>;
+        task->timeout = options.timeout;
+        if constexpr (detail::is_remote_callable_v<F, Args...>) {
+            detail::byte_writer w(task->message, &task->fds);
+            w.put_u64(detail::trampoline_address<
+                      &detail::remote_invoke<std::decay_t<F>, std::decay_t<Args>...>>());
+            detail::encode_call(w, f, args...);
+        }
+        m_core.submit(std::move(task));
+        return result;
+    }
+
+    /// Python's map / imap / imap_unordered: lazily applies `f` to each input,
+    /// one message per chunk of inputs (map_options::chunksize, automatic
+    /// by default). See results<R>. The pool must outlive the results.
+    template <class F, class Range>
+    auto map(F&& f, Range&& inputs, map_options options = {}) {
+        return detail::make_results(*this, std::forward<F>(f), std::forward<Range>(inputs),
+                                    std::move(options));
+    }
+
+    /// The map machinery's hook: one chunk of inputs as one task (one message).
+    template <class F, class Arg>
+    auto submit_chunk(const F& f, std::vector<Arg> chunk)
+        -> future<std::vector<detail::outcome<detail::chunk_result_t<F, Arg>>>> {
+        detail::check_remote_chunk_callable<F, Arg>();
+        using R = detail::chunk_result_t<F, Arg>;
+        using V = std::vector<detail::outcome<R>>;
+        auto* state = new detail::shared_state<V>();
+        future<V> result(state);
+        auto task = std::make_unique<detail::process_task>();
+        task->state = state;
+        task->complete = &detail::complete_chunk<R>;
+        task->count = chunk.size();
+        if constexpr (detail::is_remote_chunk_callable_v<std::decay_t<F>, Arg>) {
+            detail::byte_writer w(task->message, &task->fds);
+            w.put_u64(
+                detail::trampoline_address<&detail::remote_invoke_chunk<std::decay_t<F>, Arg>>());
+            detail::encode_chunk(w, f, chunk);
+        }
+        m_core.submit(std::move(task));
+        return result;
+    }
+
+    /// Stops accepting work; see the header comment. Thread-safe; a waiting
+    /// call blocks until every accepted task has finished and workers exited.
+    void shutdown(bool wait = true, bool cancel_futures = false) {
+        m_core.shutdown(wait, cancel_futures);
+    }
+
+    /// Stops now: cancels queued and running futures, sends the workers
+    /// SIGTERM, then SIGKILL after a short grace period; implies shutdown.
+    void terminate_workers() { m_core.terminate_workers(); }
+
+    std::size_t max_workers() const noexcept { return m_core.max_workers(); }
+    /// A snapshot of the counters (executor_stats); `respawns` counts workers
+    /// started to replace dead or recycled ones.
+    executor_stats stats() const noexcept { return m_core.stats(); }
+
+  private:
+    detail::process_pool_core m_core;
+};
+
+}  // namespace coexec
