@@ -1,0 +1,148 @@
+#include <catch2/catch.hpp>
+
+#include <asio.hpp>
+#include <asio/experimental/deferred.hpp>
+#include <atomic>
+#include <future>
+#include <stdexcept>
+#include <thread>
+
+#include "coexec/asio.hpp"
+#include "coexec/promise.hpp"
+#include "coexec/thread_pool.hpp"
+#include "helpers.hpp"
+
+using namespace std::chrono_literals;
+
+TEST_CASE("async_get resumes an asio::awaitable on its own io_context thread", "[asio]") {
+    asio::io_context io;
+    coexec::thread_pool pool{{.max_workers = 2}};
+    std::thread::id resumed_on, pool_thread;
+    int value = 0;
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+            auto f = pool.submit([&] {
+                pool_thread = std::this_thread::get_id();
+                std::this_thread::sleep_for(10ms);
+                return 21;
+            });
+            value = 2 * co_await coexec::async_get(f, asio::use_awaitable);
+            resumed_on = std::this_thread::get_id();
+        },
+        asio::detached);
+    io.run();  // must not return before the pool has computed (work is counted)
+    CHECK(value == 42);
+    CHECK(resumed_on == std::this_thread::get_id());
+    CHECK(pool_thread != resumed_on);
+}
+
+TEST_CASE("async_get rethrows the task's exception inside the awaitable", "[asio]") {
+    asio::io_context io;
+    coexec::thread_pool pool{{.max_workers = 1}};
+    bool caught = false;
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+            try {
+                co_await coexec::async_get(
+                    pool.submit([]() -> int { throw std::out_of_range("x"); }),
+                    asio::use_awaitable);
+            } catch (const std::out_of_range&) {
+                caught = true;
+            }
+        },
+        asio::detached);
+    io.run();
+    CHECK(caught);
+}
+
+TEST_CASE("async_get works with use_future, deferred and plain callbacks", "[asio]") {
+    asio::io_context io;
+    auto guard = asio::make_work_guard(io);
+    std::thread runner([&] { io.run(); });
+    coexec::thread_pool pool{{.max_workers = 1}};
+
+    std::future<int> sf = coexec::async_get(pool.submit([] { return 5; }), asio::use_future);
+    CHECK(sf.get() == 5);
+
+    std::promise<int> via_callback;
+    coexec::async_get(pool.submit([] { return 6; }),
+                      asio::bind_executor(io, [&](std::exception_ptr e, int v) {
+                          if (e) {
+                              via_callback.set_exception(e);
+                          } else {
+                              via_callback.set_value(v);
+                          }
+                      }));
+    CHECK(via_callback.get_future().get() == 6);
+
+    auto op = coexec::async_get(pool.submit([] {}),
+                                asio::experimental::deferred);  // Asio 1.22: still experimental
+    std::promise<bool> deferred_done;
+    std::move(op)([&](std::exception_ptr e) { deferred_done.set_value(e == nullptr); });
+    CHECK(deferred_done.get_future().get());
+
+    guard.reset();
+    runner.join();
+}
+
+TEST_CASE("async_get completes through a strand", "[asio]") {
+    asio::io_context io;
+    auto strand = asio::make_strand(io);
+    coexec::thread_pool pool{{.max_workers = 2}};
+    std::atomic<int> in_strand{0};
+    for (int i = 0; i < 20; ++i) {
+        coexec::async_get(pool.submit([i] { return i; }),
+                          asio::bind_executor(strand, [&, strand](std::exception_ptr, int) {
+                              if (strand.running_in_this_thread()) in_strand.fetch_add(1);
+                          }));
+    }
+    std::thread second([&] { io.run(); });
+    io.run();
+    second.join();
+    CHECK(in_strand.load() == 20);
+}
+
+TEST_CASE("cancelling the Asio operation cancels the queued future", "[asio]") {
+    asio::io_context io;
+    coexec::thread_pool pool{{.max_workers = 1}};
+    coexec_test::gate g;
+    auto blocker = pool.submit([&] { g.wait(); });
+    auto queued = pool.submit([] { return 1; });
+    asio::cancellation_signal signal;
+    std::exception_ptr error;
+    coexec::async_get(queued, asio::bind_cancellation_slot(
+                                  signal.slot(), [&](std::exception_ptr e, int) { error = e; }));
+    signal.emit(asio::cancellation_type::terminal);
+    g.open();
+    io.run();
+    CHECK(queued.cancelled());
+    REQUIRE(error);
+    CHECK_THROWS_AS(std::rethrow_exception(error), coexec::cancelled_error);
+    blocker.get();
+}
+
+TEST_CASE("asio_executor runs submitted work inside io_context::run", "[asio]") {
+    asio::io_context io;
+    coexec::asio_executor ex{io.get_executor()};
+    coexec::thread_pool pool{{.max_workers = 1}};
+    auto plain = ex.submit([](int x) { return std::pair{x + 1, std::this_thread::get_id()}; }, 1);
+    auto coro = ex.submit([&]() -> coexec::task<bool> {
+        auto before = std::this_thread::get_id();
+        int v = co_await pool.submit([] { return 3; });
+        co_return v == 3 &&
+            std::this_thread::get_id() == before;  // resumed on the io_context thread
+    });
+    CHECK_FALSE(plain.done());
+    std::thread runner([&] { io.run(); });
+    CHECK(plain.get().first == 2);
+    CHECK(plain.get().second == runner.get_id());
+    CHECK(coro.get());
+    ex.shutdown();
+    runner.join();
+    CHECK(ex.stats().completed == 2);
+    CHECK_THROWS_AS(ex.submit([] {}), coexec::executor_shutdown);
+}
+
+static_assert(coexec::executor<coexec::asio_executor<asio::io_context::executor_type>>);
