@@ -796,15 +796,16 @@ void process_pool_core::impl::finish_death(std::size_t i, worker_status st) {
             failed.push_back(std::move(t));
     }
     if (died_with) {
-        died_with->state->set_exception(died_error);
+        // Counted before completing: whoever sees the future done sees the counters too.
         m_failed.fetch_add(1, std::memory_order_relaxed);
+        died_with->state->set_exception(died_error);
     }
     const std::string reason = m_broken_reason;
     for (auto& t : failed) {
         if (!t->state->is_done()) {
+            m_failed.fetch_add(1, std::memory_order_relaxed);
             t->state->set_exception(std::make_exception_ptr(
                 broken_pool("process_pool: the pool is broken: " + reason)));
-            m_failed.fetch_add(1, std::memory_order_relaxed);
         }
     }
 }
@@ -861,11 +862,11 @@ void process_pool_core::impl::handle_message(std::size_t i, message& m) {
             }
             for (auto& t : failed) {
                 if (!t->state->is_done()) {
+                    m_failed.fetch_add(1, std::memory_order_relaxed);
                     t->state->set_exception(std::make_exception_ptr(broken_pool(
                         "process_pool: the pool is broken: the initializer failed in a worker "
                         "process: " +
                         what)));
-                    m_failed.fetch_add(1, std::memory_order_relaxed);
                 }
             }
             return;
@@ -887,13 +888,12 @@ void process_pool_core::impl::handle_message(std::size_t i, message& m) {
                 }
                 dispatch_locked(dropped);
             }
+            // Counted before completing, so that whoever sees the future done
+            // sees the counters too. The first byte is the codec's status (0: value).
+            const bool value = !m.bytes.empty() && m.bytes[0] == std::byte{0};
+            (value ? m_completed : m_failed).fetch_add(1, std::memory_order_relaxed);
             byte_reader r(m.bytes, m.fds);
             t->complete(t->state, r, t->count);
-            if (t->state->load_status() == status::has_value) {
-                m_completed.fetch_add(1, std::memory_order_relaxed);
-            } else {
-                m_failed.fetch_add(1, std::memory_order_relaxed);
-            }
             return;
         }
         default:
@@ -928,9 +928,9 @@ bool process_pool_core::impl::check_timers(clock::time_point now) {
         }
     }
     for (auto& t : expired) {
+        m_failed.fetch_add(1, std::memory_order_relaxed);
         t->state->set_exception(std::make_exception_ptr(deadline_exceeded(
             "process_pool: the task ran past its deadline; its worker process was killed")));
-        m_failed.fetch_add(1, std::memory_order_relaxed);
     }
     return any;
 }

@@ -1,0 +1,40 @@
+// Helper for the "parent SIGKILLed" fault test: makes a process_pool, prints
+// its worker pids (one per line, then "ready"), and waits to be killed.
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "coexec/process_pool.hpp"
+
+namespace {
+int pid_after_ms(int ms) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+    return static_cast<int>(::getpid());
+}
+int sleep_forever() {
+    for (;;)
+        std::this_thread::sleep_for(std::chrono::seconds(1));
+}
+}  // namespace
+
+int main() {
+    coexec::process_pool pool{{.max_workers = 3}};
+    // One slow task per worker at once: each lands on a different worker.
+    std::vector<coexec::future<int>> fs;
+    for (int i = 0; i < 3; ++i)
+        fs.push_back(pool.submit(pid_after_ms, 200));
+    std::set<int> pids;
+    for (auto& f : fs)
+        pids.insert(f.get());
+    for (int pid : pids)
+        std::printf("%d\n", pid);
+    std::printf("ready\n");
+    std::fflush(stdout);
+    auto busy = pool.submit(sleep_forever);  // a worker mid-task when we are killed
+    for (;;)
+        std::this_thread::sleep_for(std::chrono::seconds(1));
+}
