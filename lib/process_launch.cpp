@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
@@ -97,6 +98,20 @@ channel_fds fixed_channel_fds() noexcept {
 // The worker loop
 // ---------------------------------------------------------------------------
 
+// Spins (pause, then yield: see the supervisor's loop) until a message is
+// waiting or the budget is spent.
+bool spin_yield_until(const channel& ch, std::chrono::microseconds budget) {
+    const auto deadline = std::chrono::steady_clock::now() + budget;
+    for (;;) {
+        for (int i = 0; i < 64; ++i) {
+            if (ch.readable()) return true;
+            cpu_relax();
+        }
+        if (std::chrono::steady_clock::now() >= deadline) return ch.readable();
+        ::sched_yield();
+    }
+}
+
 void encode_failure(std::vector<std::byte>& out, std::vector<int>& out_fds) {
     close_fds(out_fds);
     out_fds.clear();
@@ -114,7 +129,7 @@ int worker_loop(const channel_fds& fds) {
     message m;
     for (;;) {
         if (!ch.try_receive(m)) {
-            if (spin_until([&] { return ch.readable(); }, worker_spin)) continue;
+            if (spin_yield_until(ch, worker_spin)) continue;
             if (!ch.prepare_sleep()) continue;
             pollfd p[2] = {{ch.wake_fd(), POLLIN, 0}, {ch.socket_fd(), POLLRDHUP, 0}};
             const int r = ::poll(p, 2, -1);

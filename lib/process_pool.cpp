@@ -607,8 +607,12 @@ void process_pool_core::impl::run(std::promise<void>& started) {
             continue;
         }
         if (clock::now() - last_activity < supervisor_spin) {
+            // Yield rather than only pause: on a machine with fewer cores
+            // than spinning parties (caller, supervisor, worker), the one
+            // with real work to do must get the CPU.
             for (int k = 0; k < 32; ++k)
                 cpu_relax();
+            ::sched_yield();
             continue;
         }
         // Announce sleep on every live channel, then re-check (see process_channel.hpp).
