@@ -133,12 +133,17 @@ void thread_pool_core::post(work_item* item) noexcept {
         item->run(item);  // nobody is left to run it: do it here rather than lose it
         return;
     }
-    if (on_worker_thread()) {
+    if (on_worker_thread() && t_worker->lock.try_lock()) {
         worker& self = *t_worker;
-        self.lock.lock();
         self.queue.push_back(item);
         self.lock.unlock();
     } else {
+        // From outside, or a thief holds our queue's lock: the shared inbox.
+        // Waiting for the thief instead makes a worker that produces many
+        // items (a fan-out) fight an idle thief for its lock once per item,
+        // each steal taking one; the inbox is drained in batches. Measured
+        // (100k-child fan-out, 2 workers, median of 15): 1.8-3.2 became
+        // 7.0-7.4 M children/s.
         push_inbox(m_shared->inbox, item);
     }
     // Pairs with the fence in worker_main: either the sleeper sees the item,

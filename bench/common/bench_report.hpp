@@ -57,6 +57,14 @@ inline latency_summary summarize_ns(std::vector<double>& ns) {
     return s;
 }
 
+/// The median of a few repetitions (the vector is sorted in place).
+inline double median(std::vector<double>& v) {
+    if (v.empty()) return 0;
+    std::sort(v.begin(), v.end());
+    std::size_t m = v.size() / 2;
+    return v.size() % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+}
+
 enum class better { higher, lower };
 
 /// One comparison row: coexec against one peer, measured in this run.
