@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "coexec/shared_buffer.hpp"
+#include "coexec/thread_pool.hpp"  // both in one translation unit must compile
 
 using namespace std::chrono_literals;
 using coexec::process_pool;
@@ -298,4 +299,19 @@ TEST_CASE("a pool made from a multithreaded program without a fork server falls 
     }
     stop = true;
     t.join();
+}
+
+namespace {
+long span_sum(long a, long b) {
+    return a + b;
+}
+}  // namespace
+
+TEST_CASE("map over pairs applies each pair as two arguments like the thread_pool does",
+          "[process_pool][map]") {
+    std::vector<std::pair<long, long>> in{{1, 2}, {3, 4}, {5, 6}};
+    process_pool procs{{.max_workers = 2}};
+    coexec::thread_pool threads{{.max_workers = 2}};
+    REQUIRE(procs.map(&span_sum, in, {.chunksize = 1}).to_vector() == std::vector<long>{3, 7, 11});
+    REQUIRE(threads.map(&span_sum, in).to_vector() == std::vector<long>{3, 7, 11});
 }

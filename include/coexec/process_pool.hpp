@@ -49,6 +49,7 @@
 #include <chrono>
 #include <cstddef>
 #include <memory>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -181,6 +182,16 @@ class process_pool {
     }
 
     /// The map machinery's hook: one chunk of inputs as one task (one message).
+    /// A std::pair input is applied as two arguments, like a std::tuple.
+    template <class F, class A, class B>
+    auto submit_chunk(const F& f, std::vector<std::pair<A, B>> chunk) {
+        std::vector<std::tuple<A, B>> tuples;
+        tuples.reserve(chunk.size());
+        for (auto& p : chunk)
+            tuples.emplace_back(std::move(p.first), std::move(p.second));
+        return submit_chunk(f, std::move(tuples));
+    }
+
     template <class F, class Arg>
     auto submit_chunk(const F& f, std::vector<Arg> chunk)
         -> future<std::vector<detail::outcome<detail::chunk_result_t<F, Arg>>>> {

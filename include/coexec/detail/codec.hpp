@@ -559,17 +559,17 @@ inline constexpr bool is_sendable_callable_v =
 // Callables whose first parameter is std::stop_token get a default one: a
 // process task is cancelled by killing its worker, not cooperatively.
 template <class F, class... Args>
-inline constexpr bool takes_stop_token_v = std::is_invocable_v<F&, std::stop_token, Args...>;
+inline constexpr bool remote_takes_stop_token_v = std::is_invocable_v<F&, std::stop_token, Args...>;
 
 template <class F, class... Args>
 struct remote_call_traits {
     static constexpr bool invocable =
-        takes_stop_token_v<F, Args...> || std::is_invocable_v<F&, Args...>;
+        remote_takes_stop_token_v<F, Args...> || std::is_invocable_v<F&, Args...>;
 };
 
 template <class F, class... Args>
 decltype(auto) invoke_remote(F& f, Args&&... args) {
-    if constexpr (takes_stop_token_v<F, Args...>) {
+    if constexpr (remote_takes_stop_token_v<F, Args...>) {
         return std::invoke(f, std::stop_token{}, std::forward<Args>(args)...);
     } else {
         return std::invoke(f, std::forward<Args>(args)...);
