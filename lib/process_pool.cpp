@@ -264,7 +264,6 @@ void process_pool_core::impl::start() {
     // The thread keeps the impl alive, so a pool destroyed from one of its own
     // done-callbacks (on this thread) does not pull the state from under it.
     m_thread = std::thread([self = shared_from_this(), &started] { self->run(started); });
-    m_thread_id = m_thread.get_id();
     try {
         ready.get();
     } catch (...) {
@@ -547,6 +546,8 @@ executor_stats process_pool_core::impl::stats() const noexcept {
 // ---------------------------------------------------------------------------
 
 void process_pool_core::impl::run(std::promise<void>& started) {
+    // Written here, read by others only after `started` is set (which orders it).
+    m_thread_id = std::this_thread::get_id();
     try {
         std::lock_guard lock(m_mutex);
         for (std::size_t i = 0; i < m_slots.size(); ++i)
