@@ -1,4 +1,5 @@
 #include <pthread.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <deque>
@@ -8,6 +9,7 @@
 
 #include "coexec/detail/thread_pool_core.hpp"
 #include "coexec/errors.hpp"
+#include "io_reactor.hpp"
 #include "spin.hpp"
 
 namespace coexec::detail {
@@ -46,9 +48,19 @@ struct thread_pool_core::worker {
     std::size_t index = 0;
     alignas(64) spinlock lock;
     std::deque<work_item*> queue;  // owner pops the front, thieves take from the back
-    alignas(64) std::atomic<std::uint32_t> wake{0};  // futex word: 1 = notified
+    alignas(64) std::atomic<std::uint32_t> wake{0};  // 1 = notified since it last slept
     std::atomic<bool> sleeping{false};
+    // Set before the worker first sleeps: it sleeps in its reactor (woken by
+    // writing `wake_fd`) rather than on the `wake` futex word.
+    std::atomic<bool> sleeps_in_reactor{false};
+    int wake_fd = -1;                     // eventfd the reactor watches; made with the worker
+    std::unique_ptr<io_reactor> reactor;  // owner thread only
+    unsigned runs_since_poll = 0;
     std::thread thread;
+
+    ~worker() {
+        if (wake_fd >= 0) ::close(wake_fd);
+    }
 };
 
 struct thread_pool_core::shared {
@@ -97,6 +109,7 @@ thread_pool_core::thread_pool_core(thread_pool_options options)
         auto w = std::make_unique<worker>();
         w->pool = this;
         w->index = i;
+        w->wake_fd = io_make_wake_fd();
         m_shared->workers.push_back(std::move(w));
     }
     // Start threads only once every worker slot exists: thieves scan them all.
@@ -159,16 +172,23 @@ void thread_pool_core::wake_one() noexcept {
         worker& w = *workers[(start + k) % workers.size()];
         if (w.sleeping.load(std::memory_order_seq_cst) &&
             w.wake.exchange(1, std::memory_order_acq_rel) == 0) {
-            w.wake.notify_one();
+            // Seeing `sleeping` (seq_cst) we also see how it sleeps.
+            if (w.sleeps_in_reactor.load(std::memory_order_relaxed)) {
+                io_wake(w.wake_fd);
+            } else {
+                w.wake.notify_one();
+            }
             return;
         }
     }
 }
 
 void thread_pool_core::wake_all() noexcept {
+    // Rare (shutdown): both doors, whichever way each worker sleeps.
     for (auto& w : m_shared->workers) {
         w->wake.store(1, std::memory_order_release);
         w->wake.notify_one();
+        io_wake(w->wake_fd);
     }
 }
 
@@ -243,12 +263,35 @@ void thread_pool_core::worker_main(std::size_t index) noexcept {
         }
     }
 
+    // The I/O reactor (io_uring ring or epoll set) is made here, on the
+    // worker's own thread: the ring is this thread's alone and is never
+    // inherited (see lib/uring_reactor.cpp). Without one (both backends
+    // refused, fd limits) the worker still runs work and sleeps on its
+    // futex word; io awaitables then report that no reactor runs them.
+    try {
+        self.reactor = io_reactor::create(self.wake_fd, this, m_stop.get_token());
+        self.sleeps_in_reactor.store(true, std::memory_order_relaxed);
+    } catch (const std::exception&) {
+        self.reactor.reset();
+    }
+    io_reactor* const reactor = self.reactor.get();
+
     for (;;) {
         work_item* item = find_work(self);
+        if (item == nullptr && reactor != nullptr && reactor->has_work()) {
+            // Out of queued work: collect finished I/O (no syscall for
+            // io_uring when nothing is pending) and resume it here.
+            reactor->poll();
+            if (reactor->run_ready() != 0) continue;
+        }
         if (item == nullptr) {
             // Spin briefly: a hand-off to a spinning worker costs a few µs, to a
-            // sleeping one tens of µs.
-            spin_until([&] { return (item = find_work(self)) != nullptr || may_exit(); });
+            // sleeping one tens of µs. Finished io_uring ops end the spin too.
+            spin_until([&] {
+                return (item = find_work(self)) != nullptr || may_exit() ||
+                       (reactor != nullptr && reactor->ready_hint());
+            });
+            if (item == nullptr && reactor != nullptr && reactor->ready_hint()) continue;
         }
         if (item == nullptr) {
             self.wake.store(0, std::memory_order_relaxed);
@@ -258,16 +301,31 @@ void thread_pool_core::worker_main(std::size_t index) noexcept {
             item = find_work(self);
             if (item == nullptr) {
                 if (may_exit()) {
-                    self.sleeping.store(false, std::memory_order_relaxed);
-                    m_shared->idle.fetch_sub(1, std::memory_order_relaxed);
-                    // Another worker may be waiting for our queue to drain; it is empty.
-                    break;
+                    if (reactor == nullptr || reactor->outstanding() == 0) {
+                        self.sleeping.store(false, std::memory_order_relaxed);
+                        m_shared->idle.fetch_sub(1, std::memory_order_relaxed);
+                        // Another worker may be waiting for our queue to drain; it is empty.
+                        break;
+                    }
+                    // I/O of coroutines that are not pool jobs (they hopped here
+                    // with schedule()) is still in flight: cancel it, let it
+                    // finish with ECANCELED, then exit.
+                    reactor->close();
                 }
-                self.wake.wait(0, std::memory_order_acquire);
+                // One wait covers both new work (the wake eventfd, written by
+                // wake_one/wake_all after they see `sleeping`) and finished I/O.
+                if (reactor != nullptr) {
+                    reactor->wait();
+                } else {
+                    self.wake.wait(0, std::memory_order_acquire);
+                }
             }
             self.sleeping.store(false, std::memory_order_relaxed);
             m_shared->idle.fetch_sub(1, std::memory_order_relaxed);
-            if (item == nullptr) continue;
+            if (item == nullptr) {
+                if (reactor != nullptr) reactor->run_ready();
+                continue;
+            }
         }
         if (item->discard != nullptr && m_broken.load(std::memory_order_relaxed)) {
             item->discard(item,
@@ -276,7 +334,17 @@ void thread_pool_core::worker_main(std::size_t index) noexcept {
             continue;
         }
         item->run(item);
+        // A busy worker still reaps its I/O now and then, so completions are
+        // not starved by a long stream of queued work (and submissions batch).
+        if (reactor != nullptr && ++self.runs_since_poll >= 32) {
+            self.runs_since_poll = 0;
+            if (reactor->has_work()) {
+                reactor->poll();
+                reactor->run_ready();
+            }
+        }
     }
+    self.reactor.reset();
     m_alive.fetch_sub(1, std::memory_order_acq_rel);
     exchange_current_resumer(nullptr);
     t_worker = nullptr;

@@ -8,6 +8,7 @@
 #include "coexec/executor.hpp"
 #include "coexec/future.hpp"
 #include "coexec/inline_executor.hpp"
+#include "coexec/io.hpp"
 #include "coexec/promise.hpp"
 #include "coexec/results.hpp"
 #include "coexec/sync_wait.hpp"

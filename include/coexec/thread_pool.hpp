@@ -30,6 +30,7 @@
 #include <utility>
 
 #include "coexec/detail/invoke.hpp"
+#include "coexec/detail/io_op.hpp"
 #include "coexec/detail/thread_pool_core.hpp"
 #include "coexec/executor.hpp"
 #include "coexec/future.hpp"
@@ -48,7 +49,9 @@ class pool_job final : public shared_state<R>, public work_item {
         : m_core(core), m_fn(std::forward<FF>(f)), m_args(std::forward<AA>(args)...) {
         this->run = &pool_job::run_job;
         this->discard = &pool_job::discard_job;
-        if constexpr (takes_stop_token_v<F&, Args&...>) this->enable_stop();
+        // Coroutine jobs always get a token: future::cancel() signals it and
+        // the coexec::io awaitables they start use it (API.md §1, §6).
+        if constexpr (takes_stop_token_v<F&, Args&...> || is_task_v<call_type>) this->enable_stop();
     }
 
   private:
@@ -76,7 +79,12 @@ class pool_job final : public shared_state<R>, public work_item {
             return;
         }
         if constexpr (is_task_v<call_type>) {
-            job->start_coroutine();
+            // While the job's frames run here, io awaitables find its stop
+            // token through this thread-local (the reactor and schedule()
+            // carry it across the resumptions they perform).
+            shared_state_base* previous = exchange_current_io_job(job);
+            job->start_coroutine();  // may finish and free the job: do not touch it after
+            exchange_current_io_job(previous);
         } else {
             std::optional<std::stop_callback<stop_forwarder>> link;
             if constexpr (takes_stop_token_v<F&, Args&...>)
@@ -179,16 +187,26 @@ class thread_pool {
     }
 
     /// Awaitable that moves the awaiting coroutine onto a worker. The awaiter
-    /// is the queue node: scheduling allocates nothing.
+    /// is the queue node: scheduling allocates nothing. A coroutine job keeps
+    /// its stop token for io awaitables across the hop.
     auto schedule() noexcept {
         struct awaiter : detail::resume_item {
             detail::thread_pool_core* core;
+            detail::shared_state_base* job = nullptr;
             bool await_ready() const noexcept { return false; }
             void await_suspend(std::coroutine_handle<> h) noexcept {
                 handle = h;
+                job = detail::current_io_job();
+                run = &awaiter::resume_with_job;
                 core->post(this);
             }
             void await_resume() const noexcept {}
+            static void resume_with_job(detail::work_item* w) noexcept {
+                auto* self = static_cast<awaiter*>(w);
+                auto previous = detail::exchange_current_io_job(self->job);
+                self->handle.resume();  // may free *self
+                detail::exchange_current_io_job(previous);
+            }
         };
         awaiter a;
         a.core = m_core.get();

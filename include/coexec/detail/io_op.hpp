@@ -1,0 +1,160 @@
+// detail/io_op.hpp — one I/O operation as the reactor sees it.
+//
+// Every coexec::io awaitable embeds an io_op. The awaitable fills in the
+// opcode and its arguments, then hands the op to the reactor of the worker
+// it runs on (io_start, in lib/). The backend (io_uring or epoll, lib/) turns
+// the op into a submission, and when the operation finishes it stores the
+// result (a byte count / fd, or -errno) and resumes the coroutine on that
+// same worker. No kernel type appears here: the backends keep their private
+// data in the `backend_*` fields and `scratch`.
+#pragma once
+
+#include <atomic>
+#include <coroutine>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <stop_token>
+
+namespace coexec::detail {
+
+class io_reactor;         // lib/io_reactor.hpp
+class shared_state_base;  // detail/shared_state.hpp
+
+enum class io_opcode : std::uint8_t {
+    sleep,    // offset = absolute CLOCK_MONOTONIC deadline in ns
+    read,     // fd, buf, len, offset (-1: current position)
+    write,    // fd, buf, len, offset (-1: current position)
+    recv,     // fd, buf, len, flags
+    send,     // fd, buf, len, flags
+    accept,   // fd → new fd
+    connect,  // fd, addr (in scratch), addrlen
+    close,    // fd
+    open,     // path (buf), flags, mode → new fd
+};
+
+struct io_op;
+
+/// The stop callback of an op: asks the op's reactor to cancel it. Runs on
+/// whichever thread requests the stop; only queues the request.
+struct io_cancel_fn {
+    io_op* op;
+    void operator()() const noexcept;
+};
+
+struct io_op {
+    io_op() noexcept = default;
+    io_op(const io_op&) = delete;
+    io_op& operator=(const io_op&) = delete;
+
+    /// Copies what the awaitable filled in (not the reactor's state).
+    void copy_parameters(const io_op& o) noexcept {
+        opcode = o.opcode;
+        name = o.name;
+        fd = o.fd;
+        flags = o.flags;
+        mode = o.mode;
+        addrlen = o.addrlen;
+        buf = o.buf;
+        len = o.len;
+        offset = o.offset;
+        token = o.token;
+        explicit_token = o.explicit_token;
+        for (std::size_t i = 0; i < sizeof scratch; ++i)
+            scratch[i] = o.scratch[i];
+    }
+
+    // ---- filled in by the awaitable ----
+    io_opcode opcode = io_opcode::sleep;
+    const char* name = "";  // "io::read": the operation named in errors
+    int fd = -1;
+    int flags = 0;
+    unsigned mode = 0;
+    std::uint32_t addrlen = 0;
+    void* buf = nullptr;
+    std::size_t len = 0;
+    std::int64_t offset = -1;
+    /// The token that cancels this op (explicit, or the running job's).
+    std::stop_token token;
+    /// True when `token` was given explicitly (else the job's is used).
+    bool explicit_token = false;
+
+    // ---- outcome ----
+    /// Bytes transferred / new fd / 0, or -errno (-ECANCELED when cancelled).
+    std::int64_t result = 0;
+    std::coroutine_handle<> handle;
+
+    // ---- owned by the reactor (lib/) ----
+    io_reactor* reactor = nullptr;
+    shared_state_base* job = nullptr;  // the job whose frames were running at start
+    std::optional<std::stop_callback<io_cancel_fn>> stop_link;
+    std::atomic<bool> cancel_queued{false};
+    io_op* cancel_next = nullptr;  // the reactor's cross-thread cancel stack
+    io_op* next = nullptr;         // ready list / per-fd wait queue
+    io_op* list_prev = nullptr;    // the reactor's in-flight list
+    io_op* list_next = nullptr;
+    std::uint64_t backend_index = 0;  // epoll: heap slot of a timer
+    bool in_flight = false;           // started and not yet completed
+    /// Backend scratch: a __kernel_timespec for io_uring timeouts; the
+    /// address for connect (sized and aligned for sockaddr_storage).
+    alignas(16) std::byte scratch[128];
+};
+
+/// Throws coexec::error naming `name` unless the calling thread is a
+/// thread_pool worker running its own work (the only place with a reactor).
+void io_check_context(const char* name);
+
+/// Starts `op` on the calling worker's reactor. Returns true if the op is
+/// pending (the coroutine will be resumed by the reactor, on this thread),
+/// false if it finished at once (op.result holds the outcome).
+bool io_start(io_op& op) noexcept;
+
+/// Throws std::system_error(-op.result, op.name).
+[[noreturn]] void io_throw(const io_op& op);
+
+/// The job (submitted coroutine) whose frames run on this thread now, or
+/// null: io awaitables without an explicit token use its stop token. Set by
+/// thread_pool's job runner while it starts a coroutine job and restored by
+/// the reactor and `schedule()` around the resumptions they perform.
+shared_state_base* current_io_job() noexcept;
+shared_state_base* exchange_current_io_job(shared_state_base* job) noexcept;
+
+/// The common awaiter of every io operation: checks the context, starts the
+/// op, and leaves the interpretation of the result to the derived class.
+class io_awaitable_base {
+  public:
+    /// Moving is allowed until the awaitable is awaited (it moves the
+    /// operation's parameters; a started op never moves: it sits in the
+    /// awaiting coroutine's frame until it completes).
+    io_awaitable_base(io_awaitable_base&& o) noexcept { m_op.copy_parameters(o.m_op); }
+    io_awaitable_base& operator=(io_awaitable_base&&) = delete;
+
+    bool await_ready() const {
+        io_check_context(m_op.name);  // throws before suspending: nothing to undo
+        return false;
+    }
+    bool await_suspend(std::coroutine_handle<> h) noexcept {
+        m_op.handle = h;
+        return io_start(m_op);
+    }
+
+  protected:
+    io_awaitable_base(io_opcode code, const char* name) noexcept {
+        m_op.opcode = code;
+        m_op.name = name;
+    }
+    io_awaitable_base(io_opcode code, const char* name, std::stop_token token) noexcept
+        : io_awaitable_base(code, name) {
+        m_op.token = std::move(token);
+        m_op.explicit_token = true;
+    }
+    /// The raw result; throws std::system_error if it is an error.
+    std::int64_t checked_result() const {
+        if (m_op.result < 0) io_throw(m_op);
+        return m_op.result;
+    }
+
+    io_op m_op;
+};
+
+}  // namespace coexec::detail
