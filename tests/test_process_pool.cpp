@@ -15,6 +15,7 @@
 
 #include "coexec/shared_buffer.hpp"
 #include "coexec/thread_pool.hpp"  // both in one translation unit must compile
+#include "helpers/tsan_suppressions.hpp"
 
 using namespace std::chrono_literals;
 using coexec::process_pool;

@@ -27,6 +27,7 @@
 
 #include "coexec/process_pool.hpp"
 #include "coexec/shared_buffer.hpp"
+#include "helpers/tsan_suppressions.hpp"
 
 using namespace std::chrono_literals;
 using coexec::process_pool;
