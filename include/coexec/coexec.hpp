@@ -9,6 +9,7 @@
 #include "coexec/future.hpp"
 #include "coexec/inline_executor.hpp"
 #include "coexec/io.hpp"
+#include "coexec/process_pool.hpp"
 #include "coexec/promise.hpp"
 #include "coexec/results.hpp"
 #include "coexec/sync_wait.hpp"
