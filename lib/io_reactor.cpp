@@ -106,8 +106,13 @@ void io_reactor::link_pool_stop(std::stop_token pool_stop) {
 
 bool io_reactor::start(io_op& op) noexcept {
     op.job = t_io_job;
-    if (!op.explicit_token && op.job != nullptr) op.token = op.job->stop_token();
-    if (m_closing || op.token.stop_requested()) {
+    // close is never cancelled: cleanup after a cancellation must not leak the fd.
+    if (op.opcode == io_opcode::close) {
+        op.token = {};
+    } else if (!op.explicit_token && op.job != nullptr) {
+        op.token = op.job->stop_token();
+    }
+    if (op.opcode != io_opcode::close && (m_closing || op.token.stop_requested())) {
         op.result = -ECANCELED;
         return false;
     }

@@ -57,6 +57,7 @@ class uring_reactor final : public io_reactor {
         int r = init_ring(m_ring, ring_entries);
         if (r < 0) throw std::system_error(-r, std::system_category(), "io_uring_queue_init");
         io_uring_ring_dontfork(&m_ring);  // best effort: see the file comment
+        m_wake_armed = false;
         arm_wake();
     }
     ~uring_reactor() override { io_uring_queue_exit(&m_ring); }
@@ -113,6 +114,7 @@ class uring_reactor final : public io_reactor {
     }
 
     void backend_reap(bool block) noexcept override {
+        arm_wake();
         if (block) {
             // One syscall submits what is queued and sleeps until a CQE
             // (an op, or the wake poll) is there. EINTR: back to the loop.
@@ -120,18 +122,10 @@ class uring_reactor final : public io_reactor {
         } else if (io_uring_sq_ready(&m_ring) != 0) {
             io_uring_submit(&m_ring);
         }
-        io_uring_cqe* cqes[reap_batch];
-        for (;;) {
-            // Also flushes overflowed CQEs and pending task work (TASKRUN_FLAG).
-            unsigned n = io_uring_peek_batch_cqe(&m_ring, cqes, reap_batch);
-            if (n == 0) break;
-            for (unsigned i = 0; i < n; ++i)
-                handle(*cqes[i]);
-            io_uring_cq_advance(&m_ring, n);
-            if (n < reap_batch) break;
-        }
-        // Re-armed wake polls and the like go out with the next reap or
-        // submit_and_wait; nothing else is waiting for them.
+        drain_cq();
+        // The wake poll, re-armed if it fired, goes out with the next
+        // submission (at the latest the submit_and_wait before sleeping).
+        arm_wake();
     }
 
     bool backend_ready_hint() const noexcept override {
@@ -150,12 +144,33 @@ class uring_reactor final : public io_reactor {
 
     io_uring_sqe* get_sqe() noexcept {
         io_uring_sqe* sqe;
-        while ((sqe = io_uring_get_sqe(&m_ring)) == nullptr)
-            io_uring_submit(&m_ring);  // SQ full: hand the batch to the kernel
+        while ((sqe = io_uring_get_sqe(&m_ring)) == nullptr) {
+            // SQ full: hand the batch to the kernel. Should it refuse
+            // (-EBUSY: completions overflowed on kernels that insist), move
+            // completions to the ready list first (nothing is resumed here).
+            int r = io_uring_submit(&m_ring);
+            if (r < 0 && r != -EINTR) drain_cq();
+        }
         return sqe;
     }
 
+    /// Moves every available CQE to the ready list (complete() resumes nothing).
+    void drain_cq() noexcept {
+        io_uring_cqe* cqes[reap_batch];
+        for (;;) {
+            // Also flushes overflowed CQEs and pending task work (TASKRUN_FLAG).
+            unsigned n = io_uring_peek_batch_cqe(&m_ring, cqes, reap_batch);
+            if (n == 0) break;
+            for (unsigned i = 0; i < n; ++i)
+                handle(*cqes[i]);
+            io_uring_cq_advance(&m_ring, n);
+            if (n < reap_batch) break;
+        }
+    }
+
     void arm_wake() noexcept {
+        if (m_wake_armed) return;
+        m_wake_armed = true;
         io_uring_sqe* sqe = get_sqe();
         io_uring_prep_poll_add(sqe, wake_fd(), POLLIN);
         io_uring_sqe_set_data64(sqe, tag_wake);
@@ -169,7 +184,7 @@ class uring_reactor final : public io_reactor {
                 std::uint64_t count;  // readable: a read cannot block (one reader)
                 [[maybe_unused]] auto n = ::read(wake_fd(), &count, sizeof count);
             }
-            arm_wake();
+            m_wake_armed = false;  // re-armed by the caller, outside CQ processing
             return;
         }
         auto* op = reinterpret_cast<io_op*>(static_cast<std::uintptr_t>(data));
@@ -179,6 +194,7 @@ class uring_reactor final : public io_reactor {
     }
 
     io_uring m_ring{};
+    bool m_wake_armed = false;
 };
 
 }  // namespace

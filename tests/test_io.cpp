@@ -662,6 +662,7 @@ TEST_CASE("destroying a pool with io in flight cancels it, frees every frame and
     int before = lifetime_counter::alive.load();
     std::vector<coexec::future<void>> fs;
     std::atomic<int> waiting{0};
+    std::atomic<bool> closed_after_cancel{false};
     listener l;
     int client = tcp_socket();
     sockaddr_in a = loopback(l.port);
@@ -680,7 +681,15 @@ TEST_CASE("destroying a pool with io in flight cancels it, frees every frame and
             lifetime_counter guard(2);
             char buf[8];
             waiting.fetch_add(1);
-            co_await io::recv(client, buf);
+            std::exception_ptr failure;
+            try {
+                co_await io::recv(client, buf);
+            } catch (const std::system_error&) {
+                failure = std::current_exception();
+            }
+            co_await io::close(client);  // cleanup io still runs after cancellation
+            closed_after_cancel = true;
+            if (failure) std::rethrow_exception(failure);
         }));
         REQUIRE(coexec_test::eventually([&] { return waiting.load() == 201; }));
         std::this_thread::sleep_for(20ms);
@@ -691,7 +700,8 @@ TEST_CASE("destroying a pool with io in flight cancels it, frees every frame and
         cancelled += error_of([&] { f.get_for(1s); }) == ECANCELED ? 1 : 0;
     CHECK(cancelled == 201);
     CHECK(lifetime_counter::alive.load() == before);
-    ::close(client);
+    CHECK(closed_after_cancel.load());
+    CHECK(::fcntl(client, F_GETFD) == -1);  // really closed
 }
 
 TEST_CASE(

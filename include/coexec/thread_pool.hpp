@@ -40,6 +40,27 @@ namespace coexec {
 
 namespace detail {
 
+/// Forwards the pool's stop request to one job's stop source.
+struct stop_forwarder {
+    shared_state_base* job;
+    void operator()() const noexcept { job->request_stop(); }
+};
+
+/// Bookkeeping of a coroutine job, kept in its driver's frame. (At namespace
+/// scope, not local to pool_job: GCC rejects frames holding local types of
+/// templates instantiated with lambdas, -Wsubobject-linkage.)
+template <class R>
+struct pool_job_finisher {
+    thread_pool_core* core;
+    std::unique_ptr<std::stop_callback<stop_forwarder>> link;
+    void before(status final) const noexcept { core->on_job_finished(final); }
+    void after(shared_state<R>* s) noexcept {
+        link.reset();  // as in run_job: no stop callback may outlive the job
+        s->release();
+        core->on_coroutine_finished();
+    }
+};
+
 /// A submitted call: its shared state and its queue node in one allocation.
 template <class R, class F, class... Args>
 class pool_job final : public shared_state<R>, public work_item {
@@ -105,26 +126,16 @@ class pool_job final : public shared_state<R>, public work_item {
                 core.on_job_finished(status::has_exception);
                 job->set_exception(std::current_exception());
             }
+            // Unlink first: the pool's stop callback may be running on another
+            // thread; reset() waits for it, so it never touches a freed job.
+            link.reset();
             job->release();
         }
     }
 
-    struct stop_forwarder {
-        shared_state_base* job;
-        void operator()() const noexcept { job->request_stop(); }
-    };
-
     void start_coroutine() noexcept {
         m_core.on_coroutine_started();
-        struct finisher {
-            thread_pool_core* core;
-            std::unique_ptr<std::stop_callback<stop_forwarder>> link;
-            void before(status final) const noexcept { core->on_job_finished(final); }
-            void after(shared_state<R>* s) const noexcept {
-                s->release();
-                core->on_coroutine_finished();
-            }
-        };
+        using finisher = pool_job_finisher<R>;
         finisher done{&m_core, nullptr};
         try {
             if constexpr (takes_stop_token_v<F&, Args&...>) {

@@ -183,8 +183,9 @@ inline open_awaitable open(std::string path, int flags, unsigned mode, std::stop
     return {std::move(path), flags, mode, std::move(token)};
 }
 
-/// Closes `fd`. Operations still pending on it are not cancelled by this:
-/// cancel them first. (The close itself is not cancellable.)
+/// Closes `fd`. Never cancelled (not by tokens, nor by pool shutdown), so
+/// cleanup after a cancellation does not leak descriptors. Operations still
+/// pending on `fd` are not cancelled by it under io_uring: cancel them first.
 inline void_awaitable close(int fd) {
     return {detail::io_opcode::close, "io::close", fd};
 }

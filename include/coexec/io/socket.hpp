@@ -9,7 +9,9 @@
 //     n = co_await io::send(client, std::span(buf).first(n));   // may be partial
 //
 // send always adds MSG_NOSIGNAL: a closed peer is reported as EPIPE, never
-// as a SIGPIPE that kills the process.
+// as a SIGPIPE that kills the process. Under the epoll fallback, accept
+// switches the listening socket to O_NONBLOCK (so that a connection taken by
+// another thread first cannot block a worker in accept4).
 //
 // @par Errors and cancellation
 // std::system_error naming the operation ("io::connect: Connection
