@@ -46,13 +46,8 @@ class inline_executor {
         using call_type = detail::call_result_t<std::decay_t<F>&, std::decay_t<Args>&...>;
         try {
             if constexpr (is_task_v<call_type>) {
-                struct hooks {
-                    inline_executor* self;
-                    void before(detail::status s) const noexcept { self->count(s); }
-                    void after(detail::shared_state<R>* st) const noexcept { st->release(); }
-                };
                 detail::drive_task_into<R>(detail::call_with(fn, call_args, std::stop_token{}),
-                                           state, hooks{this});
+                                           state, hooks<R>{this});
                 return result;
             } else if constexpr (std::is_void_v<R>) {
                 detail::call_with(fn, call_args, std::stop_token{});
@@ -91,6 +86,15 @@ class inline_executor {
     }
 
   private:
+    // At class scope, not local to submit: GCC rejects coroutine frames that
+    // hold local types of templates instantiated with lambdas.
+    template <class R>
+    struct hooks {
+        inline_executor* self;
+        void before(detail::status s) const noexcept { self->count(s); }
+        void after(detail::shared_state<R>* st) const noexcept { st->release(); }
+    };
+
     void count(detail::status s) noexcept {
         (s == detail::status::has_value ? m_completed : m_failed)
             .fetch_add(1, std::memory_order_relaxed);

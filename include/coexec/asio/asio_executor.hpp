@@ -56,54 +56,45 @@ class asio_executor final : private detail::resumer {
         future<R> result(state);
         m_submitted.fetch_add(1, std::memory_order_relaxed);
         m_outstanding.fetch_add(1, std::memory_order_acq_rel);
-        ::asio::post(m_ex, [this, state, fn = std::decay_t<F>(std::forward<F>(f)),
-                            args = std::tuple<std::decay_t<Args>...>(
-                                std::forward<Args>(args)...)]() mutable {
-            detail::resumer* previous = detail::exchange_current_resumer(this);
-            if (!state->try_start()) {
-                finished(detail::status::cancelled);
-                state->release();
-            } else if constexpr (is_task_v<call_type>) {
-                // The guard keeps run() going while the coroutine is suspended on
-                // other executors: its resumption is posted back here.
-                struct hooks {
-                    asio_executor* self;
-                    ::asio::executor_work_guard<AsioExecutor> work;
-                    void before(detail::status s) const noexcept { self->count(s); }
-                    void after(detail::shared_state<R>* st) const noexcept {
-                        st->release();
-                        self->done_one();
+        ::asio::post(
+            m_ex,
+            [this, state, fn = std::decay_t<F>(std::forward<F>(f)),
+             args = std::tuple<std::decay_t<Args>...>(std::forward<Args>(args)...)]() mutable {
+                detail::resumer* previous = detail::exchange_current_resumer(this);
+                if (!state->try_start()) {
+                    finished(detail::status::cancelled);
+                    state->release();
+                } else if constexpr (is_task_v<call_type>) {
+                    try {
+                        detail::drive_task_into<R>(detail::call_with(fn, args, std::stop_token{}),
+                                                   state,
+                                                   hooks<R>{this, ::asio::make_work_guard(m_ex)});
+                    } catch (...) {
+                        count(detail::status::has_exception);
+                        state->set_exception(std::current_exception());
+                        state->release();
+                        done_one();
                     }
-                };
-                try {
-                    detail::drive_task_into<R>(detail::call_with(fn, args, std::stop_token{}),
-                                               state, hooks{this, ::asio::make_work_guard(m_ex)});
-                } catch (...) {
-                    count(detail::status::has_exception);
-                    state->set_exception(std::current_exception());
+                } else {
+                    try {
+                        if constexpr (std::is_void_v<R>) {
+                            detail::call_with(fn, args, std::stop_token{});
+                            count(detail::status::has_value);
+                            state->set_value();
+                        } else {
+                            R value = detail::call_with(fn, args, std::stop_token{});
+                            count(detail::status::has_value);
+                            state->set_value(std::move(value));
+                        }
+                    } catch (...) {
+                        count(detail::status::has_exception);
+                        state->set_exception(std::current_exception());
+                    }
                     state->release();
                     done_one();
                 }
-            } else {
-                try {
-                    if constexpr (std::is_void_v<R>) {
-                        detail::call_with(fn, args, std::stop_token{});
-                        count(detail::status::has_value);
-                        state->set_value();
-                    } else {
-                        R value = detail::call_with(fn, args, std::stop_token{});
-                        count(detail::status::has_value);
-                        state->set_value(std::move(value));
-                    }
-                } catch (...) {
-                    count(detail::status::has_exception);
-                    state->set_exception(std::current_exception());
-                }
-                state->release();
-                done_one();
-            }
-            detail::exchange_current_resumer(previous);
-        });
+                detail::exchange_current_resumer(previous);
+            });
         return result;
     }
 
@@ -141,6 +132,20 @@ class asio_executor final : private detail::resumer {
     }
 
   private:
+    // The guard keeps run() going while the coroutine is suspended on other
+    // executors: its resumption is posted back here. (At class scope: GCC
+    // rejects coroutine frames holding local types of lambda-instantiated templates.)
+    template <class R>
+    struct hooks {
+        asio_executor* self;
+        ::asio::executor_work_guard<AsioExecutor> work;
+        void before(detail::status s) const noexcept { self->count(s); }
+        void after(detail::shared_state<R>* st) const noexcept {
+            st->release();
+            self->done_one();
+        }
+    };
+
     void post(detail::work_item* item) noexcept override {
         ::asio::post(m_ex, [item] { item->run(item); });
     }
