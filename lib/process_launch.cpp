@@ -415,6 +415,9 @@ zygote* zygote::ensure(bool may_start) {
     if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) throw_errno("socketpair");
     unique_fd mine(sv[0]);
     unique_fd theirs(sv[1]);
+    // Unflushed stdio output would otherwise be written again by every worker
+    // when it flushes at exit.
+    std::fflush(nullptr);
     const pid_t parent = ::getpid();
     const pid_t pid = ::fork();
     if (pid < 0) throw_errno("fork");
@@ -518,6 +521,7 @@ launched launch_direct(launch_method method, const channel_fds& worker_end) {
             envp.push_back(s.data());
         envp.push_back(nullptr);
     }
+    if (method == launch_method::fork) std::fflush(nullptr);  // see zygote::ensure
     const pid_t parent = ::getpid();
     const pid_t pid = ::fork();
     if (pid < 0) throw_errno("fork");
