@@ -126,7 +126,9 @@ struct process_pool_core::impl : std::enable_shared_from_this<process_pool_core:
     void shutdown(bool wait, bool cancel_futures);
     void terminate_workers();
     executor_stats stats() const noexcept;
-    bool cancel_running(shared_state_base& state) noexcept;
+    /// Takes `state`'s task away from its worker (killing the worker) and
+    /// counts it cancelled; null if this pool does not run it.
+    std::unique_ptr<process_task> take_running(shared_state_base& state) noexcept;
 
     using task_list = std::vector<std::unique_ptr<process_task>>;
 
@@ -200,11 +202,17 @@ class cancel_registry final : public cancel_hook {
         std::erase(m_pools, p);
     }
     bool cancel_running(shared_state_base& state) noexcept override {
-        std::lock_guard lock(m_mutex);
-        for (auto* p : m_pools) {
-            if (p->cancel_running(state)) return true;
+        std::unique_ptr<process_task> victim;
+        {
+            std::lock_guard lock(m_mutex);
+            for (auto* p : m_pools) {
+                if ((victim = p->take_running(state))) break;
+            }
         }
-        return false;
+        if (!victim) return false;
+        // Completed outside every lock: callbacks may cancel other futures.
+        // We own the task now, so nobody else can have completed the state.
+        return state.set_cancelled();
     }
 
   private:
@@ -433,7 +441,8 @@ void process_pool_core::impl::submit(std::unique_ptr<process_task> t) {
     }
 }
 
-bool process_pool_core::impl::cancel_running(shared_state_base& state) noexcept {
+std::unique_ptr<process_task> process_pool_core::impl::take_running(
+    shared_state_base& state) noexcept {
     std::unique_ptr<process_task> victim;
     {
         std::lock_guard lock(m_mutex);
@@ -456,10 +465,9 @@ bool process_pool_core::impl::cancel_running(shared_state_base& state) noexcept 
             }
         }
     }
-    if (!victim) return false;
-    const bool ok = state.set_cancelled();
-    if (ok) m_cancelled.fetch_add(1, std::memory_order_relaxed);
-    return ok;
+    // Counted before the state completes (see handle_message).
+    if (victim) m_cancelled.fetch_add(1, std::memory_order_relaxed);
+    return victim;
 }
 
 void process_pool_core::impl::shutdown(bool wait, bool cancel_futures) {

@@ -316,3 +316,16 @@ TEST_CASE("map over pairs applies each pair as two arguments like the thread_poo
     REQUIRE(procs.map(&span_sum, in, {.chunksize = 1}).to_vector() == std::vector<long>{3, 7, 11});
     REQUIRE(threads.map(&span_sum, in).to_vector() == std::vector<long>{3, 7, 11});
 }
+
+TEST_CASE("a done-callback may cancel another running task", "[process_pool][cancel]") {
+    process_pool pool{{.max_workers = 2}};
+    auto a = pool.submit(sleep_ms, 30'000);
+    auto b = pool.submit(sleep_ms, 30'000);
+    a.add_done_callback([b](const coexec::future<int>&) { b.cancel(); });
+    std::this_thread::sleep_for(20ms);
+    REQUIRE(a.cancel());
+    REQUIRE(b.wait_for(10s));
+    REQUIRE(b.cancelled());
+    REQUIRE(pool.submit(square, 2).get_for(10s) == 4);
+    REQUIRE(pool.stats().cancelled == 2);
+}
