@@ -329,3 +329,22 @@ TEST_CASE("a done-callback may cancel another running task", "[process_pool][can
     REQUIRE(pool.submit(square, 2).get_for(10s) == 4);
     REQUIRE(pool.stats().cancelled == 2);
 }
+
+namespace {
+std::vector<char> reversed(std::vector<char> v) {
+    std::reverse(v.begin(), v.end());
+    return v;
+}
+}  // namespace
+
+TEST_CASE("large arguments and results travel by value through the channel", "[process_pool]") {
+    process_pool pool{{.max_workers = 1}};
+    std::vector<char> big(8 << 20);
+    for (std::size_t i = 0; i < big.size(); ++i)
+        big[i] = static_cast<char>(i * 7 % 127);
+    for (int round = 0; round < 3; ++round) {
+        auto out = pool.submit(reversed, big).get_for(30s);
+        REQUIRE(out.size() == big.size());
+        REQUIRE(std::equal(out.begin(), out.end(), big.rbegin()));
+    }
+}
