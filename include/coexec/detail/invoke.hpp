@@ -74,6 +74,14 @@ struct detached_coro {
 /// Awaits `t` and stores its outcome in `state`. `hooks.before(status)` runs
 /// just before the outcome is published (so counters are exact by the time a
 /// waiter wakes), `hooks.after(state)` just after.
+// GCC 12 names coroutine frames with external linkage and then warns
+// (-Wsubobject-linkage) when a frame holds a type from an anonymous namespace
+// or a lambda, which is every user's case. The warning is about the frame
+// type's name only; silence it here rather than in every user's build.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wsubobject-linkage"
+#endif
 template <class U, class Hooks>
 detached_coro drive_task_into(task<U> t, shared_state<U>* state, Hooks hooks) {
     try {
@@ -92,5 +100,8 @@ detached_coro drive_task_into(task<U> t, shared_state<U>* state, Hooks hooks) {
     }
     hooks.after(state);
 }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
 }  // namespace coexec::detail
