@@ -1,0 +1,119 @@
+// 100k coroutines sleeping 10 ms at once: how long until all have woken, and
+// what it costs in memory. Each side runs in its own forked child, so peak
+// RSS is that side's alone (it includes the ~few MiB of the program itself).
+//
+//   coexec   thread_pool{2}: 100k submitted task<void> coroutines, each
+//            `co_await io::sleep_for(10ms)` (no thread held while asleep)
+//   asio     io_context run by 2 threads: 100k co_spawn'ed awaitable<void>
+//            coroutines, each awaiting a steady_timer
+//   python   ThreadPoolExecutor(max_workers=1000) with time.sleep(0.01): a
+//            thread per concurrent sleep, so at most 1000 overlap
+//            (sleep_peer.py, run as a subprocess)
+#include <asio.hpp>
+#include <coexec/future.hpp>
+#include <coexec/io.hpp>
+#include <coexec/task.hpp>
+#include <coexec/thread_pool.hpp>
+
+#include <array>
+#include <cstdio>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bench_report.hpp"
+#include "child_measure.hpp"
+#include "python_peer.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using coexec_bench::clock;
+
+constexpr std::size_t threads = 2;
+constexpr int tasks = 100'000;
+constexpr auto nap = 10ms;
+constexpr int python_workers = 1000;
+
+std::array<double, 4> coexec_side() {
+    coexec::thread_pool pool{{.max_workers = threads}};
+    std::vector<coexec::future<void>> fs;
+    fs.reserve(tasks);
+    auto t0 = clock::now();
+    for (int i = 0; i < tasks; ++i)
+        fs.push_back(
+            pool.submit([]() -> coexec::task<void> { co_await coexec::io::sleep_for(nap); }));
+    for (auto& f : fs)
+        f.get();
+    auto t1 = clock::now();
+    return {coexec_bench::seconds_between(t0, t1), 0, 0, 0};
+}
+
+std::array<double, 4> asio_side() {
+    asio::io_context ctx(static_cast<int>(threads));
+    auto t0 = clock::now();
+    for (int i = 0; i < tasks; ++i) {
+        asio::co_spawn(
+            ctx,
+            []() -> asio::awaitable<void> {
+                asio::steady_timer t(co_await asio::this_coro::executor, nap);
+                co_await t.async_wait(asio::use_awaitable);
+            },
+            asio::detached);
+    }
+    std::thread helper([&] { ctx.run(); });
+    ctx.run();
+    helper.join();
+    auto t1 = clock::now();
+    return {coexec_bench::seconds_between(t0, t1), 0, 0, 0};
+}
+
+}  // namespace
+
+int main() {
+    // Baseline: the RSS of this program doing nothing, for reading the others.
+    auto idle = coexec_bench_io::in_child([] { return std::array<double, 4>{}; });
+    auto co = coexec_bench_io::in_child(coexec_side);
+    auto as = coexec_bench_io::in_child(asio_side);
+    auto py = coexec_bench::run_python("../io/sleep_peer.py",
+                                       "--tasks " + std::to_string(tasks) + " --workers " +
+                                           std::to_string(python_workers) + " --seconds 0.01");
+
+    std::printf("%d coroutines sleeping %lld ms at once, %zu threads\n", tasks,
+                static_cast<long long>(nap.count()), threads);
+    std::printf("  %-40s %8.3f s  peak RSS %7.1f MiB\n", "coexec thread_pool + io::sleep_for",
+                co.figures[0], co.maxrss_mib);
+    std::printf("  %-40s %8.3f s  peak RSS %7.1f MiB\n", "asio co_spawn + steady_timer",
+                as.figures[0], as.maxrss_mib);
+    if (py) {
+        std::printf("  %-40s %8.3f s  peak RSS %7.1f MiB\n", "python ThreadPoolExecutor(1000)",
+                    (*py)["wall_s"], (*py)["maxrss_kib"] / 1024.0);
+    }
+    std::printf("  (the program idle: peak RSS %.1f MiB)\n", idle.maxrss_mib);
+    if (!co.ok || !as.ok) {
+        std::printf("NOTE|bench_io_sleep: a measured child failed (coexec %d, asio %d).\n", co.ok,
+                    as.ok);
+    }
+
+    using coexec_bench::better;
+    const char* wall = "100k sleeps of 10 ms, wall";
+    const char* rss = "100k sleeps of 10 ms, peak RSS";
+    coexec_bench::report(wall, co.figures[0], "s", "asio co_spawn + steady_timer", as.figures[0],
+                         better::lower);
+    coexec_bench::report(rss, co.maxrss_mib, "MiB", "asio co_spawn + steady_timer", as.maxrss_mib,
+                         better::lower);
+    if (py) {
+        coexec_bench::report(wall, co.figures[0], "s", "python ThreadPoolExecutor(1000) time.sleep",
+                             (*py)["wall_s"], better::lower);
+        coexec_bench::report(rss, co.maxrss_mib, "MiB",
+                             "python ThreadPoolExecutor(1000) time.sleep",
+                             (*py)["maxrss_kib"] / 1024.0, better::lower);
+    }
+    coexec_bench::note(
+        "100k sleeps: coexec and Asio on 2 threads, each side in its own forked child (peak RSS "
+        "is that child's, program included: " +
+        std::to_string(static_cast<int>(idle.maxrss_mib + 0.5)) +
+        " MiB idle); Python holds a thread per sleep, 1000 threads; coexec on the " +
+        std::string(coexec::io::backend_name()) + " backend.");
+    return 0;
+}
