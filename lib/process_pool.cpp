@@ -179,6 +179,12 @@ struct process_pool_core::impl : std::enable_shared_from_this<process_pool_core:
 
     std::atomic<std::uint64_t> m_submitted{0}, m_completed{0}, m_failed{0}, m_cancelled{0},
         m_respawns{0};
+    // Bumped at every hand-off to a worker. The supervisor treats a change as
+    // activity and keeps spinning for the result; otherwise a caller that
+    // submits one task at a time from its own thread would find the
+    // supervisor asleep (its spin measured from the previous result) and pay
+    // an eventfd wake-up per task, which then keeps it in that slow regime.
+    std::atomic<std::uint64_t> m_dispatches{0};
 };
 
 namespace {
@@ -319,6 +325,7 @@ void process_pool_core::impl::dispatch_locked(task_list& dropped) {
         s.current = std::move(front);
         m_pending.pop_front();
         s.current_id = id;
+        m_dispatches.fetch_add(1, std::memory_order_relaxed);
         const auto timeout =
             s.current->timeout.count() != 0 ? s.current->timeout : m_options.task_timeout;
         if (timeout.count() > 0) {
@@ -578,9 +585,14 @@ void process_pool_core::impl::run(std::promise<void>& started) {
 
     auto last_activity = clock::now();
     auto last_epoll = last_activity;
+    std::uint64_t seen_dispatches = 0;
     std::vector<epoll_event> events(m_slots.size() * 2 + 4);
     for (;;) {
         bool progress = poll_results();
+        if (const auto d = m_dispatches.load(std::memory_order_relaxed); d != seen_dispatches) {
+            seen_dispatches = d;
+            progress = true;
+        }
         const auto now = clock::now();
         if (now - last_epoll >= std::chrono::milliseconds(1)) {
             // Busy with results: still look at deaths and the fork server
