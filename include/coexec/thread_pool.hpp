@@ -6,7 +6,9 @@
 //
 // Workers keep per-worker queues and steal from each other; submissions from
 // other threads go through one shared inbox. Idle workers spin briefly, then
-// sleep in the kernel.
+// sleep in the kernel, in their own I/O reactor (an io_uring ring, or epoll
+// where io_uring is refused): one wait covers new work and the completions
+// of the coexec::io operations (coexec/io.hpp) their coroutines started.
 //
 // @par Thread safety
 // Every member may be called from any thread, including from tasks running
