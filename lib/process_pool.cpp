@@ -185,6 +185,8 @@ struct process_pool_core::impl : std::enable_shared_from_this<process_pool_core:
     // supervisor asleep (its spin measured from the previous result) and pay
     // an eventfd wake-up per task, which then keeps it in that slow regime.
     std::atomic<std::uint64_t> m_dispatches{0};
+    // Mirrors m_shutdown so the spinning supervisor need not take the mutex.
+    std::atomic<bool> m_shutdown_flag{false};
 };
 
 namespace {
@@ -482,6 +484,7 @@ void process_pool_core::impl::shutdown(bool wait, bool cancel_futures) {
     {
         std::lock_guard lock(m_mutex);
         m_shutdown = true;
+        m_shutdown_flag.store(true, std::memory_order_release);
         if (cancel_futures) {
             for (auto& t : m_pending)
                 cancelled.push_back(std::move(t));
@@ -501,6 +504,7 @@ void process_pool_core::impl::terminate_workers() {
     {
         std::lock_guard lock(m_mutex);
         m_shutdown = true;
+        m_shutdown_flag.store(true, std::memory_order_release);
         for (auto& t : m_pending)
             cancelled.push_back(std::move(t));
         m_pending.clear();
@@ -605,7 +609,7 @@ void process_pool_core::impl::run(std::promise<void>& started) {
         }
         progress |= check_timers(now);
         progress |= try_finish_deaths();
-        {
+        if (m_shutdown_flag.load(std::memory_order_acquire)) {
             std::lock_guard lock(m_mutex);
             const bool busy = !m_pending.empty() ||
                               std::any_of(m_slots.begin(), m_slots.end(),
