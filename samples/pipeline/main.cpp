@@ -12,33 +12,20 @@
 //
 // Without --input it generates a corpus of mixed text (--corpus-mb, default
 // 256) under ./pipeline-corpus on first run.
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <optional>
-#include <ranges>
 #include <string>
-#include <system_error>
-#include <thread>
-#include <utility>
-#include <vector>
 
 #include "codec.hpp"
 #include "coexec/io.hpp"
-#include "coexec/pipeline.hpp"
 #include "coexec/process_pool.hpp"
 #include "coexec/thread_pool.hpp"
+#include "compress_pipeline.hpp"
 #include "corpus.hpp"
 
 namespace fs = std::filesystem;
-using clock_type = std::chrono::steady_clock;
 
 namespace {
 
@@ -93,85 +80,6 @@ settings parse(int argc, char** argv) {
     return s;
 }
 
-/// Regular files under `root`, as paths relative to it; lazily, as the walk goes.
-auto walk(const fs::path& root) {
-    return std::ranges::subrange(fs::recursive_directory_iterator(root),
-                                 fs::recursive_directory_iterator()) |
-           std::views::filter([](const fs::directory_entry& e) {
-               return e.is_regular_file() && e.path().filename().string()[0] != '.';
-           }) |
-           std::views::transform([root](const fs::directory_entry& e) {
-               return fs::relative(e.path(), root).string();
-           });
-}
-
-std::uint64_t file_size(int fd, const std::string& path) {
-    struct stat st {};
-    if (::fstat(fd, &st) != 0)
-        throw std::system_error(errno, std::generic_category(), "fstat " + path);
-    return static_cast<std::uint64_t>(st.st_size);
-}
-
-/// Stage 1 (thread_pool): read a whole file into shared memory with io_uring.
-coexec::task<file_blob> read_file(fs::path root, std::string rel) {
-    std::string full = (root / rel).string();
-    int fd = co_await coexec::io::open(full, O_RDONLY | O_CLOEXEC);
-    file_blob blob{rel, coexec::shared_buffer(file_size(fd, full))};
-    std::uint64_t offset = 0;
-    while (offset < blob.data.size()) {
-        std::size_t want = std::min<std::uint64_t>(1 << 20, blob.data.size() - offset);
-        std::size_t n = co_await coexec::io::read(fd, {blob.data.data() + offset, want}, offset);
-        if (n == 0) break;  // the file shrank under us: keep what was there
-        offset += n;
-    }
-    co_await coexec::io::close(fd);
-    co_return blob;
-}
-
-struct written {
-    std::uint64_t original = 0;
-    std::uint64_t compressed = 0;
-};
-
-/// Stage 3 (thread_pool): write the compressed bytes with io_uring.
-coexec::task<written> write_file(fs::path out_root, compressed_blob c) {
-    fs::path path = out_root / c.path;
-    fs::create_directories(path.parent_path());
-    int fd =
-        co_await coexec::io::open(path.string(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    std::uint64_t offset = 0;
-    while (offset < c.size) {
-        std::size_t n =
-            co_await coexec::io::write(fd, {c.data.data() + offset, c.size - offset}, offset);
-        offset += n;
-    }
-    co_await coexec::io::close(fd);
-    co_return written{c.original_size, c.size};
-}
-
-/// The same work, one file at a time on this thread, for the speed-up figure.
-written run_serial(const settings& s) {
-    written total;
-    for (const std::string& rel : walk(s.input)) {
-        std::ifstream in(s.input / rel, std::ios::binary);
-        file_blob blob{rel, coexec::shared_buffer(fs::file_size(s.input / rel))};
-        in.read(reinterpret_cast<char*>(blob.data.data()),
-                static_cast<std::streamsize>(blob.data.size()));
-        compressed_blob c = s.transform(blob);
-        fs::path path = fs::path(s.output.string() + "-serial") / c.path;
-        fs::create_directories(path.parent_path());
-        std::ofstream(path, std::ios::binary)
-            .write(reinterpret_cast<const char*>(c.data.data()),
-                   static_cast<std::streamsize>(c.size));
-        total.original += c.original_size;
-        total.compressed += c.size;
-    }
-    return total;
-}
-
-double seconds_since(clock_type::time_point t) {
-    return std::chrono::duration<double>(clock_type::now() - t).count();
-}
 double mib(std::uint64_t bytes) {
     return static_cast<double>(bytes) / (1 << 20);
 }
@@ -198,61 +106,33 @@ int main(int argc, char** argv) {
                 s.output.c_str(), codec_name(s.transform.codec).c_str(), s.transform.level,
                 std::string(coexec::io::backend_name()).c_str());
 
-    // Per-stage finish times, from the stages' progress reports.
-    std::vector<double> finished(3, 0.0);
-    auto start = clock_type::now();
-    auto stage_done = [&](std::size_t k) {
-        return [&, k](const coexec::progress_info& p) {
-            if (p.input_exhausted && p.done == p.total) finished[k] = seconds_since(start);
-        };
-    };
-    fs::path in_root = s.input, out_root = s.output;
-    auto result =
-        coexec::pipeline(walk(s.input))
-            .then(io, [in_root](std::string rel) { return read_file(in_root, std::move(rel)); },
-                  {.concurrency = 16, .progress = stage_done(0), .name = "read"})
-            .then(cpu, s.transform,
-                  {.concurrency = cpu.max_workers() + 1,
-                   .ordered = false,
-                   .progress = stage_done(1),
-                   .name = "compress"})
-            .then(io, [out_root](compressed_blob c) { return write_file(out_root, std::move(c)); },
-                  {.concurrency = 16, .ordered = false, .progress = stage_done(2), .name = "write"})
-            .collect();
-    double wall = seconds_since(start);
-
-    written total;
-    for (const written& w : result) {
-        total.original += w.original;
-        total.compressed += w.compressed;
-    }
+    run_stats p = run_pipeline(s.input, s.output, s.transform, io, cpu);
     std::printf(
         "\ncoexec pipeline: %zu files, %.1f MiB -> %.1f MiB (ratio %.2f) in %.2f s, %.1f MiB/s\n",
-        result.size(), mib(total.original), mib(total.compressed),
-        static_cast<double>(total.original) /
-            static_cast<double>(std::max<std::uint64_t>(1, total.compressed)),
-        wall, mib(total.original) / wall);
+        p.files, mib(p.original), mib(p.compressed),
+        static_cast<double>(p.original) /
+            static_cast<double>(std::max<std::uint64_t>(1, p.compressed)),
+        p.seconds, mib(p.original) / p.seconds);
     const char* names[] = {"read     (thread_pool, coexec::io)", "compress (process_pool)",
                            "write    (thread_pool, coexec::io)"};
     std::size_t workers[] = {io.max_workers(), cpu.max_workers(), io.max_workers()};
     for (std::size_t k = 0; k < 3; ++k) {
         std::printf("  stage %-36s x%-2zu done at %5.2f s  %7.1f MiB/s\n", names[k], workers[k],
-                    finished[k], mib(total.original) / std::max(finished[k], 1e-9));
+                    p.stage_done[k], mib(p.original) / std::max(p.stage_done[k], 1e-9));
     }
 
     if (s.serial) {
-        auto t0 = clock_type::now();
-        written serial = run_serial(s);
-        double serial_wall = seconds_since(t0);
+        run_stats serial =
+            run_serial(s.input, fs::path(s.output.string() + "-serial"), s.transform);
         std::printf("serial (one thread, same work): %.1f MiB in %.2f s, %.1f MiB/s\n",
-                    mib(serial.original), serial_wall, mib(serial.original) / serial_wall);
-        std::printf("speed-up over serial: %.2fx with %zu process workers\n", serial_wall / wall,
-                    cpu.max_workers());
-        if (serial.compressed != total.compressed) {
+                    mib(serial.original), serial.seconds, mib(serial.original) / serial.seconds);
+        std::printf("speed-up over serial: %.2fx with %zu process workers\n",
+                    serial.seconds / p.seconds, cpu.max_workers());
+        if (serial.compressed != p.compressed) {
             std::printf(
                 "warning: serial and pipeline outputs differ in size (%llu vs %llu bytes)\n",
                 static_cast<unsigned long long>(serial.compressed),
-                static_cast<unsigned long long>(total.compressed));
+                static_cast<unsigned long long>(p.compressed));
             return 1;
         }
     }
