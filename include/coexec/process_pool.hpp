@@ -28,6 +28,13 @@
 // the worker (fork) was forked, or a fresh start (spawn): an `initializer`
 // sets up per-worker state. Workers die with the program, even on SIGKILL.
 //
+// @par Scheduling
+// A worker is handed one task at a time; the others wait in the pool's queue,
+// where cancel() still removes them (so a death or a deadline concerns exactly
+// one task). map() sends a whole chunk of inputs as one task. One supervisor
+// thread per pool collects results, completes futures (done-callbacks run on
+// it), enforces deadlines and replaces dead workers.
+//
 // @par Thread safety
 // All members may be called from any thread concurrently, except that the
 // destructor must not race with other calls.
