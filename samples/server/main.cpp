@@ -13,6 +13,15 @@
 // process_pool (default: crash-isolated workers), a thread_pool, or inline
 // (on the event loop itself, for comparison). Binds 127.0.0.1 only.
 // SIGINT/SIGTERM: stop accepting, finish in-flight requests (up to 5 s), exit 0.
+//
+// Files, in the order a request meets them:
+//   main.cpp        flags, the executor switch, the event loop, signals
+//   connection.*    accept loop; per-connection coroutine: read, limits, keep-alive, timeouts
+//   http.*          request-head parser, response formatting, query decoding
+//   routes.*        the endpoints, generic over the CPU executor; admission; errors → 5xx
+//   files.*         reading a file confined to --root (openat, no symlinks)
+//   work.*          the CPU-bound functions sent to the CPU executor
+//   state.hpp       settings and counters
 #include <fcntl.h>
 #include <unistd.h>
 
