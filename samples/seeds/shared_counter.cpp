@@ -13,54 +13,43 @@
 //     for p in processes: p.join()
 //     print(f"Final count: {counter.value}")      # Final count: 400000
 //
-// NOT IMPLEMENTED YET: coexec::shared_value<T> and coexec::process_mutex
-// (API.md section 5, Python's Value and Lock) do not exist in
-// include/coexec/ yet. This program stands in with what exists: a
-// coexec::shared_buffer (memfd, the same pages in every worker) holding one
-// int, incremented with std::atomic_ref — the atomic operation shared_value
-// promises for lock-free types, so no lock is needed for `+= 1`. A compound
-// update (read, compute, write) would need process_mutex. The program prints
-// a note saying so first.
-#include <atomic>
+// coexec: Value("i", 0) is coexec::shared_value<int>, Lock() is
+// coexec::process_mutex; both live in shared memory and cross to a process
+// worker by handle, so the four tasks update the same int. `with lock:` is a
+// std::lock_guard. (For a single `+= 1`, counter.fetch_add(1) is atomic and
+// needs no lock; the lock is for compound updates, as the guide warns.)
 #include <cstdio>
-#include <new>
+#include <mutex>
 #include <vector>
 
 #include "coexec/future.hpp"
+#include "coexec/process_mutex.hpp"
 #include "coexec/process_pool.hpp"
-#include "coexec/shared_buffer.hpp"
+#include "coexec/shared_value.hpp"
 
 namespace {
 
-std::atomic_ref<int> value_of(const coexec::shared_buffer& counter) {
-    return std::atomic_ref<int>(*std::launder(reinterpret_cast<int*>(counter.data())));
-}
-
-// Python: `with lock: counter.value += 1`, here one atomic add on shared memory.
-void increment(coexec::shared_buffer counter) {
-    std::atomic_ref<int> value = value_of(counter);
-    for (int i = 0; i < 100000; ++i)
-        value.fetch_add(1, std::memory_order_relaxed);
+void increment(coexec::shared_value<int> counter, coexec::process_mutex lock) {
+    for (int i = 0; i < 100000; ++i) {
+        std::lock_guard guard(lock);
+        counter.value() += 1;
+    }
 }
 
 }  // namespace
 
 int main() {
-    std::printf(
-        "NOTE: coexec::shared_value and coexec::process_mutex are not implemented yet; "
-        "this sample uses a shared_buffer and std::atomic_ref<int> in their place.\n");
-
     coexec::process_pool pool{{.max_workers = 4}};
-    coexec::shared_buffer counter(sizeof(int));                // multiprocessing.Value("i", 0)
-    static_assert(std::atomic_ref<int>::is_always_lock_free);  // address-free across processes
-    new (counter.data()) int(0);
+    coexec::shared_value<int> counter(0);  // multiprocessing.Value("i", 0)
+    coexec::process_mutex lock;            // multiprocessing.Lock()
 
+    // processes = [Process(target=increment, args=(counter, lock)) for _ in range(4)]
     std::vector<coexec::future<void>> processes;
     for (int i = 0; i < 4; ++i)
-        processes.push_back(pool.submit(&increment, counter));  // the handle, not a copy
+        processes.push_back(pool.submit(&increment, counter, lock));
     for (const auto& p : processes)
-        p.get();  // p.join()
+        p.get();  // p.join(), and rethrows what the task threw
 
-    std::printf("Final count: %d\n", value_of(counter).load());
+    std::printf("Final count: %d\n", counter.load());
     return 0;
 }
