@@ -153,7 +153,10 @@ bool shared_state_base::block_until(
 }
 
 void shared_state_base::wait() const noexcept {
-    if (spin_until([this] { return is_done(); })) return;
+    // Spin in short bursts and yield between them: when there are fewer cores
+    // than runnable parties (this waiter, a pool worker, a process pool's
+    // supervisor), a pure spin starves the very thread that would complete us.
+    if (spin_yield_until([this] { return is_done(); })) return;
     block_until(nullptr);
 }
 

@@ -6,6 +6,8 @@
 // hyperthread) before they sleep.
 #pragma once
 
+#include <sched.h>
+
 #include <chrono>
 
 namespace coexec::detail {
@@ -33,6 +35,21 @@ bool spin_until(Pred&& ready, std::chrono::microseconds budget = spin_budget) no
             cpu_relax();
         }
         if (std::chrono::steady_clock::now() >= deadline) return ready();
+    }
+}
+
+/// As spin_until, but yields the CPU between bursts of 64 pauses.
+template <class Pred>
+bool spin_yield_until(Pred&& ready, std::chrono::microseconds budget = spin_budget) noexcept {
+    if (ready()) return true;
+    auto deadline = std::chrono::steady_clock::now() + budget;
+    for (;;) {
+        for (int i = 0; i < 64; ++i) {
+            if (ready()) return true;
+            cpu_relax();
+        }
+        if (std::chrono::steady_clock::now() >= deadline) return ready();
+        ::sched_yield();
     }
 }
 
