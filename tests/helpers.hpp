@@ -52,6 +52,14 @@ bool eventually(Pred pred, std::chrono::milliseconds timeout = std::chrono::seco
     return true;
 }
 
+/// False under AddressSanitizer, whose quarantine keeps freed memory resident
+/// (and shadow memory grows with every allocation): RSS bounds mean nothing there.
+#if defined(__SANITIZE_ADDRESS__)
+inline constexpr bool rss_is_meaningful = false;
+#else
+inline constexpr bool rss_is_meaningful = true;
+#endif
+
 /// Resident set size of this process in KiB (from /proc/self/status).
 inline long rss_kib() {
     std::ifstream in("/proc/self/status");

@@ -99,7 +99,7 @@ TEST_CASE("an endless input is consumed lazily with bounded look-ahead", "[map]"
     CHECK(seen == 200'000);
     CHECK(sum == 199'999);
     // Memory stays flat: 200k elements in flight would be megabytes of state.
-    CHECK(rss_after - rss_before < 8 * 1024);
+    if (coexec_test::rss_is_meaningful) CHECK(rss_after - rss_before < 8 * 1024);
 }
 
 TEST_CASE("map's timeout throws timeout_error", "[map]") {

@@ -166,7 +166,7 @@ TEST_CASE("backpressure bounds memory on a ten-million-item input", "[pipeline][
     CHECK(count == n);
     CHECK(sum == n / 7 * 28 + (n % 7) * ((n % 7) + 1) / 2);
     // Ten million items in flight would take hundreds of MiB; bounded buffers keep it flat.
-    CHECK(peak - rss_before < 16 * 1024);
+    if (coexec_test::rss_is_meaningful) CHECK(peak - rss_before < 16 * 1024);
 }
 
 TEST_CASE("a coroutine stage awaits without holding a worker", "[pipeline][task]") {
