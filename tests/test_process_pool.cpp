@@ -348,3 +348,20 @@ TEST_CASE("large arguments and results travel by value through the channel", "[p
         REQUIRE(std::equal(out.begin(), out.end(), big.rbegin()));
     }
 }
+
+namespace {
+long span_of(std::pair<long, long> r) {
+    return r.second - r.first;
+}
+long span_of_two(long a, long b) {
+    return b - a;
+}
+}  // namespace
+
+TEST_CASE("map passes a pair whole to a function that takes a pair, and spreads it otherwise",
+          "[process_pool]") {
+    coexec::process_pool pool{{.max_workers = 2}};
+    std::vector<std::pair<long, long>> ranges{{0, 10}, {10, 30}};
+    CHECK(pool.map(&span_of, ranges).to_vector() == std::vector<long>{10, 20});
+    CHECK(pool.map(&span_of_two, ranges).to_vector() == std::vector<long>{10, 20});
+}

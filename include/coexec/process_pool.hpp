@@ -189,9 +189,11 @@ class process_pool {
     }
 
     /// The map machinery's hook: one chunk of inputs as one task (one message).
-    /// A std::pair input is applied as two arguments, like a std::tuple.
+    /// A std::pair input is applied as two arguments, like a std::tuple,
+    /// unless `f` takes the pair itself (the same rule as thread_pool's map).
     template <class F, class A, class B>
-    auto submit_chunk(const F& f, std::vector<std::pair<A, B>> chunk) {
+    requires(!std::is_invocable_v<const F&, std::pair<A, B>&>) auto submit_chunk(
+        const F& f, std::vector<std::pair<A, B>> chunk) {
         std::vector<std::tuple<A, B>> tuples;
         tuples.reserve(chunk.size());
         for (auto& p : chunk)
