@@ -275,6 +275,24 @@ TEST_CASE("future::cancel of a running coroutine job cancels the sleep it awaits
     CHECK(error_of([&] { f.get_for(10s); }) == ECANCELED);
 }
 
+TEST_CASE("future::cancel reaches io started after the job awaited another pool's future",
+          "[io][timer][cancel]") {
+    thread_pool pool{{.max_workers = 2}}, other{{.max_workers = 1}};
+    std::atomic<bool> started{false};
+    // The job hops to `other` and back through a future; its token must still
+    // reach the sleep it starts afterwards.
+    auto f = pool.submit([&]() -> task<int> {
+        int v = co_await other.submit([] { return 1; });
+        started = true;
+        co_await io::sleep_for(1h);
+        co_return v;
+    });
+    REQUIRE(coexec_test::eventually([&] { return started.load(); }));
+    std::this_thread::sleep_for(20ms);
+    CHECK_FALSE(f.cancel());
+    CHECK(error_of([&] { f.get_for(10s); }) == ECANCELED);
+}
+
 TEST_CASE("a job taking a stop_token hands the same token to the io it awaits",
           "[io][timer][cancel]") {
     thread_pool pool{{.max_workers = 2}};

@@ -47,7 +47,7 @@ struct state_awaiter : continuation, resume_item {
     bool await_ready() const noexcept { return state->is_done(); }
 
     bool await_suspend(std::coroutine_handle<> h) noexcept {
-        handle = h;
+        suspend(h);
         home = current_resumer();
         fn = &on_done;
         return state->add_continuation(this);  // false: already done, resume now
@@ -71,7 +71,7 @@ struct state_awaiter : continuation, resume_item {
         if (self->home != nullptr && self->home != current_resumer()) {
             self->home->post(static_cast<resume_item*>(self));
         } else {
-            self->handle.resume();
+            self->resume_item::resume();
         }
     }
 };

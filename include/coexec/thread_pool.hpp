@@ -205,21 +205,12 @@ class thread_pool {
     auto schedule() noexcept {
         struct awaiter : detail::resume_item {
             detail::thread_pool_core* core;
-            detail::shared_state_base* job = nullptr;
             bool await_ready() const noexcept { return false; }
             void await_suspend(std::coroutine_handle<> h) noexcept {
-                handle = h;
-                job = detail::current_io_job();
-                run = &awaiter::resume_with_job;
+                suspend(h);  // remembers the job, restored when a worker resumes us
                 core->post(this);
             }
             void await_resume() const noexcept {}
-            static void resume_with_job(detail::work_item* w) noexcept {
-                auto* self = static_cast<awaiter*>(w);
-                auto previous = detail::exchange_current_io_job(self->job);
-                self->handle.resume();  // may free *self
-                detail::exchange_current_io_job(previous);
-            }
         };
         awaiter a;
         a.core = m_core.get();

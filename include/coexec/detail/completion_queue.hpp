@@ -32,7 +32,7 @@ class completion_queue {
             if (home != nullptr && home != current_resumer()) {
                 home->post(waiter);
             } else {
-                waiter->handle.resume();
+                waiter->resume();
             }
         }
     }
@@ -59,7 +59,7 @@ class completion_queue {
             explicit awaiter(completion_queue* q) noexcept : queue(q) {}
             bool await_ready() const noexcept { return false; }
             bool await_suspend(std::coroutine_handle<> h) {
-                handle = h;
+                suspend(h);
                 std::lock_guard lock(queue->m_mutex);
                 if (!queue->m_items.empty()) return false;
                 queue->m_waiter = this;

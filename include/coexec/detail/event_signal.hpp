@@ -48,7 +48,7 @@ class event_signal {
             resumer* home_ = nullptr;
             bool await_ready() const noexcept { return signal->epoch() != seen; }
             bool await_suspend(std::coroutine_handle<> h) noexcept {
-                handle = h;
+                suspend(h);
                 home_ = current_resumer();
                 signal->m_home = home_;
                 signal->m_waiter.store(this, std::memory_order_seq_cst);
@@ -73,7 +73,7 @@ class event_signal {
         if (home != nullptr && home != current_resumer()) {
             home->post(w);
         } else {
-            w->handle.resume();
+            w->resume();
         }
     }
 

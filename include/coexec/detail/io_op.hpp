@@ -112,12 +112,7 @@ bool io_start(io_op& op) noexcept;
 /// Throws std::system_error(-op.result, op.name).
 [[noreturn]] void io_throw(const io_op& op);
 
-/// The job (submitted coroutine) whose frames run on this thread now, or
-/// null: io awaitables without an explicit token use its stop token. Set by
-/// thread_pool's job runner while it starts a coroutine job and restored by
-/// the reactor and `schedule()` around the resumptions they perform.
-shared_state_base* current_io_job() noexcept;
-shared_state_base* exchange_current_io_job(shared_state_base* job) noexcept;
+// current_io_job() / exchange_current_io_job(): see detail/work_item.hpp.
 
 /// The common awaiter of every io operation: checks the context, starts the
 /// op, and leaves the interpretation of the result to the derived class.

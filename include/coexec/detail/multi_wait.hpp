@@ -53,7 +53,7 @@ class multi_wait {
 
     bool await_suspend(std::coroutine_handle<> h) {
         block* b = m_block;
-        b->item.handle = h;
+        b->item.suspend(h);
         b->home = current_resumer();
         b->remaining.store(m_states.size(), std::memory_order_relaxed);
         for (std::size_t i = 0; i < m_states.size(); ++i) {
@@ -116,7 +116,7 @@ class multi_wait {
             if (home != nullptr && home != current_resumer()) {
                 home->post(&item);
             } else {
-                item.handle.resume();
+                item.resume();
             }
         }
     };

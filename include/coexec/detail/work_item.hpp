@@ -37,12 +37,37 @@ resumer* current_resumer() noexcept;
 /// Sets the current resumer for this thread; returns the previous one.
 resumer* exchange_current_resumer(resumer* r) noexcept;
 
+class shared_state_base;
+
+/// The job (submitted coroutine) whose frames run on this thread now, or
+/// null: io awaitables without an explicit token use its stop token. Set by
+/// thread_pool's job runner, and carried across every suspension by
+/// resume_item (lib/io_reactor.cpp).
+shared_state_base* current_io_job() noexcept;
+shared_state_base* exchange_current_io_job(shared_state_base* job) noexcept;
+
 /// A work item that resumes a coroutine: the building block of awaiters that
 /// hop threads (`schedule()`, sticky resumption after a future completes).
+/// It remembers the coroutine job that was running when it suspended and
+/// restores it around the resumption, so a job's stop token reaches the io
+/// awaitables it starts after any kind of await.
 struct resume_item : work_item {
     std::coroutine_handle<> handle;
+    shared_state_base* job = nullptr;
+
     resume_item() { run = &resume_item::invoke; }
-    static void invoke(work_item* w) noexcept { static_cast<resume_item*>(w)->handle.resume(); }
+    /// Call in await_suspend: records the handle and the current job.
+    void suspend(std::coroutine_handle<> h) noexcept {
+        handle = h;
+        job = current_io_job();
+    }
+    /// Resumes on this thread with the job restored. `*this` may be gone afterwards.
+    void resume() noexcept {
+        shared_state_base* previous = exchange_current_io_job(job);
+        handle.resume();
+        exchange_current_io_job(previous);
+    }
+    static void invoke(work_item* w) noexcept { static_cast<resume_item*>(w)->resume(); }
 };
 
 }  // namespace coexec::detail
