@@ -57,7 +57,13 @@ class multi_wait {
         b->home = current_resumer();
         b->remaining.store(m_states.size(), std::memory_order_relaxed);
         for (std::size_t i = 0; i < m_states.size(); ++i) {
+            // Once the condition holds, later states cannot change the outcome.
+            if (b->triggered.load(std::memory_order_acquire)) break;
             shared_state_base* s = m_states[i];
+            if (s->is_done()) {  // fast path: no callback node, no reference
+                b->on_done(i, s);
+                continue;
+            }
             b->refs.fetch_add(1, std::memory_order_relaxed);
             notify_when_done(s, [b, i, s] {
                 b->on_done(i, s);
