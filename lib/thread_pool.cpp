@@ -69,6 +69,11 @@ struct thread_pool_core::shared {
     alignas(64) std::atomic<work_item*> inbox{nullptr};
     alignas(64) std::atomic<int> idle{0};
     std::atomic<std::size_t> wake_cursor{0};
+    // Idle workers spinning for work right now. Capped at half the cores:
+    // every spinner holds a core, and with more runnable threads than cores a
+    // spinner delays the very thread (a submitter, a woken worker) it waits for.
+    alignas(64) std::atomic<int> spinners{0};
+    int max_spinners = 1;
     std::vector<std::unique_ptr<worker>> workers;
     std::mutex join_mutex;
     bool joined = false;
@@ -104,6 +109,7 @@ thread_pool_core::thread_pool_core(thread_pool_options options)
     : m_worker_count(options.max_workers != 0 ? options.max_workers : default_worker_count()),
       m_options(std::move(options)),
       m_shared(std::make_unique<shared>()) {
+    m_shared->max_spinners = static_cast<int>(std::max(1u, std::thread::hardware_concurrency() / 2));
     m_shared->workers.reserve(m_worker_count);
     for (std::size_t i = 0; i < m_worker_count; ++i) {
         auto w = std::make_unique<worker>();
@@ -162,7 +168,13 @@ void thread_pool_core::post(work_item* item) noexcept {
     // Pairs with the fence in worker_main: either the sleeper sees the item,
     // or we see it sleeping and wake it (no lost wake-up).
     std::atomic_thread_fence(std::memory_order_seq_cst);
-    if (m_shared->idle.load(std::memory_order_relaxed) > 0) wake_one();
+    // A spinning worker will take the item (or, if its spin is ending, will
+    // see it in the re-check after its own fence, before it sleeps): waking a
+    // sleeper as well only costs a syscall and a core.
+    if (m_shared->idle.load(std::memory_order_relaxed) > 0 &&
+        m_shared->spinners.load(std::memory_order_relaxed) == 0) {
+        wake_one();
+    }
 }
 
 void thread_pool_core::wake_one() noexcept {
@@ -287,10 +299,13 @@ void thread_pool_core::worker_main(std::size_t index) noexcept {
         if (item == nullptr) {
             // Spin briefly: a hand-off to a spinning worker costs a few µs, to a
             // sleeping one tens of µs. Finished io_uring ops end the spin too.
-            spin_until([&] {
-                return (item = find_work(self)) != nullptr || may_exit() ||
-                       (reactor != nullptr && reactor->ready_hint());
-            });
+            if (m_shared->spinners.fetch_add(1, std::memory_order_relaxed) < m_shared->max_spinners) {
+                spin_until([&] {
+                    return (item = find_work(self)) != nullptr || may_exit() ||
+                           (reactor != nullptr && reactor->ready_hint());
+                });
+            }
+            m_shared->spinners.fetch_sub(1, std::memory_order_relaxed);
             if (item == nullptr && reactor != nullptr && reactor->ready_hint()) continue;
         }
         if (item == nullptr) {
