@@ -47,26 +47,32 @@ TEST_CASE("an unordered stage yields every item once in completion order", "[pip
     std::vector<int> in(40);
     for (int i = 0; i < 40; ++i)
         in[i] = i;
-    // Item 0 is held until every other item has finished, so it must come out last.
-    std::atomic<int> finished{0};
-    auto out = coexec::pipeline(in)
-                   .then(pool,
-                         [&](int x) {
-                             if (x == 0) {
-                                 while (finished.load() < 39)
-                                     std::this_thread::sleep_for(100us);
-                             }
-                             finished.fetch_add(1);
-                             return 2 * x;
-                         },
-                         {.concurrency = 8, .ordered = false})
-                   .collect();
-    std::vector<int> sorted = out.values;
+    // Item 0 is held until the consumer has received every other item, so it
+    // must come out last (counting finished calls is not enough: an item's
+    // result may still be on its way when its function has returned).
+    std::atomic<int> received{0};
+    std::vector<int> values;
+    auto errors = coexec::pipeline(in)
+                      .then(pool,
+                            [&](int x) {
+                                if (x == 0) {
+                                    while (received.load() < 39)
+                                        std::this_thread::sleep_for(100us);
+                                }
+                                return 2 * x;
+                            },
+                            {.concurrency = 8, .ordered = false})
+                      .for_each([&](int v) {
+                          values.push_back(v);
+                          received.fetch_add(1);
+                      });
+    REQUIRE(errors.empty());
+    std::vector<int> sorted = values;
     std::sort(sorted.begin(), sorted.end());
     REQUIRE(sorted.size() == 40);
     for (int i = 0; i < 40; ++i)
         CHECK(sorted[i] == 2 * i);
-    CHECK(out.values.back() == 0);  // completion order, not input order
+    CHECK(values.back() == 0);  // completion order, not input order
 }
 
 TEST_CASE("fail_fast rethrows the first failure and cancels the rest", "[pipeline]") {
