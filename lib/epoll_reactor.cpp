@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "io_reactor.hpp"
+#include "timer_heap.hpp"
 
 namespace coexec::detail {
 namespace {
@@ -41,12 +42,6 @@ namespace {
 constexpr std::uint64_t tag_wake = UINT64_MAX;
 constexpr std::uint64_t tag_timer = UINT64_MAX - 1;
 constexpr int event_batch = 256;
-
-std::int64_t now_ns() noexcept {
-    timespec ts{};
-    ::clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
 
 bool is_writer(io_opcode code) noexcept {
     return code == io_opcode::write || code == io_opcode::send || code == io_opcode::connect;
@@ -141,7 +136,7 @@ class epoll_reactor final : public io_reactor {
     bool backend_start(io_op& op) noexcept override {
         switch (op.opcode) {
             case io_opcode::sleep:
-                heap_push(op);
+                m_timers.push(op);
                 rearm_timer();
                 return true;
             case io_opcode::open: {
@@ -181,7 +176,7 @@ class epoll_reactor final : public io_reactor {
                     return false;
                 }
                 if ((fl & O_NONBLOCK) == 0) ::fcntl(op.fd, F_SETFL, fl | O_NONBLOCK);
-                int r = ::connect(op.fd, reinterpret_cast<const sockaddr*>(op.scratch), op.addrlen);
+                int r = ::connect(op.fd, static_cast<const sockaddr*>(op.buf), op.addrlen);
                 int e = errno;
                 if ((fl & O_NONBLOCK) == 0) ::fcntl(op.fd, F_SETFL, fl);
                 if (r == 0) {
@@ -209,7 +204,7 @@ class epoll_reactor final : public io_reactor {
 
     void backend_cancel(io_op& op) noexcept override {
         if (op.opcode == io_opcode::sleep) {
-            heap_remove(op);  // the timerfd may fire for nothing: harmless
+            m_timers.remove(op);  // the timerfd may fire for nothing: harmless
         } else if (auto it = m_fds.find(op.fd); it != m_fds.end()) {
             waiters& w = it->second;
             unlink(is_writer(op.opcode) ? w.writers : w.readers, op);
@@ -358,64 +353,17 @@ class epoll_reactor final : public io_reactor {
         update(fd, w);
     }
 
-    // ---- timers: a binary min-heap on the deadline (op.offset) ----
-    static bool earlier(const io_op* a, const io_op* b) noexcept { return a->offset < b->offset; }
-
-    void heap_set(std::size_t i, io_op* op) noexcept {
-        m_heap[i] = op;
-        op->backend_index = i;
-    }
-    void sift_up(std::size_t i) noexcept {
-        io_op* op = m_heap[i];
-        while (i > 0) {
-            std::size_t parent = (i - 1) / 2;
-            if (!earlier(op, m_heap[parent])) break;
-            heap_set(i, m_heap[parent]);
-            i = parent;
-        }
-        heap_set(i, op);
-    }
-    void sift_down(std::size_t i) noexcept {
-        io_op* op = m_heap[i];
-        std::size_t n = m_heap.size();
-        for (;;) {
-            std::size_t child = 2 * i + 1;
-            if (child >= n) break;
-            if (child + 1 < n && earlier(m_heap[child + 1], m_heap[child])) ++child;
-            if (!earlier(m_heap[child], op)) break;
-            heap_set(i, m_heap[child]);
-            i = child;
-        }
-        heap_set(i, op);
-    }
-    void heap_push(io_op& op) noexcept {
-        m_heap.push_back(&op);  // may throw bad_alloc: then terminate, like any noexcept
-        sift_up(m_heap.size() - 1);
-    }
-    void heap_remove(io_op& op) noexcept {
-        std::size_t i = op.backend_index;
-        if (i >= m_heap.size() || m_heap[i] != &op) return;
-        io_op* last = m_heap.back();
-        m_heap.pop_back();
-        if (last == &op) return;
-        heap_set(i, last);
-        sift_down(i);
-        sift_up(last->backend_index);
-    }
-
+    // ---- timers (timer_heap.hpp) ----
     void expire_timers() noexcept {
-        std::int64_t now = now_ns();
-        while (!m_heap.empty() && m_heap.front()->offset <= now) {
-            io_op& op = *m_heap.front();
-            heap_remove(op);
-            complete(op, 0);
-        }
+        std::int64_t now = monotonic_now_ns();
+        while (io_op* op = m_timers.pop_due(now))
+            complete(*op, 0);
         m_armed = -1;  // the timerfd fired: it is disarmed now
         rearm_timer();
     }
 
     void rearm_timer() noexcept {
-        std::int64_t want = m_heap.empty() ? 0 : std::max<std::int64_t>(m_heap.front()->offset, 1);
+        std::int64_t want = m_timers.empty() ? 0 : std::max<std::int64_t>(m_timers.earliest(), 1);
         if (want == m_armed) return;
         itimerspec spec{};
         spec.it_value.tv_sec = static_cast<time_t>(want / 1'000'000'000);
@@ -428,7 +376,7 @@ class epoll_reactor final : public io_reactor {
     int m_ep = -1;
     int m_timer = -1;
     std::int64_t m_armed = 0;  // deadline the timerfd is set to (0: disarmed)
-    std::vector<io_op*> m_heap;
+    timer_heap m_timers;
     std::unordered_map<int, waiters> m_fds;
 };
 

@@ -7,6 +7,8 @@
 // each wake-up).
 //
 // Each op's sqe carries user_data = the io_op*; its CQE completes that op.
+// Sleeps never reach the kernel one by one: they wait in a timer_heap and the
+// ring's wait carries the earliest deadline as its timeout.
 // Two tags mark internal submissions: wake polls and cancel requests (whose
 // own completions mean nothing: the cancelled op reports for itself).
 //
@@ -27,6 +29,7 @@
 #include <system_error>
 
 #include "io_reactor.hpp"
+#include "timer_heap.hpp"
 
 namespace coexec::detail {
 namespace {
@@ -64,16 +67,15 @@ class uring_reactor final : public io_reactor {
 
   protected:
     bool backend_start(io_op& op) noexcept override {
+        if (op.opcode == io_opcode::sleep) {
+            // In user space (timer_heap.hpp): the ring waits for the earliest.
+            m_timers.push(op);
+            return true;
+        }
         io_uring_sqe* sqe = get_sqe();
         switch (op.opcode) {
-            case io_opcode::sleep: {
-                std::int64_t ns = op.offset < 0 ? 0 : op.offset;
-                auto* ts = ::new (static_cast<void*>(op.scratch))
-                    __kernel_timespec{ns / 1'000'000'000, ns % 1'000'000'000};
-                // Absolute CLOCK_MONOTONIC (= steady_clock); count 0: a pure timer.
-                io_uring_prep_timeout(sqe, ts, 0, IORING_TIMEOUT_ABS);
+            case io_opcode::sleep:  // handled above
                 break;
-            }
             case io_opcode::read:
                 io_uring_prep_read(sqe, op.fd, op.buf, clamp(op.len),
                                    static_cast<__u64>(op.offset));
@@ -92,8 +94,7 @@ class uring_reactor final : public io_reactor {
                 io_uring_prep_accept(sqe, op.fd, nullptr, nullptr, SOCK_CLOEXEC);
                 break;
             case io_opcode::connect:
-                io_uring_prep_connect(sqe, op.fd, reinterpret_cast<const sockaddr*>(op.scratch),
-                                      op.addrlen);
+                io_uring_prep_connect(sqe, op.fd, static_cast<const sockaddr*>(op.buf), op.addrlen);
                 break;
             case io_opcode::close:
                 io_uring_prep_close(sqe, op.fd);
@@ -108,6 +109,11 @@ class uring_reactor final : public io_reactor {
     }
 
     void backend_cancel(io_op& op) noexcept override {
+        if (op.opcode == io_opcode::sleep) {
+            m_timers.remove(op);
+            complete(op, -ECANCELED);
+            return;
+        }
         io_uring_sqe* sqe = get_sqe();
         io_uring_prep_cancel64(sqe, reinterpret_cast<std::uintptr_t>(&op), 0);
         io_uring_sqe_set_data64(sqe, tag_ignore);
@@ -115,14 +121,27 @@ class uring_reactor final : public io_reactor {
 
     void backend_reap(bool block) noexcept override {
         arm_wake();
-        if (block) {
-            // One syscall submits what is queued and sleeps until a CQE
-            // (an op, or the wake poll) is there. EINTR: back to the loop.
+        std::int64_t now = m_timers.empty() ? 0 : monotonic_now_ns();
+        if (block && m_timers.due(now)) block = false;
+        if (block && !m_timers.empty()) {
+            // One syscall submits what is queued and sleeps until a CQE (an
+            // op, or the wake poll) is there or the earliest sleeper is due
+            // (-ETIME). EINTR: back to the loop.
+            std::int64_t ns = m_timers.earliest() - now;
+            __kernel_timespec ts{ns / 1'000'000'000, ns % 1'000'000'000};
+            io_uring_cqe* cqe = nullptr;
+            io_uring_submit_and_wait_timeout(&m_ring, &cqe, 1, &ts, nullptr);
+        } else if (block) {
             io_uring_submit_and_wait(&m_ring, 1);
         } else if (io_uring_sq_ready(&m_ring) != 0) {
             io_uring_submit(&m_ring);
         }
         drain_cq();
+        if (!m_timers.empty()) {
+            now = monotonic_now_ns();
+            while (io_op* op = m_timers.pop_due(now))
+                complete(*op, 0);
+        }
         // The wake poll, re-armed if it fired, goes out with the next
         // submission (at the latest the submit_and_wait before sleeping).
         arm_wake();
@@ -133,7 +152,8 @@ class uring_reactor final : public io_reactor {
         // completions wait for us to enter it (COOP_TASKRUN).
         auto* ring = const_cast<io_uring*>(&m_ring);
         return io_uring_cq_ready(ring) != 0 ||
-               (IO_URING_READ_ONCE(*ring->sq.kflags) & IORING_SQ_TASKRUN) != 0;
+               (IO_URING_READ_ONCE(*ring->sq.kflags) & IORING_SQ_TASKRUN) != 0 ||
+               m_timers.due(m_timers.empty() ? 0 : monotonic_now_ns());
     }
 
   private:
@@ -178,7 +198,9 @@ class uring_reactor final : public io_reactor {
 
     void handle(const io_uring_cqe& cqe) noexcept {
         std::uint64_t data = io_uring_cqe_get_data64(&cqe);
-        if (data == tag_ignore) return;
+        // LIBURING_UDATA_TIMEOUT: the timeout liburing itself queues for
+        // submit_and_wait_timeout on kernels without IORING_FEAT_EXT_ARG.
+        if (data == tag_ignore || data == LIBURING_UDATA_TIMEOUT) return;
         if (data == tag_wake) {
             if (cqe.res > 0) {
                 std::uint64_t count;  // readable: a read cannot block (one reader)
@@ -188,13 +210,12 @@ class uring_reactor final : public io_reactor {
             return;
         }
         auto* op = reinterpret_cast<io_op*>(static_cast<std::uintptr_t>(data));
-        std::int64_t res = cqe.res;
-        if (op->opcode == io_opcode::sleep && res == -ETIME) res = 0;  // expired: success
-        complete(*op, res);
+        complete(*op, cqe.res);
     }
 
     io_uring m_ring{};
     bool m_wake_armed = false;
+    timer_heap m_timers;
 };
 
 }  // namespace

@@ -6,7 +6,7 @@
 // the op into a submission, and when the operation finishes it stores the
 // result (a byte count / fd, or -errno) and resumes the coroutine on that
 // same worker. No kernel type appears here: the backends keep their private
-// data in the `backend_*` fields and `scratch`.
+// data in the `backend_*` fields.
 #pragma once
 
 #include <atomic>
@@ -28,7 +28,7 @@ enum class io_opcode : std::uint8_t {
     recv,     // fd, buf, len, flags
     send,     // fd, buf, len, flags
     accept,   // fd → new fd
-    connect,  // fd, addr (in scratch), addrlen
+    connect,  // fd, addr (buf, in the awaitable), addrlen
     close,    // fd
     open,     // path (buf), flags, mode → new fd
 };
@@ -60,24 +60,32 @@ struct io_op {
         offset = o.offset;
         token = o.token;
         explicit_token = o.explicit_token;
-        for (std::size_t i = 0; i < sizeof scratch; ++i)
-            scratch[i] = o.scratch[i];
     }
+
+    // Fields are ordered so the small ones share words: an io_op sits in
+    // every awaiting coroutine frame (100k sleepers = 100k io_ops).
 
     // ---- filled in by the awaitable ----
     io_opcode opcode = io_opcode::sleep;
-    const char* name = "";  // "io::read": the operation named in errors
+    /// True when `token` was given explicitly (else the job's is used).
+    bool explicit_token = false;
+
+    // ---- owned by the reactor (lib/) ----
+    bool in_flight = false;  // started and not yet completed
+    std::atomic<bool> cancel_queued{false};
+    std::uint32_t backend_index = 0;  // a sleep's slot in the reactor's timer heap
+
+    // ---- filled in by the awaitable ----
     int fd = -1;
     int flags = 0;
     unsigned mode = 0;
     std::uint32_t addrlen = 0;
+    const char* name = "";  // "io::read": the operation named in errors
     void* buf = nullptr;
     std::size_t len = 0;
     std::int64_t offset = -1;
     /// The token that cancels this op (explicit, or the running job's).
     std::stop_token token;
-    /// True when `token` was given explicitly (else the job's is used).
-    bool explicit_token = false;
 
     // ---- outcome ----
     /// Bytes transferred / new fd / 0, or -errno (-ECANCELED when cancelled).
@@ -88,16 +96,10 @@ struct io_op {
     io_reactor* reactor = nullptr;
     shared_state_base* job = nullptr;  // the job whose frames were running at start
     std::optional<std::stop_callback<io_cancel_fn>> stop_link;
-    std::atomic<bool> cancel_queued{false};
     io_op* cancel_next = nullptr;  // the reactor's cross-thread cancel stack
     io_op* next = nullptr;         // ready list / per-fd wait queue
     io_op* list_prev = nullptr;    // the reactor's in-flight list
     io_op* list_next = nullptr;
-    std::uint64_t backend_index = 0;  // epoll: heap slot of a timer
-    bool in_flight = false;           // started and not yet completed
-    /// Backend scratch: a __kernel_timespec for io_uring timeouts; the
-    /// address for connect (sized and aligned for sockaddr_storage).
-    alignas(16) std::byte scratch[128];
 };
 
 /// Throws coexec::error naming `name` unless the calling thread is a

@@ -54,12 +54,21 @@ class connect_awaitable : public void_awaitable {
         init(addr, addrlen);
     }
 
+    connect_awaitable(connect_awaitable&& o) noexcept : void_awaitable(std::move(o)) {
+        std::memcpy(m_addr, o.m_addr, sizeof m_addr);
+        m_op.buf = m_addr;  // the copy's own address, not the source's
+    }
+
   private:
     void init(const ::sockaddr* addr, std::uint32_t addrlen) noexcept {
-        if (addrlen > sizeof(m_op.scratch)) addrlen = sizeof(m_op.scratch);  // EINVAL follows
-        std::memcpy(m_op.scratch, addr, addrlen);
+        if (addrlen > sizeof m_addr) addrlen = sizeof m_addr;  // EINVAL follows
+        std::memcpy(m_addr, addr, addrlen);
         m_op.addrlen = addrlen;
+        m_op.buf = m_addr;
     }
+
+    // Sized and aligned for sockaddr_storage (which needs <sys/socket.h>).
+    alignas(16) std::byte m_addr[128];
 };
 inline connect_awaitable connect(int fd, const ::sockaddr* addr, std::uint32_t addrlen) {
     return {fd, addr, addrlen};
