@@ -29,7 +29,10 @@ void throw_errno(const char* op) {
 namespace {
 
 constexpr std::uint64_t channel_magic = 0x636f65786563'4348ULL;  // "coexecCH"
-constexpr std::uint16_t flag_spilled = 1;
+constexpr std::uint16_t flag_spilled = 1;                        // payload outside the ring
+constexpr std::uint16_t flag_arena = 2;                          // ... in the direction's arena
+constexpr std::uint16_t flag_new_arena = 4;  // ... a new one: its memfd is the first fd
+constexpr std::size_t arena_granule = std::size_t{2} << 20;
 constexpr std::size_t max_fds_per_packet = 250;  // the kernel's SCM_MAX_FD is 253
 
 // One record per message, 8-byte aligned; the payload follows it.
@@ -55,6 +58,8 @@ struct channel::ring_control {
     alignas(64) std::atomic<std::uint64_t> head{0};
     alignas(64) std::atomic<std::uint64_t> tail{0};
     alignas(64) std::atomic<std::uint32_t> consumer_sleeping{0};
+    // 1 from the producer's arena write until the consumer's release.
+    std::atomic<std::uint32_t> arena_busy{0};
 };
 
 struct channel::header {
@@ -143,7 +148,11 @@ channel::channel(channel&& o) noexcept
       m_memfd(std::move(o.m_memfd)),
       m_to_worker(std::move(o.m_to_worker)),
       m_to_parent(std::move(o.m_to_parent)),
-      m_socket(std::move(o.m_socket)) {}
+      m_socket(std::move(o.m_socket)),
+      m_out_arena(std::exchange(o.m_out_arena, nullptr)),
+      m_out_arena_len(std::exchange(o.m_out_arena_len, 0)),
+      m_in_arena(std::exchange(o.m_in_arena, nullptr)),
+      m_in_arena_len(std::exchange(o.m_in_arena_len, 0)) {}
 
 channel& channel::operator=(channel&& o) noexcept {
     if (this != &o) {
@@ -154,7 +163,15 @@ channel& channel::operator=(channel&& o) noexcept {
 }
 
 channel::~channel() {
+    unmap_arenas();
     if (m_base != nullptr) ::munmap(m_base, m_map_len);
+}
+
+void channel::unmap_arenas() noexcept {
+    if (m_out_arena != nullptr) ::munmap(m_out_arena, m_out_arena_len);
+    if (m_in_arena != nullptr) ::munmap(m_in_arena, m_in_arena_len);
+    m_out_arena = m_in_arena = nullptr;
+    m_out_arena_len = m_in_arena_len = 0;
 }
 
 channel::ring_control& channel::out_ring() const noexcept {
@@ -317,7 +334,62 @@ void channel::send2(msg_kind kind, std::uint64_t id, std::span<const std::byte> 
         write_record(kind, id, 0, static_cast<std::uint32_t>(fds.size()), a, b);
         return;
     }
-    // Spill: the payload goes into a memfd of its own, sent as the first descriptor.
+    if (total <= arena_max_bytes && send_via_arena(kind, id, a, b, fds)) return;
+    send_spilled(kind, id, a, b, fds);
+}
+
+bool channel::send_via_arena(msg_kind kind, std::uint64_t id, std::span<const std::byte> a,
+                             std::span<const std::byte> b, std::span<const int> fds) {
+    ring_control& r = out_ring();
+    // acquire: the consumer's reads of the previous message happened before
+    // its release store of 0, so we may overwrite.
+    if (r.arena_busy.load(std::memory_order_acquire) != 0) return false;
+    const std::size_t total = a.size() + b.size();
+    // A new arena when the old one is too small, or far too large for what
+    // is being sent now (so one huge message does not pin memory forever).
+    void* target = m_out_arena;
+    std::size_t target_len = m_out_arena_len;
+    unique_fd fresh;
+    if (target_len < total || target_len > 4 * std::max(total, arena_granule)) {
+        target_len = (total + arena_granule - 1) / arena_granule * arena_granule;
+        fresh.reset(::memfd_create("coexec-arena", MFD_CLOEXEC));
+        if (!fresh) throw_errno("memfd_create");
+        if (::ftruncate(fresh.get(), static_cast<off_t>(target_len)) != 0) throw_errno("ftruncate");
+        target = ::mmap(nullptr, target_len, PROT_READ | PROT_WRITE, MAP_SHARED, fresh.get(), 0);
+        if (target == MAP_FAILED) throw_errno("mmap(arena)");
+    }
+    try {
+        auto* dst = static_cast<std::byte*>(target);
+        if (!a.empty()) std::memcpy(dst, a.data(), a.size());
+        if (!b.empty()) std::memcpy(dst + a.size(), b.data(), b.size());
+        std::vector<int> all;
+        if (fresh) {
+            all.reserve(fds.size() + 1);
+            all.push_back(fresh.get());
+            all.insert(all.end(), fds.begin(), fds.end());
+            fds = all;
+        }
+        if (!fds.empty()) send_fds(fds);
+        // Published by write_record's release store of the ring's tail.
+        r.arena_busy.store(1, std::memory_order_relaxed);
+        write_record(kind, id, flag_spilled | flag_arena | (fresh ? flag_new_arena : 0),
+                     static_cast<std::uint32_t>(fds.size()), a, b);
+    } catch (...) {
+        r.arena_busy.store(0, std::memory_order_relaxed);
+        if (fresh) ::munmap(target, target_len);  // the peer never heard of it
+        throw;
+    }
+    if (fresh) {
+        if (m_out_arena != nullptr) ::munmap(m_out_arena, m_out_arena_len);
+        m_out_arena = target;
+        m_out_arena_len = target_len;
+    }
+    return true;
+}
+
+void channel::send_spilled(msg_kind kind, std::uint64_t id, std::span<const std::byte> a,
+                           std::span<const std::byte> b, std::span<const int> fds) {
+    // The payload goes into a memfd of its own, sent as the first descriptor.
     unique_fd spill(::memfd_create("coexec-message", MFD_CLOEXEC));
     if (!spill) throw_errno("memfd_create");
     for (auto part : {a, b}) {
@@ -336,6 +408,17 @@ void channel::send2(msg_kind kind, std::uint64_t id, std::span<const std::byte> 
     all.insert(all.end(), fds.begin(), fds.end());
     send_fds(all);
     write_record(kind, id, flag_spilled, static_cast<std::uint32_t>(all.size()), a, b);
+}
+
+void channel::map_in_arena(int fd) {
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) throw_errno("fstat(arena)");
+    const auto len = static_cast<std::size_t>(st.st_size);
+    void* p = ::mmap(nullptr, len, PROT_READ, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED) throw_errno("mmap(arena)");
+    if (m_in_arena != nullptr) ::munmap(m_in_arena, m_in_arena_len);
+    m_in_arena = p;
+    m_in_arena_len = len;
 }
 
 bool channel::readable() const noexcept {
@@ -376,9 +459,22 @@ bool channel::try_receive(message& out) {
         out.fds.clear();
         out.spill_map = nullptr;
         out.spill_len = 0;
+        out.in_arena = false;
         out.bytes = {data + pos + sizeof rec, spilled ? 0 : rec.size};
         if (rec.nfds != 0) recv_fds(rec.nfds, out.fds);
-        if (spilled) {
+        if (spilled && (rec.flags & flag_arena) != 0) {
+            if ((rec.flags & flag_new_arena) != 0) {
+                if (out.fds.empty())
+                    throw serialization_error("coexec: new arena announced without its memfd");
+                unique_fd arena(out.fds.front());
+                out.fds.erase(out.fds.begin());
+                map_in_arena(arena.get());
+            }
+            if (m_in_arena == nullptr || rec.size > m_in_arena_len)
+                throw serialization_error("coexec: a message overruns the channel's arena");
+            out.in_arena = true;
+            out.bytes = {static_cast<const std::byte*>(m_in_arena), rec.size};
+        } else if (spilled) {
             if (out.fds.empty())
                 throw serialization_error("coexec: spilled message without its memfd");
             unique_fd spill(out.fds.front());
@@ -402,6 +498,11 @@ void channel::release(message& m) noexcept {
     }
     if (m.spill_map != nullptr) ::munmap(m.spill_map, m.spill_len);
     m.spill_map = nullptr;
+    if (m.in_arena) {
+        // release: our reads of the arena happen before the producer reuses it.
+        r.arena_busy.store(0, std::memory_order_release);
+        m.in_arena = false;
+    }
     for (int fd : m.fds)
         ::close(fd);
     m.fds.clear();

@@ -4,7 +4,11 @@
 // byte rings, one per direction. Each message is one contiguous record (a
 // record never wraps: a pad record fills the end of the ring), so the
 // receiver decodes it in place. A message too large for the ring travels in a
-// memfd of its own ("spilled"). Descriptors (shared_buffers, spill memfds)
+// memfd of its own ("spilled"): up to arena_max_bytes, into the direction's
+// arena, a memfd both sides keep mapped and reuse while the receiver has
+// released the previous one (so a large payload costs one copy into pages
+// that are already there, not a fresh allocation on each side); beyond that,
+// or while the arena is busy, a one-off memfd. Descriptors (shared_buffers, spill memfds)
 // travel beside the ring over a SOCK_SEQPACKET socketpair with SCM_RIGHTS,
 // sent before the ring record that refers to them is published, so the
 // receiver finds them already queued and never blocks for them. The socket
@@ -86,7 +90,12 @@ struct message {
     std::uint64_t advance = 0;  // ring bytes to consume on release
     void* spill_map = nullptr;
     std::size_t spill_len = 0;
+    bool in_arena = false;  // bytes are in the channel's arena (freed by release)
 };
+
+/// Largest message that travels through a channel's reusable arena; a channel
+/// keeps the arena sized for the largest recent one until it is destroyed.
+inline constexpr std::size_t arena_max_bytes = std::size_t{256} << 20;
 
 class channel {
   public:
@@ -155,6 +164,12 @@ class channel {
     void recv_fds(std::size_t count, std::vector<int>& out);
     void write_record(msg_kind kind, std::uint64_t id, std::uint32_t flags, std::uint32_t nfds,
                       std::span<const std::byte> a, std::span<const std::byte> b);
+    bool send_via_arena(msg_kind kind, std::uint64_t id, std::span<const std::byte> a,
+                        std::span<const std::byte> b, std::span<const int> fds);
+    void send_spilled(msg_kind kind, std::uint64_t id, std::span<const std::byte> a,
+                      std::span<const std::byte> b, std::span<const int> fds);
+    void map_in_arena(int fd);
+    void unmap_arenas() noexcept;
     void wake_peer() noexcept;
 
     side m_side = side::parent;
@@ -165,6 +180,11 @@ class channel {
     unique_fd m_to_worker;
     unique_fd m_to_parent;
     unique_fd m_socket;
+    // The arenas: ours to write (out) and the peer's, read-only (in).
+    void* m_out_arena = nullptr;
+    std::size_t m_out_arena_len = 0;
+    void* m_in_arena = nullptr;
+    std::size_t m_in_arena_len = 0;
 };
 
 }  // namespace coexec::detail::proc

@@ -166,6 +166,9 @@ int worker_loop(const channel_fds& fds) {
                 } catch (...) {
                     encode_failure(out, out_fds);
                 }
+                // The arguments are decoded: free the message before the result
+                // goes out, so the parent finds the arena free for the next task.
+                ch.release(m);
                 try {
                     ch.send(msg_kind::result, m.id, out, out_fds);
                 } catch (...) {

@@ -21,12 +21,14 @@ shared_buffer::state::~state() {
     if (fd >= 0) ::close(fd);
 }
 
-std::shared_ptr<shared_buffer::state> shared_buffer::map_fd(int fd, std::size_t size) {
+std::shared_ptr<shared_buffer::state> shared_buffer::map_fd(int fd, std::size_t size,
+                                                            bool populate) {
     // The state owns fd from here on, so every failure path below closes it.
     auto s = std::make_shared<state>();
     s->fd = fd;
     if (size == 0) return s;  // mmap refuses length 0; an empty block needs no mapping.
-    void* addr = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    const int flags = MAP_SHARED | (populate ? MAP_POPULATE : 0);
+    void* addr = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, flags, fd, 0);
     if (addr == MAP_FAILED) throw_os_error("mmap", errno);
     s->data = static_cast<std::byte*>(addr);
     s->size = size;
@@ -43,7 +45,7 @@ shared_buffer::shared_buffer(std::size_t size) {
         ::close(fd);
         throw_os_error("ftruncate", err);
     }
-    m_state = map_fd(fd, size);
+    m_state = map_fd(fd, size, false);
 }
 
 shared_buffer shared_buffer::adopt_fd(int fd) {
@@ -53,7 +55,13 @@ shared_buffer shared_buffer::adopt_fd(int fd) {
         ::close(fd);
         throw_os_error("fstat", err);
     }
-    return shared_buffer(map_fd(fd, static_cast<std::size_t>(st.st_size)));
+    // A received buffer whose pages mostly exist (the sender filled it) is
+    // mapped with MAP_POPULATE: one pass in the kernel instead of a page
+    // fault per 4 KiB page on first touch (64 MiB: 16k faults, ~25 ms on
+    // these VMs). A sparse one is left to fault in what it uses.
+    const auto size = static_cast<std::size_t>(st.st_size);
+    const bool mostly_present = static_cast<std::size_t>(st.st_blocks) * 512 >= size / 2;
+    return shared_buffer(map_fd(fd, size, mostly_present));
 }
 
 }  // namespace coexec

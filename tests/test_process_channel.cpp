@@ -32,6 +32,11 @@ std::string string_of(std::span<const std::byte> b) {
     return std::string(reinterpret_cast<const char*>(b.data()), b.size());
 }
 
+// Compares without Catch printing megabytes when it fails.
+bool same(std::span<const std::byte> b, const std::string& s) {
+    return b.size() == s.size() && std::memcmp(b.data(), s.data(), s.size()) == 0;
+}
+
 // Receives one message on `ch`, sleeping on its eventfd when the ring is empty.
 bool receive_blocking(channel& ch, message& m, int timeout_ms = 5000) {
     auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
@@ -126,6 +131,62 @@ TEST_CASE("a message larger than the ring is spilled into a memfd and arrives in
     REQUIRE(string_of(m.bytes) == big);
     f.ch.release(m);
     REQUIRE(WEXITSTATUS(f.finish()) == 0);
+}
+
+TEST_CASE("large messages reuse the direction's arena, and spill while it is busy",
+          "[process][channel]") {
+    // Both ends in this process: the worker side is attached to the
+    // descriptors create() hands out, so the order of events is ours to pick.
+    channel_fds w;
+    channel parent = channel::create(64 * 1024, w);
+    channel worker = channel::attach(w);
+    auto pattern = [](std::size_t size, char seed) {
+        std::string s(size, seed);
+        for (std::size_t i = 0; i < size; i += 4093)
+            s[i] = static_cast<char>(seed + 1 + (i / 4093) % 7);
+        return s;
+    };
+    message a;
+    message b;
+    // Grow, shrink (an arena 4x larger than needed is replaced), grow again.
+    const std::size_t sizes[] = {3u << 20, 5u << 20, 1u << 20, 40u << 20, 300u << 10, 6u << 20};
+    char seed = 'a';
+    for (std::size_t size : sizes) {
+        const std::string body = pattern(size, seed++);
+        parent.send(msg_kind::task, size, bytes_of(body));
+        REQUIRE(worker.try_receive(a));
+        REQUIRE(a.in_arena);
+        REQUIRE(a.id == size);
+        REQUIRE(same(a.bytes, body));
+        worker.release(a);
+    }
+    // While the worker still holds the arena's message, the next one spills.
+    // (A receiver holds one message at a time: the next is read after release.)
+    const std::string first = pattern(2u << 20, 'p');
+    const std::string second = pattern(3u << 20, 'q');
+    parent.send(msg_kind::task, 1, bytes_of(first));
+    REQUIRE(worker.try_receive(a));
+    parent.send(msg_kind::task, 2, bytes_of(second));
+    CHECK(a.in_arena);
+    CHECK(same(a.bytes, first));
+    worker.release(a);
+    REQUIRE(worker.try_receive(b));
+    CHECK_FALSE(b.in_arena);
+    CHECK(b.id == 2);
+    CHECK(same(b.bytes, second));
+    worker.release(b);
+    // Released: the arena is used again, and the other direction has its own.
+    const std::string third = pattern(2u << 20, 'r');
+    parent.send(msg_kind::task, 3, bytes_of(third));
+    REQUIRE(worker.try_receive(a));
+    CHECK(a.in_arena);
+    CHECK(same(a.bytes, third));
+    worker.send(msg_kind::result, 3, a.bytes);  // straight from one arena into the other
+    worker.release(a);
+    REQUIRE(parent.try_receive(b));
+    CHECK(b.in_arena);
+    CHECK(same(b.bytes, third));
+    parent.release(b);
 }
 
 TEST_CASE("descriptors sent with a message arrive with it", "[process][channel]") {

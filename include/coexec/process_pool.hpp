@@ -116,6 +116,9 @@ class process_pool_core {
     /// or broken_pool; the task's future is then left untouched by the pool
     /// and completed by ~process_task.
     void submit(std::unique_ptr<process_task> task);
+    /// An empty encoding buffer, with the capacity of a finished large task's
+    /// if one is kept (else no capacity). Never throws.
+    std::vector<std::byte> take_message_buffer() noexcept;
     void shutdown(bool wait, bool cancel_futures);
     void terminate_workers();
     executor_stats stats() const noexcept;
@@ -170,6 +173,7 @@ class process_pool {
         task->complete = &detail::complete_single<R>;
         task->timeout = options.timeout;
         if constexpr (detail::is_remote_callable_v<F, Args...>) {
+            task->message = m_core.take_message_buffer();
             detail::byte_writer w(task->message, &task->fds);
             w.put_u64(detail::trampoline_address<
                       &detail::remote_invoke<std::decay_t<F>, std::decay_t<Args>...>>());

@@ -68,7 +68,7 @@ class shared_buffer {
     };
 
     explicit shared_buffer(std::shared_ptr<state> s) noexcept : m_state(std::move(s)) {}
-    static std::shared_ptr<state> map_fd(int fd, std::size_t size);
+    static std::shared_ptr<state> map_fd(int fd, std::size_t size, bool populate);
 
     std::shared_ptr<state> m_state;
 };
