@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <ctime>
 
 #include "coexec/errors.hpp"
@@ -152,12 +153,31 @@ bool shared_state_base::block_until(
     }
 }
 
+namespace {
+
+// How long this thread's recent waits lasted (a moving mean over ~4). A
+// thread that waits for long tasks gains nothing from spinning first and, on
+// a machine with as many busy workers as cores, takes that time from them.
+thread_local std::int64_t t_recent_wait_ns = 0;
+constexpr std::int64_t long_wait_ns = 1'000'000;
+
+std::int64_t steady_ns() noexcept {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+
+}  // namespace
+
 void shared_state_base::wait() const noexcept {
+    if (is_done()) return;
+    const std::int64_t start = steady_ns();
     // Spin in short bursts and yield between them: when there are fewer cores
     // than runnable parties (this waiter, a pool worker, a process pool's
     // supervisor), a pure spin starves the very thread that would complete us.
-    if (spin_yield_until([this] { return is_done(); })) return;
-    block_until(nullptr);
+    if (t_recent_wait_ns >= long_wait_ns || !spin_yield_until([this] { return is_done(); }))
+        block_until(nullptr);
+    t_recent_wait_ns += (steady_ns() - start - t_recent_wait_ns) / 4;
 }
 
 bool shared_state_base::wait_until(std::chrono::steady_clock::time_point deadline) const noexcept {
