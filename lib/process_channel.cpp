@@ -46,6 +46,15 @@ struct record {
 };
 static_assert(sizeof(record) == 24);
 
+// The descriptors of a message whose payload travels in `memfd`: it comes first.
+std::vector<int> with_leading_fd(int memfd, std::span<const int> fds) {
+    std::vector<int> all;
+    all.reserve(fds.size() + 1);
+    all.push_back(memfd);
+    all.insert(all.end(), fds.begin(), fds.end());
+    return all;
+}
+
 constexpr std::size_t align8(std::size_t n) noexcept {
     return (n + 7) & ~std::size_t{7};
 }
@@ -364,9 +373,7 @@ bool channel::send_via_arena(msg_kind kind, std::uint64_t id, std::span<const st
         if (!b.empty()) std::memcpy(dst + a.size(), b.data(), b.size());
         std::vector<int> all;
         if (fresh) {
-            all.reserve(fds.size() + 1);
-            all.push_back(fresh.get());
-            all.insert(all.end(), fds.begin(), fds.end());
+            all = with_leading_fd(fresh.get(), fds);
             fds = all;
         }
         if (!fds.empty()) send_fds(fds);
@@ -402,10 +409,7 @@ void channel::send_spilled(msg_kind kind, std::uint64_t id, std::span<const std:
             part = part.subspan(static_cast<std::size_t>(w));
         }
     }
-    std::vector<int> all;
-    all.reserve(fds.size() + 1);
-    all.push_back(spill.get());
-    all.insert(all.end(), fds.begin(), fds.end());
+    const std::vector<int> all = with_leading_fd(spill.get(), fds);
     send_fds(all);
     write_record(kind, id, flag_spilled, static_cast<std::uint32_t>(all.size()), a, b);
 }

@@ -8,11 +8,11 @@
 // arena, a memfd both sides keep mapped and reuse while the receiver has
 // released the previous one (so a large payload costs one copy into pages
 // that are already there, not a fresh allocation on each side); beyond that,
-// or while the arena is busy, a one-off memfd. Descriptors (shared_buffers, spill memfds)
-// travel beside the ring over a SOCK_SEQPACKET socketpair with SCM_RIGHTS,
-// sent before the ring record that refers to them is published, so the
-// receiver finds them already queued and never blocks for them. The socket
-// also tells the worker when the parent is gone (hang-up).
+// or while the arena is busy, a one-off memfd. Descriptors (shared_buffers,
+// spill and arena memfds) travel beside the ring over a SOCK_SEQPACKET
+// socketpair with SCM_RIGHTS, sent before the ring record that refers to them
+// is published, so the receiver finds them already queued and never blocks
+// for them. The socket also tells the worker when the parent is gone (hang-up).
 //
 // Waking: each direction has an eventfd. A consumer spins on the ring first,
 // then announces it is going to sleep (a flag in shared memory), re-checks the

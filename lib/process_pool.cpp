@@ -58,7 +58,7 @@ constexpr std::chrono::microseconds supervisor_spin{50};
 // a wake-up is small next to the task, and on a machine with as many workers
 // as cores the spinning would take that time from the workers (measured:
 // primes on 2 workers, 64 tasks of ~3.5 ms, lost ~4% to the parent's spins).
-constexpr std::chrono::microseconds long_task{1000};
+constexpr std::int64_t long_task_ns = 1'000'000;
 // SIGTERM → SIGKILL grace for deadlines and terminate_workers.
 constexpr std::chrono::milliseconds term_grace{200};
 // How long workers get to exit after a clean shutdown before SIGKILL.
@@ -372,12 +372,13 @@ void process_pool_core::impl::dispatch_locked(task_list& dropped) {
         s.current = std::move(front);
         m_pending.pop_front();
         s.current_id = id;
-        s.dispatched_at = clock::now();
+        const auto now = clock::now();
+        s.dispatched_at = now;
         m_dispatches.fetch_add(1, std::memory_order_relaxed);
         const auto timeout =
             s.current->timeout.count() != 0 ? s.current->timeout : m_options.task_timeout;
         if (timeout.count() > 0) {
-            s.deadline = clock::now() + std::chrono::duration_cast<clock::duration>(timeout);
+            s.deadline = now + std::chrono::duration_cast<clock::duration>(timeout);
             timed = true;
         } else {
             s.deadline = never;
@@ -677,9 +678,7 @@ void process_pool_core::impl::run(std::promise<void>& started) {
             last_activity = clock::now();
             continue;
         }
-        const bool long_tasks =
-            m_service_ns.load(std::memory_order_relaxed) >
-            std::chrono::duration_cast<std::chrono::nanoseconds>(long_task).count();
+        const bool long_tasks = m_service_ns.load(std::memory_order_relaxed) > long_task_ns;
         if (!long_tasks && clock::now() - last_activity < supervisor_spin) {
             // Yield rather than only pause: on a machine with fewer cores
             // than spinning parties (caller, supervisor, worker), the one

@@ -30,7 +30,6 @@ inline std::int64_t monotonic_now_ns() noexcept {
 class timer_heap {
   public:
     bool empty() const noexcept { return m_heap.empty(); }
-    std::size_t size() const noexcept { return m_heap.size(); }
     /// The earliest deadline; only if !empty().
     std::int64_t earliest() const noexcept { return m_heap.front()->offset; }
     /// True if the earliest deadline is at or before `now`.
