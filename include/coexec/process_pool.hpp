@@ -104,7 +104,7 @@ struct submit_options {
 
 namespace detail {
 
-/// The non-template part of process_pool (lib/process_pool.cpp).
+/// The non-template part of process_pool (lib/process/process_pool.cpp).
 class process_pool_core {
   public:
     explicit process_pool_core(const process_pool_options& options);
@@ -125,7 +125,7 @@ class process_pool_core {
     std::size_t max_workers() const noexcept;
     static bool prepare();
 
-    struct impl;  ///< lib/process_pool.cpp (named here only so that file can refer to it)
+    struct impl;  ///< lib/process/process_pool.cpp (named here only so that file can refer to it)
 
   private:
     std::shared_ptr<impl> m_impl;

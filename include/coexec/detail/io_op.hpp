@@ -18,7 +18,7 @@
 
 namespace coexec::detail {
 
-class io_reactor;         // lib/io_reactor.hpp
+class io_reactor;         // lib/io/reactor.hpp
 class shared_state_base;  // detail/shared_state.hpp
 
 enum class io_opcode : std::uint8_t {

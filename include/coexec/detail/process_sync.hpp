@@ -1,5 +1,5 @@
 // detail/process_sync.hpp — process-shared mutex and condition variable on
-// raw shared memory (lib/process_sync.cpp; no OS types in public headers).
+// raw shared memory (lib/shm/process_sync.cpp; no OS types in public headers).
 #pragma once
 
 #include <chrono>

@@ -1,6 +1,6 @@
 // detail/thread_pool_core.hpp — the compiled part of thread_pool.
 //
-// Workers, queues and sleeping live in lib/thread_pool.cpp; the templates in
+// Workers, queues and sleeping live in lib/thread_pool/thread_pool.cpp; the templates in
 // thread_pool.hpp only build jobs (work items) and hand them to this core.
 #pragma once
 

@@ -42,7 +42,7 @@ class shared_state_base;
 /// The job (submitted coroutine) whose frames run on this thread now, or
 /// null: io awaitables without an explicit token use its stop token. Set by
 /// thread_pool's job runner, and carried across every suspension by
-/// resume_item (lib/io_reactor.cpp).
+/// resume_item (lib/io/reactor.cpp).
 shared_state_base* current_io_job() noexcept;
 shared_state_base* exchange_current_io_job(shared_state_base* job) noexcept;
 

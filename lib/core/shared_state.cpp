@@ -1,0 +1,210 @@
+#include "coexec/detail/shared_state.hpp"
+
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <ctime>
+
+#include "coexec/errors.hpp"
+#include "util/spin.hpp"
+
+namespace coexec::detail {
+namespace {
+
+thread_local resumer* t_current_resumer = nullptr;
+
+void futex_wait(std::atomic<std::uint32_t>* word, std::uint32_t expected,
+                const std::chrono::steady_clock::time_point* deadline) noexcept {
+    timespec ts{};
+    const timespec* tsp = nullptr;
+    if (deadline != nullptr) {
+        // steady_clock is CLOCK_MONOTONIC, which FUTEX_WAIT_BITSET takes as an absolute time.
+        auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline->time_since_epoch())
+                      .count();
+        if (ns < 0) ns = 0;
+        ts.tv_sec = static_cast<time_t>(ns / 1'000'000'000);
+        ts.tv_nsec = static_cast<long>(ns % 1'000'000'000);
+        tsp = &ts;
+    }
+    // EAGAIN (value changed), EINTR and ETIMEDOUT all just return to the caller's loop.
+    ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAIT_BITSET_PRIVATE,
+              expected, tsp, nullptr, FUTEX_BITSET_MATCH_ANY);
+}
+
+void futex_wake_all(std::atomic<std::uint32_t>* word) noexcept {
+    ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAKE_PRIVATE, INT32_MAX,
+              nullptr, nullptr, 0);
+}
+
+}  // namespace
+
+resumer* current_resumer() noexcept {
+    return t_current_resumer;
+}
+
+resumer* exchange_current_resumer(resumer* r) noexcept {
+    resumer* old = t_current_resumer;
+    t_current_resumer = r;
+    return old;
+}
+
+bool shared_state_base::transition(status from_a, status from_b, status to) noexcept {
+    std::uint32_t cur = m_status.load(std::memory_order_relaxed);
+    for (;;) {
+        auto s = static_cast<status>(cur & ~waiters_bit);
+        if (s != from_a && s != from_b) return false;
+        // acq_rel: the winner of a transition sees everything published by earlier ones.
+        if (m_status.compare_exchange_weak(cur,
+                                           (cur & waiters_bit) | static_cast<std::uint32_t>(to),
+                                           std::memory_order_acq_rel, std::memory_order_relaxed)) {
+            return true;
+        }
+    }
+}
+
+bool shared_state_base::try_start() noexcept {
+    return transition(status::pending, status::pending, status::running);
+}
+
+bool shared_state_base::begin_completion() noexcept {
+    return transition(status::pending, status::running, status::completing);
+}
+
+void shared_state_base::finish_completion(status final) noexcept {
+    // release: the result written above is visible to whoever reads the terminal status.
+    std::uint32_t old =
+        m_status.exchange(static_cast<std::uint32_t>(final), std::memory_order_acq_rel);
+    if ((old & waiters_bit) != 0) futex_wake_all(&m_status);
+    run_continuations();
+}
+
+void shared_state_base::set_exception(std::exception_ptr e) noexcept {
+    if (begin_completion()) finish_with_exception(std::move(e));
+}
+
+bool shared_state_base::set_cancelled() noexcept {
+    if (!begin_completion()) return false;
+    finish_completion(status::cancelled);
+    m_stop.request_stop();
+    return true;
+}
+
+bool shared_state_base::cancel() noexcept {
+    if (transition(status::pending, status::pending, status::completing)) {
+        finish_completion(status::cancelled);
+        m_stop.request_stop();
+        return true;
+    }
+    status s = load_status();
+    if (s == status::running) {
+        m_stop.request_stop();
+        if (m_hook != nullptr && m_hook->cancel_running(*this)) return true;
+        s = load_status();
+    }
+    return s == status::cancelled;
+}
+
+bool shared_state_base::add_continuation(continuation* c) noexcept {
+    void* const done = static_cast<void*>(this);
+    void* head = m_waiters.load(std::memory_order_acquire);
+    do {
+        if (head == done) return false;
+        c->next = static_cast<continuation*>(head);
+        // release: publishes c's fields to the completing thread.
+    } while (!m_waiters.compare_exchange_weak(head, c, std::memory_order_acq_rel,
+                                              std::memory_order_acquire));
+    return true;
+}
+
+void shared_state_base::run_continuations() noexcept {
+    void* head = m_waiters.exchange(static_cast<void*>(this), std::memory_order_acq_rel);
+    // The list is LIFO; reverse it so callbacks run in registration order.
+    continuation* reversed = nullptr;
+    for (auto* c = static_cast<continuation*>(head); c != nullptr;) {
+        continuation* next = c->next;
+        c->next = reversed;
+        reversed = c;
+        c = next;
+    }
+    while (reversed != nullptr) {
+        continuation* next = reversed->next;  // fn may free the node
+        reversed->fn(reversed);
+        reversed = next;
+    }
+}
+
+bool shared_state_base::block_until(
+    const std::chrono::steady_clock::time_point* deadline) const noexcept {
+    for (;;) {
+        std::uint32_t cur = m_status.load(std::memory_order_acquire);
+        if ((cur & ~waiters_bit) >= static_cast<std::uint32_t>(status::has_value)) return true;
+        if (deadline != nullptr && std::chrono::steady_clock::now() >= *deadline) return false;
+        if ((cur & waiters_bit) == 0) {
+            if (!m_status.compare_exchange_weak(cur, cur | waiters_bit, std::memory_order_acq_rel,
+                                                std::memory_order_acquire)) {
+                continue;
+            }
+            cur |= waiters_bit;
+        }
+        futex_wait(&m_status, cur, deadline);
+    }
+}
+
+namespace {
+
+// How long this thread's recent waits lasted (a moving mean over ~4). A
+// thread that waits for long tasks gains nothing from spinning first and, on
+// a machine with as many busy workers as cores, takes that time from them.
+thread_local std::int64_t t_recent_wait_ns = 0;
+constexpr std::int64_t long_wait_ns = 1'000'000;
+
+std::int64_t steady_ns() noexcept {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+
+}  // namespace
+
+void shared_state_base::wait() const noexcept {
+    if (is_done()) return;
+    const std::int64_t start = steady_ns();
+    // Spin in short bursts and yield between them: when there are fewer cores
+    // than runnable parties (this waiter, a pool worker, a process pool's
+    // supervisor), a pure spin starves the very thread that would complete us.
+    if (t_recent_wait_ns >= long_wait_ns || !spin_yield_until([this] { return is_done(); }))
+        block_until(nullptr);
+    t_recent_wait_ns += (steady_ns() - start - t_recent_wait_ns) / 4;
+}
+
+bool shared_state_base::wait_until(std::chrono::steady_clock::time_point deadline) const noexcept {
+    if (is_done()) return true;
+    return block_until(&deadline);
+}
+
+void shared_state_base::throw_if_failed() const {
+    switch (load_status()) {
+        case status::has_exception:
+            std::rethrow_exception(m_exception);
+        case status::cancelled:
+            throw cancelled_error();
+        default:
+            return;
+    }
+}
+
+std::exception_ptr shared_state_base::exception_ptr() const noexcept {
+    switch (load_status()) {
+        case status::has_exception:
+            return m_exception;
+        case status::cancelled:
+            return std::make_exception_ptr(cancelled_error());
+        default:
+            return nullptr;
+    }
+}
+
+}  // namespace coexec::detail

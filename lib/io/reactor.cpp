@@ -1,0 +1,263 @@
+#include "io/reactor.hpp"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <system_error>
+
+#include "coexec/detail/shared_state.hpp"
+#include "coexec/errors.hpp"
+
+namespace coexec {
+namespace detail {
+namespace {
+
+thread_local io_reactor* t_reactor = nullptr;
+thread_local shared_state_base* t_io_job = nullptr;
+
+}  // namespace
+
+// ---------------------------------------------------------------- helpers
+
+int io_make_wake_fd() {
+    int fd = ::eventfd(0, EFD_CLOEXEC);
+    if (fd < 0) throw std::system_error(errno, std::system_category(), "eventfd");
+    return fd;
+}
+
+void io_wake(int fd) noexcept {
+    std::uint64_t one = 1;
+    // Only fails if the counter would overflow (it is read on every wake-up).
+    [[maybe_unused]] auto n = ::write(fd, &one, sizeof one);
+}
+
+shared_state_base* current_io_job() noexcept {
+    return t_io_job;
+}
+
+shared_state_base* exchange_current_io_job(shared_state_base* job) noexcept {
+    shared_state_base* old = t_io_job;
+    t_io_job = job;
+    return old;
+}
+
+void io_cancel_fn::operator()() const noexcept {
+    op->reactor->request_cancel(*op);
+}
+
+void io_check_context(const char* name) {
+    io_reactor* r = t_reactor;
+    if (r == nullptr || current_resumer() != r->owner()) {
+        throw error(std::string(name) +
+                    ": no I/O reactor runs this coroutine; coexec::io operations must be awaited "
+                    "by a coroutine running on a coexec::thread_pool (submit the coroutine to "
+                    "the pool, or `co_await pool.schedule()` first), not on a plain thread, "
+                    "sync_wait's loop, inline_executor or inside a blocking task");
+    }
+}
+
+bool io_start(io_op& op) noexcept {
+    return t_reactor->start(op);  // io_check_context ran in await_ready
+}
+
+void io_throw(const io_op& op) {
+    throw std::system_error(static_cast<int>(-op.result), std::system_category(), op.name);
+}
+
+// ---------------------------------------------------------------- reactor
+
+io_reactor::io_reactor(io::backend_kind kind, int wake_fd, resumer* owner) noexcept
+    : m_kind(kind), m_wake_fd(wake_fd), m_owner(owner) {}
+
+io_reactor::~io_reactor() {
+    m_pool_stop_link.reset();  // waits for a concurrent request_close() to return
+    if (t_reactor == this) t_reactor = nullptr;
+}
+
+io_reactor* io_reactor::current() noexcept {
+    return t_reactor;
+}
+
+std::unique_ptr<io_reactor> io_reactor::create(int wake_fd, resumer* owner,
+                                               std::stop_token pool_stop) {
+    std::unique_ptr<io_reactor> r;
+    if (io::backend() == io::backend_kind::io_uring) {
+        try {
+            r = make_uring_reactor(wake_fd, owner);
+        } catch (const std::system_error&) {
+            // The probe worked but this ring did not (e.g. memlock or fd
+            // limits): this worker does its I/O with epoll instead.
+        }
+    }
+    if (!r) r = make_epoll_reactor(wake_fd, owner);
+    t_reactor = r.get();
+    r->link_pool_stop(std::move(pool_stop));
+    return r;
+}
+
+void io_reactor::link_pool_stop(std::stop_token pool_stop) {
+    if (pool_stop.stop_possible()) m_pool_stop_link.emplace(std::move(pool_stop), close_fn{this});
+}
+
+bool io_reactor::start(io_op& op) noexcept {
+    op.job = t_io_job;
+    // close is never cancelled: cleanup after a cancellation must not leak the fd.
+    if (op.opcode == io_opcode::close) {
+        op.token = {};
+    } else if (!op.explicit_token && op.job != nullptr) {
+        op.token = op.job->stop_token();
+    }
+    if (op.opcode != io_opcode::close && (m_closing || op.token.stop_requested())) {
+        op.result = -ECANCELED;
+        return false;
+    }
+    op.reactor = this;
+    op.cancel_queued.store(false, std::memory_order_relaxed);
+    op.next = nullptr;
+    if (!backend_start(op)) return false;
+    // In flight: link it so close() can find it.
+    op.in_flight = true;
+    op.list_prev = nullptr;
+    op.list_next = m_list;
+    if (m_list != nullptr) m_list->list_prev = &op;
+    m_list = &op;
+    ++m_in_flight;
+    // Registered last: if the token is already signalled the callback runs
+    // here and queues a cancel request, which the next reap acts on.
+    if (op.token.stop_possible()) op.stop_link.emplace(op.token, io_cancel_fn{&op});
+    return true;
+}
+
+void io_reactor::complete(io_op& op, std::int64_t result) noexcept {
+    if (!op.in_flight) return;
+    op.in_flight = false;
+    op.result = result;
+    if (op.list_prev != nullptr) {
+        op.list_prev->list_next = op.list_next;
+    } else {
+        m_list = op.list_next;
+    }
+    if (op.list_next != nullptr) op.list_next->list_prev = op.list_prev;
+    --m_in_flight;
+    op.next = nullptr;
+    if (m_ready_tail != nullptr) {
+        m_ready_tail->next = &op;
+    } else {
+        m_ready_head = &op;
+    }
+    m_ready_tail = &op;
+    ++m_ready_count;
+}
+
+std::size_t io_reactor::run_ready() noexcept {
+    std::size_t n = 0;
+    while (m_ready_head != nullptr) {
+        io_op* op = m_ready_head;
+        m_ready_head = op->next;
+        if (m_ready_head == nullptr) m_ready_tail = nullptr;
+        --m_ready_count;
+        // After this reset no stop callback runs or will run for `op` (the
+        // destructor waits for one running on another thread).
+        op->stop_link.reset();
+        // A callback that ran pushed `op` on the cancel stack: take it off
+        // before the coroutine (and with it `op`) can go away.
+        if (op->cancel_queued.load(std::memory_order_acquire)) drain_requests();
+        shared_state_base* previous = exchange_current_io_job(op->job);
+        op->handle.resume();  // may free `op`
+        exchange_current_io_job(previous);
+        ++n;
+    }
+    return n;
+}
+
+void io_reactor::request_cancel(io_op& op) noexcept {
+    if (op.cancel_queued.exchange(true, std::memory_order_acq_rel)) return;
+    io_op* head = m_cancels.load(std::memory_order_relaxed);
+    do {
+        op.cancel_next = head;
+        // release: the owner sees cancel_next once it sees the new head.
+    } while (!m_cancels.compare_exchange_weak(head, &op, std::memory_order_release,
+                                              std::memory_order_relaxed));
+    io_wake(m_wake_fd);
+}
+
+void io_reactor::request_close() noexcept {
+    if (!m_close_requested.exchange(true, std::memory_order_acq_rel)) io_wake(m_wake_fd);
+}
+
+bool io_reactor::drain_requests() noexcept {
+    bool acted = false;
+    if (!m_closing && m_close_requested.load(std::memory_order_acquire)) {
+        close();
+        acted = true;
+    }
+    if (m_cancels.load(std::memory_order_relaxed) == nullptr) return acted;
+    for (io_op* op = m_cancels.exchange(nullptr, std::memory_order_acquire); op != nullptr;) {
+        io_op* next = op->cancel_next;
+        // Completed ops are still alive (not yet resumed, see run_ready): skip them.
+        if (op->in_flight) backend_cancel(*op);
+        op = next;
+    }
+    return true;
+}
+
+void io_reactor::close() noexcept {
+    m_closing = true;
+    // backend_cancel may complete (and unlink) ops at once: walk a snapshot.
+    std::size_t n = m_in_flight;
+    if (n == 0) return;
+    auto ops = std::make_unique<io_op*[]>(n);
+    std::size_t i = 0;
+    for (io_op* op = m_list; op != nullptr && i < n; op = op->list_next)
+        ops[i++] = op;
+    for (std::size_t k = 0; k < i; ++k) {
+        if (ops[k]->in_flight) backend_cancel(*ops[k]);
+    }
+}
+
+void io_reactor::reap(bool block) noexcept {
+    drain_requests();
+    if (m_ready_head != nullptr) block = false;
+    backend_reap(block);
+    // Requests that arrived while we slept: act now so their cancels go out.
+    if (drain_requests()) backend_reap(false);
+}
+
+bool io_reactor::ready_hint() const noexcept {
+    return m_ready_head != nullptr || backend_ready_hint() ||
+           m_cancels.load(std::memory_order_relaxed) != nullptr ||
+           (!m_closing && m_close_requested.load(std::memory_order_relaxed));
+}
+
+bool io_reactor::has_work() const noexcept {
+    return m_in_flight != 0 || ready_hint();
+}
+
+}  // namespace detail
+
+// ---------------------------------------------------------------- backend choice
+
+namespace io {
+
+backend_kind backend() {
+    static const backend_kind chosen = [] {
+        if (const char* env = std::getenv("COEXEC_IO_BACKEND");
+            env != nullptr && std::strcmp(env, "epoll") == 0) {
+            return backend_kind::epoll;
+        }
+        return detail::uring_supported() ? backend_kind::io_uring : backend_kind::epoll;
+    }();
+    return chosen;
+}
+
+std::string_view backend_name(backend_kind kind) noexcept {
+    return kind == backend_kind::io_uring ? "io_uring" : "epoll";
+}
+
+}  // namespace io
+}  // namespace coexec

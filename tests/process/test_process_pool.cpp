@@ -1,0 +1,366 @@
+// Behaviour of coexec::process_pool: submit, map, options, cancellation,
+// shutdown, stats, shared_buffer.
+#include "coexec/process_pool.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "coexec/shared_buffer.hpp"
+#include "coexec/thread_pool.hpp"  // both in one translation unit must compile
+
+using namespace std::chrono_literals;
+using coexec::process_pool;
+
+namespace {
+
+int square(int x) {
+    return x * x;
+}
+int pid_of() {
+    return static_cast<int>(::getpid());
+}
+std::string greet(std::string name, int n) {
+    return "hello " + name + " x" + std::to_string(n);
+}
+int sleep_ms(int ms) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+    return ms;
+}
+void nothing() {}
+
+int g_init_count = 0;
+void count_init() {
+    ++g_init_count;
+}
+int init_count() {
+    return g_init_count;
+}
+
+void fill(coexec::shared_buffer b, int value) {
+    for (auto& x : b.span())
+        x = static_cast<std::byte>(value);
+}
+coexec::shared_buffer make_buffer(std::size_t n) {
+    coexec::shared_buffer b(n);
+    for (std::size_t i = 0; i < n; ++i)
+        b.data()[i] = static_cast<std::byte>(i % 251);
+    return b;
+}
+
+}  // namespace
+
+TEST_CASE("process_pool runs function pointers and captureless lambdas in other processes",
+          "[process_pool]") {
+    process_pool pool{{.max_workers = 2}};
+    REQUIRE(pool.max_workers() == 2);
+    auto f = pool.submit(square, 12);
+    REQUIRE(f.get() == 144);
+    auto g = pool.submit([](int a, int b) { return a + b; }, 2, 3);
+    REQUIRE(g.get() == 5);
+    auto h = pool.submit(greet, std::string("pool"), 3);
+    REQUIRE(h.get() == "hello pool x3");
+    auto v = pool.submit(nothing);
+    v.get();
+    REQUIRE(v.done());
+    auto p = pool.submit(pid_of);
+    REQUIRE(p.get() != static_cast<int>(::getpid()));
+}
+
+TEST_CASE("process_pool runs many tasks concurrently and every future completes",
+          "[process_pool]") {
+    process_pool pool{{.max_workers = 3}};
+    std::vector<coexec::future<int>> fs;
+    for (int i = 0; i < 500; ++i)
+        fs.push_back(pool.submit(square, i));
+    for (int i = 0; i < 500; ++i)
+        REQUIRE(fs[static_cast<std::size_t>(i)].get() == i * i);
+    auto st = pool.stats();
+    REQUIRE(st.submitted == 500);
+    REQUIRE(st.completed == 500);
+    REQUIRE(st.failed == 0);
+    REQUIRE(st.workers_alive == 3);
+}
+
+TEST_CASE("process_pool map returns results in input order or in completion order",
+          "[process_pool][map]") {
+    process_pool pool{{.max_workers = 2}};
+    std::vector<int> in(1000);
+    for (int i = 0; i < 1000; ++i)
+        in[static_cast<std::size_t>(i)] = i;
+    auto out = pool.map(square, in, {.chunksize = 37}).to_vector();
+    REQUIRE(out.size() == 1000);
+    for (int i = 0; i < 1000; ++i)
+        REQUIRE(out[static_cast<std::size_t>(i)] == i * i);
+
+    auto unordered = pool.map(square, in, {.ordered = false}).to_vector();
+    std::sort(unordered.begin(), unordered.end());
+    REQUIRE(unordered == out);
+    // one message per chunk: far fewer tasks than elements
+    REQUIRE(pool.stats().submitted < 200);
+}
+
+TEST_CASE("process_pool map delivers a failing element's exception and keeps the rest",
+          "[process_pool][map]") {
+    process_pool pool{{.max_workers = 2}};
+    std::vector<int> in{1, 2, -1, 4};
+    auto res = pool.map(
+        [](int x) {
+            if (x < 0) throw std::invalid_argument("negative input");
+            return x * 10;
+        },
+        in, {.chunksize = 2});
+    REQUIRE(*res.next_blocking() == 10);
+    REQUIRE(*res.next_blocking() == 20);
+    REQUIRE_THROWS_AS(res.next_blocking(), std::invalid_argument);
+    REQUIRE(*res.next_blocking() == 40);
+    REQUIRE(!res.next_blocking());
+}
+
+TEST_CASE("max_tasks_per_child replaces workers after that many tasks", "[process_pool]") {
+    process_pool pool{{.max_workers = 1, .max_tasks_per_child = 2}};
+    std::vector<int> pids;
+    for (int i = 0; i < 6; ++i)
+        pids.push_back(pool.submit(pid_of).get());
+    REQUIRE(pids[0] == pids[1]);
+    REQUIRE(pids[2] == pids[3]);
+    REQUIRE(pids[4] == pids[5]);
+    REQUIRE(pids[0] != pids[2]);
+    REQUIRE(pids[2] != pids[4]);
+    REQUIRE(pool.stats().respawns >= 2);
+}
+
+TEST_CASE("the initializer runs once in every worker before its tasks", "[process_pool]") {
+    process_pool pool{{.max_workers = 2, .initializer = count_init}};
+    std::vector<coexec::future<int>> fs;
+    for (int i = 0; i < 50; ++i)
+        fs.push_back(pool.submit(init_count));
+    for (auto& f : fs)
+        REQUIRE(f.get() == 1);
+    REQUIRE(g_init_count == 0);  // never in the parent
+}
+
+TEST_CASE("an initializer that throws breaks the pool", "[process_pool]") {
+    process_pool pool{
+        {.max_workers = 1, .initializer = [] { throw std::runtime_error("no config"); }}};
+    // The pool may break before or after this submit: either the submit or
+    // the future reports it.
+    try {
+        auto f = pool.submit(square, 2);
+        REQUIRE_THROWS_AS(f.get(), coexec::broken_pool);
+        REQUIRE_THROWS_WITH(f.get(), Catch::Contains("no config"));
+    } catch (const coexec::broken_pool& e) {
+        REQUIRE(std::string(e.what()).find("no config") != std::string::npos);
+    }
+    REQUIRE_THROWS_AS(pool.submit(square, 3), coexec::broken_pool);
+}
+
+TEST_CASE("cancel() of a queued task means it never runs", "[process_pool][cancel]") {
+    process_pool pool{{.max_workers = 1}};
+    auto busy = pool.submit(sleep_ms, 300);
+    auto queued = pool.submit(sleep_ms, 1);
+    REQUIRE(queued.cancel());
+    REQUIRE(queued.cancelled());
+    REQUIRE_THROWS_AS(queued.get(), coexec::cancelled_error);
+    REQUIRE(busy.get() == 300);
+    REQUIRE(pool.stats().cancelled == 1);
+}
+
+TEST_CASE("cancel() of a running task kills its worker and the pool goes on",
+          "[process_pool][cancel]") {
+    process_pool pool{{.max_workers = 1}};
+    const int before = pool.submit(pid_of).get();
+    auto running = pool.submit(sleep_ms, 30'000);
+    REQUIRE(running.running());
+    std::this_thread::sleep_for(50ms);
+    auto t0 = std::chrono::steady_clock::now();
+    REQUIRE(running.cancel());
+    REQUIRE(running.cancelled());
+    REQUIRE_THROWS_AS(running.get(), coexec::cancelled_error);
+    const int after = pool.submit(pid_of).get();
+    REQUIRE(after != before);
+    REQUIRE(std::chrono::steady_clock::now() - t0 < 5s);
+    auto st = pool.stats();
+    REQUIRE(st.cancelled == 1);
+    REQUIRE(st.respawns >= 1);
+}
+
+TEST_CASE(
+    "shutdown without waiting and with cancel_futures cancels queued work and returns at once",
+    "[process_pool][shutdown]") {
+    process_pool pool{{.max_workers = 1}};
+    auto running = pool.submit(sleep_ms, 300);
+    std::vector<coexec::future<int>> queued;
+    for (int i = 0; i < 5; ++i)
+        queued.push_back(pool.submit(sleep_ms, 1000));
+    auto t0 = std::chrono::steady_clock::now();
+    pool.shutdown(false, true);
+    REQUIRE(std::chrono::steady_clock::now() - t0 < 100ms);
+    for (auto& q : queued)
+        REQUIRE(q.cancelled());
+    REQUIRE_THROWS_AS(pool.submit(square, 1), coexec::executor_shutdown);
+    REQUIRE(running.get() == 300);
+}
+
+TEST_CASE("destroying a pool with work queued finishes every future", "[process_pool][shutdown]") {
+    std::vector<coexec::future<int>> fs;
+    {
+        process_pool pool{{.max_workers = 2}};
+        for (int i = 0; i < 20; ++i)
+            fs.push_back(pool.submit(sleep_ms, 5));
+    }
+    for (auto& f : fs) {
+        REQUIRE(f.done());
+        REQUIRE(f.get() == 5);
+    }
+}
+
+TEST_CASE("terminate_workers stops running work now", "[process_pool][shutdown]") {
+    process_pool pool{{.max_workers = 2}};
+    auto a = pool.submit(sleep_ms, 30'000);
+    auto b = pool.submit(sleep_ms, 30'000);
+    auto c = pool.submit(sleep_ms, 30'000);
+    std::this_thread::sleep_for(50ms);
+    auto t0 = std::chrono::steady_clock::now();
+    pool.terminate_workers();
+    REQUIRE(std::chrono::steady_clock::now() - t0 < 5s);
+    for (auto* f : {&a, &b, &c}) {
+        REQUIRE(f->done());
+        REQUIRE(f->cancelled());
+    }
+    REQUIRE(pool.stats().workers_alive == 0);
+    REQUIRE_THROWS_AS(pool.submit(square, 1), coexec::executor_shutdown);
+}
+
+TEST_CASE("stats count submitted and completed and failed and queued and running tasks and workers",
+          "[process_pool]") {
+    process_pool pool{{.max_workers = 1}};
+    auto slow = pool.submit(sleep_ms, 200);
+    auto q1 = pool.submit(square, 3);
+    auto q2 = pool.submit([]() -> int { throw std::runtime_error("x"); });
+    auto st = pool.stats();
+    REQUIRE(st.submitted == 3);
+    REQUIRE(st.running == 1);
+    REQUIRE(st.queued == 2);
+    REQUIRE(st.workers_alive == 1);
+    slow.get();
+    q1.get();
+    REQUIRE_THROWS(q2.get());
+    pool.shutdown();
+    st = pool.stats();
+    REQUIRE(st.completed == 2);
+    REQUIRE(st.failed == 1);
+    REQUIRE(st.queued == 0);
+    REQUIRE(st.running == 0);
+}
+
+TEST_CASE("shared_buffer arguments and results are shared memory and never copied",
+          "[process_pool][shared_buffer]") {
+    process_pool pool{{.max_workers = 1}};
+    coexec::shared_buffer b(1 << 20);
+    pool.submit(fill, b, 7).get();
+    REQUIRE(std::all_of(b.span().begin(), b.span().end(),
+                        [](std::byte x) { return x == std::byte{7}; }));
+    auto r = pool.submit(make_buffer, std::size_t{4096}).get();
+    REQUIRE(r.size() == 4096);
+    REQUIRE(r.data()[300] == static_cast<std::byte>(300 % 251));
+}
+
+TEST_CASE("every start method runs tasks", "[process_pool][start]") {
+    for (auto m : {coexec::start_method::fork_server, coexec::start_method::fork,
+                   coexec::start_method::spawn}) {
+        process_pool pool{{.max_workers = 2, .initializer = count_init, .start = m}};
+        REQUIRE(pool.submit(square, 9).get() == 81);
+        REQUIRE(pool.submit(init_count).get() == 1);
+        auto out = pool.map(square, std::vector<int>{1, 2, 3}).to_vector();
+        REQUIRE(out == std::vector<int>{1, 4, 9});
+    }
+}
+
+TEST_CASE("a pool made from a multithreaded program without a fork server falls back to spawn",
+          "[process_pool][start]") {
+    // This test process has no fork server yet (each test runs in its own
+    // process); a running thread makes it multithreaded.
+    std::atomic<bool> stop{false};
+    std::thread t([&] {
+        while (!stop)
+            std::this_thread::sleep_for(1ms);
+    });
+    {
+        process_pool pool{{.max_workers = 1}};
+        REQUIRE(pool.submit(square, 4).get() == 16);
+    }
+    stop = true;
+    t.join();
+}
+
+namespace {
+long span_sum(long a, long b) {
+    return a + b;
+}
+}  // namespace
+
+TEST_CASE("map over pairs applies each pair as two arguments like the thread_pool does",
+          "[process_pool][map]") {
+    std::vector<std::pair<long, long>> in{{1, 2}, {3, 4}, {5, 6}};
+    process_pool procs{{.max_workers = 2}};
+    coexec::thread_pool threads{{.max_workers = 2}};
+    REQUIRE(procs.map(&span_sum, in, {.chunksize = 1}).to_vector() == std::vector<long>{3, 7, 11});
+    REQUIRE(threads.map(&span_sum, in).to_vector() == std::vector<long>{3, 7, 11});
+}
+
+TEST_CASE("a done-callback may cancel another running task", "[process_pool][cancel]") {
+    process_pool pool{{.max_workers = 2}};
+    auto a = pool.submit(sleep_ms, 30'000);
+    auto b = pool.submit(sleep_ms, 30'000);
+    a.add_done_callback([b](const coexec::future<int>&) { b.cancel(); });
+    std::this_thread::sleep_for(20ms);
+    REQUIRE(a.cancel());
+    REQUIRE(b.wait_for(10s));
+    REQUIRE(b.cancelled());
+    REQUIRE(pool.submit(square, 2).get_for(10s) == 4);
+    REQUIRE(pool.stats().cancelled == 2);
+}
+
+namespace {
+std::vector<char> reversed(std::vector<char> v) {
+    std::reverse(v.begin(), v.end());
+    return v;
+}
+}  // namespace
+
+TEST_CASE("large arguments and results travel by value through the channel", "[process_pool]") {
+    process_pool pool{{.max_workers = 1}};
+    std::vector<char> big(8 << 20);
+    for (std::size_t i = 0; i < big.size(); ++i)
+        big[i] = static_cast<char>(i * 7 % 127);
+    for (int round = 0; round < 3; ++round) {
+        auto out = pool.submit(reversed, big).get_for(30s);
+        REQUIRE(out.size() == big.size());
+        REQUIRE(std::equal(out.begin(), out.end(), big.rbegin()));
+    }
+}
+
+namespace {
+long span_of(std::pair<long, long> r) {
+    return r.second - r.first;
+}
+long span_of_two(long a, long b) {
+    return b - a;
+}
+}  // namespace
+
+TEST_CASE("map passes a pair whole to a function that takes a pair, and spreads it otherwise",
+          "[process_pool]") {
+    coexec::process_pool pool{{.max_workers = 2}};
+    std::vector<std::pair<long, long>> ranges{{0, 10}, {10, 30}};
+    CHECK(pool.map(&span_of, ranges).to_vector() == std::vector<long>{10, 20});
+    CHECK(pool.map(&span_of_two, ranges).to_vector() == std::vector<long>{10, 20});
+}

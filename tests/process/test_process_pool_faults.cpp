@@ -1,0 +1,498 @@
+// Fault tests of coexec::process_pool: crashes, kills, deadlines, OOM,
+// exceptions, broken pools, fork safety, leaks, a killed parent, chaos.
+// Each is bounded in time (get_for) so a bug shows as a failure, not a hang.
+#include <dirent.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <new>
+#include <random>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+#include "coexec/process_pool.hpp"
+#include "coexec/shared_buffer.hpp"
+
+using namespace std::chrono_literals;
+using coexec::process_pool;
+
+#if defined(__SANITIZE_ADDRESS__)
+#define COEXEC_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define COEXEC_TEST_ASAN 1
+#endif
+#endif
+
+namespace {
+
+int square(int x) {
+    return x * x;
+}
+int twice(int x) {
+    return 2 * x;
+}
+int pid_of() {
+    return static_cast<int>(::getpid());
+}
+int do_abort() {
+    std::abort();
+}
+int do_segv() {
+    ::raise(SIGSEGV);
+    return 0;
+}
+int do_exit3() {
+    ::_exit(3);
+}
+int sleep_ms(int ms) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+    return ms;
+}
+// Publishes its pid in the buffer, then sleeps (to be killed from outside).
+int publish_pid_and_sleep(coexec::shared_buffer b) {
+    const int pid = static_cast<int>(::getpid());
+    std::memcpy(b.data(), &pid, sizeof pid);
+    std::this_thread::sleep_for(30s);
+    return 0;
+}
+#if !defined(COEXEC_TEST_ASAN)
+std::size_t allocate_past_limit() {
+    rlimit lim{512u << 20, 512u << 20};
+    if (::setrlimit(RLIMIT_AS, &lim) != 0)
+        throw std::system_error(errno, std::generic_category(), "setrlimit");
+    std::vector<char> big(std::size_t{2} << 30, 'x');  // 2 GiB > 512 MiB
+    return big.size();
+}
+#endif
+
+// Waits up to `limit`; fails the test (not hangs) if the future does not end.
+template <class T>
+void require_done(const coexec::future<T>& f, std::chrono::seconds limit = 30s) {
+    REQUIRE(f.wait_for(limit));
+}
+
+template <class T>
+coexec::worker_died require_worker_died(const coexec::future<T>& f) {
+    require_done(f);
+    try {
+        f.get();
+    } catch (const coexec::worker_died& e) {
+        return e;
+    } catch (const std::exception& e) {
+        FAIL("expected worker_died, got: " << e.what());
+    }
+    FAIL("expected worker_died, got a value");
+    throw std::logic_error("unreachable");
+}
+
+bool pid_alive(int pid) {
+    // A zombie is dead for our purpose (it runs no code); init reaps it.
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    if (!stat) return false;
+    std::string line;
+    std::getline(stat, line);
+    auto close = line.rfind(')');
+    return close != std::string::npos && close + 2 < line.size() && line[close + 2] != 'Z';
+}
+
+std::size_t open_fd_count() {
+    std::size_t n = 0;
+    for ([[maybe_unused]] auto& e : std::filesystem::directory_iterator("/proc/self/fd"))
+        ++n;
+    return n;
+}
+
+// Pids of processes whose parent is `parent`.
+std::vector<int> children_of(int parent) {
+    std::vector<int> out;
+    DIR* d = ::opendir("/proc");
+    if (d == nullptr) return out;
+    while (dirent* e = ::readdir(d)) {
+        const int pid = std::atoi(e->d_name);
+        if (pid <= 0) continue;
+        std::ifstream stat("/proc/" + std::string(e->d_name) + "/stat");
+        std::string line;
+        if (!std::getline(stat, line)) continue;
+        auto close = line.rfind(')');
+        if (close == std::string::npos) continue;
+        std::istringstream rest(line.substr(close + 2));
+        char state;
+        int ppid;
+        rest >> state >> ppid;
+        if (ppid == parent && state != 'Z') out.push_back(pid);
+    }
+    ::closedir(d);
+    return out;
+}
+
+// The pool's workers: our grandchildren through the fork server, or children.
+std::vector<int> worker_pids() {
+    std::vector<int> out;
+    for (int c : children_of(::getpid())) {
+        auto g = children_of(c);
+        if (g.empty()) {
+            out.push_back(c);
+        } else {
+            out.insert(out.end(), g.begin(), g.end());
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("a task that aborts fails with worker_died naming SIGABRT and the pool goes on",
+          "[process_pool][faults]") {
+    process_pool pool{{.max_workers = 2}};
+    auto other = pool.submit(sleep_ms, 200);
+    auto f = pool.submit(do_abort);
+    auto e = require_worker_died(f);
+    REQUIRE(e.signal() == SIGABRT);
+    REQUIRE(e.pid() > 0);
+    REQUIRE(std::string(e.what()).find("SIGABRT") != std::string::npos);
+    REQUIRE(other.get_for(30s) == 200);  // another task was not disturbed
+    REQUIRE(pool.submit(square, 5).get_for(30s) == 25);
+    REQUIRE(pool.stats().failed == 1);
+}
+
+TEST_CASE("a task that raises SIGSEGV fails with worker_died naming SIGSEGV",
+          "[process_pool][faults]") {
+    process_pool pool{{.max_workers = 2}};
+    auto e = require_worker_died(pool.submit(do_segv));
+    REQUIRE(e.signal() == SIGSEGV);
+    REQUIRE(std::string(e.what()).find("SIGSEGV") != std::string::npos);
+    REQUIRE(pool.submit(square, 6).get_for(30s) == 36);
+}
+
+TEST_CASE("a task that calls _exit(3) fails with worker_died carrying exit code 3",
+          "[process_pool][faults]") {
+    process_pool pool{{.max_workers = 1}};
+    auto e = require_worker_died(pool.submit(do_exit3));
+    REQUIRE(e.signal() == 0);
+    REQUIRE(e.exit_code() == 3);
+    REQUIRE(std::string(e.what()).find("status 3") != std::string::npos);
+    REQUIRE(pool.submit(square, 7).get_for(30s) == 49);
+    REQUIRE(pool.stats().respawns >= 1);
+}
+
+TEST_CASE("a worker SIGKILLed from outside fails its task with worker_died and an OOM hint",
+          "[process_pool][faults]") {
+    process_pool pool{{.max_workers = 2}};
+    coexec::shared_buffer b(sizeof(int));
+    auto f = pool.submit(publish_pid_and_sleep, b);
+    int pid = 0;
+    for (int i = 0; i < 3000 && pid == 0; ++i) {
+        std::this_thread::sleep_for(1ms);
+        std::memcpy(&pid, b.data(), sizeof pid);
+    }
+    REQUIRE(pid > 0);
+    REQUIRE(::kill(pid, SIGKILL) == 0);
+    auto e = require_worker_died(f);
+    REQUIRE(e.pid() == pid);
+    REQUIRE(e.signal() == SIGKILL);
+    REQUIRE(std::string(e.what()).find("out-of-memory") != std::string::npos);
+    REQUIRE(pool.submit(square, 8).get_for(30s) == 64);
+}
+
+TEST_CASE("allocating past RLIMIT_AS arrives as std::bad_alloc or as worker_died",
+          "[process_pool][faults]") {
+#if defined(COEXEC_TEST_ASAN)
+    WARN(
+        "skipped under AddressSanitizer: it reserves far more address space than RLIMIT_AS allows");
+#else
+    process_pool pool{{.max_workers = 1}};
+    auto f = pool.submit(allocate_past_limit);
+    require_done(f);
+    bool ok = false;
+    try {
+        f.get();
+    } catch (const std::bad_alloc&) {
+        ok = true;
+    } catch (const coexec::worker_died&) {
+        ok = true;
+    }
+    REQUIRE(ok);
+    REQUIRE(pool.submit(square, 9).get_for(30s) == 81);
+#endif
+}
+
+TEST_CASE("a task past its deadline fails with deadline_exceeded and the pool goes on",
+          "[process_pool][faults][deadline]") {
+    process_pool pool{{.max_workers = 1}};
+    auto t0 = std::chrono::steady_clock::now();
+    auto f = pool.submit_with({.timeout = 100ms}, sleep_ms, 30'000);
+    require_done(f);
+    REQUIRE_THROWS_AS(f.get(), coexec::deadline_exceeded);
+    REQUIRE(std::chrono::steady_clock::now() - t0 < 5s);
+    REQUIRE(pool.submit(square, 10).get_for(30s) == 100);
+}
+
+TEST_CASE("the pool's task_timeout applies to every task", "[process_pool][faults][deadline]") {
+    process_pool pool{{.max_workers = 2, .task_timeout = 150ms}};
+    auto slow = pool.submit(sleep_ms, 30'000);
+    auto fast = pool.submit(sleep_ms, 10);
+    require_done(slow);
+    REQUIRE_THROWS_AS(slow.get(), coexec::deadline_exceeded);
+    REQUIRE(fast.get_for(30s) == 10);
+    REQUIRE(pool.submit(square, 11).get_for(30s) == 121);
+}
+
+TEST_CASE("break_pool fails every pending future with broken_pool", "[process_pool][faults]") {
+    process_pool pool{{.max_workers = 1, .on_worker_death = coexec::worker_death::break_pool}};
+    auto crash = pool.submit(do_abort);
+    std::vector<coexec::future<int>> queued;
+    for (int i = 0; i < 5; ++i)
+        queued.push_back(pool.submit(sleep_ms, 1));
+    require_done(crash);
+    REQUIRE_THROWS_AS(crash.get(), coexec::broken_pool);
+    REQUIRE_THROWS_WITH(crash.get(), Catch::Contains("SIGABRT"));
+    for (auto& q : queued) {
+        require_done(q);
+        REQUIRE_THROWS_AS(q.get(), coexec::broken_pool);
+    }
+    REQUIRE_THROWS_AS(pool.submit(square, 1), coexec::broken_pool);
+}
+
+namespace {
+struct custom_error : std::exception {
+    const char* what() const noexcept override { return "custom trouble"; }
+};
+template <class E>
+int throw_it() {
+    throw E("message of " + std::string(typeid(E).name()));
+}
+int throw_bad_alloc() {
+    throw std::bad_alloc();
+}
+int throw_system_error() {
+    throw std::system_error(ENOENT, std::generic_category(), "open(/nope)");
+}
+int throw_custom() {
+    throw custom_error();
+}
+int throw_int() {
+    throw 42;
+}
+
+template <class E>
+void check_round_trip(process_pool& pool) {
+    auto f = pool.submit(throw_it<E>);
+    require_done(f);
+    try {
+        f.get();
+        FAIL("no exception");
+    } catch (const E& e) {
+        REQUIRE(typeid(e) == typeid(E));
+        REQUIRE(std::string(e.what()) == "message of " + std::string(typeid(E).name()));
+    }
+}
+}  // namespace
+
+TEST_CASE("standard exceptions thrown in a worker arrive as the same type with the same what()",
+          "[process_pool][faults][exceptions]") {
+    process_pool pool{{.max_workers = 2}};
+    check_round_trip<std::logic_error>(pool);
+    check_round_trip<std::invalid_argument>(pool);
+    check_round_trip<std::domain_error>(pool);
+    check_round_trip<std::length_error>(pool);
+    check_round_trip<std::out_of_range>(pool);
+    check_round_trip<std::runtime_error>(pool);
+    check_round_trip<std::range_error>(pool);
+    check_round_trip<std::overflow_error>(pool);
+    check_round_trip<std::underflow_error>(pool);
+    REQUIRE_THROWS_AS(pool.submit(throw_bad_alloc).get_for(30s), std::bad_alloc);
+    try {
+        pool.submit(throw_system_error).get_for(30s);
+        FAIL("no exception");
+    } catch (const std::system_error& e) {
+        REQUIRE(e.code().value() == ENOENT);
+        REQUIRE(std::string(e.what()) ==
+                std::system_error(ENOENT, std::generic_category(), "open(/nope)").what());
+    }
+    try {
+        pool.submit(throw_custom).get_for(30s);
+        FAIL("no exception");
+    } catch (const coexec::remote_error& e) {
+        REQUIRE(e.type_name().find("custom_error") != std::string::npos);
+        REQUIRE(e.original_what() == "custom trouble");
+    }
+    REQUIRE_THROWS_AS(pool.submit(throw_int).get_for(30s), coexec::remote_error);
+    REQUIRE(pool.stats().failed == 13);
+    REQUIRE(pool.stats().respawns == 0);  // exceptions do not kill workers
+}
+
+namespace {
+std::mutex g_held_elsewhere;
+int take_the_mutex() {
+    std::lock_guard lock(g_held_elsewhere);
+    return 1;
+}
+}  // namespace
+
+TEST_CASE(
+    "workers start from the fork server: a mutex held by another thread does not deadlock a task",
+    "[process_pool][faults][fork_safety]") {
+    REQUIRE(process_pool::prepare());  // while single-threaded
+    std::atomic<bool> locked{false}, release{false};
+    std::thread holder([&] {
+        std::lock_guard lock(g_held_elsewhere);
+        locked = true;
+        while (!release)
+            std::this_thread::sleep_for(1ms);
+    });
+    while (!locked)
+        std::this_thread::sleep_for(1ms);
+    {
+        // Workers start while the mutex is held; had they been forked from
+        // this (multithreaded) process, their copy would be locked forever.
+        process_pool pool{{.max_workers = 2, .max_tasks_per_child = 1}};
+        for (int i = 0; i < 4; ++i) {
+            auto f = pool.submit(take_the_mutex);
+            REQUIRE(f.wait_for(20s));
+            REQUIRE(f.get() == 1);
+        }
+    }
+    release = true;
+    holder.join();
+}
+
+TEST_CASE("no descriptors or zombies are left after a pool is destroyed",
+          "[process_pool][faults][leaks]") {
+    REQUIRE(process_pool::prepare());
+    for (auto method : {coexec::start_method::fork_server, coexec::start_method::fork}) {
+        const std::size_t before = open_fd_count();
+        std::set<int> pids;
+        {
+            process_pool pool{{.max_workers = 2, .max_tasks_per_child = 3, .start = method}};
+            coexec::shared_buffer b(64);
+            for (int i = 0; i < 12; ++i)
+                pids.insert(pool.submit(pid_of).get_for(30s));
+            require_done(pool.submit(do_segv));
+            pool.submit([](coexec::shared_buffer x) { return x; }, b).get_for(30s);
+            REQUIRE(pool.submit(square, 3).get_for(30s) == 9);
+        }
+        REQUIRE(open_fd_count() == before);
+        REQUIRE(pids.size() >= 4);
+        // Direct children were reaped by the pool; the fork server reaps its own.
+        auto deadline = std::chrono::steady_clock::now() + 2s;
+        bool any = true;
+        while (any && std::chrono::steady_clock::now() < deadline) {
+            any = false;
+            for (int pid : pids)
+                any |= std::filesystem::exists("/proc/" + std::to_string(pid));
+            if (any) std::this_thread::sleep_for(10ms);
+        }
+        REQUIRE_FALSE(any);
+    }
+}
+
+TEST_CASE("workers do not outlive a parent killed with SIGKILL",
+          "[process_pool][faults][orphans]") {
+    int out[2];
+    REQUIRE(::pipe(out) == 0);
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        ::dup2(out[1], 1);
+        ::close(out[0]);
+        ::close(out[1]);
+        ::execl(COEXEC_ORPHAN_HELPER, COEXEC_ORPHAN_HELPER, static_cast<char*>(nullptr));
+        ::_exit(127);
+    }
+    ::close(out[1]);
+    FILE* in = ::fdopen(out[0], "r");
+    std::vector<int> pids;
+    char line[64];
+    bool ready = false;
+    while (std::fgets(line, sizeof line, in) != nullptr) {
+        if (std::string(line) == "ready\n") {
+            ready = true;
+            break;
+        }
+        pids.push_back(std::atoi(line));
+    }
+    REQUIRE(ready);
+    REQUIRE(pids.size() == 3);
+    for (int pid : pids)
+        REQUIRE(pid_alive(pid));
+    REQUIRE(::kill(child, SIGKILL) == 0);
+    ::waitpid(child, nullptr, 0);
+    std::fclose(in);
+    std::this_thread::sleep_for(1s);
+    for (int pid : pids)
+        REQUIRE_FALSE(pid_alive(pid));
+}
+
+TEST_CASE("chaos: 20000 tasks while workers are killed at random and every future ends",
+          "[process_pool][faults][chaos]") {
+    process_pool pool{{.max_workers = 2}};
+    std::atomic<bool> stop{false};
+    std::atomic<int> kills{0};
+    std::thread killer([&] {
+        std::mt19937 rng(12345);
+        std::set<int> seen_before;
+        while (!stop) {
+            std::this_thread::sleep_for(5ms);
+            auto now = worker_pids();
+            std::vector<int> old;  // seen one scan ago: past start-up
+            for (int p : now) {
+                if (seen_before.count(p) != 0) old.push_back(p);
+            }
+            seen_before = std::set<int>(now.begin(), now.end());
+            if (old.empty()) continue;
+            const int victim = old[rng() % old.size()];
+            if (::kill(victim, SIGKILL) == 0) ++kills;
+        }
+    });
+    constexpr int n = 20000;
+    std::vector<coexec::future<int>> fs;
+    fs.reserve(n);
+    for (int i = 0; i < n; ++i)
+        fs.push_back(pool.submit(twice, i));
+    int ok = 0, died = 0, other = 0, hung = 0;
+    std::string other_what;
+    for (int i = 0; i < n; ++i) {
+        auto& f = fs[static_cast<std::size_t>(i)];
+        if (!f.wait_for(60s)) {
+            ++hung;
+            continue;
+        }
+        try {
+            if (f.get() == 2 * i) {
+                ++ok;
+            } else {
+                ++other;
+            }
+        } catch (const coexec::worker_died&) {
+            ++died;
+        } catch (const std::exception& e) {
+            ++other;
+            other_what = e.what();
+        }
+    }
+    stop = true;
+    killer.join();
+    INFO("ok " << ok << " died " << died << " other " << other << " (" << other_what << ") kills "
+               << kills);
+    REQUIRE(hung == 0);
+    REQUIRE(other == 0);
+    REQUIRE(ok + died == n);
+    REQUIRE(died <= kills.load());
+    REQUIRE(pool.submit(square, 12).get_for(30s) == 144);
+}
