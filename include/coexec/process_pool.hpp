@@ -61,7 +61,8 @@
 #include <utility>
 #include <vector>
 
-#include "coexec/detail/codec.hpp"
+#include "coexec/detail/codec/byte_buffers.hpp"
+#include "coexec/detail/codec/remote_call.hpp"
 #include "coexec/detail/process_task.hpp"
 #include "coexec/errors.hpp"
 #include "coexec/executor.hpp"

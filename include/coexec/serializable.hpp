@@ -1,7 +1,7 @@
 // coexec/serializable.hpp — which types can cross a process boundary.
 #pragma once
 
-#include "coexec/detail/codec.hpp"
+#include "coexec/detail/codec/traits.hpp"
 
 namespace coexec {
 
@@ -31,7 +31,7 @@ template <class T>
 concept serializable = detail::is_serializable_v<T>;
 
 // For a one-line error at an API boundary, call
-// coexec::detail::require_serializable<T>() (coexec/detail/codec.hpp): its
+// coexec::detail::require_serializable<T>() (coexec/detail/codec/traits.hpp): its
 // static_assert says "coexec: argument/result type T is not serializable: ..."
 // and the compiler's "required from" note names T.
 

@@ -27,7 +27,8 @@
 #include <string>
 #include <vector>
 
-#include "coexec/detail/codec.hpp"
+#include "coexec/detail/codec/byte_buffers.hpp"
+#include "coexec/detail/codec/values.hpp"
 #include "coexec/detail/process_sync.hpp"
 #include "coexec/errors.hpp"
 #include "coexec/serializable.hpp"

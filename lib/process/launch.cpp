@@ -22,7 +22,8 @@
 #include <system_error>
 #include <vector>
 
-#include "coexec/detail/codec.hpp"
+#include "coexec/detail/codec/code_address.hpp"
+#include "coexec/detail/codec/exceptions.hpp"
 #include "util/spin.hpp"
 
 extern char** environ;

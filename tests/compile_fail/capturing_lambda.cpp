@@ -1,7 +1,7 @@
 // A lambda with captures cannot be sent to a process worker.
 // expect: the callable must be a function pointer, a captureless lambda or a serializable function
 // object
-#include <coexec/detail/codec.hpp>
+#include <coexec/detail/codec/remote_call.hpp>
 
 int main() {
     int offset = 1;

@@ -1,6 +1,6 @@
 // A pointer argument cannot be sent to a process worker.
 // expect: an argument type is not serializable
-#include <coexec/detail/codec.hpp>
+#include <coexec/detail/codec/remote_call.hpp>
 
 int first(const int* values) {
     return values[0];

@@ -1,6 +1,6 @@
 // A result type without serialization cannot come back from a process worker.
 // expect: the result type is not serializable
-#include <coexec/detail/codec.hpp>
+#include <coexec/detail/codec/remote_call.hpp>
 
 #include <string>
 

@@ -15,7 +15,9 @@
 #include <string>
 #include <vector>
 
-#include "coexec/detail/codec.hpp"
+#include "coexec/detail/codec/byte_buffers.hpp"
+#include "coexec/detail/codec/code_address.hpp"
+#include "coexec/detail/codec/values.hpp"
 #include "coexec/detail/outcome.hpp"
 #include "coexec/detail/shared_state.hpp"
 #include "coexec/errors.hpp"

@@ -1,10 +1,8 @@
-#include "coexec/detail/codec.hpp"
+#include "coexec/detail/codec/exceptions.hpp"
 
 #include <cxxabi.h>
-#include <fcntl.h>
-#include <link.h>
-#include <unistd.h>
 
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
@@ -14,106 +12,15 @@
 #include <new>
 #include <optional>
 #include <stdexcept>
+#include <string>
 #include <system_error>
 #include <typeinfo>
+#include <utility>
 #include <variant>
 
+#include "coexec/errors.hpp"
+
 namespace coexec::detail {
-
-// ---------------------------------------------------------------------------
-// byte_writer / byte_reader
-// ---------------------------------------------------------------------------
-
-std::size_t byte_writer::add_fd(int fd) {
-    if (m_fds == nullptr) {
-        ::close(fd);
-        throw serialization_error(
-            "coexec: a shared_buffer can only be sent to a process worker (this encoder "
-            "has no channel for file descriptors)");
-    }
-    try {
-        m_fds->push_back(fd);
-    } catch (...) {
-        ::close(fd);
-        throw;
-    }
-    return m_fds->size() - 1;
-}
-
-void byte_writer::rollback(mark m) noexcept {
-    m_bytes->resize(m.bytes);
-    if (m_fds != nullptr && m_fds->size() > m.fds) {
-        close_fds(std::span<const int>(*m_fds).subspan(m.fds));
-        m_fds->resize(m.fds);
-    }
-}
-
-int byte_reader::fd(std::size_t index) const {
-    if (index >= m_fds.size()) {
-        throw serialization_error("coexec: the message refers to file descriptor #" +
-                                  std::to_string(index) + " but only " +
-                                  std::to_string(m_fds.size()) + " arrived with it");
-    }
-    return m_fds[index];
-}
-
-void byte_reader::throw_truncated(std::size_t wanted) const {
-    throw serialization_error("coexec: truncated input: needed " + std::to_string(wanted) +
-                              " more bytes at offset " + std::to_string(m_pos) + " but only " +
-                              std::to_string(remaining()) + " remain");
-}
-
-void close_fds(std::span<const int> fds) noexcept {
-    for (int fd : fds) {
-        if (fd >= 0) ::close(fd);
-    }
-}
-
-// ---------------------------------------------------------------------------
-// shared_buffer
-// ---------------------------------------------------------------------------
-
-void save_shared_buffer(byte_writer& w, const shared_buffer& b) {
-    if (!b.valid()) {
-        // An empty handle travels as an empty handle: no descriptor.
-        w.put(0);
-        return;
-    }
-    if (w.fds() == nullptr) {
-        throw serialization_error(
-            "coexec: a shared_buffer can only be sent to a process worker (this encoder "
-            "has no channel for file descriptors)");
-    }
-    // A dup, so the message owns its descriptor independently of the handle's lifetime.
-    const int fd = ::fcntl(b.fd(), F_DUPFD_CLOEXEC, 0);
-    if (fd < 0) throw std::system_error(errno, std::generic_category(), "fcntl(F_DUPFD_CLOEXEC)");
-    const std::size_t index = w.add_fd(fd);
-    w.put(1);
-    w.put_u64(index);
-    w.put_u64(b.size());
-}
-
-shared_buffer load_shared_buffer(byte_reader& r) {
-    const std::uint8_t present = r.get();
-    if (present == 0) return {};
-    if (present != 1) throw serialization_error("coexec: malformed shared_buffer encoding");
-    const std::uint64_t index = r.get_u64();
-    const std::uint64_t size = r.get_u64();
-    // Borrowed descriptor: dup it, the receiver closes the ones it received.
-    const int fd = ::fcntl(r.fd(static_cast<std::size_t>(index)), F_DUPFD_CLOEXEC, 0);
-    if (fd < 0) throw std::system_error(errno, std::generic_category(), "fcntl(F_DUPFD_CLOEXEC)");
-    shared_buffer b = shared_buffer::adopt_fd(fd);
-    if (b.size() != size) {
-        throw serialization_error("coexec: a received shared_buffer has " +
-                                  std::to_string(b.size()) + " bytes, the sender had " +
-                                  std::to_string(size));
-    }
-    return b;
-}
-
-// ---------------------------------------------------------------------------
-// Exceptions
-// ---------------------------------------------------------------------------
 
 namespace {
 
@@ -473,83 +380,6 @@ std::exception_ptr decode_exception(byte_reader& r) {
     }
     throw serialization_error("coexec: malformed encoded exception (unknown tag " +
                               std::to_string(static_cast<int>(tag)) + ")");
-}
-
-// ---------------------------------------------------------------------------
-// Code addresses
-// ---------------------------------------------------------------------------
-
-namespace {
-
-constexpr int module_shift = 48;
-constexpr std::uint64_t offset_mask = (std::uint64_t{1} << module_shift) - 1;
-
-struct module_search {
-    std::uintptr_t address;      // in: the address to find (encode) or the result (decode)
-    std::uint64_t module_index;  // in (decode) / out (encode)
-    std::uint64_t offset;        // in (decode) / out (encode)
-    bool decode;
-    bool found = false;
-    std::uint64_t counter = 0;
-};
-
-bool in_loaded_segment(const dl_phdr_info* info, std::uintptr_t address) {
-    for (int i = 0; i < info->dlpi_phnum; ++i) {
-        const ElfW(Phdr)& ph = info->dlpi_phdr[i];
-        if (ph.p_type != PT_LOAD) continue;
-        const std::uintptr_t start = info->dlpi_addr + ph.p_vaddr;
-        if (address >= start && address - start < ph.p_memsz) return true;
-    }
-    return false;
-}
-
-int visit_module(dl_phdr_info* info, std::size_t, void* data) {
-    auto* s = static_cast<module_search*>(data);
-    const std::uint64_t index = s->counter++;
-    if (s->decode) {
-        if (index != s->module_index) return 0;
-        s->address = static_cast<std::uintptr_t>(info->dlpi_addr + s->offset);
-        s->found = in_loaded_segment(info, s->address);
-        return 1;
-    }
-    if (!in_loaded_segment(info, s->address)) return 0;
-    s->module_index = index;
-    // Relative to the load bias: the same in every process running this binary
-    // (for a non-PIE executable the bias is 0 and the offset is the address).
-    s->offset = s->address - info->dlpi_addr;
-    s->found = true;
-    return 1;
-}
-
-}  // namespace
-
-std::uint64_t encode_code_address(const void* fn) {
-    module_search s{};
-    s.address = reinterpret_cast<std::uintptr_t>(fn);
-    s.decode = false;
-    ::dl_iterate_phdr(visit_module, &s);
-    if (!s.found || s.module_index > 0xffff || s.offset > offset_mask) {
-        throw serialization_error(
-            "coexec: a function address lies in no loaded module, so it cannot be sent to "
-            "another process");
-    }
-    return (s.module_index << module_shift) | s.offset;
-}
-
-const void* decode_code_address(std::uint64_t encoded) {
-    module_search s{};
-    s.module_index = encoded >> module_shift;
-    s.offset = encoded & offset_mask;
-    s.decode = true;
-    ::dl_iterate_phdr(visit_module, &s);
-    if (!s.found) {
-        throw serialization_error(
-            "coexec: a received function address (module " + std::to_string(s.module_index) +
-            ", offset " + std::to_string(s.offset) +
-            ") matches no code in this process: the worker does not run the same binary and "
-            "libraries as the caller");
-    }
-    return reinterpret_cast<const void*>(s.address);
 }
 
 }  // namespace coexec::detail

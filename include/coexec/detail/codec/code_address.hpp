@@ -1,0 +1,24 @@
+// coexec/detail/codec/code_address.hpp — naming a function to another process.
+//
+// A process worker runs the same program image as the caller, so a function
+// is sent as its position inside the loaded module that holds it. Used for
+// function-pointer tasks, the worker-side trampolines and the pool's
+// initializer. Reentrant.
+#pragma once
+
+#include <cstdint>
+
+namespace coexec::detail {
+
+/// Encodes a code address as (module index in dl_iterate_phdr order) << 48 |
+/// offset from the module's load address, so it means the same function in
+/// another process running the same binary with the same startup libraries,
+/// even under ASLR. Throws serialization_error if `fn` lies in no loaded module.
+std::uint64_t encode_code_address(const void* fn);
+
+/// The inverse of encode_code_address in this process. Throws
+/// serialization_error if the module does not exist or the address falls
+/// outside its loaded segments.
+const void* decode_code_address(std::uint64_t encoded);
+
+}  // namespace coexec::detail

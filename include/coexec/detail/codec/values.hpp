@@ -1,0 +1,237 @@
+// coexec/detail/codec/values.hpp — encoding values and task results.
+//
+// encode/decode turn serializable values into bytes and back: trivially
+// copyable values are copied as bytes, everything else goes through the
+// cereal archive. A task's result travels as a status byte then the value or
+// the exception; a map chunk's as one such outcome per element.
+//
+// Thread safety: all functions here are reentrant.
+#pragma once
+
+#include <array>
+#include <bit>
+#include <chrono>
+#include <complex>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "coexec/detail/codec/archive.hpp"
+#include "coexec/detail/codec/byte_buffers.hpp"
+#include "coexec/detail/codec/exceptions.hpp"
+#include "coexec/detail/codec/traits.hpp"
+#include "coexec/detail/outcome.hpp"
+#include "coexec/errors.hpp"
+
+namespace coexec::detail {
+
+// Standard templates whose bytes are their value when they are trivially
+// copyable (cereal knows them, but copying the bytes is equivalent and faster).
+template <class T>
+inline constexpr bool is_plain_std = false;
+template <class T, std::size_t N>
+inline constexpr bool is_plain_std<std::array<T, N>> = true;
+template <class R, class P>
+inline constexpr bool is_plain_std<std::chrono::duration<R, P>> = true;
+template <class C, class D>
+inline constexpr bool is_plain_std<std::chrono::time_point<C, D>> = true;
+template <class A, class B>
+inline constexpr bool is_plain_std<std::pair<A, B>> = true;
+template <class... Ts>
+inline constexpr bool is_plain_std<std::tuple<Ts...>> = true;
+template <class T>
+inline constexpr bool is_plain_std<std::optional<T>> = true;
+template <class... Ts>
+inline constexpr bool is_plain_std<std::variant<Ts...>> = true;
+template <class T>
+inline constexpr bool is_plain_std<std::complex<T>> = true;
+
+/// Types encoded as their raw bytes (memcpy fast path): trivially copyable,
+/// serializable, and without a user serialize() whose format we must respect.
+template <class T>
+concept bitwise_serializable =
+    std::is_trivially_copyable_v<T> && is_serializable_v<T> &&
+    (std::is_arithmetic_v<T> || std::is_enum_v<T> || is_plain_std<T> || !cereal_knows<T>);
+
+// Memcpy fast path for vectors and arrays of trivially copyable class types
+// (cereal already block-copies arithmetic elements and strings, but would go
+// element by element here). More specialized than cereal's generic overloads
+// in the archive parameter, so overload resolution prefers these.
+template <class T, class A>
+    requires bitwise_serializable<T> && (!std::is_arithmetic_v<T>)
+void CEREAL_SAVE_FUNCTION_NAME(binary_output_archive& ar, const std::vector<T, A>& v) {
+    ar(cereal::make_size_tag(static_cast<cereal::size_type>(v.size())));
+    ar.saveBinary(v.data(), v.size() * sizeof(T));
+}
+template <class T, class A>
+    requires bitwise_serializable<T> && (!std::is_arithmetic_v<T>) && std::default_initializable<T>
+void CEREAL_LOAD_FUNCTION_NAME(binary_input_archive& ar, std::vector<T, A>& v) {
+    cereal::size_type n;
+    ar(cereal::make_size_tag(n));
+    // Check before resizing so a corrupt size cannot trigger a huge allocation.
+    if (n > ar.reader().remaining() / sizeof(T)) {
+        throw serialization_error("coexec: truncated input: a vector claims " + std::to_string(n) +
+                                  " elements but only " + std::to_string(ar.reader().remaining()) +
+                                  " bytes remain");
+    }
+    v.resize(static_cast<std::size_t>(n));
+    ar.loadBinary(v.data(), v.size() * sizeof(T));
+}
+template <class T, std::size_t N>
+    requires bitwise_serializable<T> && (!std::is_arithmetic_v<T>)
+void CEREAL_SAVE_FUNCTION_NAME(binary_output_archive& ar, const std::array<T, N>& a) {
+    ar.saveBinary(a.data(), sizeof a);
+}
+template <class T, std::size_t N>
+    requires bitwise_serializable<T> && (!std::is_arithmetic_v<T>)
+void CEREAL_LOAD_FUNCTION_NAME(binary_input_archive& ar, std::array<T, N>& a) {
+    ar.loadBinary(a.data(), sizeof a);
+}
+
+template <class T>
+void encode_one(byte_writer& w, binary_output_archive* ar, const T& value) {
+    if constexpr (bitwise_serializable<T>) {
+        w.write(std::addressof(value), sizeof(T));
+    } else {
+        (*ar)(value);
+    }
+}
+
+/// Appends the encoding of each value, in order. Throws serialization_error
+/// (e.g. a shared_buffer and no fds vector), std::bad_alloc, or whatever a
+/// user serialize() throws; on throw, the writer may hold a partial encoding
+/// (use byte_writer::position/rollback to undo it).
+template <class... Ts>
+void encode(byte_writer& w, const Ts&... values) {
+    (require_serializable<Ts>(), ...);
+    if constexpr ((bitwise_serializable<Ts> && ...)) {
+        (encode_one(w, nullptr, values), ...);
+    } else {
+        binary_output_archive ar(w);
+        (encode_one(w, &ar, values), ...);
+    }
+}
+
+/// Reads one T written by encode. Trivially copyable T need not be default
+/// constructible; other types must be. Throws serialization_error when the
+/// input is truncated or malformed.
+template <class T>
+T decode(byte_reader& r) {
+    require_serializable<T>();
+    if constexpr (std::is_void_v<T>) {
+        return;
+    } else if constexpr (bitwise_serializable<T>) {
+        std::array<std::byte, sizeof(T)> raw;
+        r.read(raw.data(), raw.size());
+        return std::bit_cast<T>(raw);
+    } else {
+        static_assert(std::is_default_constructible_v<T>,
+                      "coexec: a type that is not trivially copyable must be default "
+                      "constructible to be decoded");
+        binary_input_archive ar(r);
+        T value{};
+        try {
+            ar(value);
+        } catch (const cereal::Exception& e) {
+            throw serialization_error(std::string("coexec: cannot decode a value: ") + e.what());
+        }
+        return value;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Task results
+// ---------------------------------------------------------------------------
+
+inline constexpr std::uint8_t status_value = 0;
+inline constexpr std::uint8_t status_exception = 1;
+
+// Runs `produce` and appends status + result; if anything throws (including
+// encoding the result), rolls back and appends status + exception instead.
+template <class R, class Produce>
+void encode_outcome(byte_writer& out, Produce&& produce) {
+    const auto mark = out.position();
+    try {
+        if constexpr (std::is_void_v<R>) {
+            std::forward<Produce>(produce)();
+            out.put(status_value);
+        } else {
+            decltype(auto) result = std::forward<Produce>(produce)();
+            out.put(status_value);
+            encode(out, static_cast<const R&>(result));
+        }
+    } catch (...) {
+        out.rollback(mark);
+        out.put(status_exception);
+        encode_exception(out, std::current_exception());
+    }
+}
+
+/// Caller side: returns the result written by remote_invoke, or rethrows the
+/// task's exception (re-created by decode_exception). Throws
+/// serialization_error on malformed input.
+template <class R>
+R decode_result(byte_reader& in) {
+    const std::uint8_t status = in.get();
+    if (status == status_exception) std::rethrow_exception(decode_exception(in));
+    if (status != status_value) {
+        throw serialization_error("coexec: malformed task result (status byte " +
+                                  std::to_string(status) + ")");
+    }
+    return decode<R>(in);
+}
+
+/// Caller side of map: the outcomes written by remote_invoke_chunk, one per
+/// element sent (`expected` of them). If the worker could not decode the
+/// chunk, every element holds that exception. Throws serialization_error on
+/// malformed input or a count other than `expected`.
+template <class R>
+std::vector<outcome<R>> decode_chunk_result(byte_reader& in, std::size_t expected) {
+    std::vector<outcome<R>> outcomes(expected);
+    const std::uint8_t status = in.get();
+    auto store_exception = [](outcome<R>& o, std::exception_ptr e) {
+        if constexpr (std::is_void_v<R>) {
+            o.error = std::move(e);
+        } else {
+            o.result.template emplace<2>(std::move(e));
+        }
+    };
+    if (status == status_exception) {
+        auto e = decode_exception(in);
+        for (auto& o : outcomes)
+            store_exception(o, e);
+        return outcomes;
+    }
+    if (status != status_value) {
+        throw serialization_error("coexec: malformed map chunk result (status byte " +
+                                  std::to_string(status) + ")");
+    }
+    const std::uint64_t count = in.get_u64();
+    if (count != expected) {
+        throw serialization_error("coexec: a map chunk returned " + std::to_string(count) +
+                                  " results for " + std::to_string(expected) + " inputs");
+    }
+    for (auto& o : outcomes) {
+        const std::uint8_t s = in.get();
+        if (s == status_exception) {
+            store_exception(o, decode_exception(in));
+        } else if (s != status_value) {
+            throw serialization_error("coexec: malformed map element result (status byte " +
+                                      std::to_string(s) + ")");
+        } else if constexpr (!std::is_void_v<R>) {
+            o.result.template emplace<1>(decode<R>(in));
+        }
+    }
+    return outcomes;
+}
+
+}  // namespace coexec::detail

@@ -1,0 +1,53 @@
+// The shared_buffer encoding behind archive.hpp: a descriptor index plus the
+// size, never the bytes.
+#include "coexec/detail/codec/archive.hpp"
+
+#include <fcntl.h>
+
+#include <cerrno>
+#include <string>
+#include <system_error>
+
+#include "coexec/errors.hpp"
+
+namespace coexec::detail {
+
+void save_shared_buffer(byte_writer& w, const shared_buffer& b) {
+    if (!b.valid()) {
+        // An empty handle travels as an empty handle: no descriptor.
+        w.put(0);
+        return;
+    }
+    if (w.fds() == nullptr) {
+        throw serialization_error(
+            "coexec: a shared_buffer can only be sent to a process worker (this encoder "
+            "has no channel for file descriptors)");
+    }
+    // A dup, so the message owns its descriptor independently of the handle's lifetime.
+    const int fd = ::fcntl(b.fd(), F_DUPFD_CLOEXEC, 0);
+    if (fd < 0) throw std::system_error(errno, std::generic_category(), "fcntl(F_DUPFD_CLOEXEC)");
+    const std::size_t index = w.add_fd(fd);
+    w.put(1);
+    w.put_u64(index);
+    w.put_u64(b.size());
+}
+
+shared_buffer load_shared_buffer(byte_reader& r) {
+    const std::uint8_t present = r.get();
+    if (present == 0) return {};
+    if (present != 1) throw serialization_error("coexec: malformed shared_buffer encoding");
+    const std::uint64_t index = r.get_u64();
+    const std::uint64_t size = r.get_u64();
+    // Borrowed descriptor: dup it, the receiver closes the ones it received.
+    const int fd = ::fcntl(r.fd(static_cast<std::size_t>(index)), F_DUPFD_CLOEXEC, 0);
+    if (fd < 0) throw std::system_error(errno, std::generic_category(), "fcntl(F_DUPFD_CLOEXEC)");
+    shared_buffer b = shared_buffer::adopt_fd(fd);
+    if (b.size() != size) {
+        throw serialization_error("coexec: a received shared_buffer has " +
+                                  std::to_string(b.size()) + " bytes, the sender had " +
+                                  std::to_string(size));
+    }
+    return b;
+}
+
+}  // namespace coexec::detail

@@ -1,0 +1,85 @@
+#include "coexec/detail/codec/code_address.hpp"
+
+#include <link.h>
+
+#include <cstddef>
+#include <string>
+
+#include "coexec/errors.hpp"
+
+namespace coexec::detail {
+
+namespace {
+
+constexpr int module_shift = 48;
+constexpr std::uint64_t offset_mask = (std::uint64_t{1} << module_shift) - 1;
+
+struct module_search {
+    std::uintptr_t address;      // in: the address to find (encode) or the result (decode)
+    std::uint64_t module_index;  // in (decode) / out (encode)
+    std::uint64_t offset;        // in (decode) / out (encode)
+    bool decode;
+    bool found = false;
+    std::uint64_t counter = 0;
+};
+
+bool in_loaded_segment(const dl_phdr_info* info, std::uintptr_t address) {
+    for (int i = 0; i < info->dlpi_phnum; ++i) {
+        const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+        if (ph.p_type != PT_LOAD) continue;
+        const std::uintptr_t start = info->dlpi_addr + ph.p_vaddr;
+        if (address >= start && address - start < ph.p_memsz) return true;
+    }
+    return false;
+}
+
+int visit_module(dl_phdr_info* info, std::size_t, void* data) {
+    auto* s = static_cast<module_search*>(data);
+    const std::uint64_t index = s->counter++;
+    if (s->decode) {
+        if (index != s->module_index) return 0;
+        s->address = static_cast<std::uintptr_t>(info->dlpi_addr + s->offset);
+        s->found = in_loaded_segment(info, s->address);
+        return 1;
+    }
+    if (!in_loaded_segment(info, s->address)) return 0;
+    s->module_index = index;
+    // Relative to the load bias: the same in every process running this binary
+    // (for a non-PIE executable the bias is 0 and the offset is the address).
+    s->offset = s->address - info->dlpi_addr;
+    s->found = true;
+    return 1;
+}
+
+}  // namespace
+
+std::uint64_t encode_code_address(const void* fn) {
+    module_search s{};
+    s.address = reinterpret_cast<std::uintptr_t>(fn);
+    s.decode = false;
+    ::dl_iterate_phdr(visit_module, &s);
+    if (!s.found || s.module_index > 0xffff || s.offset > offset_mask) {
+        throw serialization_error(
+            "coexec: a function address lies in no loaded module, so it cannot be sent to "
+            "another process");
+    }
+    return (s.module_index << module_shift) | s.offset;
+}
+
+const void* decode_code_address(std::uint64_t encoded) {
+    module_search s{};
+    s.module_index = encoded >> module_shift;
+    s.offset = encoded & offset_mask;
+    s.decode = true;
+    ::dl_iterate_phdr(visit_module, &s);
+    if (!s.found) {
+        throw serialization_error(
+            "coexec: a received function address (module " + std::to_string(s.module_index) +
+            ", offset " + std::to_string(s.offset) +
+            ") matches no code in this process: the worker does not run the same binary and "
+            "libraries as the caller");
+    }
+    return reinterpret_cast<const void*>(s.address);
+}
+
+}  // namespace coexec::detail

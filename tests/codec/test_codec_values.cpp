@@ -1,0 +1,254 @@
+// Tests for the codec's values: which types are serializable, and how
+// values encode and decode (bytes or cereal, containers, user types, bad input).
+#include <catch2/catch.hpp>
+
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <list>
+#include <map>
+#include <optional>
+#include <set>
+#include <span>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <unordered_map>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "coexec/detail/codec/byte_buffers.hpp"
+#include "coexec/detail/codec/values.hpp"
+#include "coexec/errors.hpp"
+#include "coexec/serializable.hpp"
+#include "coexec/shared_buffer.hpp"
+
+namespace cd = coexec::detail;
+
+namespace {
+
+struct point {
+    int x;
+    double y;
+    friend bool operator==(const point&, const point&) = default;
+};
+
+struct person {
+    std::string name;
+    std::vector<int> scores;
+    std::optional<point> home;
+    template <class Ar>
+    void serialize(Ar& ar) {
+        ar(name, scores, home);
+    }
+    friend bool operator==(const person&, const person&) = default;
+};
+
+// A user serialize() is respected even for a trivially copyable type: only
+// `kept` crosses, so the byte copy fast path must not be used.
+struct partial {
+    int kept = 0;
+    int dropped = 0;
+    template <class Ar>
+    void serialize(Ar& ar) {
+        ar(kept);
+    }
+};
+
+struct no_default {
+    explicit no_default(int v) : value(v) {}
+    int value;
+};
+
+enum class color : std::uint8_t { red, green, blue };
+
+struct not_serializable {
+    std::string text;  // not trivially copyable, and no serialize()
+};
+
+// A stateful function object with serialize() is a serializable value.
+struct multiply_by {
+    int factor = 1;
+    int operator()(int x) const { return x * factor; }
+    template <class Ar>
+    void serialize(Ar& ar) {
+        ar(factor);
+    }
+};
+
+[[maybe_unused]] auto capturing = [n = 1](int x) { return x + n; };
+
+// Encodes values, decodes one T from the result.
+template <class T, class... Ts>
+T round_trip(const Ts&... values) {
+    std::vector<std::byte> bytes;
+    std::vector<int> fds;
+    cd::byte_writer w(bytes, &fds);
+    cd::encode(w, values...);
+    cd::byte_reader r(bytes, fds);
+    T out = cd::decode<T>(r);
+    CHECK(r.at_end());
+    cd::close_fds(fds);
+    return out;
+}
+
+}  // namespace
+
+// --- The serializable concept -------------------------------------------------------
+static_assert(coexec::serializable<int>);
+static_assert(coexec::serializable<const double>);
+static_assert(coexec::serializable<color>);
+static_assert(coexec::serializable<point>);
+static_assert(coexec::serializable<person>);
+static_assert(coexec::serializable<void>);
+static_assert(coexec::serializable<std::string>);
+static_assert(coexec::serializable<std::vector<std::map<std::string, std::vector<point>>>>);
+static_assert(coexec::serializable<std::unordered_map<int, std::string>>);
+static_assert(coexec::serializable<std::optional<std::variant<int, std::string>>>);
+static_assert(coexec::serializable<std::tuple<int, std::string, std::pair<int, double>>>);
+static_assert(coexec::serializable<std::array<point, 3>>);
+static_assert(coexec::serializable<std::chrono::milliseconds>);
+static_assert(coexec::serializable<std::chrono::system_clock::time_point>);
+static_assert(coexec::serializable<coexec::shared_buffer>);
+static_assert(coexec::serializable<std::vector<coexec::shared_buffer>>);
+static_assert(coexec::serializable<multiply_by>);
+static_assert(!coexec::serializable<int*>);
+static_assert(!coexec::serializable<const char*>);
+static_assert(!coexec::serializable<int point::*>);
+static_assert(!coexec::serializable<int&>);
+static_assert(!coexec::serializable<std::string_view>);
+static_assert(!coexec::serializable<std::function<int(int)>>);
+static_assert(!coexec::serializable<not_serializable>);
+static_assert(!coexec::serializable<std::vector<int*>>);
+static_assert(!coexec::serializable<std::map<int, not_serializable>>);
+static_assert(!coexec::serializable<std::optional<std::vector<std::string_view>>>);
+static_assert(!coexec::serializable<std::array<int*, 2>>);
+static_assert(!coexec::serializable<std::tuple<int, char*>>);
+static_assert(!coexec::serializable<std::variant<int, not_serializable>>);
+static_assert(!coexec::serializable<void (*)()>);
+// A lambda with captures, even trivially copyable ones, is rejected.
+static_assert(!coexec::serializable<decltype(capturing)>);
+// Bytes or cereal: the fast path is chosen only when the bytes are the value.
+static_assert(cd::bitwise_serializable<point>);
+static_assert(cd::bitwise_serializable<std::array<int, 4>>);
+static_assert(!cd::bitwise_serializable<partial>);
+static_assert(!cd::bitwise_serializable<std::string>);
+
+// --- Values -----------------------------------------------------------------------
+TEST_CASE("arithmetic, enum and trivially copyable values round-trip", "[codec]") {
+    CHECK(round_trip<int>(-42) == -42);
+    CHECK(round_trip<double>(3.25) == 3.25);
+    CHECK(round_trip<bool>(true));
+    CHECK(round_trip<char>('z') == 'z');
+    CHECK(round_trip<color>(color::blue) == color::blue);
+    CHECK(round_trip<point>(point{7, -1.5}) == point{7, -1.5});
+}
+
+TEST_CASE("a trivially copyable value is encoded as exactly its bytes", "[codec]") {
+    std::vector<std::byte> bytes;
+    cd::byte_writer w(bytes);
+    cd::encode(w, point{1, 2.0});
+    CHECK(bytes.size() == sizeof(point));
+}
+
+TEST_CASE("a trivially copyable type without a default constructor decodes", "[codec]") {
+    static_assert(!std::is_default_constructible_v<no_default>);
+    CHECK(round_trip<no_default>(no_default{99}).value == 99);
+}
+
+TEST_CASE("several values encode in order and decode one by one", "[codec]") {
+    std::vector<std::byte> bytes;
+    cd::byte_writer w(bytes);
+    cd::encode(w, 1, std::string("two"), point{3, 3.5}, std::vector<int>{4, 4});
+    cd::byte_reader r(bytes);
+    CHECK(cd::decode<int>(r) == 1);
+    CHECK(cd::decode<std::string>(r) == "two");
+    CHECK(cd::decode<point>(r) == point{3, 3.5});
+    CHECK(cd::decode<std::vector<int>>(r) == std::vector<int>{4, 4});
+    CHECK(r.at_end());
+}
+
+TEST_CASE("strings and containers round-trip, nested ones too", "[codec]") {
+    CHECK(round_trip<std::string>(std::string("hello\0world", 11)) ==
+          std::string("hello\0world", 11));
+    CHECK(round_trip<std::string>(std::string()).empty());
+    std::vector<std::vector<std::string>> nested{{"a", "bb"}, {}, {"ccc"}};
+    CHECK(round_trip<decltype(nested)>(nested) == nested);
+    std::map<std::string, std::vector<point>> m{{"origin", {{0, 0}}}, {"pair", {{1, 1}, {2, 2}}}};
+    CHECK(round_trip<decltype(m)>(m) == m);
+    std::unordered_map<int, std::string> um{{1, "one"}, {2, "two"}};
+    CHECK(round_trip<decltype(um)>(um) == um);
+    std::set<int> s{3, 1, 2};
+    CHECK(round_trip<decltype(s)>(s) == s);
+    std::deque<double> d{1.5, 2.5};
+    CHECK(round_trip<decltype(d)>(d) == d);
+    std::list<std::string> l{"x", "y"};
+    CHECK(round_trip<decltype(l)>(l) == l);
+    std::vector<bool> bits{true, false, true};
+    CHECK(round_trip<decltype(bits)>(bits) == bits);
+    std::vector<point> points{{1, 1.0}, {2, 2.0}, {3, 3.0}};
+    CHECK(round_trip<decltype(points)>(points) == points);
+    std::array<point, 2> ap{point{5, 5.0}, point{6, 6.0}};
+    CHECK(round_trip<decltype(ap)>(ap) == ap);
+}
+
+TEST_CASE("optional, variant, pair and tuple round-trip", "[codec]") {
+    CHECK(round_trip<std::optional<std::string>>(std::optional<std::string>("x")) == "x");
+    CHECK_FALSE(round_trip<std::optional<std::string>>(std::optional<std::string>()).has_value());
+    using v = std::variant<int, std::string, std::vector<int>>;
+    CHECK(round_trip<v>(v(std::string("alt"))) == v(std::string("alt")));
+    CHECK(round_trip<v>(v(std::vector<int>{1, 2})) == v(std::vector<int>{1, 2}));
+    CHECK(round_trip<v>(v(5)) == v(5));
+    using p = std::pair<std::string, int>;
+    CHECK(round_trip<p>(p("k", 1)) == p("k", 1));
+    using t = std::tuple<int, std::string, std::optional<double>>;
+    CHECK(round_trip<t>(t(1, "s", 2.5)) == t(1, "s", 2.5));
+}
+
+TEST_CASE("chrono durations and time points round-trip", "[codec]") {
+    using namespace std::chrono_literals;
+    CHECK(round_trip<std::chrono::milliseconds>(1500ms) == 1500ms);
+    std::vector<std::chrono::nanoseconds> ds{1ns, 2s, 3min};
+    CHECK(round_trip<decltype(ds)>(ds) == ds);
+    auto now = std::chrono::system_clock::now();
+    CHECK(round_trip<std::chrono::system_clock::time_point>(now) == now);
+}
+
+TEST_CASE("a user type with serialize round-trips", "[codec]") {
+    person alice{"alice", {90, 85}, point{4, 2.0}};
+    CHECK(round_trip<person>(alice) == alice);
+    std::vector<person> people{alice, person{"bob", {}, std::nullopt}};
+    CHECK(round_trip<std::vector<person>>(people) == people);
+}
+
+TEST_CASE("a user serialize is respected even for a trivially copyable type", "[codec]") {
+    partial out = round_trip<partial>(partial{1, 2});
+    CHECK(out.kept == 1);
+    CHECK(out.dropped == 0);
+}
+
+TEST_CASE("truncated input throws serialization_error", "[codec]") {
+    std::vector<std::byte> bytes;
+    cd::byte_writer w(bytes);
+    cd::encode(w, person{"carol", {1, 2, 3}, point{1, 1.0}});
+    for (std::size_t cut : {std::size_t{0}, std::size_t{3}, bytes.size() / 2, bytes.size() - 1}) {
+        INFO("cut at " << cut);
+        cd::byte_reader r(std::span<const std::byte>(bytes).first(cut));
+        CHECK_THROWS_AS(cd::decode<person>(r), coexec::serialization_error);
+    }
+    cd::byte_reader r(std::span<const std::byte>(bytes).first(2));
+    CHECK_THROWS_WITH(cd::decode<int>(r), Catch::Contains("truncated"));
+}
+
+TEST_CASE("a corrupt element count throws instead of allocating", "[codec]") {
+    std::vector<std::byte> bytes;
+    cd::byte_writer w(bytes);
+    w.put_u64(std::uint64_t{1} << 40);  // claims 2^40 points
+    cd::byte_reader r(bytes);
+    CHECK_THROWS_AS(cd::decode<std::vector<point>>(r), coexec::serialization_error);
+}
