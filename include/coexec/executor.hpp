@@ -33,7 +33,7 @@ struct progress_info {
     bool input_exhausted = false;  ///< true once `total` is final
 };
 
-/// Options of `executor.map(f, inputs, options)`. Fields in API.md's order.
+/// Options of `executor.map(f, inputs, options)`; documented in docs/api.md.
 struct map_options {
     /// Elements per task; 0 = chosen from the input size (when known) and the worker count.
     std::size_t chunksize = 0;

@@ -1,4 +1,4 @@
-// coexec/io.hpp — coroutine I/O on thread_pool workers (API.md §6).
+// coexec/io.hpp — coroutine I/O on thread_pool workers (docs/api-io.md).
 //
 // Awaitables for timers, files and sockets. Each thread_pool worker drives
 // one io_uring ring (or, where io_uring is refused, an epoll instance) and

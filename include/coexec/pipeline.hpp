@@ -60,7 +60,7 @@ enum class error_policy {
     collect,    ///< failed items are dropped and recorded; the rest go on
 };
 
-/// Options of one `.then()` stage; fields in API.md's order.
+/// Options of one `.then()` stage; documented in docs/api-pipelines.md.
 struct stage_options {
     /// Items in flight on this stage's executor at once.
     std::size_t concurrency = 1;

@@ -81,7 +81,7 @@ enum class worker_death {
 /// How worker processes are started; see the header comment.
 enum class start_method { fork_server, fork, spawn };
 
-/// Options of a process_pool. Fields in API.md's order.
+/// Options of a process_pool; documented field by field in docs/api.md.
 struct process_pool_options {
     /// Worker processes; 0 = the number of cores this process may run on.
     std::size_t max_workers = 0;

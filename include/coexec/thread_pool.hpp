@@ -73,7 +73,7 @@ class pool_job final : public shared_state<R>, public work_item {
         this->run = &pool_job::run_job;
         this->discard = &pool_job::discard_job;
         // Coroutine jobs always get a token: future::cancel() signals it and
-        // the coexec::io awaitables they start use it (API.md §1, §6).
+        // the coexec::io awaitables they start use it (docs/api-io.md).
         if constexpr (takes_stop_token_v<F&, Args&...> || is_task_v<call_type>) this->enable_stop();
     }
 

@@ -18,7 +18,7 @@
 
 namespace coexec {
 
-/// Options of thread_pool; fields in API.md's order.
+/// Options of thread_pool; documented field by field in docs/api.md.
 struct thread_pool_options {
     /// Worker threads; 0 = min(32, cores + 4), as Python's ThreadPoolExecutor.
     std::size_t max_workers = 0;
