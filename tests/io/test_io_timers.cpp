@@ -179,7 +179,7 @@ TEST_CASE("a job taking a stop_token hands the same token to the io it awaits",
         try {
             co_await io::sleep_for(1h);
         } catch (const std::system_error& e) {
-            co_return e.code() == std::errc::operation_canceled&& st.stop_requested();
+            co_return st.stop_requested() && e.code() == std::errc::operation_canceled;
         }
         co_return false;
     });
