@@ -137,41 +137,38 @@ TEST_CASE("destroying a pool with io in flight cancels it, frees every frame and
     CHECK(::fcntl(client, F_GETFD) == -1);  // really closed
 }
 
-TEST_CASE(
-    "shutdown(cancel_futures) cancels io in flight; plain shutdown cancels io of "
-    "coroutines that only hopped onto the pool",
-    "[io][shutdown]") {
-    SECTION("cancel_futures") {
-        thread_pool pool{{.max_workers = 2}};
-        std::atomic<bool> started{false};
-        auto f = pool.submit([&]() -> task<void> {
-            started = true;
-            co_await io::sleep_for(1h);
+TEST_CASE("shutdown(cancel_futures) cancels io in flight", "[io][shutdown]") {
+    thread_pool pool{{.max_workers = 2}};
+    std::atomic<bool> started{false};
+    auto f = pool.submit([&]() -> task<void> {
+        started = true;
+        co_await io::sleep_for(1h);
+    });
+    REQUIRE(coexec_test::eventually([&] { return started.load(); }));
+    std::this_thread::sleep_for(20ms);
+    pool.shutdown(false, true);
+    CHECK(error_of([&] { f.get_for(10s); }) == ECANCELED);
+}
+
+TEST_CASE("plain shutdown cancels io of coroutines that only hopped onto the pool",
+          "[io][shutdown]") {
+    thread_pool pool{{.max_workers = 1}};
+    std::atomic<int> error{-2};
+    std::atomic<bool> started{false};
+    std::thread t([&] {
+        error = error_of([&] {
+            coexec::sync_wait([&]() -> task<void> {
+                co_await pool.schedule();
+                started = true;
+                co_await io::sleep_for(1h);
+            }());
         });
-        REQUIRE(coexec_test::eventually([&] { return started.load(); }));
-        std::this_thread::sleep_for(20ms);
-        pool.shutdown(false, true);
-        CHECK(error_of([&] { f.get_for(10s); }) == ECANCELED);
-    }
-    SECTION("a coroutine that hopped with schedule() from another thread") {
-        thread_pool pool{{.max_workers = 1}};
-        std::atomic<int> error{-2};
-        std::atomic<bool> started{false};
-        std::thread t([&] {
-            error = error_of([&] {
-                coexec::sync_wait([&]() -> task<void> {
-                    co_await pool.schedule();
-                    started = true;
-                    co_await io::sleep_for(1h);
-                }());
-            });
-        });
-        REQUIRE(coexec_test::eventually([&] { return started.load(); }));
-        std::this_thread::sleep_for(20ms);
-        pool.shutdown();  // waits; the sleeper is no job, so its sleep is cancelled
-        t.join();
-        CHECK(error.load() == ECANCELED);
-    }
+    });
+    REQUIRE(coexec_test::eventually([&] { return started.load(); }));
+    std::this_thread::sleep_for(20ms);
+    pool.shutdown();  // waits; the sleeper is no job, so its sleep is cancelled
+    t.join();
+    CHECK(error.load() == ECANCELED);
 }
 
 namespace {
