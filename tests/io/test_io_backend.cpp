@@ -37,12 +37,8 @@
 using namespace std::chrono_literals;
 using coexec::task;
 using coexec::thread_pool;
-using coexec_test::error_of;
+using namespace coexec_test;
 namespace io = coexec::io;
-using coexec_test::listener;
-using coexec_test::loopback;
-using coexec_test::tcp_socket;
-using coexec_test::temp_dir;
 
 namespace {
 
@@ -91,7 +87,7 @@ TEST_CASE("awaiting io where no thread_pool runs the coroutine throws, it does n
 
 TEST_CASE("destroying a pool with io in flight cancels it, frees every frame and does not hang",
           "[io][shutdown]") {
-    using coexec_test::lifetime_counter;
+    using namespace coexec_test;
     int before = lifetime_counter::alive.load();
     std::vector<coexec::future<void>> fs;
     std::atomic<int> waiting{0};

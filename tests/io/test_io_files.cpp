@@ -18,9 +18,8 @@
 using namespace std::chrono_literals;
 using coexec::task;
 using coexec::thread_pool;
-using coexec_test::error_of;
+using namespace coexec_test;
 namespace io = coexec::io;
-using coexec_test::temp_dir;
 
 TEST_CASE("write and read at offsets round-trip, with short reads at end of file", "[io][file]") {
     temp_dir dir;

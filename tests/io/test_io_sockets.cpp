@@ -25,11 +25,8 @@
 using namespace std::chrono_literals;
 using coexec::task;
 using coexec::thread_pool;
-using coexec_test::error_of;
+using namespace coexec_test;
 namespace io = coexec::io;
-using coexec_test::listener;
-using coexec_test::loopback;
-using coexec_test::tcp_socket;
 
 namespace {
 

@@ -22,7 +22,7 @@
 using namespace std::chrono_literals;
 using coexec::task;
 using coexec::thread_pool;
-using coexec_test::error_of;
+using namespace coexec_test;
 namespace io = coexec::io;
 
 TEST_CASE("sleeps finish in deadline order, not start order", "[io][timer]") {
