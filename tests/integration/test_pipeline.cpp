@@ -12,7 +12,7 @@
 #include "coexec/pipeline.hpp"
 #include "coexec/sync_wait.hpp"
 #include "coexec/thread_pool.hpp"
-#include "helpers.hpp"
+#include "process_tree.hpp"
 
 using namespace std::chrono_literals;
 

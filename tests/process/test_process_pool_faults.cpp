@@ -1,7 +1,6 @@
 // Fault tests of coexec::process_pool: crashes, kills, deadlines, OOM,
 // exceptions, broken pools, fork safety, leaks, a killed parent, chaos.
 // Each is bounded in time (get_for) so a bug shows as a failure, not a hang.
-#include <dirent.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -12,13 +11,9 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
-#include <fstream>
 #include <mutex>
 #include <new>
-#include <random>
 #include <set>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -27,9 +22,11 @@
 
 #include "coexec/process_pool.hpp"
 #include "coexec/shared_buffer.hpp"
+#include "process_tree.hpp"
 
 using namespace std::chrono_literals;
 using coexec::process_pool;
+using coexec_test::pid_alive;
 
 #if defined(__SANITIZE_ADDRESS__)
 #define COEXEC_TEST_ASAN 1
@@ -99,60 +96,6 @@ coexec::worker_died require_worker_died(const coexec::future<T>& f) {
     }
     FAIL("expected worker_died, got a value");
     throw std::logic_error("unreachable");
-}
-
-bool pid_alive(int pid) {
-    // A zombie is dead for our purpose (it runs no code); init reaps it.
-    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-    if (!stat) return false;
-    std::string line;
-    std::getline(stat, line);
-    auto close = line.rfind(')');
-    return close != std::string::npos && close + 2 < line.size() && line[close + 2] != 'Z';
-}
-
-std::size_t open_fd_count() {
-    std::size_t n = 0;
-    for ([[maybe_unused]] auto& e : std::filesystem::directory_iterator("/proc/self/fd"))
-        ++n;
-    return n;
-}
-
-// Pids of processes whose parent is `parent`.
-std::vector<int> children_of(int parent) {
-    std::vector<int> out;
-    DIR* d = ::opendir("/proc");
-    if (d == nullptr) return out;
-    while (dirent* e = ::readdir(d)) {
-        const int pid = std::atoi(e->d_name);
-        if (pid <= 0) continue;
-        std::ifstream stat("/proc/" + std::string(e->d_name) + "/stat");
-        std::string line;
-        if (!std::getline(stat, line)) continue;
-        auto close = line.rfind(')');
-        if (close == std::string::npos) continue;
-        std::istringstream rest(line.substr(close + 2));
-        char state;
-        int ppid;
-        rest >> state >> ppid;
-        if (ppid == parent && state != 'Z') out.push_back(pid);
-    }
-    ::closedir(d);
-    return out;
-}
-
-// The pool's workers: our grandchildren through the fork server, or children.
-std::vector<int> worker_pids() {
-    std::vector<int> out;
-    for (int c : children_of(::getpid())) {
-        auto g = children_of(c);
-        if (g.empty()) {
-            out.push_back(c);
-        } else {
-            out.insert(out.end(), g.begin(), g.end());
-        }
-    }
-    return out;
 }
 
 }  // namespace
@@ -376,7 +319,7 @@ TEST_CASE("no descriptors or zombies are left after a pool is destroyed",
           "[process_pool][faults][leaks]") {
     REQUIRE(process_pool::prepare());
     for (auto method : {coexec::start_method::fork_server, coexec::start_method::fork}) {
-        const std::size_t before = open_fd_count();
+        const std::size_t before = coexec_test::fd_count(::getpid());
         std::set<int> pids;
         {
             process_pool pool{{.max_workers = 2, .max_tasks_per_child = 3, .start = method}};
@@ -387,7 +330,7 @@ TEST_CASE("no descriptors or zombies are left after a pool is destroyed",
             pool.submit([](coexec::shared_buffer x) { return x; }, b).get_for(30s);
             REQUIRE(pool.submit(square, 3).get_for(30s) == 9);
         }
-        REQUIRE(open_fd_count() == before);
+        REQUIRE(coexec_test::fd_count(::getpid()) == before);
         REQUIRE(pids.size() >= 4);
         // Direct children were reaped by the pool; the fork server reaps its own.
         auto deadline = std::chrono::steady_clock::now() + 2s;
@@ -395,7 +338,7 @@ TEST_CASE("no descriptors or zombies are left after a pool is destroyed",
         while (any && std::chrono::steady_clock::now() < deadline) {
             any = false;
             for (int pid : pids)
-                any |= std::filesystem::exists("/proc/" + std::to_string(pid));
+                any |= coexec_test::status_of(pid).has_value();  // zombies count
             if (any) std::this_thread::sleep_for(10ms);
         }
         REQUIRE_FALSE(any);
@@ -442,24 +385,7 @@ TEST_CASE("workers do not outlive a parent killed with SIGKILL",
 TEST_CASE("chaos: 20000 tasks while workers are killed at random and every future ends",
           "[process_pool][faults][chaos]") {
     process_pool pool{{.max_workers = 2}};
-    std::atomic<bool> stop{false};
-    std::atomic<int> kills{0};
-    std::thread killer([&] {
-        std::mt19937 rng(12345);
-        std::set<int> seen_before;
-        while (!stop) {
-            std::this_thread::sleep_for(5ms);
-            auto now = worker_pids();
-            std::vector<int> old;  // seen one scan ago: past start-up
-            for (int p : now) {
-                if (seen_before.count(p) != 0) old.push_back(p);
-            }
-            seen_before = std::set<int>(now.begin(), now.end());
-            if (old.empty()) continue;
-            const int victim = old[rng() % old.size()];
-            if (::kill(victim, SIGKILL) == 0) ++kills;
-        }
-    });
+    coexec_test::worker_killer killer(::getpid(), 5ms, 12345);
     constexpr int n = 20000;
     std::vector<coexec::future<int>> fs;
     fs.reserve(n);
@@ -486,13 +412,12 @@ TEST_CASE("chaos: 20000 tasks while workers are killed at random and every futur
             other_what = e.what();
         }
     }
-    stop = true;
-    killer.join();
+    const int kills = killer.stop();
     INFO("ok " << ok << " died " << died << " other " << other << " (" << other_what << ") kills "
                << kills);
     REQUIRE(hung == 0);
     REQUIRE(other == 0);
     REQUIRE(ok + died == n);
-    REQUIRE(died <= kills.load());
+    REQUIRE(died <= kills);
     REQUIRE(pool.submit(square, 12).get_for(30s) == 144);
 }

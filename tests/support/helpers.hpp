@@ -1,10 +1,8 @@
-// tests/helpers.hpp — small tools shared by the tests.
+// tests/support/helpers.hpp — small tools shared by the tests.
 #pragma once
 
 #include <atomic>
 #include <chrono>
-#include <fstream>
-#include <string>
 #include <thread>
 
 namespace coexec_test {
@@ -50,24 +48,6 @@ bool eventually(Pred pred, std::chrono::milliseconds timeout = std::chrono::seco
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
     return true;
-}
-
-/// False under AddressSanitizer, whose quarantine keeps freed memory resident
-/// (and shadow memory grows with every allocation): RSS bounds mean nothing there.
-#if defined(__SANITIZE_ADDRESS__)
-inline constexpr bool rss_is_meaningful = false;
-#else
-inline constexpr bool rss_is_meaningful = true;
-#endif
-
-/// Resident set size of this process in KiB (from /proc/self/status).
-inline long rss_kib() {
-    std::ifstream in("/proc/self/status");
-    std::string line;
-    while (std::getline(in, line)) {
-        if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
-    }
-    return -1;
 }
 
 }  // namespace coexec_test

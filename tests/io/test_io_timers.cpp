@@ -1,0 +1,212 @@
+// coexec::io timers on thread_pool workers: sleep_for / sleep_until, their
+// order and where they resume, many at once, and cancellation through stop
+// tokens and future::cancel. Runs on both backends (see tests/CMakeLists.txt).
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <stop_token>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+#include "coexec/io.hpp"
+#include "coexec/task.hpp"
+#include "coexec/thread_pool.hpp"
+#include "helpers.hpp"
+#include "io_helpers.hpp"
+
+using namespace std::chrono_literals;
+using coexec::task;
+using coexec::thread_pool;
+using namespace coexec_test;
+namespace io = coexec::io;
+
+TEST_CASE("sleeps finish in deadline order, not start order", "[io][timer]") {
+    thread_pool pool{{.max_workers = 2}};
+    std::mutex m;
+    std::vector<int> order;
+    auto sleeper = [&](int id, std::chrono::milliseconds d) -> task<void> {
+        co_await io::sleep_for(d);
+        std::lock_guard lock(m);
+        order.push_back(id);
+    };
+    auto a = pool.submit(sleeper, 1, 150ms);
+    auto b = pool.submit(sleeper, 2, 30ms);
+    auto c = pool.submit(sleeper, 3, 90ms);
+    a.get();
+    b.get();
+    c.get();
+    CHECK(order == std::vector<int>{2, 3, 1});
+}
+
+TEST_CASE("sleep_for lasts at least its duration and resumes on the worker that started it",
+          "[io][timer]") {
+    thread_pool pool{{.max_workers = 4}};
+    struct outcome {
+        std::thread::id before, after;
+        std::chrono::nanoseconds slept;
+    };
+    std::vector<coexec::future<outcome>> fs;
+    for (int i = 0; i < 16; ++i) {
+        fs.push_back(pool.submit([]() -> task<outcome> {
+            outcome o;
+            o.before = std::this_thread::get_id();
+            auto t0 = std::chrono::steady_clock::now();
+            co_await io::sleep_for(20ms);
+            o.slept = std::chrono::steady_clock::now() - t0;
+            o.after = std::this_thread::get_id();
+            co_return o;
+        }));
+    }
+    for (auto& f : fs) {
+        outcome o = f.get();
+        CHECK(o.before == o.after);
+        CHECK(o.slept >= 20ms);
+    }
+}
+
+TEST_CASE("sleep_until a past time point resumes at once", "[io][timer]") {
+    thread_pool pool{{.max_workers = 1}};
+    auto f = pool.submit([]() -> task<int> {
+        co_await io::sleep_until(std::chrono::steady_clock::now() - 1s);
+        co_await io::sleep_for(0ms);
+        co_await io::sleep_until(std::chrono::system_clock::now() + 5ms);
+        co_return 7;
+    });
+    CHECK(f.get_for(5s) == 7);
+}
+
+TEST_CASE("ten thousand coroutines sleep at once without a thread each", "[io][timer]") {
+    thread_pool pool{{.max_workers = 2}};
+    constexpr int n = 10'000;
+    std::atomic<int> woke{0};
+    std::vector<coexec::future<void>> fs;
+    fs.reserve(n);
+    auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < n; ++i) {
+        fs.push_back(pool.submit([&woke]() -> task<void> {
+            co_await io::sleep_for(200ms);
+            woke.fetch_add(1, std::memory_order_relaxed);
+        }));
+    }
+    for (auto& f : fs)
+        f.get();
+    auto elapsed = std::chrono::steady_clock::now() - t0;
+    CHECK(woke.load() == n);
+    CHECK(elapsed >= 200ms);
+    CHECK(elapsed < 20s);  // two workers: they all slept concurrently
+    CHECK(pool.stats().completed == static_cast<std::uint64_t>(n));
+}
+
+TEST_CASE("a sleep ends with operation_canceled when its stop token is signalled",
+          "[io][timer][cancel]") {
+    thread_pool pool{{.max_workers = 2}};
+    std::stop_source source;
+    std::atomic<bool> started{false};
+    auto f = pool.submit([&]() -> task<void> {
+        started = true;
+        co_await io::sleep_for(1h, source.get_token());
+    });
+    REQUIRE(coexec_test::eventually([&] { return started.load(); }));
+    std::this_thread::sleep_for(20ms);
+    auto t0 = std::chrono::steady_clock::now();
+    source.request_stop();
+    CHECK(error_of([&] { f.get(); }) == ECANCELED);
+    CHECK(std::chrono::steady_clock::now() - t0 < 10s);
+    try {
+        f.get();
+    } catch (const std::system_error& e) {
+        CHECK(e.code() == std::errc::operation_canceled);
+        CHECK(std::string(e.what()).find("io::sleep_for") != std::string::npos);
+    }
+}
+
+TEST_CASE("an already signalled token cancels an io operation before it starts",
+          "[io][timer][cancel]") {
+    thread_pool pool{{.max_workers = 1}};
+    std::stop_source source;
+    source.request_stop();
+    auto f = pool.submit([&]() -> task<void> { co_await io::sleep_for(1h, source.get_token()); });
+    CHECK(error_of([&] { f.get_for(10s); }) == ECANCELED);
+}
+
+TEST_CASE("future::cancel of a running coroutine job cancels the sleep it awaits",
+          "[io][timer][cancel]") {
+    thread_pool pool{{.max_workers = 2}};
+    std::atomic<bool> started{false};
+    // No explicit token: the job's own token (signalled by cancel()) is used,
+    // also after the coroutine hopped with schedule().
+    auto f = pool.submit([&]() -> task<int> {
+        co_await pool.schedule();
+        started = true;
+        co_await io::sleep_for(1h);
+        co_return 1;
+    });
+    REQUIRE(coexec_test::eventually([&] { return started.load(); }));
+    std::this_thread::sleep_for(20ms);
+    CHECK_FALSE(f.cancel());  // running: not cancelled, but its token is signalled
+    CHECK(error_of([&] { f.get_for(10s); }) == ECANCELED);
+}
+
+TEST_CASE("future::cancel reaches io started after the job awaited another pool's future",
+          "[io][timer][cancel]") {
+    thread_pool pool{{.max_workers = 2}}, other{{.max_workers = 1}};
+    std::atomic<bool> started{false};
+    // The job hops to `other` and back through a future; its token must still
+    // reach the sleep it starts afterwards.
+    auto f = pool.submit([&]() -> task<int> {
+        int v = co_await other.submit([] { return 1; });
+        started = true;
+        co_await io::sleep_for(1h);
+        co_return v;
+    });
+    REQUIRE(coexec_test::eventually([&] { return started.load(); }));
+    std::this_thread::sleep_for(20ms);
+    CHECK_FALSE(f.cancel());
+    CHECK(error_of([&] { f.get_for(10s); }) == ECANCELED);
+}
+
+TEST_CASE("a job taking a stop_token hands the same token to the io it awaits",
+          "[io][timer][cancel]") {
+    thread_pool pool{{.max_workers = 2}};
+    std::atomic<bool> started{false};
+    auto f = pool.submit([&](std::stop_token st) -> task<bool> {
+        started = true;
+        try {
+            co_await io::sleep_for(1h);
+        } catch (const std::system_error& e) {
+            co_return st.stop_requested() && e.code() == std::errc::operation_canceled;
+        }
+        co_return false;
+    });
+    REQUIRE(coexec_test::eventually([&] { return started.load(); }));
+    std::this_thread::sleep_for(20ms);
+    f.cancel();
+    CHECK(f.get_for(10s));
+}
+
+TEST_CASE("thousands of sleeps cancelled at once all end with operation_canceled",
+          "[io][timer][cancel]") {
+    thread_pool pool{{.max_workers = 2}};
+    constexpr int n = 5'000;
+    std::stop_source source;
+    std::atomic<int> waiting{0};
+    std::vector<coexec::future<void>> fs;
+    for (int i = 0; i < n; ++i) {
+        fs.push_back(pool.submit([&]() -> task<void> {
+            waiting.fetch_add(1);
+            co_await io::sleep_for(1h, source.get_token());
+        }));
+    }
+    REQUIRE(coexec_test::eventually([&] { return waiting.load() == n; }));
+    std::this_thread::sleep_for(20ms);
+    source.request_stop();
+    int cancelled = 0;
+    for (auto& f : fs)
+        cancelled += error_of([&] { f.get_for(30s); }) == ECANCELED ? 1 : 0;
+    CHECK(cancelled == n);
+}

@@ -1,0 +1,148 @@
+// tests/support/process_tree.hpp — what the tests read about processes from
+// /proc: a process's state, its children, a pool's workers, descriptor counts
+// and resident memory; and a thread that SIGKILLs a pool's workers at random.
+#pragma once
+
+#include <signal.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <random>
+#include <set>
+#include <sstream>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+namespace coexec_test {
+
+/// A process's state letter ('R', 'S', 'Z', ...) and parent, from /proc/<pid>/stat.
+struct process_status {
+    char state = 0;
+    int ppid = 0;
+};
+
+/// The status of `pid`, or nullopt if there is no such process (any more).
+inline std::optional<process_status> status_of(int pid) {
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    if (!std::getline(stat, line)) return std::nullopt;
+    // The command name (field 2) is in parentheses and may hold spaces or ')'.
+    const auto close = line.rfind(')');
+    if (close == std::string::npos || close + 2 >= line.size()) return std::nullopt;
+    std::istringstream rest(line.substr(close + 2));
+    process_status s;
+    if (!(rest >> s.state >> s.ppid)) return std::nullopt;
+    return s;
+}
+
+/// True if `pid` exists and is not a zombie (a zombie runs no code).
+inline bool pid_alive(int pid) {
+    const auto s = status_of(pid);
+    return s && s->state != 'Z';
+}
+
+/// Pids of the live (non-zombie) processes whose parent is `parent`.
+inline std::vector<int> children_of(int parent) {
+    std::vector<int> out;
+    std::error_code ec;
+    for (std::filesystem::directory_iterator it("/proc", ec), end; !ec && it != end;
+         it.increment(ec)) {
+        const int pid = std::atoi(it->path().filename().c_str());
+        if (pid <= 0) continue;
+        const auto s = status_of(pid);
+        if (s && s->ppid == parent && s->state != 'Z') out.push_back(pid);
+    }
+    return out;
+}
+
+/// The process workers of a pool owned by `root`: the children of its
+/// fork-server zygote, or its own childless children (workers it forked itself).
+inline std::vector<int> worker_pids(int root) {
+    std::vector<int> out;
+    for (int c : children_of(root)) {
+        auto g = children_of(c);
+        if (g.empty()) {
+            out.push_back(c);
+        } else {
+            out.insert(out.end(), g.begin(), g.end());
+        }
+    }
+    return out;
+}
+
+/// How many descriptors `pid` has open (the listing's own descriptor included).
+inline std::size_t fd_count(int pid) {
+    std::size_t n = 0;
+    for ([[maybe_unused]] auto& e :
+         std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd"))
+        ++n;
+    return n;
+}
+
+/// False under AddressSanitizer, whose quarantine keeps freed memory resident
+/// (and shadow memory grows with every allocation): RSS bounds mean nothing there.
+#if defined(__SANITIZE_ADDRESS__)
+inline constexpr bool rss_is_meaningful = false;
+#else
+inline constexpr bool rss_is_meaningful = true;
+#endif
+
+/// Resident set size in KiB of `pid` ("self" by default), or -1 if it is gone.
+inline long rss_kib(const std::string& pid = "self") {
+    std::ifstream in("/proc/" + pid + "/status");
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+    }
+    return -1;
+}
+inline long rss_kib(int pid) {
+    return rss_kib(std::to_string(pid));
+}
+
+/// SIGKILLs a random process worker of `root` (see worker_pids) every `period`
+/// until stop(); only workers already seen one scan earlier, so that a fresh
+/// worker gets past its start-up.
+class worker_killer {
+  public:
+    worker_killer(int root, std::chrono::milliseconds period, unsigned seed)
+        : m_thread([this, root, period, seed] {
+              std::mt19937 rng(seed);
+              std::set<int> seen;
+              while (!m_stop.load()) {
+                  std::this_thread::sleep_for(period);
+                  auto now = worker_pids(root);
+                  std::vector<int> old;
+                  for (int p : now) {
+                      if (seen.count(p) != 0) old.push_back(p);
+                  }
+                  seen = std::set<int>(now.begin(), now.end());
+                  if (old.empty()) continue;
+                  if (::kill(old[rng() % old.size()], SIGKILL) == 0) m_kills.fetch_add(1);
+              }
+          }) {}
+    ~worker_killer() { stop(); }
+    worker_killer(const worker_killer&) = delete;
+    worker_killer& operator=(const worker_killer&) = delete;
+
+    /// Stops the thread; the number of workers it killed.
+    int stop() {
+        m_stop.store(true);
+        if (m_thread.joinable()) m_thread.join();
+        return m_kills.load();
+    }
+
+  private:
+    std::atomic<bool> m_stop{false};
+    std::atomic<int> m_kills{0};
+    std::thread m_thread;  // last: starts once the counters exist
+};
+
+}  // namespace coexec_test
