@@ -13,9 +13,10 @@
 #include <thread>
 #include <vector>
 
-#include "process/channel.hpp"
-#include "process/launch.hpp"
 #include "coexec/detail/codec.hpp"
+#include "process/channel.hpp"
+#include "process/fork_server.hpp"
+#include "process/launch.hpp"
 
 using namespace coexec::detail;
 using namespace coexec::detail::proc;
@@ -55,7 +56,7 @@ bool receive_blocking(channel& ch, message& m, int timeout_ms = 5000) {
 [[noreturn]] void echo_child(channel_fds fds) {
     int code = 0;
     try {
-        channel ch = channel::attach(fds);
+        channel ch = channel::attach(std::move(fds));
         message m;
         for (;;) {
             if (!receive_blocking(ch, m, 10000)) ::_exit(2);
@@ -83,10 +84,8 @@ struct echo_fixture {
         channel_fds w;
         ch = channel::create(64 * 1024, w);
         pid = ::fork();
-        if (pid == 0) echo_child(w);
-        for (int fd : {w.memfd, w.to_worker_event, w.to_parent_event, w.socket})
-            ::close(fd);
-    }
+        if (pid == 0) echo_child(std::move(w));
+    }  // closes our copy of the worker's end
     int finish() {
         ch.send(msg_kind::exit, 0, {});
         int status = 0;
@@ -139,7 +138,7 @@ TEST_CASE("large messages reuse the direction's arena, and spill while it is bus
     // descriptors create() hands out, so the order of events is ours to pick.
     channel_fds w;
     channel parent = channel::create(64 * 1024, w);
-    channel worker = channel::attach(w);
+    channel worker = channel::attach(std::move(w));
     auto pattern = [](std::size_t size, char seed) {
         std::string s(size, seed);
         for (std::size_t i = 0; i < size; i += 4093)
@@ -227,20 +226,19 @@ int triple(int x) {
 }  // namespace
 
 TEST_CASE("the fork server starts a worker that runs a task and reports its death",
-          "[process][zygote]") {
-    zygote* z = zygote::ensure(true);
-    REQUIRE(z != nullptr);
+          "[process][fork_server]") {
+    fork_server* server = fork_server::ensure(true);
+    REQUIRE(server != nullptr);
     int sv[2];
     REQUIRE(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == 0);
     unique_fd report(sv[0]);
-    const std::uint32_t pool = z->register_pool(sv[1]);
+    const std::uint32_t pool = server->register_pool(sv[1]);
     ::close(sv[1]);
 
     channel_fds w;
     channel ch = channel::create(64 * 1024, w);
-    launched l = z->spawn(pool, w);
-    for (int fd : {w.memfd, w.to_worker_event, w.to_parent_event, w.socket})
-        ::close(fd);
+    launched l = server->fork_worker(pool, w);
+    w = {};  // the worker has its end now
     REQUIRE(l.pid > 0);
     REQUIRE(!l.direct_child);
 
@@ -279,15 +277,14 @@ TEST_CASE("the fork server starts a worker that runs a task and reports its deat
     REQUIRE(rep.pid == l.pid);
     REQUIRE(WIFEXITED(rep.wait_status));
     REQUIRE(WEXITSTATUS(rep.wait_status) == 0);
-    z->unregister_pool(pool);
+    server->unregister_pool(pool);
 }
 
 TEST_CASE("a spawned worker (re-executed binary) runs the same trampolines", "[process][spawn]") {
     channel_fds w;
     channel ch = channel::create(64 * 1024, w);
     launched l = launch_direct(launch_method::spawn, w);
-    for (int fd : {w.memfd, w.to_worker_event, w.to_parent_event, w.socket})
-        ::close(fd);
+    w = {};  // the worker has its end now
     std::vector<std::byte> cfg;
     byte_writer cw(cfg);
     cw.put_u64(0);
