@@ -1,15 +1,19 @@
 // Bytes-level tests of the process_pool's OS layer: the shared-memory channel
 // (rings, spill, descriptor passing, sleep/wake) and the fork server.
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -17,6 +21,7 @@
 #include "process/channel.hpp"
 #include "process/fork_server.hpp"
 #include "process/launch.hpp"
+#include "util/fd_passing.hpp"
 
 using namespace coexec::detail;
 using namespace coexec::detail::proc;
@@ -203,6 +208,86 @@ TEST_CASE("descriptors sent with a message arrive with it", "[process][channel]"
     REQUIRE(string_of(m.bytes) == "hdr|fd:alpha|fd:beta");
     f.ch.release(m);
     REQUIRE(WEXITSTATUS(f.finish()) == 0);
+}
+
+namespace {
+
+std::size_t open_fd_count() {
+    std::size_t n = 0;
+    for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/fd"))
+        ++n;
+    return n;
+}
+
+struct socket_pair {
+    unique_fd a, b;
+    socket_pair() {
+        int sv[2];
+        REQUIRE(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == 0);
+        a.reset(sv[0]);
+        b.reset(sv[1]);
+    }
+};
+
+}  // namespace
+
+TEST_CASE("descriptors cross in as many packets as they need, at most 250 a packet",
+          "[process][fd_passing]") {
+    socket_pair sp;
+    const unique_fd file(::memfd_create("many", MFD_CLOEXEC));
+    REQUIRE(file);
+    std::vector<int> fds(600, file.get());  // the kernel dups each one
+    const std::byte one{1};
+    CHECK(send_packet(sp.a.get(), {&one, 1}, fds) == -1);
+    CHECK(errno == EINVAL);
+
+    send_fds(sp.a.get(), fds);
+    std::vector<int> got;
+    recv_fds(sp.b.get(), fds.size(), got, MSG_DONTWAIT);
+    REQUIRE(got.size() == fds.size());
+    struct stat want {};
+    REQUIRE(::fstat(file.get(), &want) == 0);
+    for (int fd : got) {
+        struct stat st {};
+        REQUIRE(::fstat(fd, &st) == 0);
+        CHECK(st.st_ino == want.st_ino);
+        CHECK((::fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0);
+        ::close(fd);
+    }
+}
+
+TEST_CASE("a packet with more descriptors than the receiver has room for is refused and leaks none",
+          "[process][fd_passing]") {
+    socket_pair sp;
+    const std::size_t before = open_fd_count();
+    const int three[3] = {sp.a.get(), sp.a.get(), sp.a.get()};
+    const std::byte one{1};
+    REQUIRE(send_packet(sp.a.get(), {&one, 1}, three) == 1);
+
+    std::byte got_byte{};
+    int got[1] = {-1};
+    std::size_t n = 99;
+    CHECK(recv_packet(sp.b.get(), {&got_byte, 1}, got, n, MSG_DONTWAIT) == -1);
+    CHECK(errno == EMSGSIZE);
+    CHECK(n == 0);
+    CHECK(open_fd_count() == before);
+}
+
+TEST_CASE("a message that brings more descriptors than its record announced is a protocol error",
+          "[process][fd_passing]") {
+    socket_pair sp;
+    const std::size_t before = open_fd_count();
+    const int three[3] = {sp.a.get(), sp.a.get(), sp.a.get()};
+    send_fds(sp.a.get(), three);
+    std::vector<int> got;
+    try {
+        recv_fds(sp.b.get(), 2, got, MSG_DONTWAIT);
+        FAIL("recv_fds accepted 3 descriptors for 2");
+    } catch (const std::system_error& e) {
+        CHECK(e.code() == std::errc::message_size);
+    }
+    CHECK(got.empty());
+    CHECK(open_fd_count() == before);
 }
 
 TEST_CASE("a sleeping receiver is woken by the eventfd", "[process][channel]") {
