@@ -105,7 +105,7 @@ struct submit_options {
 
 namespace detail {
 
-/// The non-template part of process_pool (lib/process/process_pool.cpp).
+/// The non-template part of process_pool (lib/process/pool.cpp, supervisor.cpp).
 class process_pool_core {
   public:
     explicit process_pool_core(const process_pool_options& options);
