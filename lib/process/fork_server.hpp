@@ -19,6 +19,7 @@
 
 #include <cstdint>
 #include <mutex>
+#include <span>
 
 #include "process/channel.hpp"
 #include "process/launch.hpp"

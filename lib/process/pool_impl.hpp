@@ -108,9 +108,11 @@ struct process_pool_core::impl : std::enable_shared_from_this<process_pool_core:
     using worker_status = proc::worker_status;
     using message = proc::message;
 
+    using task_list = std::vector<std::unique_ptr<process_task>>;
+
+    // ---- callers (pool.cpp) ----
     explicit impl(const process_pool_options& o);
     ~impl();
-
     void start();
     void submit(std::unique_ptr<process_task> t);
     void shutdown(bool wait, bool cancel_futures);
@@ -119,16 +121,17 @@ struct process_pool_core::impl : std::enable_shared_from_this<process_pool_core:
     /// Takes `state`'s task away from its worker (killing the worker) and
     /// counts it cancelled; null if this pool does not run it.
     std::unique_ptr<process_task> take_running(shared_state_base& state) noexcept;
+    /// Makes the supervisor leave epoll_wait (and recompute its timeout).
+    void wake() noexcept;
+    void join();
 
-    using task_list = std::vector<std::unique_ptr<process_task>>;
-
-    // ---- under m_mutex (pool.cpp) ----
+    // ---- under m_mutex, from either side (pool.cpp) ----
     void dispatch_locked(task_list& dropped);
     void retire_locked(std::size_t i) noexcept;
     void signal_locked(slot& s, int sig) noexcept;
     void break_locked(const std::string& reason, task_list& failed);
 
-    // ---- supervisor (supervisor.cpp) ----
+    // ---- the supervisor thread (supervisor.cpp) ----
     /// Under m_mutex: starts a worker in slot `i`.
     void launch_locked(std::size_t i);
     void run(std::promise<void>& started);
@@ -138,8 +141,6 @@ struct process_pool_core::impl : std::enable_shared_from_this<process_pool_core:
     void handle_event(std::uint64_t data);
     void finish_death(std::size_t i, worker_status st);
     bool try_finish_deaths();
-    void wake() noexcept;
-    void join();
 
     process_pool_options m_options;
     std::size_t m_workers;
