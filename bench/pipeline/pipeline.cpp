@@ -15,7 +15,7 @@
 namespace fs = std::filesystem;
 
 int main() {
-    coexec::process_pool::prepare();  // the zygote, while we are single-threaded
+    coexec::process_pool::prepare();  // the fork server, while we are single-threaded
     const fs::path work = fs::temp_directory_path() / "coexec-bench-pipeline";
     const fs::path input = work / "corpus";
     constexpr std::uint64_t corpus_mib = 128;

@@ -13,18 +13,19 @@
 // shared_buffer arguments and results cross by descriptor, never copied.
 //
 // @par How workers start (start_method)
-// - fork_server (default): workers are forked from a single-threaded "zygote"
-//   made while the program is still single-threaded — at the first pool's
-//   construction if the program has one thread then, or at an early call of
-//   process_pool::prepare(). If the program is already multithreaded and no
-//   zygote exists, the pool never forks from it: it falls back to `spawn`.
+// - fork_server (default): workers are forked from a single-threaded helper
+//   process, the fork server, made while the program is still single-threaded
+//   — at the first pool's construction if the program has one thread then,
+//   or at an early call of process_pool::prepare(). If the program is already
+//   multithreaded and no fork server exists, the pool never forks from it: it
+//   falls back to `spawn`.
 // - fork: forked straight from this process (only for programs that have no
 //   other threads: a lock held by another thread at fork stays locked in the
 //   worker forever).
 // - spawn: re-executes /proc/self/exe; libcoexec catches the worker before
 //   main runs (a static initializer), so static objects of other translation
 //   units may not be constructed yet in the worker. Safe from any state.
-// The worker image is the program as it was when the zygote (fork_server) or
+// The worker image is the program as it was when the fork server or
 // the worker (fork) was forked, or a fresh start (spawn): an `initializer`
 // sets up per-worker state. Workers die with the program, even on SIGKILL.
 //
@@ -105,7 +106,7 @@ struct submit_options {
 
 namespace detail {
 
-/// The non-template part of process_pool (lib/process/process_pool.cpp).
+/// The non-template part of process_pool (lib/process/pool.cpp, supervisor.cpp).
 class process_pool_core {
   public:
     explicit process_pool_core(const process_pool_options& options);
@@ -126,7 +127,7 @@ class process_pool_core {
     std::size_t max_workers() const noexcept;
     static bool prepare();
 
-    struct impl;  ///< lib/process/process_pool.cpp (named here only so that file can refer to it)
+    struct impl;  ///< lib/process/pool_impl.hpp (named here only so lib/ can define it)
 
   private:
     std::shared_ptr<impl> m_impl;

@@ -24,7 +24,7 @@ namespace coexec {
 ///
 /// @par Serialization
 /// Encoding one for a process worker adds a dup of its descriptor to the
-/// message (see coexec/detail/codec.hpp); it can only be encoded where the
+/// message (see coexec/detail/codec/archive.hpp); it can only be encoded where the
 /// transport passes descriptors (a process_pool), otherwise encoding throws
 /// coexec::serialization_error.
 class shared_buffer {

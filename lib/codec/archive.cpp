@@ -9,6 +9,7 @@
 #include <system_error>
 
 #include "coexec/errors.hpp"
+#include "util/system_error.hpp"
 
 namespace coexec::detail {
 
@@ -25,7 +26,7 @@ void save_shared_buffer(byte_writer& w, const shared_buffer& b) {
     }
     // A dup, so the message owns its descriptor independently of the handle's lifetime.
     const int fd = ::fcntl(b.fd(), F_DUPFD_CLOEXEC, 0);
-    if (fd < 0) throw std::system_error(errno, std::generic_category(), "fcntl(F_DUPFD_CLOEXEC)");
+    if (fd < 0) throw_errno("fcntl(F_DUPFD_CLOEXEC)");
     const std::size_t index = w.add_fd(fd);
     w.put(1);
     w.put_u64(index);
@@ -40,7 +41,7 @@ shared_buffer load_shared_buffer(byte_reader& r) {
     const std::uint64_t size = r.get_u64();
     // Borrowed descriptor: dup it, the receiver closes the ones it received.
     const int fd = ::fcntl(r.fd(static_cast<std::size_t>(index)), F_DUPFD_CLOEXEC, 0);
-    if (fd < 0) throw std::system_error(errno, std::generic_category(), "fcntl(F_DUPFD_CLOEXEC)");
+    if (fd < 0) throw_errno("fcntl(F_DUPFD_CLOEXEC)");
     shared_buffer b = shared_buffer::adopt_fd(fd);
     if (b.size() != size) {
         throw serialization_error("coexec: a received shared_buffer has " +

@@ -8,8 +8,8 @@
 #include <chrono>
 #include <ctime>
 
+#include "coexec/detail/spin.hpp"
 #include "coexec/errors.hpp"
-#include "util/spin.hpp"
 
 namespace coexec::detail {
 namespace {
@@ -108,31 +108,17 @@ bool shared_state_base::cancel() noexcept {
 }
 
 bool shared_state_base::add_continuation(continuation* c) noexcept {
-    void* const done = static_cast<void*>(this);
-    void* head = m_waiters.load(std::memory_order_acquire);
-    do {
-        if (head == done) return false;
-        c->next = static_cast<continuation*>(head);
-        // release: publishes c's fields to the completing thread.
-    } while (!m_waiters.compare_exchange_weak(head, c, std::memory_order_acq_rel,
-                                              std::memory_order_acquire));
-    return true;
+    // Fails once run_continuations has closed the list: the state is done.
+    return m_waiters.try_push(c);
 }
 
 void shared_state_base::run_continuations() noexcept {
-    void* head = m_waiters.exchange(static_cast<void*>(this), std::memory_order_acq_rel);
-    // The list is LIFO; reverse it so callbacks run in registration order.
-    continuation* reversed = nullptr;
-    for (auto* c = static_cast<continuation*>(head); c != nullptr;) {
-        continuation* next = c->next;
-        c->next = reversed;
-        reversed = c;
+    // Callbacks run in registration order.
+    continuation* c = decltype(m_waiters)::reversed(m_waiters.close());
+    while (c != nullptr) {
+        continuation* next = c->next;  // fn may free the node
+        c->fn(c);
         c = next;
-    }
-    while (reversed != nullptr) {
-        continuation* next = reversed->next;  // fn may free the node
-        reversed->fn(reversed);
-        reversed = next;
     }
 }
 
@@ -175,7 +161,8 @@ void shared_state_base::wait() const noexcept {
     // Spin in short bursts and yield between them: when there are fewer cores
     // than runnable parties (this waiter, a pool worker, a process pool's
     // supervisor), a pure spin starves the very thread that would complete us.
-    if (t_recent_wait_ns >= long_wait_ns || !spin_yield_until([this] { return is_done(); }))
+    if (t_recent_wait_ns >= long_wait_ns ||
+        !spin_until([this] { return is_done(); }, spin::future_wait))
         block_until(nullptr);
     t_recent_wait_ns += (steady_ns() - start - t_recent_wait_ns) / 4;
 }

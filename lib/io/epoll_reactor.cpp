@@ -29,12 +29,14 @@
 #include <cerrno>
 #include <climits>
 #include <cstdint>
-#include <system_error>
 #include <unordered_map>
 #include <vector>
 
 #include "io/reactor.hpp"
 #include "io/timer_heap.hpp"
+#include "util/eventfd.hpp"
+#include "util/system_error.hpp"
+#include "util/unique_fd.hpp"
 
 namespace coexec::detail {
 namespace {
@@ -106,30 +108,17 @@ class epoll_reactor final : public io_reactor {
   public:
     epoll_reactor(int wake_fd, resumer* owner)
         : io_reactor(io::backend_kind::epoll, wake_fd, owner) {
-        m_ep = ::epoll_create1(EPOLL_CLOEXEC);
-        if (m_ep < 0) throw std::system_error(errno, std::system_category(), "epoll_create1");
-        m_timer = ::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-        if (m_timer < 0) {
-            int e = errno;
-            ::close(m_ep);
-            throw std::system_error(e, std::system_category(), "timerfd_create");
-        }
+        m_ep.reset(::epoll_create1(EPOLL_CLOEXEC));
+        if (!m_ep) throw_errno("epoll_create1");
+        m_timer.reset(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
+        if (!m_timer) throw_errno("timerfd_create");
         epoll_event ev{};
         ev.events = EPOLLIN;
         ev.data.u64 = tag_wake;
-        int r1 = ::epoll_ctl(m_ep, EPOLL_CTL_ADD, wake_fd, &ev);
+        if (::epoll_ctl(m_ep.get(), EPOLL_CTL_ADD, wake_fd, &ev) < 0) throw_errno("epoll_ctl");
         ev.data.u64 = tag_timer;
-        int r2 = ::epoll_ctl(m_ep, EPOLL_CTL_ADD, m_timer, &ev);
-        if (r1 < 0 || r2 < 0) {
-            int e = errno;
-            ::close(m_timer);
-            ::close(m_ep);
-            throw std::system_error(e, std::system_category(), "epoll_ctl");
-        }
-    }
-    ~epoll_reactor() override {
-        ::close(m_timer);
-        ::close(m_ep);
+        if (::epoll_ctl(m_ep.get(), EPOLL_CTL_ADD, m_timer.get(), &ev) < 0)
+            throw_errno("epoll_ctl");
     }
 
   protected:
@@ -215,16 +204,15 @@ class epoll_reactor final : public io_reactor {
 
     void backend_reap(bool block) noexcept override {
         epoll_event events[event_batch];
-        int n = ::epoll_wait(m_ep, events, event_batch, block ? -1 : 0);
+        int n = ::epoll_wait(m_ep.get(), events, event_batch, block ? -1 : 0);
         bool timers = false;
         for (int i = 0; i < n; ++i) {
             std::uint64_t data = events[i].data.u64;
             if (data == tag_wake) {
-                std::uint64_t count;  // readable: a read cannot block (one reader)
-                [[maybe_unused]] auto r = ::read(wake_fd(), &count, sizeof count);
+                eventfd_drain(wake_fd());  // readable: cannot block (one reader)
             } else if (data == tag_timer) {
                 std::uint64_t expirations;
-                [[maybe_unused]] auto r = ::read(m_timer, &expirations, sizeof expirations);
+                [[maybe_unused]] auto r = ::read(m_timer.get(), &expirations, sizeof expirations);
                 timers = true;
             } else {
                 on_ready(static_cast<int>(data), events[i].events);
@@ -292,18 +280,18 @@ class epoll_reactor final : public io_reactor {
             return 0;
         }
         if (want == 0) {
-            ::epoll_ctl(m_ep, EPOLL_CTL_DEL, fd, nullptr);  // may be gone with a closed fd
+            ::epoll_ctl(m_ep.get(), EPOLL_CTL_DEL, fd, nullptr);  // may be gone with a closed fd
             m_fds.erase(fd);
             return 0;
         }
         epoll_event ev{};
         ev.events = want;
         ev.data.u64 = static_cast<std::uint64_t>(fd);
-        int r = ::epoll_ctl(m_ep, w.mask != 0 ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev);
+        int r = ::epoll_ctl(m_ep.get(), w.mask != 0 ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev);
         // The fd number was closed and reused behind our back, or is still
         // registered from a dup: switch between ADD and MOD once.
-        if (r < 0 && errno == ENOENT) r = ::epoll_ctl(m_ep, EPOLL_CTL_ADD, fd, &ev);
-        if (r < 0 && errno == EEXIST) r = ::epoll_ctl(m_ep, EPOLL_CTL_MOD, fd, &ev);
+        if (r < 0 && errno == ENOENT) r = ::epoll_ctl(m_ep.get(), EPOLL_CTL_ADD, fd, &ev);
+        if (r < 0 && errno == EEXIST) r = ::epoll_ctl(m_ep.get(), EPOLL_CTL_MOD, fd, &ev);
         if (r < 0) return errno;
         w.mask = want;
         return 0;
@@ -369,12 +357,12 @@ class epoll_reactor final : public io_reactor {
         spec.it_value.tv_sec = static_cast<time_t>(want / 1'000'000'000);
         spec.it_value.tv_nsec = static_cast<long>(want % 1'000'000'000);
         // Absolute CLOCK_MONOTONIC; a deadline already past fires at once; 0 disarms.
-        ::timerfd_settime(m_timer, TFD_TIMER_ABSTIME, &spec, nullptr);
+        ::timerfd_settime(m_timer.get(), TFD_TIMER_ABSTIME, &spec, nullptr);
         m_armed = want;
     }
 
-    int m_ep = -1;
-    int m_timer = -1;
+    unique_fd m_ep;
+    unique_fd m_timer;
     std::int64_t m_armed = 0;  // deadline the timerfd is set to (0: disarmed)
     timer_heap m_timers;
     std::unordered_map<int, waiters> m_fds;

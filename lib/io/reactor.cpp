@@ -1,8 +1,5 @@
 #include "io/reactor.hpp"
 
-#include <sys/eventfd.h>
-#include <unistd.h>
-
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -12,6 +9,8 @@
 
 #include "coexec/detail/shared_state.hpp"
 #include "coexec/errors.hpp"
+#include "util/eventfd.hpp"
+#include "util/system_error.hpp"
 
 namespace coexec {
 namespace detail {
@@ -23,18 +22,6 @@ thread_local shared_state_base* t_io_job = nullptr;
 }  // namespace
 
 // ---------------------------------------------------------------- helpers
-
-int io_make_wake_fd() {
-    int fd = ::eventfd(0, EFD_CLOEXEC);
-    if (fd < 0) throw std::system_error(errno, std::system_category(), "eventfd");
-    return fd;
-}
-
-void io_wake(int fd) noexcept {
-    std::uint64_t one = 1;
-    // Only fails if the counter would overflow (it is read on every wake-up).
-    [[maybe_unused]] auto n = ::write(fd, &one, sizeof one);
-}
 
 shared_state_base* current_io_job() noexcept {
     return t_io_job;
@@ -66,7 +53,7 @@ bool io_start(io_op& op) noexcept {
 }
 
 void io_throw(const io_op& op) {
-    throw std::system_error(static_cast<int>(-op.result), std::system_category(), op.name);
+    throw_system_error(static_cast<int>(-op.result), op.name);
 }
 
 // ---------------------------------------------------------------- reactor
@@ -177,17 +164,12 @@ std::size_t io_reactor::run_ready() noexcept {
 
 void io_reactor::request_cancel(io_op& op) noexcept {
     if (op.cancel_queued.exchange(true, std::memory_order_acq_rel)) return;
-    io_op* head = m_cancels.load(std::memory_order_relaxed);
-    do {
-        op.cancel_next = head;
-        // release: the owner sees cancel_next once it sees the new head.
-    } while (!m_cancels.compare_exchange_weak(head, &op, std::memory_order_release,
-                                              std::memory_order_relaxed));
-    io_wake(m_wake_fd);
+    m_cancels.push(&op);
+    eventfd_signal(m_wake_fd);
 }
 
 void io_reactor::request_close() noexcept {
-    if (!m_close_requested.exchange(true, std::memory_order_acq_rel)) io_wake(m_wake_fd);
+    if (!m_close_requested.exchange(true, std::memory_order_acq_rel)) eventfd_signal(m_wake_fd);
 }
 
 bool io_reactor::drain_requests() noexcept {
@@ -196,8 +178,9 @@ bool io_reactor::drain_requests() noexcept {
         close();
         acted = true;
     }
-    if (m_cancels.load(std::memory_order_relaxed) == nullptr) return acted;
-    for (io_op* op = m_cancels.exchange(nullptr, std::memory_order_acquire); op != nullptr;) {
+    io_op* op = m_cancels.take_all();
+    if (op == nullptr) return acted;
+    while (op != nullptr) {
         io_op* next = op->cancel_next;
         // Completed ops are still alive (not yet resumed, see run_ready): skip them.
         if (op->in_flight) backend_cancel(*op);
@@ -229,8 +212,7 @@ void io_reactor::reap(bool block) noexcept {
 }
 
 bool io_reactor::ready_hint() const noexcept {
-    return m_ready_head != nullptr || backend_ready_hint() ||
-           m_cancels.load(std::memory_order_relaxed) != nullptr ||
+    return m_ready_head != nullptr || backend_ready_hint() || !m_cancels.empty() ||
            (!m_closing && m_close_requested.load(std::memory_order_relaxed));
 }
 

@@ -23,16 +23,12 @@
 #include <optional>
 #include <stop_token>
 
+#include "coexec/detail/intrusive_stack.hpp"
 #include "coexec/detail/io_op.hpp"
 #include "coexec/detail/work_item.hpp"
 #include "coexec/io/backend.hpp"
 
 namespace coexec::detail {
-
-/// A blocking eventfd (EFD_CLOEXEC) for waking one worker; throws system_error.
-int io_make_wake_fd();
-/// Makes `fd` readable (adds 1 to the eventfd counter). Any thread.
-void io_wake(int fd) noexcept;
 
 class io_reactor {
   public:
@@ -121,9 +117,9 @@ class io_reactor {
     std::size_t m_ready_count = 0;
     bool m_closing = false;
 
-    // Cross-thread doors. Pushers publish the op with release; the owner
-    // takes the whole stack with acquire (no pops race: no ABA).
-    alignas(64) std::atomic<io_op*> m_cancels{nullptr};
+    // Cross-thread doors: stop callbacks push ops to cancel, the owner takes
+    // them all when it reaps.
+    alignas(64) intrusive_stack<io_op, &io_op::cancel_next> m_cancels;
     std::atomic<bool> m_close_requested{false};
     std::optional<std::stop_callback<close_fn>> m_pool_stop_link;
 };

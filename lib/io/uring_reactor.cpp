@@ -12,8 +12,8 @@
 // Two tags mark internal submissions: wake polls and cancel requests (whose
 // own completions mean nothing: the cancelled op reports for itself).
 //
-// Fork: a process_pool forks its workers from a single-threaded zygote made
-// before any pool thread exists, so no child ever starts with a ring. For a
+// Fork: a process_pool forks its workers from a single-threaded fork server
+// made before any pool thread exists, so no child ever starts with a ring. For a
 // program that forks by itself anyway, the ring memory is still marked
 // MADV_DONTFORK (io_uring_ring_dontfork): the child gets no mapping of the
 // SQ/CQ/SQE pages, so it cannot scribble on the parent's ring, and it never
@@ -26,10 +26,11 @@
 
 #include <cerrno>
 #include <climits>
-#include <system_error>
 
 #include "io/reactor.hpp"
 #include "io/timer_heap.hpp"
+#include "util/eventfd.hpp"
+#include "util/system_error.hpp"
 
 namespace coexec::detail {
 namespace {
@@ -58,7 +59,7 @@ class uring_reactor final : public io_reactor {
     uring_reactor(int wake_fd, resumer* owner)
         : io_reactor(io::backend_kind::io_uring, wake_fd, owner) {
         int r = init_ring(m_ring, ring_entries);
-        if (r < 0) throw std::system_error(-r, std::system_category(), "io_uring_queue_init");
+        if (r < 0) throw_system_error(-r, "io_uring_queue_init");
         io_uring_ring_dontfork(&m_ring);  // best effort: see the file comment
         m_wake_armed = false;
         arm_wake();
@@ -203,8 +204,7 @@ class uring_reactor final : public io_reactor {
         if (data == tag_ignore || data == LIBURING_UDATA_TIMEOUT) return;
         if (data == tag_wake) {
             if (cqe.res > 0) {
-                std::uint64_t count;  // readable: a read cannot block (one reader)
-                [[maybe_unused]] auto n = ::read(wake_fd(), &count, sizeof count);
+                eventfd_drain(wake_fd());  // readable: cannot block (one reader)
             }
             m_wake_armed = false;  // re-armed by the caller, outside CQ processing
             return;

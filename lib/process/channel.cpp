@@ -1,7 +1,6 @@
 #include "process/channel.hpp"
 
 #include <fcntl.h>
-#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -11,20 +10,13 @@
 #include <cerrno>
 #include <cstring>
 #include <new>
-#include <system_error>
 
 #include "coexec/errors.hpp"
+#include "util/eventfd.hpp"
+#include "util/fd_passing.hpp"
+#include "util/system_error.hpp"
 
 namespace coexec::detail::proc {
-
-void unique_fd::reset(int fd) noexcept {
-    if (m_fd >= 0) ::close(m_fd);
-    m_fd = fd;
-}
-
-void throw_errno(const char* op) {
-    throw std::system_error(errno, std::generic_category(), op);
-}
 
 namespace {
 
@@ -33,7 +25,6 @@ constexpr std::uint16_t flag_spilled = 1;                        // payload outs
 constexpr std::uint16_t flag_arena = 2;                          // ... in the direction's arena
 constexpr std::uint16_t flag_new_arena = 4;  // ... a new one: its memfd is the first fd
 constexpr std::size_t arena_granule = std::size_t{2} << 20;
-constexpr std::size_t max_fds_per_packet = 250;  // the kernel's SCM_MAX_FD is 253
 
 // One record per message, 8-byte aligned; the payload follows it.
 struct record {
@@ -100,38 +91,35 @@ channel channel::create(std::size_t ring_capacity, channel_fds& worker_end) {
     h->capacity = ring_capacity;
     ch.m_capacity = ring_capacity;
 
-    ch.m_to_worker.reset(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
-    if (!ch.m_to_worker) throw_errno("eventfd");
-    ch.m_to_parent.reset(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
-    if (!ch.m_to_parent) throw_errno("eventfd");
+    ch.m_to_worker = make_eventfd(EFD_NONBLOCK);
+    ch.m_to_parent = make_eventfd(EFD_NONBLOCK);
     int sv[2];
     if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) throw_errno("socketpair");
     ch.m_socket.reset(sv[0]);
     unique_fd worker_sock(sv[1]);
 
-    auto dup_fd = [](int fd) {
-        int d = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    auto dup_fd = [](const unique_fd& fd) {
+        int d = ::fcntl(fd.get(), F_DUPFD_CLOEXEC, 0);
         if (d < 0) throw_errno("fcntl(F_DUPFD_CLOEXEC)");
         return unique_fd(d);
     };
-    unique_fd w_mem = dup_fd(ch.m_memfd.get());
-    unique_fd w_tw = dup_fd(ch.m_to_worker.get());
-    unique_fd w_tp = dup_fd(ch.m_to_parent.get());
-    worker_end.memfd = w_mem.release();
-    worker_end.to_worker_event = w_tw.release();
-    worker_end.to_parent_event = w_tp.release();
-    worker_end.socket = worker_sock.release();
+    channel_fds w;
+    w.memfd = dup_fd(ch.m_memfd);
+    w.to_worker_event = dup_fd(ch.m_to_worker);
+    w.to_parent_event = dup_fd(ch.m_to_parent);
+    w.socket = std::move(worker_sock);
+    worker_end = std::move(w);
     return ch;
 }
 
-channel channel::attach(const channel_fds& fds) {
+channel channel::attach(channel_fds fds) {
     channel ch;
     ch.m_side = side::worker;
-    ch.m_memfd.reset(fds.memfd);
-    ch.m_to_worker.reset(fds.to_worker_event);
-    ch.m_to_parent.reset(fds.to_parent_event);
-    ch.m_socket.reset(fds.socket);
-    ch.map(fds.memfd);
+    ch.m_memfd = std::move(fds.memfd);
+    ch.m_to_worker = std::move(fds.to_worker_event);
+    ch.m_to_parent = std::move(fds.to_parent_event);
+    ch.m_socket = std::move(fds.socket);
+    ch.map(ch.m_memfd.get());
     auto* h = static_cast<header*>(ch.m_base);
     if (h->magic != channel_magic || data_offset + 2 * h->capacity != ch.m_map_len) {
         throw serialization_error("coexec: a worker channel has an unexpected layout");
@@ -209,65 +197,6 @@ std::uint64_t channel::running_id() const noexcept {
     return static_cast<header*>(m_base)->running_id.load(std::memory_order_acquire);
 }
 
-void channel::send_fds(std::span<const int> fds) {
-    while (!fds.empty()) {
-        const std::size_t n = std::min(fds.size(), max_fds_per_packet);
-        char byte = 'F';
-        iovec iov{&byte, 1};
-        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * max_fds_per_packet)];
-        msghdr msg{};
-        msg.msg_iov = &iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control;
-        msg.msg_controllen = CMSG_SPACE(sizeof(int) * n);
-        cmsghdr* c = CMSG_FIRSTHDR(&msg);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int) * n);
-        std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * n);
-        ssize_t r;
-        do {
-            r = ::sendmsg(m_socket.get(), &msg, MSG_NOSIGNAL);
-        } while (r < 0 && errno == EINTR);
-        if (r < 0) throw_errno("sendmsg(SCM_RIGHTS)");
-        fds = fds.subspan(n);
-    }
-}
-
-void channel::recv_fds(std::size_t count, std::vector<int>& out) {
-    // The sender queued these before publishing the record, so they are
-    // already here: the parent never waits (MSG_DONTWAIT), a missing packet is
-    // a protocol error.
-    const int flags = MSG_CMSG_CLOEXEC | (m_side == side::parent ? MSG_DONTWAIT : 0);
-    while (out.size() < count) {
-        char byte;
-        iovec iov{&byte, 1};
-        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * max_fds_per_packet)];
-        msghdr msg{};
-        msg.msg_iov = &iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control;
-        msg.msg_controllen = sizeof control;
-        ssize_t r;
-        do {
-            r = ::recvmsg(m_socket.get(), &msg, flags);
-        } while (r < 0 && errno == EINTR);
-        if (r < 0) throw_errno("recvmsg(SCM_RIGHTS)");
-        if (r == 0) throw std::system_error(EPIPE, std::generic_category(), "recvmsg(SCM_RIGHTS)");
-        for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-            if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-            const std::size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-            const auto* p = reinterpret_cast<const int*>(CMSG_DATA(c));
-            for (std::size_t i = 0; i < n; ++i)
-                out.push_back(p[i]);
-        }
-        if ((msg.msg_flags & MSG_CTRUNC) != 0) {
-            throw std::system_error(EMSGSIZE, std::generic_category(),
-                                    "recvmsg(SCM_RIGHTS): truncated");
-        }
-    }
-}
-
 void channel::write_record(msg_kind kind, std::uint64_t id, std::uint32_t flags, std::uint32_t nfds,
                            std::span<const std::byte> a, std::span<const std::byte> b) {
     ring_control& r = out_ring();
@@ -283,7 +212,7 @@ void channel::write_record(msg_kind kind, std::uint64_t id, std::uint32_t flags,
     if ((tail - head) + skip + len > m_capacity) {
         // Callers spill anything large and keep at most a few messages in
         // flight, so this means the peer stopped reading.
-        throw std::system_error(ENOBUFS, std::generic_category(), "process channel: ring full");
+        throw_system_error(ENOBUFS, "process channel: ring full");
     }
     if (skip != 0) {
         if (skip >= sizeof(record)) {
@@ -319,10 +248,7 @@ void channel::wake_peer() noexcept {
     // the mirror fence between its flag store and its tail load (Dekker).
     std::atomic_thread_fence(std::memory_order_seq_cst);
     if (out_ring().consumer_sleeping.load(std::memory_order_relaxed) != 0) {
-        const int fd = m_side == side::parent ? m_to_worker.get() : m_to_parent.get();
-        std::uint64_t one = 1;
-        // EAGAIN only if the counter would overflow: the peer is awake anyway.
-        [[maybe_unused]] ssize_t r = ::write(fd, &one, sizeof one);
+        eventfd_signal(m_side == side::parent ? m_to_worker.get() : m_to_parent.get());
     }
 }
 
@@ -335,11 +261,10 @@ void channel::send2(msg_kind kind, std::uint64_t id, std::span<const std::byte> 
                     std::span<const std::byte> b, std::span<const int> fds) {
     const std::size_t total = a.size() + b.size();
     if (total > UINT32_MAX - 64) {
-        throw std::system_error(EMSGSIZE, std::generic_category(),
-                                "process channel: message over 4 GiB");
+        throw_system_error(EMSGSIZE, "process channel: message over 4 GiB");
     }
     if (align8(sizeof(record) + total) <= m_capacity / 4) {
-        if (!fds.empty()) send_fds(fds);
+        if (!fds.empty()) send_fds(m_socket.get(), fds);
         write_record(kind, id, 0, static_cast<std::uint32_t>(fds.size()), a, b);
         return;
     }
@@ -376,7 +301,7 @@ bool channel::send_via_arena(msg_kind kind, std::uint64_t id, std::span<const st
             all = with_leading_fd(fresh.get(), fds);
             fds = all;
         }
-        if (!fds.empty()) send_fds(fds);
+        if (!fds.empty()) send_fds(m_socket.get(), fds);
         // Published by write_record's release store of the ring's tail.
         r.arena_busy.store(1, std::memory_order_relaxed);
         write_record(kind, id, flag_spilled | flag_arena | (fresh ? flag_new_arena : 0),
@@ -410,7 +335,7 @@ void channel::send_spilled(msg_kind kind, std::uint64_t id, std::span<const std:
         }
     }
     const std::vector<int> all = with_leading_fd(spill.get(), fds);
-    send_fds(all);
+    send_fds(m_socket.get(), all);
     write_record(kind, id, flag_spilled, static_cast<std::uint32_t>(all.size()), a, b);
 }
 
@@ -465,7 +390,12 @@ bool channel::try_receive(message& out) {
         out.spill_len = 0;
         out.in_arena = false;
         out.bytes = {data + pos + sizeof rec, spilled ? 0 : rec.size};
-        if (rec.nfds != 0) recv_fds(rec.nfds, out.fds);
+        if (rec.nfds != 0) {
+            // The sender queued these before publishing the record, so they
+            // are already here: the parent never waits (MSG_DONTWAIT), a
+            // missing packet is a protocol error.
+            recv_fds(m_socket.get(), rec.nfds, out.fds, m_side == side::parent ? MSG_DONTWAIT : 0);
+        }
         if (spilled && (rec.flags & flag_arena) != 0) {
             if ((rec.flags & flag_new_arena) != 0) {
                 if (out.fds.empty())
@@ -530,8 +460,7 @@ void channel::end_sleep(bool drain) noexcept {
 }
 
 void channel::drain_wake() noexcept {
-    std::uint64_t v;
-    [[maybe_unused]] ssize_t r = ::read(wake_fd(), &v, sizeof v);
+    eventfd_drain(wake_fd());  // non-blocking
 }
 
 }  // namespace coexec::detail::proc

@@ -10,9 +10,10 @@
 // that are already there, not a fresh allocation on each side); beyond that,
 // or while the arena is busy, a one-off memfd. Descriptors (shared_buffers,
 // spill and arena memfds) travel beside the ring over a SOCK_SEQPACKET
-// socketpair with SCM_RIGHTS, sent before the ring record that refers to them
-// is published, so the receiver finds them already queued and never blocks
-// for them. The socket also tells the worker when the parent is gone (hang-up).
+// socketpair (util/fd_passing.hpp), sent before the ring record that refers
+// to them is published, so the receiver finds them already queued and never
+// blocks for them. The socket also tells the worker when the parent is gone
+// (hang-up).
 //
 // Waking: each direction has an eventfd. A consumer spins on the ring first,
 // then announces it is going to sleep (a flag in shared memory), re-checks the
@@ -31,8 +32,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
-#include <utility>
 #include <vector>
+
+#include "util/unique_fd.hpp"
 
 namespace coexec::detail::proc {
 
@@ -48,35 +50,14 @@ enum class msg_kind : std::uint16_t {
     init_failed = 12,
 };
 
-/// An owned file descriptor (closes on destruction).
-class unique_fd {
-  public:
-    unique_fd() noexcept = default;
-    explicit unique_fd(int fd) noexcept : m_fd(fd) {}
-    unique_fd(unique_fd&& o) noexcept : m_fd(std::exchange(o.m_fd, -1)) {}
-    unique_fd& operator=(unique_fd&& o) noexcept {
-        reset(std::exchange(o.m_fd, -1));
-        return *this;
-    }
-    ~unique_fd() { reset(); }
-    int get() const noexcept { return m_fd; }
-    int release() noexcept { return std::exchange(m_fd, -1); }
-    void reset(int fd = -1) noexcept;
-    explicit operator bool() const noexcept { return m_fd >= 0; }
-
-  private:
-    int m_fd = -1;
-};
-
-/// Throws std::system_error(errno, op).
-[[noreturn]] void throw_errno(const char* op);
-
-/// The four descriptors that make a channel, as handed to a worker.
+/// The four descriptors that make a channel, as handed to a worker (owned:
+/// the parent closes its copy of the worker's end once the worker has it,
+/// since the socket's hang-up is how the worker learns the parent is gone).
 struct channel_fds {
-    int memfd = -1;
-    int to_worker_event = -1;  // the worker sleeps on it
-    int to_parent_event = -1;  // the supervisor sleeps on it
-    int socket = -1;           // this side's end of the socketpair
+    unique_fd memfd;
+    unique_fd to_worker_event;  // the worker sleeps on it
+    unique_fd to_parent_event;  // the supervisor sleeps on it
+    unique_fd socket;           // this side's end of the socketpair
 };
 
 /// A received message. `bytes` points into the ring (or a spill mapping) and
@@ -102,10 +83,10 @@ class channel {
     enum class side { parent, worker };
 
     /// Parent side: creates the memfd, eventfds and socketpair. The worker's
-    /// descriptors are returned in `worker_end` (owned by the caller, CLOEXEC).
+    /// descriptors are returned in `worker_end` (CLOEXEC).
     static channel create(std::size_t ring_capacity, channel_fds& worker_end);
     /// Worker side: adopts the four descriptors.
-    static channel attach(const channel_fds& fds);
+    static channel attach(channel_fds fds);
 
     channel() noexcept = default;
     channel(channel&& o) noexcept;
@@ -160,8 +141,6 @@ class channel {
     std::byte* out_data() const noexcept;
     std::byte* in_data() const noexcept;
     void map(int memfd);
-    void send_fds(std::span<const int> fds);
-    void recv_fds(std::size_t count, std::vector<int>& out);
     void write_record(msg_kind kind, std::uint64_t id, std::uint32_t flags, std::uint32_t nfds,
                       std::span<const std::byte> a, std::span<const std::byte> b);
     bool send_via_arena(msg_kind kind, std::uint64_t id, std::span<const std::byte> a,

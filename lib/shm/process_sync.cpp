@@ -4,13 +4,15 @@
 
 #include <cerrno>
 #include <ctime>
-#include <system_error>
+
+#include "util/system_error.hpp"
 
 namespace coexec::detail {
 namespace {
 
+// pthread functions return the errno value instead of setting errno.
 void check(int rc, const char* what) {
-    if (rc != 0) throw std::system_error(rc, std::generic_category(), what);
+    if (rc != 0) throw_system_error(rc, what);
 }
 
 pthread_mutex_t* as_mutex(void* p) {

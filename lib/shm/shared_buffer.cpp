@@ -4,17 +4,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cerrno>
-#include <system_error>
+#include "util/system_error.hpp"
+#include "util/unique_fd.hpp"
 
 namespace coexec {
-namespace {
 
-[[noreturn]] void throw_os_error(const char* operation, int err) {
-    throw std::system_error(err, std::generic_category(), operation);
-}
-
-}  // namespace
+using detail::throw_errno;
+using detail::unique_fd;
 
 shared_buffer::state::~state() {
     if (data != nullptr) ::munmap(data, size);
@@ -29,7 +25,7 @@ std::shared_ptr<shared_buffer::state> shared_buffer::map_fd(int fd, std::size_t 
     if (size == 0) return s;  // mmap refuses length 0; an empty block needs no mapping.
     const int flags = MAP_SHARED | (populate ? MAP_POPULATE : 0);
     void* addr = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, flags, fd, 0);
-    if (addr == MAP_FAILED) throw_os_error("mmap", errno);
+    if (addr == MAP_FAILED) throw_errno("mmap");
     s->data = static_cast<std::byte*>(addr);
     s->size = size;
     return s;
@@ -38,30 +34,23 @@ std::shared_ptr<shared_buffer::state> shared_buffer::map_fd(int fd, std::size_t 
 shared_buffer::shared_buffer(std::size_t size) {
     // CLOEXEC: a worker started by exec (start_method::spawn) must only get the
     // descriptors that are sent to it explicitly.
-    int fd = ::memfd_create("coexec-shared-buffer", MFD_CLOEXEC);
-    if (fd < 0) throw_os_error("memfd_create", errno);
-    if (::ftruncate(fd, static_cast<off_t>(size)) != 0) {
-        int err = errno;
-        ::close(fd);
-        throw_os_error("ftruncate", err);
-    }
-    m_state = map_fd(fd, size, false);
+    unique_fd fd(::memfd_create("coexec-shared-buffer", MFD_CLOEXEC));
+    if (!fd) throw_errno("memfd_create");
+    if (::ftruncate(fd.get(), static_cast<off_t>(size)) != 0) throw_errno("ftruncate");
+    m_state = map_fd(fd.release(), size, false);
 }
 
 shared_buffer shared_buffer::adopt_fd(int fd) {
+    unique_fd owned(fd);  // closed on failure, as documented
     struct stat st {};
-    if (::fstat(fd, &st) != 0) {
-        int err = errno;
-        ::close(fd);
-        throw_os_error("fstat", err);
-    }
+    if (::fstat(fd, &st) != 0) throw_errno("fstat");
     // A received buffer whose pages mostly exist (the sender filled it) is
     // mapped with MAP_POPULATE: one pass in the kernel instead of a page
     // fault per 4 KiB page on first touch (64 MiB: 16k faults, ~25 ms on
     // these VMs). A sparse one is left to fault in what it uses.
     const auto size = static_cast<std::size_t>(st.st_size);
     const bool mostly_present = static_cast<std::size_t>(st.st_blocks) * 512 >= size / 2;
-    return shared_buffer(map_fd(fd, size, mostly_present));
+    return shared_buffer(map_fd(owned.release(), size, mostly_present));
 }
 
 }  // namespace coexec

@@ -1,5 +1,4 @@
 #include <pthread.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <deque>
@@ -7,10 +6,13 @@
 #include <thread>
 #include <vector>
 
+#include "coexec/detail/intrusive_stack.hpp"
+#include "coexec/detail/spin.hpp"
 #include "coexec/detail/thread_pool_core.hpp"
 #include "coexec/errors.hpp"
 #include "io/reactor.hpp"
-#include "util/spin.hpp"
+#include "util/eventfd.hpp"
+#include "util/unique_fd.hpp"
 
 namespace coexec::detail {
 namespace {
@@ -36,6 +38,9 @@ class spinlock {
     std::atomic<bool> m_flag{false};
 };
 
+// Submissions from threads that are not workers (see shared::inbox).
+using inbox_stack = intrusive_stack<work_item, &work_item::next>;
+
 std::size_t default_worker_count() {
     unsigned cores = std::max(1u, std::thread::hardware_concurrency());
     return std::min<std::size_t>(32, cores + 4);
@@ -53,20 +58,16 @@ struct thread_pool_core::worker {
     // Set before the worker first sleeps: it sleeps in its reactor (woken by
     // writing `wake_fd`) rather than on the `wake` futex word.
     std::atomic<bool> sleeps_in_reactor{false};
-    int wake_fd = -1;                     // eventfd the reactor watches; made with the worker
+    unique_fd wake_fd;                    // eventfd the reactor watches; made with the worker
     std::unique_ptr<io_reactor> reactor;  // owner thread only
     unsigned runs_since_poll = 0;
     std::thread thread;
-
-    ~worker() {
-        if (wake_fd >= 0) ::close(wake_fd);
-    }
 };
 
 struct thread_pool_core::shared {
-    // Submissions from threads that are not workers: a Treiber stack. A
-    // worker takes the whole stack at once, so pops never race (no ABA).
-    alignas(64) std::atomic<work_item*> inbox{nullptr};
+    // Submissions from threads that are not workers. A worker takes them all
+    // at once and runs them oldest first.
+    alignas(64) inbox_stack inbox;
     alignas(64) std::atomic<int> idle{0};
     std::atomic<std::size_t> wake_cursor{0};
     // Idle workers spinning for work right now. Capped at half the cores:
@@ -82,26 +83,9 @@ struct thread_pool_core::shared {
 namespace {
 thread_local thread_pool_core::worker* t_worker = nullptr;
 
-void push_inbox(std::atomic<work_item*>& inbox, work_item* item) noexcept {
-    item->next = inbox.load(std::memory_order_relaxed);
-    // release: the item's contents are visible to the worker that takes it.
-    while (!inbox.compare_exchange_weak(item->next, item, std::memory_order_release,
-                                        std::memory_order_relaxed)) {
-    }
-}
-
 /// Takes every item from the inbox, oldest first.
-work_item* take_inbox(std::atomic<work_item*>& inbox) noexcept {
-    if (inbox.load(std::memory_order_relaxed) == nullptr) return nullptr;
-    work_item* head = inbox.exchange(nullptr, std::memory_order_acquire);
-    work_item* fifo = nullptr;
-    while (head != nullptr) {
-        work_item* next = head->next;
-        head->next = fifo;
-        fifo = head;
-        head = next;
-    }
-    return fifo;
+work_item* take_inbox(inbox_stack& inbox) noexcept {
+    return inbox_stack::reversed(inbox.take_all());
 }
 }  // namespace
 
@@ -115,7 +99,7 @@ thread_pool_core::thread_pool_core(thread_pool_options options)
         auto w = std::make_unique<worker>();
         w->pool = this;
         w->index = i;
-        w->wake_fd = io_make_wake_fd();
+        w->wake_fd = make_eventfd();  // blocking: the reactor polls it
         m_shared->workers.push_back(std::move(w));
     }
     // Start threads only once every worker slot exists: thieves scan them all.
@@ -163,7 +147,7 @@ void thread_pool_core::post(work_item* item) noexcept {
         // each steal taking one; the inbox is drained in batches. Measured
         // (100k-child fan-out, 2 workers, median of 15): 1.8-3.2 became
         // 7.0-7.4 M children/s.
-        push_inbox(m_shared->inbox, item);
+        m_shared->inbox.push(item);
     }
     // Pairs with the fence in worker_main: either the sleeper sees the item,
     // or we see it sleeping and wake it (no lost wake-up).
@@ -186,7 +170,7 @@ void thread_pool_core::wake_one() noexcept {
             w.wake.exchange(1, std::memory_order_acq_rel) == 0) {
             // Seeing `sleeping` (seq_cst) we also see how it sleeps.
             if (w.sleeps_in_reactor.load(std::memory_order_relaxed)) {
-                io_wake(w.wake_fd);
+                eventfd_signal(w.wake_fd.get());
             } else {
                 w.wake.notify_one();
             }
@@ -200,7 +184,7 @@ void thread_pool_core::wake_all() noexcept {
     for (auto& w : m_shared->workers) {
         w->wake.store(1, std::memory_order_release);
         w->wake.notify_one();
-        io_wake(w->wake_fd);
+        eventfd_signal(w->wake_fd.get());
     }
 }
 
@@ -256,7 +240,7 @@ work_item* thread_pool_core::find_work(worker& self) noexcept {
 bool thread_pool_core::may_exit() const noexcept {
     return m_shutdown.load(std::memory_order_acquire) &&
            m_coroutines.load(std::memory_order_acquire) == 0 &&
-           m_shared->inbox.load(std::memory_order_acquire) == nullptr;
+           m_shared->inbox.empty(std::memory_order_acquire);
 }
 
 void thread_pool_core::worker_main(std::size_t index) noexcept {
@@ -281,7 +265,7 @@ void thread_pool_core::worker_main(std::size_t index) noexcept {
     // refused, fd limits) the worker still runs work and sleeps on its
     // futex word; io awaitables then report that no reactor runs them.
     try {
-        self.reactor = io_reactor::create(self.wake_fd, this, m_stop.get_token());
+        self.reactor = io_reactor::create(self.wake_fd.get(), this, m_stop.get_token());
         self.sleeps_in_reactor.store(true, std::memory_order_relaxed);
     } catch (const std::exception&) {
         self.reactor.reset();
@@ -300,10 +284,12 @@ void thread_pool_core::worker_main(std::size_t index) noexcept {
             // Spin briefly: a hand-off to a spinning worker costs a few µs, to a
             // sleeping one tens of µs. Finished io_uring ops end the spin too.
             if (m_shared->spinners.fetch_add(1, std::memory_order_relaxed) < m_shared->max_spinners) {
-                spin_until([&] {
-                    return (item = find_work(self)) != nullptr || may_exit() ||
-                           (reactor != nullptr && reactor->ready_hint());
-                });
+                spin_until(
+                    [&] {
+                        return (item = find_work(self)) != nullptr || may_exit() ||
+                               (reactor != nullptr && reactor->ready_hint());
+                    },
+                    spin::pool_worker);
             }
             m_shared->spinners.fetch_sub(1, std::memory_order_relaxed);
             if (item == nullptr && reactor != nullptr && reactor->ready_hint()) continue;
@@ -406,7 +392,7 @@ void thread_pool_core::shutdown(bool wait, bool cancel_futures) {
             if (it->discard != nullptr) {
                 it->discard(it, nullptr);
             } else {
-                push_inbox(m_shared->inbox, it);  // a coroutine resumption: it must still run
+                m_shared->inbox.push(it);  // a coroutine resumption: it must still run
             }
         }
     }

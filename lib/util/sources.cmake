@@ -1,3 +1,8 @@
 target_sources(coexec PRIVATE
-    ${CMAKE_CURRENT_LIST_DIR}/spin.hpp
+    ${CMAKE_CURRENT_LIST_DIR}/eventfd.hpp
+    ${CMAKE_CURRENT_LIST_DIR}/fd_passing.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/fd_passing.hpp
+    ${CMAKE_CURRENT_LIST_DIR}/system_error.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/system_error.hpp
+    ${CMAKE_CURRENT_LIST_DIR}/unique_fd.hpp
 )

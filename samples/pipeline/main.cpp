@@ -87,7 +87,7 @@ double mib(std::uint64_t bytes) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    // Make the process pool's zygote while this program has one thread: every
+    // Make the process pool's fork server while this program has one thread: every
     // worker is forked from it, never from the multithreaded program.
     coexec::process_pool::prepare();
     settings s = parse(argc, argv);

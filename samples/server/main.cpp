@@ -136,7 +136,7 @@ asio::awaitable<void> stop_gracefully(tcp::acceptor& acceptor, counters& stats,
 /// Runs the server with `cpu` as the CPU executor until SIGINT/SIGTERM.
 template <coexec::executor Cpu>
 int serve(Cpu& cpu, const char* cpu_name, const options& opts, int root_fd) {
-    // Threads start here, after the CPU executor: a process_pool's zygote was
+    // Threads start here, after the CPU executor: a process_pool's fork server was
     // forked while this process still had a single thread.
     coexec::thread_pool io_pool{{.max_workers = opts.io_workers, .thread_name_prefix = "io"}};
     counters stats;

@@ -1,5 +1,5 @@
 // The samples/server binary while its process workers die: workers SIGKILLed
-// (found under its fork-server zygote in /proc) while requests are in flight,
+// (found under its fork server in /proc) while requests are in flight,
 // a wrk soak under the same faults, and a SIGTERM that takes the workers along.
 #include <signal.h>
 #include <unistd.h>
@@ -205,7 +205,7 @@ TEST_CASE("SIGTERM finishes the request in flight, exits 0 and takes the workers
     server_process srv({"--root", dir.root.string(), "--cpu-workers", "2"});
     REQUIRE(coexec_test::eventually([&] { return worker_pids(srv.pid()).size() == 2; }));
     auto workers = worker_pids(srv.pid());
-    auto zygotes = children_of(srv.pid());
+    auto fork_servers = children_of(srv.pid());
 
     std::optional<reply> in_flight;
     // About 0.5 s of work in a debug build: in flight when SIGTERM comes, and
@@ -221,6 +221,6 @@ TEST_CASE("SIGTERM finishes the request in flight, exits 0 and takes the workers
     CHECK(json_int(in_flight->body, "primes") == 216816);
     CHECK(coexec_test::eventually([&] {
         return std::none_of(workers.begin(), workers.end(), pid_alive) &&
-               std::none_of(zygotes.begin(), zygotes.end(), pid_alive);
+               std::none_of(fork_servers.begin(), fork_servers.end(), pid_alive);
     }));
 }

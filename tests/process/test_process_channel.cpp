@@ -1,21 +1,28 @@
 // Bytes-level tests of the process_pool's OS layer: the shared-memory channel
 // (rings, spill, descriptor passing, sleep/wake) and the fork server.
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
+#include "coexec/detail/codec/remote_call.hpp"
+#include "coexec/detail/codec/values.hpp"
 #include "process/channel.hpp"
+#include "process/fork_server.hpp"
 #include "process/launch.hpp"
-#include "coexec/detail/codec.hpp"
+#include "util/fd_passing.hpp"
 
 using namespace coexec::detail;
 using namespace coexec::detail::proc;
@@ -55,7 +62,7 @@ bool receive_blocking(channel& ch, message& m, int timeout_ms = 5000) {
 [[noreturn]] void echo_child(channel_fds fds) {
     int code = 0;
     try {
-        channel ch = channel::attach(fds);
+        channel ch = channel::attach(std::move(fds));
         message m;
         for (;;) {
             if (!receive_blocking(ch, m, 10000)) ::_exit(2);
@@ -83,10 +90,8 @@ struct echo_fixture {
         channel_fds w;
         ch = channel::create(64 * 1024, w);
         pid = ::fork();
-        if (pid == 0) echo_child(w);
-        for (int fd : {w.memfd, w.to_worker_event, w.to_parent_event, w.socket})
-            ::close(fd);
-    }
+        if (pid == 0) echo_child(std::move(w));
+    }  // closes our copy of the worker's end
     int finish() {
         ch.send(msg_kind::exit, 0, {});
         int status = 0;
@@ -139,7 +144,7 @@ TEST_CASE("large messages reuse the direction's arena, and spill while it is bus
     // descriptors create() hands out, so the order of events is ours to pick.
     channel_fds w;
     channel parent = channel::create(64 * 1024, w);
-    channel worker = channel::attach(w);
+    channel worker = channel::attach(std::move(w));
     auto pattern = [](std::size_t size, char seed) {
         std::string s(size, seed);
         for (std::size_t i = 0; i < size; i += 4093)
@@ -206,6 +211,86 @@ TEST_CASE("descriptors sent with a message arrive with it", "[process][channel]"
     REQUIRE(WEXITSTATUS(f.finish()) == 0);
 }
 
+namespace {
+
+std::size_t open_fd_count() {
+    std::size_t n = 0;
+    for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/fd"))
+        ++n;
+    return n;
+}
+
+struct socket_pair {
+    unique_fd a, b;
+    socket_pair() {
+        int sv[2];
+        REQUIRE(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == 0);
+        a.reset(sv[0]);
+        b.reset(sv[1]);
+    }
+};
+
+}  // namespace
+
+TEST_CASE("descriptors cross in as many packets as they need, at most 250 a packet",
+          "[process][fd_passing]") {
+    socket_pair sp;
+    const unique_fd file(::memfd_create("many", MFD_CLOEXEC));
+    REQUIRE(file);
+    std::vector<int> fds(600, file.get());  // the kernel dups each one
+    const std::byte one{1};
+    CHECK(send_packet(sp.a.get(), {&one, 1}, fds) == -1);
+    CHECK(errno == EINVAL);
+
+    send_fds(sp.a.get(), fds);
+    std::vector<int> got;
+    recv_fds(sp.b.get(), fds.size(), got, MSG_DONTWAIT);
+    REQUIRE(got.size() == fds.size());
+    struct stat want {};
+    REQUIRE(::fstat(file.get(), &want) == 0);
+    for (int fd : got) {
+        struct stat st {};
+        REQUIRE(::fstat(fd, &st) == 0);
+        CHECK(st.st_ino == want.st_ino);
+        CHECK((::fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0);
+        ::close(fd);
+    }
+}
+
+TEST_CASE("a packet with more descriptors than the receiver has room for is refused and leaks none",
+          "[process][fd_passing]") {
+    socket_pair sp;
+    const std::size_t before = open_fd_count();
+    const int three[3] = {sp.a.get(), sp.a.get(), sp.a.get()};
+    const std::byte one{1};
+    REQUIRE(send_packet(sp.a.get(), {&one, 1}, three) == 1);
+
+    std::byte got_byte{};
+    int got[1] = {-1};
+    std::size_t n = 99;
+    CHECK(recv_packet(sp.b.get(), {&got_byte, 1}, got, n, MSG_DONTWAIT) == -1);
+    CHECK(errno == EMSGSIZE);
+    CHECK(n == 0);
+    CHECK(open_fd_count() == before);
+}
+
+TEST_CASE("a message that brings more descriptors than its record announced is a protocol error",
+          "[process][fd_passing]") {
+    socket_pair sp;
+    const std::size_t before = open_fd_count();
+    const int three[3] = {sp.a.get(), sp.a.get(), sp.a.get()};
+    send_fds(sp.a.get(), three);
+    std::vector<int> got;
+    try {
+        recv_fds(sp.b.get(), 2, got, MSG_DONTWAIT);
+        FAIL("recv_fds accepted 3 descriptors for 2");
+    } catch (const std::system_error& e) {
+        CHECK(e.code() == std::errc::message_size);
+    }
+    CHECK(got.empty());
+    CHECK(open_fd_count() == before);
+}
+
 TEST_CASE("a sleeping receiver is woken by the eventfd", "[process][channel]") {
     echo_fixture f;
     message m;
@@ -227,20 +312,19 @@ int triple(int x) {
 }  // namespace
 
 TEST_CASE("the fork server starts a worker that runs a task and reports its death",
-          "[process][zygote]") {
-    zygote* z = zygote::ensure(true);
-    REQUIRE(z != nullptr);
+          "[process][fork_server]") {
+    fork_server* server = fork_server::ensure(true);
+    REQUIRE(server != nullptr);
     int sv[2];
     REQUIRE(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == 0);
     unique_fd report(sv[0]);
-    const std::uint32_t pool = z->register_pool(sv[1]);
+    const std::uint32_t pool = server->register_pool(sv[1]);
     ::close(sv[1]);
 
     channel_fds w;
     channel ch = channel::create(64 * 1024, w);
-    launched l = z->spawn(pool, w);
-    for (int fd : {w.memfd, w.to_worker_event, w.to_parent_event, w.socket})
-        ::close(fd);
+    launched l = server->fork_worker(pool, w);
+    w = {};  // the worker has its end now
     REQUIRE(l.pid > 0);
     REQUIRE(!l.direct_child);
 
@@ -279,15 +363,14 @@ TEST_CASE("the fork server starts a worker that runs a task and reports its deat
     REQUIRE(rep.pid == l.pid);
     REQUIRE(WIFEXITED(rep.wait_status));
     REQUIRE(WEXITSTATUS(rep.wait_status) == 0);
-    z->unregister_pool(pool);
+    server->unregister_pool(pool);
 }
 
 TEST_CASE("a spawned worker (re-executed binary) runs the same trampolines", "[process][spawn]") {
     channel_fds w;
     channel ch = channel::create(64 * 1024, w);
     launched l = launch_direct(launch_method::spawn, w);
-    for (int fd : {w.memfd, w.to_worker_event, w.to_parent_event, w.socket})
-        ::close(fd);
+    w = {};  // the worker has its end now
     std::vector<std::byte> cfg;
     byte_writer cw(cfg);
     cw.put_u64(0);

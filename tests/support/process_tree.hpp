@@ -63,7 +63,7 @@ inline std::vector<int> children_of(int parent) {
 }
 
 /// The process workers of a pool owned by `root`: the children of its
-/// fork-server zygote, or its own childless children (workers it forked itself).
+/// fork server, or its own childless children (workers it forked itself).
 inline std::vector<int> worker_pids(int root) {
     std::vector<int> out;
     for (int c : children_of(root)) {

@@ -8,10 +8,10 @@
 #pragma once
 
 #include <atomic>
-#include <chrono>
 #include <coroutine>
 #include <cstdint>
 
+#include "coexec/detail/spin.hpp"
 #include "coexec/detail/work_item.hpp"
 
 namespace coexec::detail {
@@ -31,13 +31,8 @@ class event_signal {
 
     /// Blocks until the epoch differs from `seen`.
     void wait(std::uint32_t seen) const noexcept {
-        auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(50);
-        while (m_epoch.load(std::memory_order_acquire) == seen) {
-            if (std::chrono::steady_clock::now() > deadline) {
-                m_epoch.wait(seen, std::memory_order_acquire);
-                return;
-            }
-        }
+        const auto changed = [&] { return m_epoch.load(std::memory_order_acquire) != seen; };
+        if (!spin_until(changed, spin::event_wait)) m_epoch.wait(seen, std::memory_order_acquire);
     }
 
     /// Awaitable: resumes once the epoch differs from `seen`.

@@ -20,6 +20,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "coexec/detail/intrusive_stack.hpp"
 #include "coexec/detail/work_item.hpp"
 
 namespace coexec::detail {
@@ -124,8 +125,8 @@ class shared_state_base {
 
     mutable std::atomic<std::uint32_t> m_status{0};
     std::atomic<std::uint32_t> m_refs{1};
-    // Continuation list head; `done_marker()` once completion has taken it.
-    std::atomic<void*> m_waiters{nullptr};
+    // Continuations registered so far; closed when completion takes them.
+    intrusive_stack<continuation, &continuation::next> m_waiters;
     std::exception_ptr m_exception;
     std::stop_source m_stop{std::nostopstate};
     cancel_hook* m_hook = nullptr;

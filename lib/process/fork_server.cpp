@@ -1,0 +1,263 @@
+#include "process/fork_server.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <map>
+#include <span>
+
+#include "process/worker_loop.hpp"
+#include "util/fd_passing.hpp"
+#include "util/system_error.hpp"
+
+namespace coexec::detail::proc {
+namespace {
+
+enum : std::uint32_t { op_register = 1, op_unregister = 2, op_fork_worker = 3 };
+
+struct request {
+    std::uint32_t op;
+    std::uint32_t pool_id;
+};
+
+struct reply_msg {
+    std::int32_t err;
+    std::int32_t pid;
+    std::uint32_t pool_id;
+    std::uint32_t reserved;
+};
+
+template <class T>
+std::span<const std::byte> bytes_of(const T& v) noexcept {
+    return std::as_bytes(std::span(&v, 1));
+}
+template <class T>
+std::span<std::byte> writable_bytes_of(T& v) noexcept {
+    return std::as_writable_bytes(std::span(&v, 1));
+}
+
+// The fork server's own process: single-threaded, forked from a
+// single-threaded program, so it may fork workers at any time.
+[[noreturn]] void fork_server_main(int ctrl_in, pid_t parent) noexcept {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(0);
+    struct sigaction sa {};
+    sa.sa_handler = SIG_IGN;
+    ::sigaction(SIGINT, &sa, nullptr);
+    // Keep only stdio and the control socket: the fork server lives as long
+    // as the program and must not hold its pipes or sockets open.
+    const int ctrl = 3;
+    if (ctrl_in != ctrl) {
+        if (::dup2(ctrl_in, ctrl) < 0) ::_exit(1);
+    } else {
+        ::fcntl(ctrl, F_SETFD, 0);
+    }
+    ::close_range(ctrl + 1, ~0U, 0);
+
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    ::sigprocmask(SIG_BLOCK, &chld, nullptr);
+    const int sfd = ::signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (sfd < 0) ::_exit(1);
+
+    std::map<std::uint32_t, unique_fd> pools;  // pool id → report socket
+    std::map<pid_t, std::uint32_t> children;   // worker pid → pool id
+    std::uint32_t next_pool = 1;
+    const pid_t self = ::getpid();
+    auto answer = [ctrl](const reply_msg& rep, std::span<const int> fds = {}) {
+        send_packet(ctrl, bytes_of(rep), fds);
+    };
+
+    for (;;) {
+        pollfd p[2] = {{ctrl, POLLIN, 0}, {sfd, POLLIN, 0}};
+        if (::poll(p, 2, -1) < 0) {
+            if (errno == EINTR) continue;
+            ::_exit(1);
+        }
+        if ((p[1].revents & POLLIN) != 0) {
+            signalfd_siginfo info;
+            while (::read(sfd, &info, sizeof info) > 0) {
+            }
+            int status = 0;
+            pid_t pid;
+            while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0) {
+                auto it = children.find(pid);
+                if (it == children.end()) continue;
+                auto pool = pools.find(it->second);
+                if (pool != pools.end()) {
+                    death_report rep{pid, status};
+                    // Never block on a pool: a full socket loses only this
+                    // report; the pool then falls back to "status unknown".
+                    send_packet(pool->second.get(), bytes_of(rep), {}, MSG_DONTWAIT);
+                }
+                children.erase(it);
+            }
+        }
+        if ((p[0].revents & POLLIN) != 0) {
+            request req{};
+            int received[4];
+            std::size_t nfds = 0;
+            const ssize_t r = recv_packet(ctrl, writable_bytes_of(req), received, nfds);
+            if (r == 0) ::_exit(0);  // the program closed the socket: it is exiting
+            if (r < 0 && errno != EMSGSIZE) ::_exit(1);
+            unique_fd fds[4];  // closed at the end of the request unless kept
+            for (std::size_t i = 0; i < nfds; ++i)
+                fds[i].reset(received[i]);
+            reply_msg rep{0, -1, req.pool_id, 0};
+            if (r < 0) {
+                rep.err = EMSGSIZE;  // a request that did not fit (its descriptors are closed)
+                answer(rep);
+            } else if (req.op == op_register && nfds == 1) {
+                rep.pool_id = next_pool++;
+                pools[rep.pool_id] = std::move(fds[0]);
+                answer(rep);
+            } else if (req.op == op_unregister) {
+                pools.erase(req.pool_id);
+                answer(rep);
+            } else if (req.op == op_fork_worker && nfds == 4) {
+                channel_fds w{std::move(fds[0]), std::move(fds[1]), std::move(fds[2]),
+                              std::move(fds[3])};
+                const pid_t child = ::fork();
+                if (child == 0) {
+                    ::close(sfd);
+                    setup_worker_process(self, w);
+                    worker_main(fixed_channel_fds());
+                }
+                if (child < 0) {
+                    rep.err = errno;
+                    answer(rep);
+                } else {
+                    children[child] = req.pool_id;
+                    rep.pid = child;
+                    // Opened here, before we could reap it: the pidfd surely
+                    // refers to this child and not to a recycled pid.
+                    const unique_fd pidfd(pidfd_open(child));
+                    if (!pidfd) {
+                        rep.err = errno;
+                        ::kill(child, SIGKILL);
+                        answer(rep);
+                    } else {
+                        const int fd = pidfd.get();
+                        answer(rep, {&fd, 1});
+                    }
+                }
+            } else {
+                rep.err = EINVAL;
+                answer(rep);
+            }
+        } else if ((p[0].revents & (POLLHUP | POLLERR)) != 0) {
+            ::_exit(0);
+        }
+    }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// The program's side
+// ---------------------------------------------------------------------------
+
+struct fork_server::reply {
+    reply_msg msg{};
+};
+
+fork_server* fork_server::ensure(bool may_start) {
+    // Never destroyed: the fork server serves the program until it exits, and
+    // pools in static storage may still use it during static destruction.
+    static std::mutex mutex;
+    static fork_server* instance = nullptr;
+    std::lock_guard lock(mutex);
+    if (instance != nullptr && instance->alive()) return instance;
+    if (!may_start || !single_threaded()) return nullptr;
+
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) throw_errno("socketpair");
+    unique_fd mine(sv[0]);
+    unique_fd theirs(sv[1]);
+    // Unflushed stdio output would otherwise be written again by every worker
+    // when it flushes at exit.
+    std::fflush(nullptr);
+    const pid_t parent = ::getpid();
+    const pid_t pid = ::fork();
+    if (pid < 0) throw_errno("fork");
+    if (pid == 0) fork_server_main(theirs.get(), parent);
+    // An old dead one (if any) is intentionally leaked: pools may point at it.
+    auto* server = new fork_server();
+    server->m_ctrl = std::move(mine);
+    server->m_pid = pid;
+    instance = server;
+    return server;
+}
+
+bool fork_server::alive() const noexcept {
+    std::lock_guard lock(m_mutex);
+    return !m_dead;
+}
+
+fork_server::reply fork_server::transact(std::uint32_t op, std::uint32_t pool_id,
+                                         std::span<const int> fds, unique_fd* received) {
+    std::lock_guard lock(m_mutex);
+    if (m_dead) throw_system_error(EPIPE, "coexec fork server (gone)");
+    const request req{op, pool_id};
+    if (send_packet(m_ctrl.get(), bytes_of(req), fds) < 0) {
+        const int err = errno;
+        m_dead = true;
+        throw_system_error(err, "sendmsg(coexec fork server)");
+    }
+    reply rep;
+    int got = -1;  // a reply carries at most one descriptor (a pidfd)
+    std::size_t ngot = 0;
+    const ssize_t r = recv_packet(m_ctrl.get(), writable_bytes_of(rep.msg), {&got, 1}, ngot);
+    if (r <= 0) {
+        const int err = r < 0 ? errno : EPIPE;
+        m_dead = true;
+        throw_system_error(err, "recvmsg(coexec fork server)");
+    }
+    if (ngot == 1) {
+        if (received != nullptr) {
+            received->reset(got);
+        } else {
+            ::close(got);
+        }
+    }
+    return rep;
+}
+
+std::uint32_t fork_server::register_pool(int report_fd) {
+    reply rep = transact(op_register, 0, {&report_fd, 1}, nullptr);
+    if (rep.msg.err != 0) throw_system_error(rep.msg.err, "coexec fork server: register");
+    return rep.msg.pool_id;
+}
+
+void fork_server::unregister_pool(std::uint32_t id) noexcept {
+    try {
+        transact(op_unregister, id, {}, nullptr);
+    } catch (...) {
+        // The fork server is gone: nothing to unregister from.
+    }
+}
+
+launched fork_server::fork_worker(std::uint32_t pool_id, const channel_fds& w) {
+    const int fds[4] = {w.memfd.get(), w.to_worker_event.get(), w.to_parent_event.get(),
+                        w.socket.get()};
+    unique_fd pidfd;
+    reply rep = transact(op_fork_worker, pool_id, fds, &pidfd);
+    if (rep.msg.err != 0) throw_system_error(rep.msg.err, "fork (in the coexec fork server)");
+    if (!pidfd) throw_system_error(EPROTO, "coexec fork server: no pidfd");
+    launched l;
+    l.pid = rep.msg.pid;
+    l.pidfd = std::move(pidfd);
+    l.direct_child = false;
+    return l;
+}
+
+}  // namespace coexec::detail::proc

@@ -1,0 +1,71 @@
+// lib/process/fork_server.hpp — the process that forks every worker.
+//
+// start_method::fork_server (the default): a single-threaded process, forked
+// once while the program is still single-threaded (process_pool::prepare, or
+// the first pool), forks every worker of every pool. A worker forked from a
+// multithreaded program could inherit a lock held by a thread that does not
+// exist in it; one forked from the fork server cannot. The fork server also
+// reaps its children and reports each (pid, wait status) to the pool that
+// owns it, since the pool is not their parent.
+//
+// Protocol: the program talks to it over one SOCK_SEQPACKET control socket,
+// one request and one reply at a time (register a pool's report socket,
+// unregister it, fork a worker with its four channel descriptors; the reply
+// to a fork carries the worker's pidfd). The fork server exits when the
+// control socket hangs up, and dies with the program (PR_SET_PDEATHSIG).
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <mutex>
+#include <span>
+
+#include "process/channel.hpp"
+#include "process/launch.hpp"
+#include "util/unique_fd.hpp"
+
+namespace coexec::detail::proc {
+
+/// The process-wide fork server, as the program sees it. All members are
+/// thread-safe.
+class fork_server {
+  public:
+    /// Starts the fork server if there is none and the program is
+    /// single-threaded. Returns the running one, or null (multithreaded, or it
+    /// died). Throws std::system_error if the OS refuses (socketpair, fork).
+    static fork_server* ensure(bool may_start);
+
+    /// Registers a pool: the fork server will report the deaths of that
+    /// pool's workers as `death_report`s on `report_fd` (a SOCK_SEQPACKET
+    /// end; the fork server keeps a duplicate). Returns the pool's id.
+    /// Throws std::system_error.
+    std::uint32_t register_pool(int report_fd);
+    void unregister_pool(std::uint32_t id) noexcept;
+
+    /// Has the fork server fork a worker on `worker_end`. Throws
+    /// std::system_error.
+    launched fork_worker(std::uint32_t pool_id, const channel_fds& worker_end);
+
+    /// False once the fork server is known to be gone.
+    bool alive() const noexcept;
+
+  private:
+    fork_server() = default;
+    struct reply;
+    reply transact(std::uint32_t op, std::uint32_t pool_id, std::span<const int> fds,
+                   unique_fd* received);
+
+    mutable std::mutex m_mutex;
+    unique_fd m_ctrl;
+    pid_t m_pid = -1;
+    bool m_dead = false;
+};
+
+/// What the fork server sends on a pool's report socket when it reaps a worker.
+struct death_report {
+    std::int32_t pid;
+    std::int32_t wait_status;  // as from waitpid
+};
+
+}  // namespace coexec::detail::proc

@@ -1,0 +1,386 @@
+// lib/process/pool.cpp — process_pool, the callers' side: the queue, submit,
+// dispatch to idle workers, shutdown, and cancelling running tasks. The
+// supervisor thread's side is supervisor.cpp; their shared state and its
+// locking rules are in pool_impl.hpp.
+#include <sched.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <thread>
+
+#include "process/pool_impl.hpp"
+#include "util/eventfd.hpp"
+#include "util/system_error.hpp"
+
+namespace coexec::detail {
+namespace {
+
+using namespace proc;
+
+std::size_t default_workers() {
+    cpu_set_t set;
+    if (::sched_getaffinity(0, sizeof set, &set) == 0) {
+        const int n = CPU_COUNT(&set);
+        if (n > 0) return static_cast<std::size_t>(n);
+    }
+    const unsigned n = std::thread::hardware_concurrency();
+    return n != 0 ? n : 1;
+}
+
+// future::cancel() on a running process task lands here. One immortal hook
+// for all pools: a state may be cancelled while its pool is being destroyed,
+// so the hook must not be a pool object; it finds the pool in a registry that
+// pools leave (under the registry lock) before they die.
+class cancel_registry final : public cancel_hook {
+  public:
+    static cancel_registry& instance() {
+        static auto* r = new cancel_registry();  // never destroyed (used during static destruction)
+        return *r;
+    }
+    void add(process_pool_core::impl* p) {
+        std::lock_guard lock(m_mutex);
+        m_pools.push_back(p);
+    }
+    void remove(process_pool_core::impl* p) {
+        std::lock_guard lock(m_mutex);
+        std::erase(m_pools, p);
+    }
+    bool cancel_running(shared_state_base& state) noexcept override {
+        std::unique_ptr<process_task> victim;
+        {
+            std::lock_guard lock(m_mutex);
+            for (auto* p : m_pools) {
+                if ((victim = p->take_running(state))) break;
+            }
+        }
+        if (!victim) return false;
+        // Completed outside every lock: callbacks may cancel other futures.
+        // We own the task now, so nobody else can have completed the state.
+        return state.set_cancelled();
+    }
+
+  private:
+    std::mutex m_mutex;
+    std::vector<process_pool_core::impl*> m_pools;
+};
+
+}  // namespace
+
+process_pool_core::impl::impl(const process_pool_options& o)
+    : m_options(o), m_workers(o.max_workers != 0 ? o.max_workers : default_workers()) {
+    m_slots.resize(m_workers);
+    m_buffers.reserve(m_workers);
+    switch (o.start) {
+        case start_method::fork_server:
+            // Only ever made while single-threaded; otherwise fall back to spawn.
+            m_fork_server = fork_server::ensure(true);
+            m_method = m_fork_server != nullptr ? launch_method::fork_server : launch_method::spawn;
+            break;
+        case start_method::fork:
+            m_method = launch_method::fork;
+            break;
+        case start_method::spawn:
+            m_method = launch_method::spawn;
+            break;
+    }
+    m_epoll.reset(::epoll_create1(EPOLL_CLOEXEC));
+    if (!m_epoll) throw_errno("epoll_create1");
+    m_wake = make_eventfd(EFD_NONBLOCK);
+    epoll_event e{};
+    e.events = EPOLLIN;
+    e.data.u64 = ev_data(ev::wake, 0, 0);
+    if (::epoll_ctl(m_epoll.get(), EPOLL_CTL_ADD, m_wake.get(), &e) != 0) throw_errno("epoll_ctl");
+    if (m_method == launch_method::fork_server) {
+        int sv[2];
+        if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) != 0) {
+            throw_errno("socketpair");
+        }
+        m_report.reset(sv[0]);
+        unique_fd theirs(sv[1]);
+        m_pool_id = m_fork_server->register_pool(theirs.get());
+        e.data.u64 = ev_data(ev::report, 0, 0);
+        if (::epoll_ctl(m_epoll.get(), EPOLL_CTL_ADD, m_report.get(), &e) != 0)
+            throw_errno("epoll_ctl");
+    }
+}
+
+process_pool_core::impl::~impl() {
+    if (m_fork_server != nullptr && m_pool_id != 0) m_fork_server->unregister_pool(m_pool_id);
+}
+
+void process_pool_core::impl::start() {
+    std::promise<void> started;
+    auto ready = started.get_future();
+    // Workers are started by the supervisor thread: PR_SET_PDEATHSIG follows
+    // the thread that forked, and this one lives as long as the workers.
+    // The thread keeps the impl alive, so a pool destroyed from one of its own
+    // done-callbacks (on this thread) does not pull the state from under it.
+    m_thread = std::thread([self = shared_from_this(), &started] { self->run(started); });
+    try {
+        ready.get();
+    } catch (...) {
+        m_thread.join();
+        throw;
+    }
+    cancel_registry::instance().add(this);
+}
+
+void process_pool_core::impl::wake() noexcept {
+    eventfd_signal(m_wake.get());
+}
+
+// ---------------------------------------------------------------------------
+// Dispatch (under m_mutex)
+// ---------------------------------------------------------------------------
+
+void process_pool_core::impl::dispatch_locked(task_list& dropped) {
+    bool timed = false;
+    while (!m_pending.empty() && !m_idle.empty()) {
+        std::unique_ptr<process_task>& front = m_pending.front();
+        // A task requeued after its worker died before starting it is already running.
+        const auto st = front->state->load_status();
+        if (st == status::pending ? !front->state->try_start() : front->state->is_done()) {
+            m_cancelled.fetch_add(1, std::memory_order_relaxed);
+            dropped.push_back(std::move(front));
+            m_pending.pop_front();
+            continue;
+        }
+        const std::size_t i = m_idle.back();
+        slot& s = m_slots[i];
+        const std::uint64_t id = ++m_next_id;
+        try {
+            s.ch.send(msg_kind::task, id, front->message, front->fds);
+        } catch (...) {
+            // The worker is gone or wedged; its death will be noticed through
+            // its pidfd. Stop giving it work; the task stays first in line.
+            m_idle.pop_back();
+            s.accepting = false;
+            signal_locked(s, SIGKILL);
+            continue;
+        }
+        m_idle.pop_back();
+        s.current = std::move(front);
+        m_pending.pop_front();
+        s.current_id = id;
+        const auto now = clock::now();
+        s.dispatched_at = now;
+        m_dispatches.fetch_add(1, std::memory_order_relaxed);
+        const auto timeout =
+            s.current->timeout.count() != 0 ? s.current->timeout : m_options.task_timeout;
+        if (timeout.count() > 0) {
+            s.deadline = now + std::chrono::duration_cast<clock::duration>(timeout);
+            timed = true;
+        } else {
+            s.deadline = never;
+        }
+    }
+    // The supervisor may be asleep with no timer: make it recompute its timeout.
+    if (timed && std::this_thread::get_id() != m_thread_id) wake();
+}
+
+void process_pool_core::impl::signal_locked(slot& s, int sig) noexcept {
+    if (!s.live || s.dead) return;
+    s.expected_exit = true;
+    // pidfd first: it cannot hit a recycled pid. The process group (the worker
+    // leads its own) catches any children the task started.
+    if (pidfd_send_signal(s.pidfd.get(), sig) == 0) ::kill(-s.pid, sig);
+}
+
+void process_pool_core::impl::retire_locked(std::size_t i) noexcept {
+    slot& s = m_slots[i];
+    s.accepting = false;
+    std::erase(m_idle, i);
+    s.expected_exit = true;
+    try {
+        s.ch.send(msg_kind::exit, 0, {});
+        s.kill_at = clock::now() + exit_grace;
+    } catch (...) {
+        signal_locked(s, SIGKILL);
+    }
+}
+
+void process_pool_core::impl::break_locked(const std::string& reason, task_list& failed) {
+    if (!m_broken) {
+        m_broken = true;
+        m_broken_reason = reason;
+    }
+    for (auto& t : m_pending)
+        failed.push_back(std::move(t));
+    m_pending.clear();
+    for (auto& s : m_slots) {
+        if (s.current) failed.push_back(std::move(s.current));
+        s.accepting = false;
+        signal_locked(s, SIGKILL);
+    }
+    m_idle.clear();
+}
+
+// ---------------------------------------------------------------------------
+// Caller-facing operations
+// ---------------------------------------------------------------------------
+
+void process_pool_core::impl::submit(std::unique_ptr<process_task> t) {
+    t->state->set_cancel_hook(&cancel_registry::instance());
+    task_list dropped;
+    {
+        std::lock_guard lock(m_mutex);
+        if (m_broken)
+            throw broken_pool("process_pool::submit: the pool is broken: " + m_broken_reason);
+        if (m_shutdown)
+            throw executor_shutdown("process_pool::submit: the pool has been shut down");
+        m_submitted.fetch_add(1, std::memory_order_relaxed);
+        m_pending.push_back(std::move(t));
+        dispatch_locked(dropped);
+    }
+}
+
+std::unique_ptr<process_task> process_pool_core::impl::take_running(
+    shared_state_base& state) noexcept {
+    std::unique_ptr<process_task> victim;
+    {
+        std::lock_guard lock(m_mutex);
+        for (auto& s : m_slots) {
+            if (s.current && s.current->state == &state) {
+                victim = std::move(s.current);
+                s.accepting = false;
+                signal_locked(s, SIGKILL);  // the supervisor starts another when the pidfd fires
+                break;
+            }
+        }
+        if (!victim) {
+            // A started task requeued after its worker died before running it.
+            for (auto it = m_pending.begin(); it != m_pending.end(); ++it) {
+                if ((*it)->state == &state) {
+                    victim = std::move(*it);
+                    m_pending.erase(it);
+                    break;
+                }
+            }
+        }
+    }
+    // Counted before the state completes (see handle_message).
+    if (victim) m_cancelled.fetch_add(1, std::memory_order_relaxed);
+    return victim;
+}
+
+void process_pool_core::impl::shutdown(bool wait, bool cancel_futures) {
+    task_list cancelled;
+    {
+        std::lock_guard lock(m_mutex);
+        m_shutdown = true;
+        m_shutdown_flag.store(true, std::memory_order_release);
+        if (cancel_futures) {
+            for (auto& t : m_pending)
+                cancelled.push_back(std::move(t));
+            m_pending.clear();
+        }
+    }
+    wake();
+    for (auto& t : cancelled) {
+        if (t->state->set_cancelled()) m_cancelled.fetch_add(1, std::memory_order_relaxed);
+    }
+    cancelled.clear();
+    if (wait) join();
+}
+
+void process_pool_core::impl::terminate_workers() {
+    task_list cancelled;
+    {
+        std::lock_guard lock(m_mutex);
+        m_shutdown = true;
+        m_shutdown_flag.store(true, std::memory_order_release);
+        for (auto& t : m_pending)
+            cancelled.push_back(std::move(t));
+        m_pending.clear();
+        const auto kill_at = clock::now() + term_grace;
+        for (auto& s : m_slots) {
+            if (s.current) cancelled.push_back(std::move(s.current));
+            s.accepting = false;
+            if (s.live && !s.dead) {
+                signal_locked(s, SIGTERM);
+                s.kill_at = kill_at;
+            }
+        }
+        m_idle.clear();
+    }
+    wake();
+    for (auto& t : cancelled) {
+        if (t->state->set_cancelled()) m_cancelled.fetch_add(1, std::memory_order_relaxed);
+    }
+    cancelled.clear();
+    join();
+}
+
+void process_pool_core::impl::join() {
+    std::lock_guard lock(m_join_mutex);
+    if (std::this_thread::get_id() == m_thread_id) {
+        // From a done-callback: we cannot wait for ourselves. The thread owns a
+        // reference to the impl and finishes the shutdown on its own.
+        if (m_thread.joinable()) m_thread.detach();
+        return;
+    }
+    if (m_thread.joinable()) m_thread.join();
+}
+
+executor_stats process_pool_core::impl::stats() const noexcept {
+    executor_stats st;
+    st.submitted = m_submitted.load(std::memory_order_relaxed);
+    st.completed = m_completed.load(std::memory_order_relaxed);
+    st.failed = m_failed.load(std::memory_order_relaxed);
+    st.cancelled = m_cancelled.load(std::memory_order_relaxed);
+    st.respawns = m_respawns.load(std::memory_order_relaxed);
+    try {
+        std::lock_guard lock(m_mutex);
+        for (const auto& t : m_pending) {
+            if (!t->state->is_done()) ++st.queued;
+        }
+        for (const auto& s : m_slots) {
+            if (s.current) ++st.running;
+            if (s.live && !s.dead) ++st.workers_alive;
+        }
+    } catch (...) {
+        // std::mutex::lock only throws on a broken system; report the counters alone.
+    }
+    return st;
+}
+
+// ---------------------------------------------------------------------------
+// process_pool_core
+// ---------------------------------------------------------------------------
+
+process_pool_core::process_pool_core(const process_pool_options& options)
+    : m_impl(std::make_shared<impl>(options)) {
+    m_impl->start();
+}
+
+process_pool_core::~process_pool_core() {
+    m_impl->shutdown(true, false);
+    cancel_registry::instance().remove(m_impl.get());
+}
+
+void process_pool_core::submit(std::unique_ptr<process_task> task) {
+    m_impl->submit(std::move(task));
+}
+std::vector<std::byte> process_pool_core::take_message_buffer() noexcept {
+    return m_impl->take_message_buffer();
+}
+void process_pool_core::shutdown(bool wait, bool cancel_futures) {
+    m_impl->shutdown(wait, cancel_futures);
+}
+void process_pool_core::terminate_workers() {
+    m_impl->terminate_workers();
+}
+executor_stats process_pool_core::stats() const noexcept {
+    return m_impl->stats();
+}
+std::size_t process_pool_core::max_workers() const noexcept {
+    return m_impl->m_workers;
+}
+bool process_pool_core::prepare() {
+    return fork_server::ensure(true) != nullptr;
+}
+
+}  // namespace coexec::detail

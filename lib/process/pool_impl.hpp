@@ -1,0 +1,222 @@
+// lib/process/pool_impl.hpp — the state a process_pool shares between its
+// two halves: pool.cpp (the callers' side: queue, submit, dispatch, shutdown,
+// cancellation) and supervisor.cpp (the supervisor thread: results, worker
+// starts and deaths, timers).
+//
+// Threads: callers (submit/cancel/shutdown) and one supervisor thread per
+// pool. `m_mutex` guards the queue, the slots' task bookkeeping and the
+// producer side of every channel (so each parent→worker ring has one
+// producer at a time). The supervisor is the only consumer of the
+// worker→parent rings and the only thread that starts or reaps workers.
+//
+// Invariants:
+// - A worker holds at most one task (`slot::current`), so a death or a
+//   deadline is pinned to exactly that task, and a task handed out is running
+//   (try_start succeeded at hand-off). Everything else waits, cancellable, in
+//   `m_pending`. (CPython allows workers + 1 ahead; one per worker keeps
+//   deadlines and crash attribution exact, at the cost of one hand-off of a
+//   few µs between tasks — map sends whole chunks, so that cost is per chunk.)
+// - Futures are completed, and tasks destroyed, outside `m_mutex`: completing
+//   runs callbacks and resumes coroutines, which may call back into the pool.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <future>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "coexec/process_pool.hpp"
+#include "process/channel.hpp"
+#include "process/fork_server.hpp"
+#include "process/launch.hpp"
+#include "util/unique_fd.hpp"
+
+namespace coexec::detail {
+namespace proc {
+
+using clock = std::chrono::steady_clock;
+
+inline constexpr std::size_t ring_capacity = 256 * 1024;
+// The supervisor spins (spin::process_supervisor) after its last event before
+// sleeping in epoll, unless tasks take this long on average (from hand-off to
+// result): then a wake-up is small next to the task, and on a machine with as
+// many workers as cores the spinning would take that time from the workers
+// (measured: primes on 2 workers, 64 tasks of ~3.5 ms, lost ~4% to the
+// parent's spins).
+inline constexpr std::int64_t long_task_ns = 1'000'000;
+// SIGTERM → SIGKILL grace for deadlines and terminate_workers.
+inline constexpr std::chrono::milliseconds term_grace{200};
+// How long workers get to exit after a clean shutdown before SIGKILL.
+inline constexpr std::chrono::milliseconds exit_grace{2000};
+// If the fork server's report of a death does not come, give up waiting.
+inline constexpr std::chrono::milliseconds status_wait{1000};
+// Workers dying before they are ready this many times in a row break the pool
+// (a crashing initializer would otherwise restart forever).
+inline constexpr int max_start_failures = 5;
+
+inline constexpr auto never = clock::time_point::max();
+
+/// What an epoll event of the supervisor is about (the top byte of its data).
+enum class ev : std::uint64_t { wake = 1, report = 2, result = 3, pidfd = 4 };
+
+inline std::uint64_t ev_data(ev kind, std::size_t slot, std::uint32_t gen) {
+    return (static_cast<std::uint64_t>(kind) << 56) | (static_cast<std::uint64_t>(slot) << 32) |
+           gen;
+}
+
+struct worker_status {
+    int signal = 0;
+    int exit_code = -1;  // -1: unknown (the report was lost)
+};
+
+/// One worker place of the pool; its process changes when a worker dies.
+struct slot {
+    std::uint32_t gen = 0;
+    bool live = false;           // a process exists (or existed and is not yet accounted for)
+    bool dead = false;           // its pidfd fired
+    bool accepting = false;      // may be given tasks
+    bool ready = false;          // its initializer finished
+    bool expected_exit = false;  // we asked it to exit or killed it
+    pid_t pid = -1;
+    unique_fd pidfd;
+    bool direct_child = false;
+    channel ch;
+    std::unique_ptr<process_task> current;
+    std::uint64_t current_id = 0;
+    std::size_t tasks_done = 0;
+    clock::time_point deadline = never;      // of the current task
+    clock::time_point kill_at = never;       // SIGKILL escalation
+    clock::time_point status_until = never;  // dead, waiting for the fork server's report
+    clock::time_point dispatched_at{};       // of the current task
+};
+
+}  // namespace proc
+
+struct process_pool_core::impl : std::enable_shared_from_this<process_pool_core::impl> {
+    using clock = proc::clock;
+    using slot = proc::slot;
+    using worker_status = proc::worker_status;
+    using message = proc::message;
+
+    using task_list = std::vector<std::unique_ptr<process_task>>;
+
+    // ---- callers (pool.cpp) ----
+    explicit impl(const process_pool_options& o);
+    ~impl();
+    void start();
+    void submit(std::unique_ptr<process_task> t);
+    void shutdown(bool wait, bool cancel_futures);
+    void terminate_workers();
+    executor_stats stats() const noexcept;
+    /// Takes `state`'s task away from its worker (killing the worker) and
+    /// counts it cancelled; null if this pool does not run it.
+    std::unique_ptr<process_task> take_running(shared_state_base& state) noexcept;
+    /// Makes the supervisor leave epoll_wait (and recompute its timeout).
+    void wake() noexcept;
+    void join();
+
+    // ---- under m_mutex, from either side (pool.cpp) ----
+    void dispatch_locked(task_list& dropped);
+    void retire_locked(std::size_t i) noexcept;
+    void signal_locked(slot& s, int sig) noexcept;
+    void break_locked(const std::string& reason, task_list& failed);
+
+    // ---- the supervisor thread (supervisor.cpp) ----
+    /// Under m_mutex: starts a worker in slot `i`.
+    void launch_locked(std::size_t i);
+    void run(std::promise<void>& started);
+    bool poll_results();
+    void handle_message(std::size_t i, message& m);
+    bool check_timers(clock::time_point now);
+    void handle_event(std::uint64_t data);
+    void finish_death(std::size_t i, worker_status st);
+    bool try_finish_deaths();
+
+    process_pool_options m_options;
+    std::size_t m_workers;
+    proc::launch_method m_method = proc::launch_method::spawn;
+    proc::fork_server* m_fork_server = nullptr;
+    std::uint32_t m_pool_id = 0;
+    unique_fd m_report;  // the fork server's death reports (supervisor only)
+    bool m_fork_server_gone = false;
+    unique_fd m_epoll;
+    unique_fd m_wake;
+
+    mutable std::mutex m_mutex;
+    std::deque<std::unique_ptr<process_task>> m_pending;
+    std::vector<slot> m_slots;
+    std::vector<std::size_t> m_idle;  // LIFO: the most recently active worker is still spinning
+    std::uint64_t m_next_id = 0;
+    bool m_shutdown = false;
+    bool m_broken = false;
+    std::string m_broken_reason;
+    int m_start_failures = 0;
+    clock::time_point m_stop_deadline = proc::never;  // set when the final stop begins
+
+    std::map<pid_t, int> m_reports;  // supervisor only: fork-server reports not yet matched
+
+    // Encoding buffers of finished large tasks, kept for the next submits:
+    // a 64 MiB argument then lands in pages that already exist instead of
+    // faulting in fresh ones (this VM: ~5x slower than a warm copy).
+    std::mutex m_buffers_mutex;
+    std::vector<std::vector<std::byte>> m_buffers;  // reserved: pushing never allocates
+    std::size_t m_buffer_bytes = 0;
+    std::atomic<std::size_t> m_buffer_count{0};
+
+    static constexpr std::size_t recycle_min_bytes = std::size_t{1} << 20;
+    static constexpr std::size_t recycle_max_total = std::size_t{512} << 20;
+
+    void recycle_message(std::vector<std::byte>& b) noexcept {
+        if (b.capacity() < recycle_min_bytes) return;
+        std::lock_guard lock(m_buffers_mutex);
+        if (m_buffers.size() == m_buffers.capacity() ||
+            m_buffer_bytes + b.capacity() > recycle_max_total) {
+            return;
+        }
+        b.clear();
+        m_buffer_bytes += b.capacity();
+        m_buffers.push_back(std::move(b));
+        m_buffer_count.store(m_buffers.size(), std::memory_order_relaxed);
+    }
+
+    std::vector<std::byte> take_message_buffer() noexcept {
+        if (m_buffer_count.load(std::memory_order_relaxed) == 0) return {};
+        std::lock_guard lock(m_buffers_mutex);
+        if (m_buffers.empty()) return {};
+        std::vector<std::byte> b = std::move(m_buffers.back());
+        m_buffers.pop_back();
+        m_buffer_bytes -= b.capacity();
+        m_buffer_count.store(m_buffers.size(), std::memory_order_relaxed);
+        return b;
+    }
+
+    std::thread m_thread;
+    std::thread::id m_thread_id;
+    std::mutex m_join_mutex;
+
+    std::atomic<std::uint64_t> m_submitted{0}, m_completed{0}, m_failed{0}, m_cancelled{0},
+        m_respawns{0};
+    // Bumped at every hand-off to a worker. The supervisor treats a change as
+    // activity and keeps spinning for the result; otherwise a caller that
+    // submits one task at a time from its own thread would find the
+    // supervisor asleep (its spin measured from the previous result) and pay
+    // an eventfd wake-up per task, which then keeps it in that slow regime.
+    std::atomic<std::uint64_t> m_dispatches{0};
+    // Mean task service time (hand-off to result), an exponential moving
+    // average over the last ~8 tasks; decides whether the supervisor spins.
+    std::atomic<std::int64_t> m_service_ns{0};
+    // Mirrors m_shutdown so the spinning supervisor need not take the mutex.
+    std::atomic<bool> m_shutdown_flag{false};
+};
+
+}  // namespace coexec::detail

@@ -1,0 +1,482 @@
+// lib/process/supervisor.cpp — process_pool's supervisor thread: it starts
+// workers, takes their results, notices their deaths (pidfds, and the fork
+// server's reports of their wait status), enforces deadlines, and sleeps in
+// epoll when nothing happens. See pool_impl.hpp for the shared state.
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <bit>
+#include <cerrno>
+#include <exception>
+#include <system_error>
+
+#include "coexec/detail/spin.hpp"
+#include "process/pool_impl.hpp"
+#include "util/eventfd.hpp"
+#include "util/system_error.hpp"
+
+namespace coexec::detail {
+namespace {
+
+using namespace proc;
+
+worker_status from_wait_status(int st) {
+    if (WIFSIGNALED(st)) return {WTERMSIG(st), 0};
+    if (WIFEXITED(st)) return {0, WEXITSTATUS(st)};
+    return {};
+}
+
+}  // namespace
+
+void process_pool_core::impl::launch_locked(std::size_t i) {
+    slot& s = m_slots[i];
+    // The worker's end is closed here once the worker has it: the parent must
+    // not keep it, as its hang-up is the worker's signal that we are gone.
+    channel_fds w;
+    channel ch = channel::create(ring_capacity, w);
+    launched l;
+    if (m_method == launch_method::fork_server && !m_fork_server_gone) {
+        try {
+            l = m_fork_server->fork_worker(m_pool_id, w);
+        } catch (const std::system_error&) {
+            if (m_fork_server->alive()) throw;
+            m_fork_server_gone = true;  // fall back to spawn below
+        }
+    }
+    if (!l.pidfd) {
+        l = launch_direct(
+            m_method == launch_method::fork ? launch_method::fork : launch_method::spawn, w);
+    }
+    s.gen++;
+    s.live = true;
+    s.dead = false;
+    s.accepting = true;
+    s.ready = false;
+    s.expected_exit = false;
+    s.pid = l.pid;
+    s.pidfd = std::move(l.pidfd);
+    s.direct_child = l.direct_child;
+    s.ch = std::move(ch);
+    s.tasks_done = 0;
+    s.deadline = s.kill_at = s.status_until = never;
+    epoll_event e{};
+    e.events = EPOLLIN;
+    e.data.u64 = ev_data(ev::result, i, s.gen);
+    if (::epoll_ctl(m_epoll.get(), EPOLL_CTL_ADD, s.ch.wake_fd(), &e) != 0)
+        throw_errno("epoll_ctl");
+    e.data.u64 = ev_data(ev::pidfd, i, s.gen);
+    if (::epoll_ctl(m_epoll.get(), EPOLL_CTL_ADD, s.pidfd.get(), &e) != 0) throw_errno("epoll_ctl");
+    std::vector<std::byte> cfg;
+    byte_writer cw(cfg);
+    cw.put_u64(m_options.initializer != nullptr
+                   ? encode_code_address(std::bit_cast<const void*>(m_options.initializer))
+                   : 0);
+    s.ch.send(msg_kind::config, 0, cfg);
+    m_idle.push_back(i);
+}
+
+void process_pool_core::impl::run(std::promise<void>& started) {
+    // Written here, read by others only after `started` is set (which orders it).
+    m_thread_id = std::this_thread::get_id();
+    try {
+        std::lock_guard lock(m_mutex);
+        for (std::size_t i = 0; i < m_slots.size(); ++i)
+            launch_locked(i);
+    } catch (...) {
+        // Kill whatever did start, then report the failure to the constructor.
+        for (auto& s : m_slots) {
+            if (s.live) {
+                pidfd_send_signal(s.pidfd.get(), SIGKILL);
+                if (s.direct_child) {
+                    siginfo_t info;
+                    ::waitid(P_PIDFD, static_cast<id_t>(s.pidfd.get()), &info, WEXITED);
+                }
+            }
+        }
+        started.set_exception(std::current_exception());
+        return;
+    }
+    started.set_value();
+
+    auto last_activity = clock::now();
+    auto last_epoll = last_activity;
+    std::uint64_t seen_dispatches = 0;
+    std::vector<epoll_event> events(m_slots.size() * 2 + 4);
+    for (;;) {
+        bool progress = poll_results();
+        if (const auto d = m_dispatches.load(std::memory_order_relaxed); d != seen_dispatches) {
+            seen_dispatches = d;
+            progress = true;
+        }
+        const auto now = clock::now();
+        if (now - last_epoll >= std::chrono::milliseconds(1)) {
+            // Busy with results: still look at deaths and the fork server
+            // now and then, without sleeping.
+            last_epoll = now;
+            const int n =
+                ::epoll_wait(m_epoll.get(), events.data(), static_cast<int>(events.size()), 0);
+            for (int k = 0; k < n; ++k)
+                handle_event(events[static_cast<std::size_t>(k)].data.u64);
+        }
+        progress |= check_timers(now);
+        progress |= try_finish_deaths();
+        if (m_shutdown_flag.load(std::memory_order_acquire)) {
+            std::lock_guard lock(m_mutex);
+            const bool busy = !m_pending.empty() ||
+                              std::any_of(m_slots.begin(), m_slots.end(),
+                                          [](const slot& s) { return s.current != nullptr; });
+            if (m_shutdown && !busy) {
+                if (m_stop_deadline == never) {
+                    // Everything accepted has finished: ask the workers to exit.
+                    m_stop_deadline = now + exit_grace;
+                    for (std::size_t i = 0; i < m_slots.size(); ++i) {
+                        if (m_slots[i].live && !m_slots[i].dead) retire_locked(i);
+                    }
+                }
+                if (std::none_of(m_slots.begin(), m_slots.end(),
+                                 [](const slot& s) { return s.live; }))
+                    break;
+            }
+        }
+        if (progress) {
+            last_activity = clock::now();
+            continue;
+        }
+        const bool long_tasks = m_service_ns.load(std::memory_order_relaxed) > long_task_ns;
+        if (!long_tasks && clock::now() - last_activity < spin::process_supervisor.budget) {
+            spin_pause(spin::process_supervisor);
+            continue;
+        }
+        // Announce sleep on every live channel, then re-check (see process/channel.hpp).
+        bool quiet = true;
+        for (auto& s : m_slots) {
+            if (s.live && s.ch && !s.ch.prepare_sleep()) quiet = false;
+        }
+        if (quiet) {
+            clock::time_point next = never;
+            {
+                std::lock_guard lock(m_mutex);
+                for (const auto& s : m_slots) {
+                    next = std::min({next, s.deadline, s.kill_at, s.status_until});
+                }
+                next = std::min(next, m_stop_deadline);
+            }
+            int timeout_ms = -1;
+            if (next != never) {
+                const auto left =
+                    std::chrono::ceil<std::chrono::milliseconds>(next - clock::now()).count();
+                timeout_ms = static_cast<int>(std::clamp<long long>(left, 0, 60'000));
+            }
+            const int n = ::epoll_wait(m_epoll.get(), events.data(),
+                                       static_cast<int>(events.size()), timeout_ms);
+            for (int k = 0; k < n; ++k)
+                handle_event(events[static_cast<std::size_t>(k)].data.u64);
+            last_epoll = clock::now();
+        }
+        for (auto& s : m_slots) {
+            if (s.live && s.ch) s.ch.end_sleep(false);
+        }
+        last_activity = clock::now();
+    }
+    // Final reap of anything left (the fork server reaps its own children).
+    for (auto& s : m_slots)
+        s.ch = channel();
+}
+
+void process_pool_core::impl::handle_event(std::uint64_t data) {
+    const auto kind = static_cast<ev>(data >> 56);
+    const std::size_t i = static_cast<std::size_t>((data >> 32) & 0xff'ffff);
+    const auto gen = static_cast<std::uint32_t>(data);
+    switch (kind) {
+        case ev::wake:
+            eventfd_drain(m_wake.get());  // non-blocking
+            break;
+        case ev::report: {
+            death_report rep;
+            for (;;) {
+                const ssize_t r = ::recv(m_report.get(), &rep, sizeof rep, MSG_DONTWAIT);
+                if (r == static_cast<ssize_t>(sizeof rep)) {
+                    m_reports[rep.pid] = rep.wait_status;
+                    continue;
+                }
+                if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
+                    // The fork server is gone (its workers die with it).
+                    ::epoll_ctl(m_epoll.get(), EPOLL_CTL_DEL, m_report.get(), nullptr);
+                    m_fork_server_gone = true;
+                }
+                break;
+            }
+            break;
+        }
+        case ev::result:
+            if (i < m_slots.size() && m_slots[i].gen == gen && m_slots[i].live)
+                m_slots[i].ch.drain_wake();
+            break;
+        case ev::pidfd:
+            if (i < m_slots.size() && m_slots[i].gen == gen && m_slots[i].live &&
+                !m_slots[i].dead) {
+                slot& s = m_slots[i];
+                ::epoll_ctl(m_epoll.get(), EPOLL_CTL_DEL, s.pidfd.get(), nullptr);
+                ::epoll_ctl(m_epoll.get(), EPOLL_CTL_DEL, s.ch.wake_fd(), nullptr);
+                std::lock_guard lock(m_mutex);
+                s.dead = true;
+                s.accepting = false;
+                std::erase(m_idle, i);
+                s.status_until = clock::now() + status_wait;
+            }
+            break;
+    }
+}
+
+bool process_pool_core::impl::try_finish_deaths() {
+    bool any = false;
+    for (std::size_t i = 0; i < m_slots.size(); ++i) {
+        slot& s = m_slots[i];
+        if (!s.live || !s.dead) continue;
+        worker_status st;
+        bool known = false;
+        if (s.direct_child) {
+            siginfo_t info{};
+            if (::waitid(P_PIDFD, static_cast<id_t>(s.pidfd.get()), &info, WEXITED | WNOHANG) ==
+                    0 &&
+                info.si_pid != 0) {
+                st = info.si_code == CLD_EXITED ? worker_status{0, info.si_status}
+                                                : worker_status{info.si_status, 0};
+            }
+            known = true;  // ECHILD (someone else reaped it): status unknown
+        } else if (auto it = m_reports.find(s.pid); it != m_reports.end()) {
+            st = from_wait_status(it->second);
+            m_reports.erase(it);
+            known = true;
+        } else if (m_fork_server_gone || clock::now() >= s.status_until) {
+            known = true;
+        }
+        if (!known) continue;
+        finish_death(i, st);
+        any = true;
+    }
+    return any;
+}
+
+void process_pool_core::impl::finish_death(std::size_t i, worker_status st) {
+    slot& s = m_slots[i];
+    // A result written just before the death still counts.
+    message m;
+    try {
+        while (s.ch.try_receive(m)) {
+            handle_message(i, m);
+            s.ch.release(m);
+        }
+    } catch (...) {
+        s.ch.release(m);
+    }
+    task_list failed;
+    std::unique_ptr<process_task> died_with;
+    std::exception_ptr died_error;
+    std::string break_reason;
+    {
+        std::lock_guard lock(m_mutex);
+        const pid_t pid = s.pid;
+        if (s.current) {
+            if (s.ch.running_id() != s.current_id) {
+                // It never started there: run it elsewhere.
+                m_pending.push_front(std::move(s.current));
+            } else {
+                died_with = std::move(s.current);
+            }
+        }
+        const bool unexpected = !s.expected_exit;
+        const bool was_ready = s.ready;
+        s.live = false;
+        s.dead = false;
+        s.accepting = false;
+        s.pidfd.reset();
+        s.ch = channel();
+        s.deadline = s.kill_at = s.status_until = never;
+        std::erase(m_idle, i);
+
+        if (died_with) {
+            worker_died death(pid, st.signal, st.exit_code, "a process_pool task");
+            if (m_options.on_worker_death == worker_death::break_pool) {
+                break_reason = std::string("a worker died: ") + death.what();
+                failed.push_back(std::move(died_with));
+            } else {
+                died_error = std::make_exception_ptr(death);  // completed below, outside the lock
+            }
+        }
+        if (unexpected && !was_ready && !died_with && !m_broken) {
+            if (++m_start_failures >= max_start_failures) {
+                worker_died death(pid, st.signal, st.exit_code);
+                break_reason =
+                    std::string("worker processes keep dying while starting: ") + death.what();
+            }
+        }
+        if (!break_reason.empty()) break_locked(break_reason, failed);
+        const bool needed =
+            !m_broken && (!m_shutdown || !m_pending.empty() ||
+                          std::any_of(m_slots.begin(), m_slots.end(),
+                                      [](const slot& x) { return x.current != nullptr; }));
+        if (needed) {
+            try {
+                launch_locked(i);
+                m_respawns.fetch_add(1, std::memory_order_relaxed);
+            } catch (const std::exception& e) {
+                break_locked(std::string("could not start a worker process: ") + e.what(), failed);
+            }
+        }
+        task_list dropped;
+        dispatch_locked(dropped);
+        for (auto& t : dropped)
+            failed.push_back(std::move(t));
+    }
+    if (died_with) {
+        // Counted before completing: whoever sees the future done sees the counters too.
+        m_failed.fetch_add(1, std::memory_order_relaxed);
+        died_with->state->set_exception(died_error);
+    }
+    const std::string reason = m_broken_reason;
+    for (auto& t : failed) {
+        if (!t->state->is_done()) {
+            m_failed.fetch_add(1, std::memory_order_relaxed);
+            t->state->set_exception(std::make_exception_ptr(
+                broken_pool("process_pool: the pool is broken: " + reason)));
+        }
+    }
+}
+
+bool process_pool_core::impl::poll_results() {
+    bool any = false;
+    message m;
+    for (std::size_t i = 0; i < m_slots.size(); ++i) {
+        slot& s = m_slots[i];
+        if (!s.live || !s.ch) continue;
+        try {
+            while (s.ch.try_receive(m)) {
+                any = true;
+                handle_message(i, m);
+                s.ch.release(m);
+            }
+        } catch (...) {
+            // A malformed message: this worker cannot be trusted any more.
+            s.ch.release(m);
+            std::lock_guard lock(m_mutex);
+            s.accepting = false;
+            std::erase(m_idle, i);
+            s.expected_exit = false;
+            if (pidfd_send_signal(s.pidfd.get(), SIGKILL) == 0) ::kill(-s.pid, SIGKILL);
+        }
+    }
+    return any;
+}
+
+void process_pool_core::impl::handle_message(std::size_t i, message& m) {
+    slot& s = m_slots[i];
+    switch (m.kind) {
+        case msg_kind::ready: {
+            std::lock_guard lock(m_mutex);
+            s.ready = true;
+            m_start_failures = 0;
+            return;
+        }
+        case msg_kind::init_failed: {
+            std::string what = "(unknown)";
+            try {
+                byte_reader r(m.bytes);
+                (void)r.get();
+                std::rethrow_exception(decode_exception(r));
+            } catch (const std::exception& e) {
+                what = e.what();
+            } catch (...) {
+            }
+            task_list failed;
+            {
+                std::lock_guard lock(m_mutex);
+                s.expected_exit = true;
+                break_locked("the initializer failed in a worker process: " + what, failed);
+            }
+            for (auto& t : failed) {
+                if (!t->state->is_done()) {
+                    m_failed.fetch_add(1, std::memory_order_relaxed);
+                    t->state->set_exception(std::make_exception_ptr(broken_pool(
+                        "process_pool: the pool is broken: the initializer failed in a worker "
+                        "process: " +
+                        what)));
+                }
+            }
+            return;
+        }
+        case msg_kind::result: {
+            std::unique_ptr<process_task> t;
+            task_list dropped;
+            {
+                std::lock_guard lock(m_mutex);
+                if (!s.current || s.current_id != m.id) return;  // cancelled or timed out meanwhile
+                t = std::move(s.current);
+                s.deadline = never;
+                ++s.tasks_done;
+                const std::int64_t took = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                              clock::now() - s.dispatched_at)
+                                              .count();
+                const std::int64_t mean = m_service_ns.load(std::memory_order_relaxed);
+                m_service_ns.store(mean + (took - mean) / 8, std::memory_order_relaxed);
+                if (m_options.max_tasks_per_child != 0 &&
+                    s.tasks_done >= m_options.max_tasks_per_child) {
+                    retire_locked(i);
+                } else if (s.accepting) {
+                    m_idle.push_back(i);
+                }
+                dispatch_locked(dropped);
+            }
+            // Counted before completing, so that whoever sees the future done
+            // sees the counters too. The first byte is the codec's status (0: value).
+            const bool value = !m.bytes.empty() && m.bytes[0] == std::byte{0};
+            (value ? m_completed : m_failed).fetch_add(1, std::memory_order_relaxed);
+            byte_reader r(m.bytes, m.fds);
+            t->complete(t->state, r, t->count);
+            recycle_message(t->message);
+            return;
+        }
+        default:
+            throw serialization_error("coexec: unexpected message from a process worker");
+    }
+}
+
+bool process_pool_core::impl::check_timers(clock::time_point now) {
+    task_list expired;
+    bool any = false;
+    {
+        std::lock_guard lock(m_mutex);
+        for (auto& s : m_slots) {
+            if (s.current && now >= s.deadline) {
+                expired.push_back(std::move(s.current));
+                s.deadline = never;
+                s.accepting = false;
+                signal_locked(s, SIGTERM);
+                s.kill_at = now + term_grace;
+                any = true;
+            }
+            if (s.live && !s.dead && now >= s.kill_at) {
+                signal_locked(s, SIGKILL);
+                s.kill_at = never;
+                any = true;
+            }
+        }
+        if (m_stop_deadline != never && now >= m_stop_deadline) {
+            for (auto& s : m_slots)
+                signal_locked(s, SIGKILL);
+            m_stop_deadline = now + exit_grace;  // re-arm: keep escalating until all are gone
+        }
+    }
+    for (auto& t : expired) {
+        m_failed.fetch_add(1, std::memory_order_relaxed);
+        t->state->set_exception(std::make_exception_ptr(deadline_exceeded(
+            "process_pool: the task ran past its deadline; its worker process was killed")));
+    }
+    return any;
+}
+
+}  // namespace coexec::detail
