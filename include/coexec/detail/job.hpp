@@ -179,30 +179,18 @@ class job : public shared_state<R> {
             shared_state_base* previous = exchange_current_io_job(this);
             start_coroutine(host);  // may finish and free the job: do not touch it after
             exchange_current_io_job(previous);
-        } else {
+        } else if constexpr (wants_token) {
             std::optional<std::stop_callback<stop_forwarder>> link;
-            if constexpr (wants_token) {
-                std::stop_token executor_stop = host.stop_token();
-                if (executor_stop.stop_possible())
-                    link.emplace(std::move(executor_stop), stop_forwarder{this});
-            }
-            try {
-                if constexpr (std::is_void_v<R>) {
-                    call();
-                    counters.on_finished(status::has_value);
-                    this->set_value();
-                } else {
-                    R value = call();
-                    counters.on_finished(status::has_value);
-                    this->set_value(std::move(value));
-                }
-            } catch (...) {
-                counters.on_finished(status::has_exception);
-                this->set_exception(std::current_exception());
-            }
+            std::stop_token executor_stop = host.stop_token();
+            if (executor_stop.stop_possible())
+                link.emplace(std::move(executor_stop), stop_forwarder{this});
+            call_and_publish(counters);
             // Unlink first: the executor's stop callback may be running on
             // another thread; reset() waits for it, so it never touches a freed job.
             link.reset();
+            end(host);
+        } else {
+            call_and_publish(counters);
             end(host);
         }
     }
@@ -231,6 +219,23 @@ class job : public shared_state<R> {
             return call_with(m_fn, m_args, this->stop_token());
         } else {
             return std::apply(m_fn, m_args);
+        }
+    }
+
+    void call_and_publish(job_counters& counters) noexcept {
+        try {
+            if constexpr (std::is_void_v<R>) {
+                call();
+                counters.on_finished(status::has_value);
+                this->set_value();
+            } else {
+                R value = call();
+                counters.on_finished(status::has_value);
+                this->set_value(std::move(value));
+            }
+        } catch (...) {
+            counters.on_finished(status::has_exception);
+            this->set_exception(std::current_exception());
         }
     }
 
