@@ -7,6 +7,13 @@
 // exception when it is reached; the elements after it are still available
 // (call next() again). The executor must outlive the results object.
 //
+// Each input is passed to the function whole if it takes it; otherwise a
+// std::tuple, std::pair or std::array input is spread over its parameters
+// (Python's starmap). A function whose first parameter is std::stop_token
+// gets the token of the task running its chunk (on a process_pool an inert
+// one: its tasks are stopped by killing the worker). The rule is the same on
+// every executor (detail/invoke.hpp).
+//
 // @par Thread safety
 // One consumer: a results object is not to be iterated from two threads.
 #pragma once
