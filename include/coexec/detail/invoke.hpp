@@ -9,10 +9,11 @@
 //    std::array element is spread over the parameters, `f(e0, e1, ...)`
 //    (Python's starmap). Rule 1 applies on top of either form.
 //
-// Every executor (thread_pool, inline_executor, asio_executor, process_pool's
-// encoding of a chunk) and the pipeline decide with these traits, so a
-// function behaves the same wherever it runs. Nothing here depends on the
-// rest of coexec, so the codec can use it too.
+// thread_pool, inline_executor, asio_executor and the pipeline call through
+// these; process_pool::map shapes the elements it sends by rule 2
+// (detail::wire_element_t), so a map function behaves the same wherever it
+// runs. Nothing here depends on the rest of coexec, so the codec's
+// worker-side calls can use it too.
 #pragma once
 
 #include <array>
