@@ -11,8 +11,9 @@
 //
 // @par Where `co_await f` resumes
 // If the awaiting coroutine runs on a coexec executor (thread_pool worker,
-// sync_wait loop), it resumes on that executor; otherwise on the thread that
-// completed the future. No thread blocks while it waits.
+// asio_executor, sync_wait loop), it resumes on that executor; otherwise on
+// the thread that completed the future. No thread blocks while it waits.
+// (detail::resume_item decides, for every awaiter in coexec.)
 #pragma once
 
 #include <chrono>
@@ -34,13 +35,16 @@ class future;
 
 namespace detail {
 
+/// What awaiting a state yields: a copy of the value, the value moved out,
+/// or nothing (only that it finished: future::when_ready()).
+enum class await_mode { copy, move, ready };
+
 /// Awaiter for a shared state: the continuation node lives in the awaiting
 /// coroutine's frame, and so does the work item used to hop back to its
 /// executor, so awaiting allocates nothing.
-template <class T, bool Move>
+template <class T, await_mode Mode>
 struct state_awaiter : continuation, resume_item {
     shared_state<T>* state;
-    resumer* home = nullptr;
 
     explicit state_awaiter(shared_state<T>* s) noexcept : state(s) {}
 
@@ -48,31 +52,27 @@ struct state_awaiter : continuation, resume_item {
 
     bool await_suspend(std::coroutine_handle<> h) noexcept {
         suspend(h);
-        home = current_resumer();
         fn = &on_done;
         return state->add_continuation(this);  // false: already done, resume now
     }
 
     decltype(auto) await_resume() const {
-        state->throw_if_failed();
-        if constexpr (std::is_void_v<T>) {
+        if constexpr (Mode == await_mode::ready) {
             return;
-        } else if constexpr (Move) {
-            return T(std::move(state->value()));
         } else {
-            return T(state->value());
+            state->throw_if_failed();
+            if constexpr (std::is_void_v<T>) {
+                return;
+            } else if constexpr (Mode == await_mode::move) {
+                return T(std::move(state->value()));
+            } else {
+                return T(state->value());
+            }
         }
     }
 
     static void on_done(continuation* c) noexcept {
-        auto* self = static_cast<state_awaiter*>(c);
-        // Sticky resumption: go back to the executor the coroutine was on,
-        // unless we are already running there.
-        if (self->home != nullptr && self->home != current_resumer()) {
-            self->home->post(static_cast<resume_item*>(self));
-        } else {
-            self->resume_item::resume();
-        }
+        static_cast<state_awaiter*>(c)->resume_home();  // sticky resumption
     }
 };
 
@@ -111,6 +111,15 @@ class future {
         return s == detail::status::running || s == detail::status::completing;
     }
     bool cancelled() const noexcept { return m_state->load_status() == detail::status::cancelled; }
+    /// Finished with a value. Never blocks (false while not done), consumes nothing.
+    bool has_value() const noexcept { return m_state->load_status() == detail::status::has_value; }
+    /// Finished with an exception: the task's own, or the executor's (worker_died,
+    /// broken_pool, ...). False for a cancelled future, which has cancelled().
+    /// Never blocks. Once done(), exactly one of has_value(), has_exception()
+    /// and cancelled() is true.
+    bool has_exception() const noexcept {
+        return m_state->load_status() == detail::status::has_exception;
+    }
 
     /// Cancels the task if it has not started; true if it is now cancelled.
     /// A running task's stop_token is signalled; on a process_pool its worker
@@ -127,7 +136,12 @@ class future {
     }
     template <class Clock, class Duration>
     bool wait_until(std::chrono::time_point<Clock, Duration> deadline) const noexcept {
-        return wait_for(deadline - Clock::now());
+        if constexpr (std::is_same_v<Clock, std::chrono::steady_clock>) {
+            return m_state->wait_until(
+                std::chrono::ceil<std::chrono::steady_clock::duration>(deadline));
+        } else {
+            return wait_for(deadline - Clock::now());
+        }
     }
 
     /// Blocks; returns a copy of the value, or rethrows the task's exception,
@@ -188,18 +202,27 @@ class future {
     }
 
     /// Awaits without blocking a thread; yields a copy of the value or rethrows.
-    auto operator co_await() const& noexcept { return detail::state_awaiter<T, false>(m_state); }
+    auto operator co_await() const& noexcept {
+        return detail::state_awaiter<T, detail::await_mode::copy>(m_state);
+    }
     /// Awaits and moves the value out (for move-only T).
-    auto operator co_await() && noexcept { return detail::state_awaiter<T, true>(m_state); }
+    auto operator co_await() && noexcept {
+        return detail::state_awaiter<T, detail::await_mode::move>(m_state);
+    }
+    /// `co_await f.when_ready()`: waits until done without taking the result
+    /// and without throwing (cppcoro's shared_task::when_ready); then use
+    /// has_value(), get(), exception(). Resumes like `co_await f`.
+    auto when_ready() const noexcept {
+        return detail::state_awaiter<T, detail::await_mode::ready>(m_state);
+    }
 
     friend bool operator==(const future& a, const future& b) noexcept {
         return a.m_state == b.m_state;
     }
 
-    /// The shared state (for executors and combinators).
-    detail::shared_state<T>* state() const noexcept { return m_state; }
-
   private:
+    friend struct std::hash<future<T>>;
+
     T result_copy() const {
         m_state->throw_if_failed();
         if constexpr (!std::is_void_v<T>) return m_state->value();
@@ -237,6 +260,6 @@ future<T> make_exceptional_future(std::exception_ptr e) {
 template <class T>
 struct std::hash<coexec::future<T>> {
     std::size_t operator()(const coexec::future<T>& f) const noexcept {
-        return std::hash<const void*>{}(f.state());
+        return std::hash<const void*>{}(f.m_state);
     }
 };

@@ -7,16 +7,21 @@
 //
 // @par Thread safety
 // Stateless apart from atomic counters: safe from any thread.
+//
+// @par Shutdown
+// Nothing is ever queued. The executor must outlive the coroutine tasks it
+// started (their completion is counted in its stats); its destruction and
+// shutdown(cancel_futures = true) signal the stop tokens of those still
+// suspended.
 #pragma once
 
 #include <atomic>
-#include <cstdint>
-#include <exception>
-#include <tuple>
+#include <cstddef>
+#include <stop_token>
 #include <type_traits>
 #include <utility>
 
-#include "coexec/detail/invoke.hpp"
+#include "coexec/detail/job.hpp"
 #include "coexec/errors.hpp"
 #include "coexec/executor.hpp"
 #include "coexec/future.hpp"
@@ -29,7 +34,12 @@ class inline_executor {
     inline_executor() = default;
     inline_executor(const inline_executor&) = delete;
     inline_executor& operator=(const inline_executor&) = delete;
+    ~inline_executor() { m_stop.request_stop(); }
 
+    /// Runs `f(args...)` now, on this thread, through the same job runner as
+    /// thread_pool (`f(stop_token, args...)` if f takes a stop_token first; a
+    /// task<U> coroutine runs until it first suspends). Throws
+    /// executor_shutdown after shutdown().
     template <class F, class... Args>
     auto submit(F&& f, Args&&... args)
         -> future<detail::submit_result_t<std::decay_t<F>&, std::decay_t<Args>&...>> {
@@ -37,32 +47,11 @@ class inline_executor {
         if (m_shutdown.load(std::memory_order_acquire)) {
             throw executor_shutdown("inline_executor::submit: the executor has been shut down");
         }
-        m_submitted.fetch_add(1, std::memory_order_relaxed);
-        auto* state = new detail::shared_state<R>();
-        future<R> result(state);
-        std::decay_t<F> fn(std::forward<F>(f));
-        std::tuple<std::decay_t<Args>...> call_args(std::forward<Args>(args)...);
-        state->try_start();
-        using call_type = detail::call_result_t<std::decay_t<F>&, std::decay_t<Args>&...>;
-        try {
-            if constexpr (is_task_v<call_type>) {
-                detail::drive_task_into<R>(detail::call_with(fn, call_args, std::stop_token{}),
-                                           state, hooks<R>{this});
-                return result;
-            } else if constexpr (std::is_void_v<R>) {
-                detail::call_with(fn, call_args, std::stop_token{});
-                count(detail::status::has_value);
-                state->set_value();
-            } else {
-                R value = detail::call_with(fn, call_args, std::stop_token{});
-                count(detail::status::has_value);
-                state->set_value(std::move(value));
-            }
-        } catch (...) {
-            count(detail::status::has_exception);
-            state->set_exception(std::current_exception());
-        }
-        state->release();
+        auto* job = new detail::job<R, std::decay_t<F>, std::decay_t<Args>...>(
+            std::forward<F>(f), std::forward<Args>(args)...);
+        future<R> result(static_cast<detail::shared_state<R>*>(job));
+        m_counters.on_submitted();
+        job->execute(*this);
         return result;
     }
 
@@ -72,38 +61,33 @@ class inline_executor {
                                     std::move(options));
     }
 
-    void shutdown(bool /*wait*/ = true, bool /*cancel_futures*/ = false) noexcept {
+    /// Stops accepting work; `cancel_futures` signals stop tokens (see above).
+    void shutdown(bool /*wait*/ = true, bool cancel_futures = false) noexcept {
         m_shutdown.store(true, std::memory_order_release);
+        if (cancel_futures) m_stop.request_stop();
     }
     std::size_t max_workers() const noexcept { return 1; }
     executor_stats stats() const noexcept {
-        executor_stats s;
-        s.submitted = m_submitted.load(std::memory_order_relaxed);
-        s.completed = m_completed.load(std::memory_order_relaxed);
-        s.failed = m_failed.load(std::memory_order_relaxed);
+        executor_stats s = m_counters.snapshot();
         s.workers_alive = 1;
         return s;
     }
 
   private:
-    // At class scope, not local to submit: GCC rejects coroutine frames that
-    // hold local types of templates instantiated with lambdas.
-    template <class R>
-    struct hooks {
-        inline_executor* self;
-        void before(detail::status s) const noexcept { self->count(s); }
-        void after(detail::shared_state<R>* st) const noexcept { st->release(); }
-    };
-
-    void count(detail::status s) noexcept {
-        (s == detail::status::has_value ? m_completed : m_failed)
-            .fetch_add(1, std::memory_order_relaxed);
-    }
+    // ---- the job runner's host (detail/job.hpp) ----
+    template <class, class, class...>
+    friend class detail::job;
+    template <class, class>
+    friend struct detail::coroutine_finisher;
+    detail::job_counters& counters() noexcept { return m_counters; }
+    std::stop_token stop_token() const noexcept { return m_stop.get_token(); }
+    struct no_lease {};
+    no_lease coroutine_started() noexcept { return {}; }
+    void job_ended() noexcept {}
 
     std::atomic<bool> m_shutdown{false};
-    std::atomic<std::uint64_t> m_submitted{0};
-    std::atomic<std::uint64_t> m_completed{0};
-    std::atomic<std::uint64_t> m_failed{0};
+    std::stop_source m_stop;
+    detail::job_counters m_counters;
 };
 
 }  // namespace coexec

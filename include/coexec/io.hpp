@@ -24,9 +24,10 @@
 // std::system_error with std::errc::operation_canceled (ECANCELED).
 //
 // Note: the job's token is found through a thread-local set while the job's
-// frames run; it is carried across io awaits and pool.schedule(), but not
-// across a `co_await` of a coexec::future (that awaiter knows nothing of
-// stop tokens). Pass the token explicitly where that matters.
+// frames run; every coexec awaiter carries it across its suspension (io
+// awaits, pool.schedule(), `co_await` of futures and the combinators), but
+// foreign awaitables (Asio's) do not. Pass the token explicitly where that
+// matters.
 //
 // @par Errors
 // OS failures: std::system_error carrying errno and the operation's name.

@@ -149,20 +149,22 @@ class pipeline_stage_base {
     virtual void close_input() = 0;
 };
 
-/// Submits one chunk of a stage. A stage function returning task<U> runs as
+/// Submits one chunk of a stage. Items are passed to the stage function as
+/// map passes its inputs (detail/invoke.hpp: a tuple or pair is spread unless
+/// the function takes it whole). A stage function returning task<U> runs as
 /// one coroutine per chunk on the executor, awaiting the items in turn (it
 /// holds no thread while they wait on I/O).
 template <class Out, class Ex, class F, class In>
 chunk_future<Out> submit_stage_chunk(Ex& ex, const F& f, std::vector<In> values) {
-    if constexpr (is_task_v<std::invoke_result_t<const F&, In&>>) {
+    if constexpr (is_task_v<element_result_t<F, In>>) {
         return ex.submit(
             [f, values = std::move(values)]() mutable -> task<std::vector<outcome<Out>>> {
                 std::vector<outcome<Out>> out(values.size());
                 for (std::size_t i = 0; i < values.size(); ++i) {
                     try {
-                        out[i].result.template emplace<1>(co_await f(values[i]));
+                        out[i].set_value(co_await invoke_element(f, std::stop_token{}, values[i]));
                     } catch (...) {
-                        out[i].result.template emplace<2>(std::current_exception());
+                        out[i].set_exception(std::current_exception());
                     }
                 }
                 co_return out;
@@ -262,17 +264,16 @@ class pipeline_stage final : public pipeline_stage_base, public pipeline_sink<In
             it = m_flight.erase(it);
             moved = true;
             m_done += e.indices.size();
-            if (auto error = e.fut.state()->exception_ptr()) {  // the whole chunk failed
+            if (auto error = e.fut.exception()) {  // the whole chunk failed
                 for (std::size_t i : e.indices)
                     fail(i, error);
             } else {
-                auto& outcomes = e.fut.state()->value();
+                std::vector<outcome<Out>> outcomes = std::move(e.fut).get();
                 for (std::size_t k = 0; k < outcomes.size(); ++k) {
                     if (outcomes[k].has_value()) {
-                        m_next->push(
-                            tagged<Out>{e.indices[k], std::move(std::get<1>(outcomes[k].result))});
+                        m_next->push(tagged<Out>{e.indices[k], std::move(outcomes[k].value())});
                     } else {
-                        fail(e.indices[k], std::get<2>(outcomes[k].result));
+                        fail(e.indices[k], outcomes[k].exception());
                     }
                 }
             }

@@ -64,6 +64,7 @@
 
 #include "coexec/detail/codec/byte_buffers.hpp"
 #include "coexec/detail/codec/remote_call.hpp"
+#include "coexec/detail/invoke.hpp"
 #include "coexec/detail/process_task.hpp"
 #include "coexec/errors.hpp"
 #include "coexec/executor.hpp"
@@ -105,6 +106,39 @@ struct submit_options {
 };
 
 namespace detail {
+
+/// The codec sends a map chunk as a vector of elements and applies a
+/// std::tuple element as the argument list, anything else as one argument.
+/// wire_element_t<F, Arg> is the element type that makes it follow map's rule
+/// (detail/invoke.hpp) for inputs of type Arg: a spread pair or array becomes
+/// a tuple; a tuple passed whole is wrapped in a tuple of one.
+template <class F, class Arg>
+struct wire_element {
+    using type = Arg;
+};
+template <class F, class Arg>
+    requires spreads_element_v<std::decay_t<F>&, Arg&>
+struct wire_element<F, Arg> {
+    using type =
+        decltype(std::apply([](auto&&... e) { return std::tuple<std::decay_t<decltype(e)>...>(); },
+                            std::declval<Arg&>()));
+};
+template <class F, class... Ts>
+    requires(!spreads_element_v<std::decay_t<F>&, std::tuple<Ts...>&>)
+struct wire_element<F, std::tuple<Ts...>> {
+    using type = std::tuple<std::tuple<Ts...>>;
+};
+template <class F, class Arg>
+using wire_element_t = typename wire_element<F, Arg>::type;
+
+template <class Wire, class Arg>
+Wire to_wire_element(Arg&& element) {
+    if constexpr (std::is_constructible_v<Wire, Arg&&>) {
+        return Wire(std::move(element));  // tuple<Arg> from Arg, tuple from pair
+    } else {
+        return std::apply([](auto&&... e) { return Wire(std::move(e)...); }, std::move(element));
+    }
+}
 
 /// The non-template part of process_pool (lib/process/pool.cpp, supervisor.cpp).
 class process_pool_core {
@@ -194,21 +228,43 @@ class process_pool {
                                     std::move(options));
     }
 
-    /// The map machinery's hook: one chunk of inputs as one task (one message).
-    /// A std::pair input is applied as two arguments, like a std::tuple,
-    /// unless `f` takes the pair itself (the same rule as thread_pool's map).
-    template <class F, class A, class B>
-    requires(!std::is_invocable_v<const F&, std::pair<A, B>&>) auto submit_chunk(
-        const F& f, std::vector<std::pair<A, B>> chunk) {
-        std::vector<std::tuple<A, B>> tuples;
-        tuples.reserve(chunk.size());
-        for (auto& p : chunk)
-            tuples.emplace_back(std::move(p.first), std::move(p.second));
-        return submit_chunk(f, std::move(tuples));
+    /// Stops accepting work; see the header comment. Thread-safe; a waiting
+    /// call blocks until every accepted task has finished and workers exited.
+    void shutdown(bool wait = true, bool cancel_futures = false) {
+        m_core.shutdown(wait, cancel_futures);
+    }
+
+    /// Stops now: cancels queued and running futures, sends the workers
+    /// SIGTERM, then SIGKILL after a short grace period; implies shutdown.
+    void terminate_workers() { m_core.terminate_workers(); }
+
+    std::size_t max_workers() const noexcept { return m_core.max_workers(); }
+    /// A snapshot of the counters (executor_stats); `respawns` counts workers
+    /// started to replace dead or recycled ones.
+    executor_stats stats() const noexcept { return m_core.stats(); }
+
+  private:
+    friend struct detail::map_chunk_hook<process_pool>;
+
+    /// map's machinery (through detail::map_chunk_hook): one chunk of inputs
+    /// as one task, one message. Elements follow map's rule (detail/invoke.hpp),
+    /// so they are first put in the form the codec sends (detail::wire_element_t).
+    template <class F, class Arg>
+    auto submit_chunk(const F& f, std::vector<Arg> chunk) {
+        using wire = detail::wire_element_t<F, Arg>;
+        if constexpr (std::is_same_v<wire, Arg>) {
+            return send_chunk(f, std::move(chunk));
+        } else {
+            std::vector<wire> elements;
+            elements.reserve(chunk.size());
+            for (auto& e : chunk)
+                elements.push_back(detail::to_wire_element<wire>(std::move(e)));
+            return send_chunk(f, std::move(elements));
+        }
     }
 
     template <class F, class Arg>
-    auto submit_chunk(const F& f, std::vector<Arg> chunk)
+    auto send_chunk(const F& f, std::vector<Arg> chunk)
         -> future<std::vector<detail::outcome<detail::chunk_result_t<F, Arg>>>> {
         detail::check_remote_chunk_callable<F, Arg>();
         using R = detail::chunk_result_t<F, Arg>;
@@ -229,23 +285,20 @@ class process_pool {
         return result;
     }
 
-    /// Stops accepting work; see the header comment. Thread-safe; a waiting
-    /// call blocks until every accepted task has finished and workers exited.
-    void shutdown(bool wait = true, bool cancel_futures = false) {
-        m_core.shutdown(wait, cancel_futures);
-    }
-
-    /// Stops now: cancels queued and running futures, sends the workers
-    /// SIGTERM, then SIGKILL after a short grace period; implies shutdown.
-    void terminate_workers() { m_core.terminate_workers(); }
-
-    std::size_t max_workers() const noexcept { return m_core.max_workers(); }
-    /// A snapshot of the counters (executor_stats); `respawns` counts workers
-    /// started to replace dead or recycled ones.
-    executor_stats stats() const noexcept { return m_core.stats(); }
-
-  private:
     detail::process_pool_core m_core;
 };
+
+namespace detail {
+
+/// map's hook into process_pool: chunks travel as one message each.
+template <>
+struct map_chunk_hook<process_pool> {
+    template <class F, class Arg>
+    static auto submit(process_pool& pool, const F& f, std::vector<Arg> chunk) {
+        return pool.submit_chunk(f, std::move(chunk));
+    }
+};
+
+}  // namespace detail
 
 }  // namespace coexec

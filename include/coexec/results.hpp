@@ -7,6 +7,13 @@
 // exception when it is reached; the elements after it are still available
 // (call next() again). The executor must outlive the results object.
 //
+// Each input is passed to the function whole if it takes it; otherwise a
+// std::tuple, std::pair or std::array input is spread over its parameters
+// (Python's starmap). A function whose first parameter is std::stop_token
+// gets the token of the task running its chunk (on a process_pool an inert
+// one: its tasks are stopped by killing the worker). The rule is the same on
+// every executor (detail/invoke.hpp).
+//
 // @par Thread safety
 // One consumer: a results object is not to be iterated from two threads.
 #pragma once
@@ -19,12 +26,13 @@
 #include <memory>
 #include <optional>
 #include <ranges>
-#include <tuple>
+#include <stop_token>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "coexec/detail/completion_queue.hpp"
+#include "coexec/detail/invoke.hpp"
 #include "coexec/detail/outcome.hpp"
 #include "coexec/detail/progress.hpp"
 #include "coexec/errors.hpp"
@@ -36,40 +44,44 @@ namespace coexec {
 
 namespace detail {
 
-/// Calls f with one map input: `f(arg)`, or `std::apply(f, arg)` for tuples.
+/// What map yields for function `F` over inputs of type `Arg`.
 template <class F, class Arg>
-decltype(auto) apply_map_fn(F& f, Arg& arg) {
-    if constexpr (std::is_invocable_v<F&, Arg&>) {
-        return std::invoke(f, arg);
-    } else {
-        return std::apply(f, arg);
-    }
-}
-
-template <class F, class Arg>
-using map_result_t = std::decay_t<decltype(apply_map_fn(std::declval<F&>(), std::declval<Arg&>()))>;
+using map_result_t = element_result_t<F, Arg>;
 
 template <class R>
 using chunk_future = future<std::vector<outcome<R>>>;
 
-/// Runs one chunk as one task. Executors that can do better (process_pool:
-/// one message per chunk) provide `submit_chunk(f, chunk)` themselves.
+/// Executors that run a chunk better than as one generic task (process_pool:
+/// one message per chunk) specialize this with
+/// `static chunk_future<R> submit(Ex&, const F&, std::vector<Arg>)`.
+template <class Ex>
+struct map_chunk_hook {};
+
+/// Calls `f` on every element of a chunk (detail/invoke.hpp's rules), keeping
+/// each element's outcome: one failure does not lose the others.
+template <class R, class F, class Arg>
+std::vector<outcome<R>> run_chunk(F& f, std::vector<Arg>& chunk, const std::stop_token& token) {
+    std::vector<outcome<R>> out(chunk.size());
+    for (std::size_t i = 0; i < chunk.size(); ++i) {
+        capture_outcome(out[i],
+                        [&]() -> decltype(auto) { return invoke_element(f, token, chunk[i]); });
+    }
+    return out;
+}
+
+/// Runs one chunk of a map as one task.
 template <class R, class Ex, class F, class Arg>
 chunk_future<R> submit_chunk(Ex& ex, const F& f, std::vector<Arg> chunk) {
-    if constexpr (requires { ex.submit_chunk(f, std::move(chunk)); }) {
-        return ex.submit_chunk(f, std::move(chunk));
-    } else {
-        return ex.submit([f, chunk = std::move(chunk)]() mutable {
-            std::vector<outcome<R>> out(chunk.size());
-            for (std::size_t i = 0; i < chunk.size(); ++i) {
-                try {
-                    out[i].result.template emplace<1>(apply_map_fn(f, chunk[i]));
-                } catch (...) {
-                    out[i].result.template emplace<2>(std::current_exception());
-                }
-            }
-            return out;
+    if constexpr (requires { map_chunk_hook<Ex>::submit(ex, f, std::move(chunk)); }) {
+        return map_chunk_hook<Ex>::submit(ex, f, std::move(chunk));
+    } else if constexpr (element_takes_stop_token_v<F&, Arg&>) {
+        // The chunk's task takes the token, so cancelling it reaches the elements.
+        return ex.submit([f, chunk = std::move(chunk)](std::stop_token token) mutable {
+            return run_chunk<R>(f, chunk, token);
         });
+    } else {
+        return ex.submit(
+            [f, chunk = std::move(chunk)]() mutable { return run_chunk<R>(f, chunk, {}); });
     }
 }
 
@@ -105,7 +117,7 @@ class map_engine {
             if (m_options.ordered) {
                 slot s = std::move(m_ordered.front());
                 m_ordered.pop_front();
-                co_await when_done(s.fut);
+                co_await s.fut.when_ready();
                 receive(std::move(s));
             } else {
                 receive(co_await m_unordered.pop());
@@ -133,19 +145,6 @@ class map_engine {
     }
 
   private:
-    // Awaits completion without consuming the value (the slot keeps it).
-    static auto when_done(const chunk_future<R>& f) {
-        struct awaiter {
-            state_awaiter<std::vector<outcome<R>>, false> inner;
-            bool await_ready() const noexcept { return inner.await_ready(); }
-            bool await_suspend(std::coroutine_handle<> h) noexcept {
-                return inner.await_suspend(h);
-            }
-            void await_resume() const noexcept {}
-        };
-        return awaiter{state_awaiter<std::vector<outcome<R>>, false>(f.state())};
-    }
-
     std::optional<outcome<R>> take_buffered() {
         if (m_pos >= m_buffer.size()) return std::nullopt;
         return std::move(m_buffer[m_pos++]);
@@ -191,7 +190,7 @@ class map_engine {
         const std::chrono::steady_clock::time_point* deadline = m_deadline ? &*m_deadline : nullptr;
         if (m_options.ordered) {
             slot& s = m_ordered.front();
-            if (deadline && !s.fut.state()->wait_until(*deadline)) throw_timeout();
+            if (deadline && !s.fut.wait_until(*deadline)) throw_timeout();
             if (!deadline) s.fut.wait();
             slot out = std::move(s);
             m_ordered.pop_front();
@@ -208,13 +207,13 @@ class map_engine {
 
     void receive(slot s) {
         --m_in_flight_chunks;
-        if (auto e = s.fut.state()->exception_ptr()) {
+        if (auto e = s.fut.exception()) {
             // The whole chunk failed (a dead worker, cancellation): every element carries it.
             m_buffer.assign(s.size, outcome<R>{});
             for (auto& o : m_buffer)
-                o.result.template emplace<2>(e);
+                o.set_exception(e);
         } else {
-            m_buffer = std::move(s.fut.state()->value());
+            m_buffer = std::move(s.fut).get();
         }
         m_pos = 0;
     }

@@ -106,11 +106,7 @@ auto sync_wait(A&& awaitable) -> detail::await_result_t<A> {
     using R = detail::await_result_t<A>;
     detail::run_loop loop;
     auto coro = detail::make_sync_wait_coro<A, R>(std::forward<A>(awaitable));
-    detail::resumer* previous = detail::exchange_current_resumer(&loop);
-    struct restore {
-        detail::resumer* previous;
-        ~restore() { detail::exchange_current_resumer(previous); }
-    } guard{previous};
+    detail::resumer_scope here(&loop);  // coroutines suspended in here come back to the loop
     return coro.run(loop);
 }
 

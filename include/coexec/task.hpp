@@ -146,4 +146,16 @@ inline constexpr bool is_task_v = false;
 template <class U>
 inline constexpr bool is_task_v<task<U>> = true;
 
+namespace detail {
+/// U for task<U>, else T: what running a callable that returns T produces.
+template <class T>
+struct unwrap_task {
+    using type = T;
+};
+template <class U>
+struct unwrap_task<task<U>> {
+    using type = U;
+};
+}  // namespace detail
+
 }  // namespace coexec

@@ -24,15 +24,13 @@
 
 #include <cstddef>
 #include <exception>
+#include <functional>
 #include <memory>
-#include <optional>
-#include <stop_token>
-#include <tuple>
+#include <string>
 #include <type_traits>
 #include <utility>
 
-#include "coexec/detail/invoke.hpp"
-#include "coexec/detail/io_op.hpp"
+#include "coexec/detail/job.hpp"
 #include "coexec/detail/thread_pool_core.hpp"
 #include "coexec/executor.hpp"
 #include "coexec/future.hpp"
@@ -40,122 +38,41 @@
 
 namespace coexec {
 
+/// Options of thread_pool; fields in the order docs/api.md lists them.
+struct thread_pool_options {
+    /// Worker threads; 0 = min(32, cores + 4), as Python's ThreadPoolExecutor.
+    std::size_t max_workers = 0;
+    /// Worker threads are named "<prefix>-<index>" (truncated to 15 bytes).
+    std::string thread_name_prefix = "coexec";
+    /// Runs once on every worker thread before it takes work. If it throws,
+    /// the pool is broken: queued and later work fails with broken_pool.
+    std::function<void()> initializer = {};
+};
+
 namespace detail {
 
-/// Forwards the pool's stop request to one job's stop source.
-struct stop_forwarder {
-    shared_state_base* job;
-    void operator()() const noexcept { job->request_stop(); }
-};
-
-/// Bookkeeping of a coroutine job, kept in its driver's frame. (At namespace
-/// scope, not local to pool_job: GCC rejects frames holding local types of
-/// templates instantiated with lambdas, -Wsubobject-linkage.)
-template <class R>
-struct pool_job_finisher {
-    thread_pool_core* core;
-    std::unique_ptr<std::stop_callback<stop_forwarder>> link;
-    void before(status final) const noexcept { core->on_job_finished(final); }
-    void after(shared_state<R>* s) noexcept {
-        link.reset();  // as in run_job: no stop callback may outlive the job
-        s->release();
-        core->on_coroutine_finished();
-    }
-};
-
-/// A submitted call: its shared state and its queue node in one allocation.
+/// A thread_pool job is also its own queue node: one allocation per submit.
 template <class R, class F, class... Args>
-class pool_job final : public shared_state<R>, public work_item {
+class pool_job final : public job<R, F, Args...>, public work_item {
   public:
-    template <class FF, class... AA>
-    pool_job(thread_pool_core& core, FF&& f, AA&&... args)
-        : m_core(core), m_fn(std::forward<FF>(f)), m_args(std::forward<AA>(args)...) {
-        this->run = &pool_job::run_job;
-        this->discard = &pool_job::discard_job;
-        // Coroutine jobs always get a token: future::cancel() signals it and
-        // the coexec::io awaitables they start use it (docs/api-io.md).
-        if constexpr (takes_stop_token_v<F&, Args&...> || is_task_v<call_type>) this->enable_stop();
+    template <class... A>
+    explicit pool_job(thread_pool_core& core, A&&... a)
+        : job<R, F, Args...>(std::forward<A>(a)...), m_core(core) {
+        this->work_item::run = &pool_job::run_item;
+        this->work_item::discard = &pool_job::discard_item;
     }
 
   private:
-    using call_type = call_result_t<F&, Args&...>;
-
-    static void discard_job(work_item* w, std::exception_ptr reason) noexcept {
-        auto* job = static_cast<pool_job*>(w);
-        job->m_core.on_job_dequeued();
-        job->m_core.on_job_finished(reason ? status::has_exception : status::cancelled);
-        if (reason) {
-            job->set_exception(std::move(reason));
-        } else {
-            job->set_cancelled();
-        }
-        job->release();
+    static void run_item(work_item* w) noexcept {
+        auto* self = static_cast<pool_job*>(w);
+        self->execute(self->m_core);
     }
-
-    static void run_job(work_item* w) noexcept {
-        auto* job = static_cast<pool_job*>(w);
-        thread_pool_core& core = job->m_core;
-        core.on_job_dequeued();
-        if (!job->try_start()) {  // cancelled while queued
-            core.on_job_finished(status::cancelled);
-            job->release();
-            return;
-        }
-        if constexpr (is_task_v<call_type>) {
-            // While the job's frames run here, io awaitables find its stop
-            // token through this thread-local (the reactor and schedule()
-            // carry it across the resumptions they perform).
-            shared_state_base* previous = exchange_current_io_job(job);
-            job->start_coroutine();  // may finish and free the job: do not touch it after
-            exchange_current_io_job(previous);
-        } else {
-            std::optional<std::stop_callback<stop_forwarder>> link;
-            if constexpr (takes_stop_token_v<F&, Args&...>)
-                link.emplace(core.stop_token(), stop_forwarder{job});
-            // Counters are updated before the result is published, so a caller
-            // woken by the future sees stats that include its task.
-            try {
-                if constexpr (std::is_void_v<R>) {
-                    call_with(job->m_fn, job->m_args, job->stop_token());
-                    core.on_job_finished(status::has_value);
-                    job->set_value();
-                } else {
-                    R value = call_with(job->m_fn, job->m_args, job->stop_token());
-                    core.on_job_finished(status::has_value);
-                    job->set_value(std::move(value));
-                }
-            } catch (...) {
-                core.on_job_finished(status::has_exception);
-                job->set_exception(std::current_exception());
-            }
-            // Unlink first: the pool's stop callback may be running on another
-            // thread; reset() waits for it, so it never touches a freed job.
-            link.reset();
-            job->release();
-        }
-    }
-
-    void start_coroutine() noexcept {
-        m_core.on_coroutine_started();
-        using finisher = pool_job_finisher<R>;
-        finisher done{&m_core, nullptr};
-        try {
-            if constexpr (takes_stop_token_v<F&, Args&...>) {
-                done.link = std::make_unique<std::stop_callback<stop_forwarder>>(
-                    m_core.stop_token(), stop_forwarder{this});
-            }
-            auto t = call_with(m_fn, m_args, this->stop_token());
-            drive_task_into<R>(std::move(t), this, std::move(done));
-        } catch (...) {  // the call itself threw before producing a coroutine
-            done.before(status::has_exception);
-            this->set_exception(std::current_exception());
-            done.after(this);
-        }
+    static void discard_item(work_item* w, std::exception_ptr reason) noexcept {
+        auto* self = static_cast<pool_job*>(w);
+        self->drop(self->m_core, std::move(reason));
     }
 
     thread_pool_core& m_core;
-    F m_fn;
-    std::tuple<Args...> m_args;
 };
 
 }  // namespace detail

@@ -45,7 +45,7 @@ wait_result<R> wait_impl(std::vector<future<R>> futures, return_when when,
     auto t = std::make_shared<tally>();
     for (auto& f : futures) {
         f.add_done_callback([t](const future<R>& done) {
-            bool failed = !done.cancelled() && done.state()->load_status() == status::has_exception;
+            bool failed = done.has_exception();  // not a cancellation
             std::lock_guard lock(t->mutex);
             ++t->finished;
             t->failed = t->failed || failed;

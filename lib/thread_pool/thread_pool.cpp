@@ -8,8 +8,8 @@
 
 #include "coexec/detail/intrusive_stack.hpp"
 #include "coexec/detail/spin.hpp"
-#include "coexec/detail/thread_pool_core.hpp"
 #include "coexec/errors.hpp"
+#include "coexec/thread_pool.hpp"
 #include "io/reactor.hpp"
 #include "util/eventfd.hpp"
 #include "util/unique_fd.hpp"
@@ -65,6 +65,7 @@ struct thread_pool_core::worker {
 };
 
 struct thread_pool_core::shared {
+    thread_pool_options options;
     // Submissions from threads that are not workers. A worker takes them all
     // at once and runs them oldest first.
     alignas(64) inbox_stack inbox;
@@ -91,8 +92,8 @@ work_item* take_inbox(inbox_stack& inbox) noexcept {
 
 thread_pool_core::thread_pool_core(thread_pool_options options)
     : m_worker_count(options.max_workers != 0 ? options.max_workers : default_worker_count()),
-      m_options(std::move(options)),
       m_shared(std::make_unique<shared>()) {
+    m_shared->options = std::move(options);
     m_shared->max_spinners = static_cast<int>(std::max(1u, std::thread::hardware_concurrency() / 2));
     m_shared->workers.reserve(m_worker_count);
     for (std::size_t i = 0; i < m_worker_count; ++i) {
@@ -127,7 +128,7 @@ void thread_pool_core::submit_job(work_item* job) {
     if (m_broken.load(std::memory_order_acquire)) {
         throw broken_pool("thread_pool::submit: the pool is broken (a worker's initializer threw)");
     }
-    m_submitted.fetch_add(1, std::memory_order_relaxed);
+    m_counters.on_submitted();
     post(job);
 }
 
@@ -247,13 +248,14 @@ void thread_pool_core::worker_main(std::size_t index) noexcept {
     worker& self = *m_shared->workers[index];
     t_worker = &self;
     exchange_current_resumer(this);
-    std::string name = m_options.thread_name_prefix + "-" + std::to_string(index);
+    const thread_pool_options& options = m_shared->options;
+    std::string name = options.thread_name_prefix + "-" + std::to_string(index);
     if (name.size() > 15) name.resize(15);
     ::pthread_setname_np(::pthread_self(), name.c_str());
 
-    if (m_options.initializer) {
+    if (options.initializer) {
         try {
-            m_options.initializer();
+            options.initializer();
         } catch (...) {
             m_broken.store(true, std::memory_order_release);
         }
@@ -351,20 +353,6 @@ void thread_pool_core::worker_main(std::size_t index) noexcept {
     t_worker = nullptr;
 }
 
-void thread_pool_core::on_job_finished(status final) noexcept {
-    switch (final) {
-        case status::has_value:
-            m_completed.fetch_add(1, std::memory_order_relaxed);
-            break;
-        case status::has_exception:
-            m_failed.fetch_add(1, std::memory_order_relaxed);
-            break;
-        default:
-            m_cancelled.fetch_add(1, std::memory_order_relaxed);
-            break;
-    }
-}
-
 void thread_pool_core::on_coroutine_finished() noexcept {
     if (m_coroutines.fetch_sub(1, std::memory_order_acq_rel) == 1 &&
         m_shutdown.load(std::memory_order_acquire)) {
@@ -414,15 +402,7 @@ void thread_pool_core::shutdown(bool wait, bool cancel_futures) {
 }
 
 executor_stats thread_pool_core::stats() const noexcept {
-    executor_stats s;
-    s.submitted = m_submitted.load(std::memory_order_relaxed);
-    s.completed = m_completed.load(std::memory_order_relaxed);
-    s.failed = m_failed.load(std::memory_order_relaxed);
-    s.cancelled = m_cancelled.load(std::memory_order_relaxed);
-    std::uint64_t dequeued = m_dequeued.load(std::memory_order_relaxed);
-    std::uint64_t finished = s.completed + s.failed + s.cancelled;
-    s.queued = s.submitted > dequeued ? s.submitted - dequeued : 0;
-    s.running = dequeued > finished ? dequeued - finished : 0;
+    executor_stats s = m_counters.snapshot();
     s.workers_alive = m_alive.load(std::memory_order_relaxed);
     return s;
 }

@@ -79,6 +79,46 @@ TEST_CASE("a running future without a cancel hook cannot be cancelled", "[future
     CHECK_FALSE(f.cancel());  // done futures cannot be cancelled
 }
 
+TEST_CASE("has_value and has_exception tell a finished future's outcome without consuming it",
+          "[future]") {
+    promise<std::unique_ptr<int>> ok, failed, cancelled;
+    auto v = ok.get_future(), e = failed.get_future(), c = cancelled.get_future();
+    for (const auto& f : {v, e, c}) {  // not done: neither, and no blocking
+        CHECK_FALSE(f.has_value());
+        CHECK_FALSE(f.has_exception());
+    }
+    ok.set_value(std::make_unique<int>(7));
+    failed.set_exception(std::make_exception_ptr(std::domain_error("d")));
+    REQUIRE(c.cancel());
+    CHECK(v.has_value());
+    CHECK_FALSE(v.has_exception());
+    CHECK(e.has_exception());
+    CHECK_FALSE(e.has_value());
+    CHECK(c.cancelled());
+    CHECK_FALSE(c.has_value());
+    CHECK_FALSE(c.has_exception());  // a cancellation is not the task's exception
+    CHECK(v.has_value());            // asking twice consumed nothing: the value is still there
+    CHECK(*std::move(v).get() == 7);
+}
+
+TEST_CASE("when_ready waits for a future without taking its result or throwing", "[future][task]") {
+    promise<int> p;
+    auto f = p.get_future();
+    std::thread t([&] {
+        std::this_thread::sleep_for(20ms);
+        p.set_exception(std::make_exception_ptr(std::out_of_range("late")));
+    });
+    auto main_id = std::this_thread::get_id();
+    auto resumed_on = coexec::sync_wait([&]() -> coexec::task<std::thread::id> {
+        co_await f.when_ready();  // does not rethrow
+        co_return std::this_thread::get_id();
+    }());
+    t.join();
+    CHECK(resumed_on == main_id);  // resumes like co_await f (sticky)
+    CHECK(f.has_exception());
+    CHECK_THROWS_AS(f.get(), std::out_of_range);
+}
+
 TEST_CASE("get_for throws timeout_error when the value is late", "[future]") {
     promise<int> p;
     auto f = p.get_future();

@@ -1,10 +1,14 @@
 #include <catch2/catch.hpp>
 
+#include <array>
 #include <atomic>
 #include <iterator>
 #include <ranges>
 #include <stdexcept>
+#include <stop_token>
 #include <thread>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "coexec/inline_executor.hpp"
@@ -52,6 +56,29 @@ TEST_CASE("map applies tuples as argument lists", "[map]") {
     std::vector<std::pair<int, int>> ranges{{0, 10}, {10, 20}};
     auto sums = ex.map([](int a, int b) { return a + b; }, ranges).to_vector();
     CHECK(sums == std::vector<int>{10, 30});
+}
+
+TEST_CASE("map passes a tuple whole to a function that takes it and spreads it otherwise",
+          "[map]") {
+    coexec::thread_pool pool{{.max_workers = 2}};
+    std::vector<std::tuple<int, int>> tuples{{1, 2}, {3, 4}};
+    std::vector<std::array<int, 3>> arrays{{1, 2, 3}};
+    auto whole = [](const std::tuple<int, int>& t) { return std::get<0>(t) * std::get<1>(t); };
+    auto spread = [](int a, int b) { return a - b; };
+    CHECK(pool.map(whole, tuples).to_vector() == std::vector<int>{2, 12});
+    CHECK(pool.map(spread, tuples).to_vector() == std::vector<int>{-1, -1});
+    CHECK(pool.map([](int a, int b, int c) { return a + b + c; }, arrays).to_vector() ==
+          std::vector<int>{6});
+}
+
+TEST_CASE("map hands a stop_token to an element function that takes one first", "[map]") {
+    coexec::thread_pool pool{{.max_workers = 2}};
+    std::vector<std::pair<int, int>> in{{1, 2}, {3, 4}};
+    auto out = pool.map([](std::stop_token token, int a,
+                           int b) { return token.stop_possible() ? a + b : -1; },
+                        in)
+                   .to_vector();
+    CHECK(out == std::vector<int>{3, 7});
 }
 
 TEST_CASE("a failing element rethrows where it is reached and the rest are kept", "[map]") {

@@ -11,6 +11,7 @@
 #include "coexec/thread_pool.hpp"
 #include "coexec/wait.hpp"
 #include "coexec/when_all.hpp"
+#include "coexec/when_any.hpp"
 #include "helpers.hpp"
 
 using namespace std::chrono_literals;

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <future>
 #include <stdexcept>
+#include <stop_token>
 #include <thread>
 
 #include "coexec/asio.hpp"
@@ -143,6 +144,45 @@ TEST_CASE("asio_executor runs submitted work inside io_context::run", "[asio]") 
     runner.join();
     CHECK(ex.stats().completed == 2);
     CHECK_THROWS_AS(ex.submit([] {}), coexec::executor_shutdown);
+}
+
+TEST_CASE("asio_executor's stats count a value, a throw and a task cancelled before it started",
+          "[asio][stats]") {
+    asio::io_context io;
+    coexec::asio_executor ex{io.get_executor()};
+    coexec_test::job_counts inside{};
+    auto value = ex.submit([&] {
+        inside = coexec_test::job_counts_of(ex.stats());
+        return 1;
+    });
+    auto thrown = ex.submit([]() -> int { throw std::runtime_error("x"); });
+    auto cancelled = ex.submit([] { return 3; });
+    CHECK(coexec_test::job_counts_of(ex.stats()) == coexec_test::job_counts{3, 0, 0, 0, 3, 0});
+    REQUIRE(cancelled.cancel());
+    io.run();  // nothing was running: io_context::run() takes every job
+    CHECK(value.get() == 1);
+    CHECK(inside == coexec_test::job_counts{3, 0, 0, 0, 2, 1});  // running, not queued
+    CHECK(thrown.has_exception());
+    CHECK(coexec_test::job_counts_of(ex.stats()) == coexec_test::after_value_throw_cancelled);
+}
+
+TEST_CASE("asio_executor signals a running task's stop token on shutdown with cancel_futures",
+          "[asio][cancel]") {
+    asio::io_context io;
+    coexec::asio_executor ex{io.get_executor()};
+    std::atomic<bool> started{false};
+    auto f = ex.submit([&](std::stop_token token) {
+        started = true;
+        auto give_up = std::chrono::steady_clock::now() + 10s;
+        while (!token.stop_requested() && std::chrono::steady_clock::now() < give_up)
+            std::this_thread::sleep_for(1ms);
+        return token.stop_requested();
+    });
+    std::thread runner([&] { io.run(); });
+    REQUIRE(coexec_test::eventually([&] { return started.load(); }));
+    ex.shutdown(false, true);
+    CHECK(f.get());
+    runner.join();
 }
 
 static_assert(coexec::executor<coexec::asio_executor<asio::io_context::executor_type>>);

@@ -7,6 +7,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "coexec/pipeline.hpp"
@@ -200,6 +201,14 @@ TEST_CASE("a coroutine stage awaits without holding a worker", "[pipeline][task]
     REQUIRE(out.size() == 20);
     for (int i = 0; i < 20; ++i)
         CHECK(out[i] == 3 * i);
+}
+
+TEST_CASE("a coroutine stage spreads a pair over its parameters as map does", "[pipeline][task]") {
+    coexec::thread_pool pool{{.max_workers = 2}};
+    std::vector<std::pair<int, int>> in{{1, 2}, {3, 4}};
+    auto add = [](int a, int b) -> coexec::task<int> { co_return a + b; };
+    auto out = coexec::pipeline(in).then(pool, add).collect();
+    CHECK(out.values == std::vector<int>{3, 7});
 }
 
 TEST_CASE("a pipeline can be awaited in a coroutine and reports progress", "[pipeline][task]") {

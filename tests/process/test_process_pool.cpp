@@ -5,12 +5,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <set>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "coexec/shared_buffer.hpp"
@@ -364,3 +366,32 @@ TEST_CASE("map passes a pair whole to a function that takes a pair, and spreads 
     CHECK(pool.map(&span_of, ranges).to_vector() == std::vector<long>{10, 20});
     CHECK(pool.map(&span_of_two, ranges).to_vector() == std::vector<long>{10, 20});
 }
+
+namespace {
+long tuple_span(std::tuple<long, long> r) {
+    return std::get<1>(r) - std::get<0>(r);
+}
+long sum_of_three(long a, long b, long c) {
+    return a + b + c;
+}
+}  // namespace
+
+TEST_CASE("map passes tuples and arrays by the same rule as the thread_pool", "[process_pool]") {
+    coexec::process_pool procs{{.max_workers = 2}};
+    coexec::thread_pool threads{{.max_workers = 2}};
+    std::vector<std::tuple<long, long>> tuples{{0, 10}, {10, 30}};
+    std::vector<std::array<long, 3>> arrays{{1, 2, 3}, {4, 5, 6}};
+    // A function that takes the tuple gets it whole; one that takes its
+    // elements gets them spread, as a pair or array is.
+    CHECK(procs.map(&tuple_span, tuples).to_vector() == std::vector<long>{10, 20});
+    CHECK(threads.map(&tuple_span, tuples).to_vector() == std::vector<long>{10, 20});
+    CHECK(procs.map(&span_of_two, tuples).to_vector() == std::vector<long>{10, 20});
+    CHECK(procs.map(&sum_of_three, arrays).to_vector() == std::vector<long>{6, 15});
+    CHECK(threads.map(&sum_of_three, arrays).to_vector() == std::vector<long>{6, 15});
+}
+
+// map's chunk machinery is not part of process_pool's public interface.
+template <class P>
+concept has_public_submit_chunk =
+    requires(P& p, std::vector<int> chunk) { p.submit_chunk(&square, std::move(chunk)); };
+static_assert(!has_public_submit_chunk<coexec::process_pool>);

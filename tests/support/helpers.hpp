@@ -1,9 +1,13 @@
 // tests/support/helpers.hpp — small tools shared by the tests.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <thread>
+
+#include "coexec/executor.hpp"
 
 namespace coexec_test {
 
@@ -49,5 +53,15 @@ bool eventually(Pred pred, std::chrono::milliseconds timeout = std::chrono::seco
     }
     return true;
 }
+
+/// The job counters of executor_stats (submitted, completed, failed,
+/// cancelled, queued, running), to compare executors field by field.
+using job_counts = std::array<std::uint64_t, 6>;
+inline job_counts job_counts_of(const coexec::executor_stats& s) {
+    return {s.submitted, s.completed, s.failed, s.cancelled, s.queued, s.running};
+}
+/// What every executor reports once it has run a task that returns a value,
+/// one that throws and one cancelled before it started.
+inline constexpr job_counts after_value_throw_cancelled{3, 1, 1, 1, 0, 0};
 
 }  // namespace coexec_test

@@ -5,12 +5,15 @@
 #include <mutex>
 #include <set>
 #include <stdexcept>
+#include <stop_token>
 #include <string>
 #include <system_error>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "coexec/inline_executor.hpp"
+#include "coexec/io.hpp"
 #include "coexec/promise.hpp"
 #include "coexec/sync_wait.hpp"
 #include "coexec/thread_pool.hpp"
@@ -240,6 +243,26 @@ TEST_CASE("stats count submitted, completed, failed and workers", "[thread_pool]
     CHECK(s.queued == 0);
 }
 
+TEST_CASE("thread_pool's stats count a value, a throw and a task cancelled before it started",
+          "[thread_pool][stats]") {
+    thread_pool pool{{.max_workers = 1}};
+    coexec_test::gate g;
+    auto value = pool.submit([&] {
+        g.wait();
+        return 1;
+    });
+    auto thrown = pool.submit([]() -> int { throw std::runtime_error("x"); });
+    auto cancelled = pool.submit([] { return 3; });
+    REQUIRE(coexec_test::eventually([&] { return value.running(); }));
+    CHECK(coexec_test::job_counts_of(pool.stats()) == coexec_test::job_counts{3, 0, 0, 0, 2, 1});
+    REQUIRE(cancelled.cancel());
+    g.open();
+    pool.shutdown();  // waits: every job has been taken
+    CHECK(value.get() == 1);
+    CHECK(thrown.has_exception());
+    CHECK(coexec_test::job_counts_of(pool.stats()) == coexec_test::after_value_throw_cancelled);
+}
+
 TEST_CASE("one million tasks with a future each all complete", "[thread_pool][stress]") {
     thread_pool pool{{.max_workers = 2}};
     constexpr int n = 1'000'000;
@@ -287,6 +310,47 @@ TEST_CASE("inline_executor runs tasks on the calling thread", "[inline_executor]
     ex.shutdown();
     CHECK_THROWS_AS(ex.submit([] {}), coexec::executor_shutdown);
 }
+
+TEST_CASE("inline_executor's stats count a value and a throw as the pools do",
+          "[inline_executor][stats]") {
+    // A task runs inside submit() here, so none can be cancelled before it
+    // starts: cancelling a finished one is refused and counts nothing.
+    coexec::inline_executor ex;
+    coexec_test::job_counts inside{};
+    auto value = ex.submit([&] {
+        inside = coexec_test::job_counts_of(ex.stats());
+        return 1;
+    });
+    auto thrown = ex.submit([]() -> int { throw std::runtime_error("x"); });
+    CHECK(inside == coexec_test::job_counts{1, 0, 0, 0, 0, 1});  // running while it runs
+    CHECK_FALSE(value.cancel());
+    CHECK(value.has_value());
+    CHECK(thrown.has_exception());
+    CHECK(coexec_test::job_counts_of(ex.stats()) == coexec_test::job_counts{2, 1, 1, 0, 0, 0});
+}
+
+TEST_CASE("inline_executor hands a stop_token to a callable that takes one",
+          "[inline_executor][cancel]") {
+    coexec::inline_executor ex;
+    auto f =
+        ex.submit([](std::stop_token token, int x) { return token.stop_possible() ? x : -1; }, 4);
+    CHECK(f.get() == 4);
+}
+
+TEST_CASE("thread_pool_options is declared by thread_pool.hpp with the fields in API order",
+          "[thread_pool]") {
+    coexec::thread_pool_options options{
+        .max_workers = 3, .thread_name_prefix = "api", .initializer = [] {}};
+    thread_pool pool{std::move(options)};
+    CHECK(pool.max_workers() == 3);
+}
+
+// The io awaitables are made by the coexec::io functions only: their
+// constructors' detail parameters (opcode, name) are not public.
+static_assert(!std::is_constructible_v<coexec::io::transfer_awaitable, coexec::detail::io_opcode,
+                                       const char*, int, void*, std::size_t, std::int64_t, int>);
+static_assert(!std::is_constructible_v<coexec::io::sleep_awaitable, const char*,
+                                       std::chrono::steady_clock::time_point>);
 
 static_assert(coexec::executor<coexec::thread_pool>);
 static_assert(coexec::executor<coexec::inline_executor>);

@@ -20,21 +20,13 @@ class completion_queue {
     /// Adds an item; wakes the consumer. Thread-safe.
     void push(T item) {
         resume_item* waiter = nullptr;
-        resumer* home = nullptr;
         {
             std::lock_guard lock(m_mutex);
             m_items.push_back(std::move(item));
             waiter = std::exchange(m_waiter, nullptr);
-            home = m_waiter_home;
             m_cv.notify_one();
         }
-        if (waiter != nullptr) {
-            if (home != nullptr && home != current_resumer()) {
-                home->post(waiter);
-            } else {
-                waiter->resume();
-            }
-        }
+        if (waiter != nullptr) waiter->resume_home();
     }
 
     /// Blocks until an item is there or `deadline` (if any) passes.
@@ -63,7 +55,6 @@ class completion_queue {
                 std::lock_guard lock(queue->m_mutex);
                 if (!queue->m_items.empty()) return false;
                 queue->m_waiter = this;
-                queue->m_waiter_home = current_resumer();
                 return true;
             }
             T await_resume() {
@@ -81,7 +72,6 @@ class completion_queue {
     std::condition_variable m_cv;
     std::deque<T> m_items;
     resume_item* m_waiter = nullptr;
-    resumer* m_waiter_home = nullptr;
 };
 
 }  // namespace coexec::detail

@@ -26,7 +26,8 @@ class event_signal {
         // epoch after parking, or we see the parked waiter (no lost wake-up).
         m_epoch.fetch_add(1, std::memory_order_seq_cst);
         m_epoch.notify_all();
-        if (resume_item* w = m_waiter.exchange(nullptr, std::memory_order_seq_cst)) resume(w);
+        if (resume_item* w = m_waiter.exchange(nullptr, std::memory_order_seq_cst))
+            w->resume_home();
     }
 
     /// Blocks until the epoch differs from `seen`.
@@ -40,12 +41,9 @@ class event_signal {
         struct awaiter : resume_item {
             event_signal* signal;
             std::uint32_t seen;
-            resumer* home_ = nullptr;
             bool await_ready() const noexcept { return signal->epoch() != seen; }
             bool await_suspend(std::coroutine_handle<> h) noexcept {
-                suspend(h);
-                home_ = current_resumer();
-                signal->m_home = home_;
+                suspend(h);  // records where to resume, before the item is published
                 signal->m_waiter.store(this, std::memory_order_seq_cst);
                 if (signal->m_epoch.load(std::memory_order_seq_cst) == seen) return true;
                 // An event slipped in: take our slot back unless a notifier already did
@@ -63,18 +61,8 @@ class event_signal {
     }
 
   private:
-    void resume(resume_item* w) noexcept {
-        resumer* home = m_home;
-        if (home != nullptr && home != current_resumer()) {
-            home->post(w);
-        } else {
-            w->resume();
-        }
-    }
-
     mutable std::atomic<std::uint32_t> m_epoch{0};
     std::atomic<resume_item*> m_waiter{nullptr};
-    resumer* m_home = nullptr;  // written before m_waiter is published
 };
 
 }  // namespace coexec::detail

@@ -22,13 +22,14 @@ struct future_of<std::pair<const future<R>, V>> {  // a map keyed by futures (Py
     using type = R;
 };
 
-template <class E>
-const auto& as_future(const E& e) {
-    if constexpr (requires { e.first.state(); }) {
-        return e.first;
-    } else {
-        return e;
-    }
+/// The future of a range element: the element, or a map entry's key.
+template <class R>
+const future<R>& as_future(const future<R>& f) noexcept {
+    return f;
+}
+template <class R, class V>
+const future<R>& as_future(const std::pair<const future<R>, V>& entry) noexcept {
+    return entry.first;
 }
 
 /// The R of a range of future<R> (or of a map from future<R>).
@@ -39,11 +40,12 @@ using range_future_value_t =
 /// Copies the futures of `range`, each once (a future given twice counts once).
 template <class Range>
 std::vector<future<range_future_value_t<Range>>> unique_futures(const Range& range) {
-    std::vector<future<range_future_value_t<Range>>> out;
-    std::unordered_set<const void*> seen;
+    using R = range_future_value_t<Range>;
+    std::vector<future<R>> out;
+    std::unordered_set<future<R>> seen;  // futures compare and hash by identity
     for (const auto& e : range) {
-        const auto& f = as_future(e);
-        if (seen.insert(f.state()).second) out.push_back(f);
+        const future<R>& f = as_future(e);
+        if (seen.insert(f).second) out.push_back(f);
     }
     return out;
 }

@@ -1,22 +1,52 @@
-// detail/invoke.hpp — calling a submitted callable and storing its outcome.
+// detail/invoke.hpp — how coexec calls a user's function: the two rules, once.
+//
+// 1. The stop token. A callable whose first parameter is std::stop_token
+//    (it can be called with one in front and cannot be called without) is
+//    handed the task's token: `f(token, args...)`. Everything else is called
+//    `f(args...)`.
+// 2. Spreading a map element. `map` and `pipeline` call `f(element)` when f
+//    accepts the element whole; otherwise a std::tuple, std::pair or
+//    std::array element is spread over the parameters, `f(e0, e1, ...)`
+//    (Python's starmap). Rule 1 applies on top of either form.
+//
+// thread_pool, inline_executor, asio_executor and the pipeline call through
+// these; process_pool::map shapes the elements it sends by rule 2
+// (detail::wire_element_t), so a map function behaves the same wherever it
+// runs. Nothing here depends on the rest of coexec, so the codec's
+// worker-side calls can use it too.
 #pragma once
 
-#include <exception>
+#include <array>
+#include <cstddef>
 #include <functional>
 #include <stop_token>
 #include <tuple>
 #include <type_traits>
 #include <utility>
 
-#include "coexec/detail/shared_state.hpp"
-#include "coexec/task.hpp"
-
 namespace coexec::detail {
+
+// ---- rule 1: the stop token ----
 
 /// True if `F` wants a std::stop_token as its first argument.
 template <class F, class... Args>
 inline constexpr bool takes_stop_token_v =
     std::is_invocable_v<F, std::stop_token, Args...> && !std::is_invocable_v<F, Args...>;
+
+/// True if `F` can be called with `Args` under rule 1.
+template <class F, class... Args>
+inline constexpr bool is_callable_v =
+    std::is_invocable_v<F, Args...> || std::is_invocable_v<F, std::stop_token, Args...>;
+
+/// Calls `f(args...)`, or `f(token, args...)` if f takes a stop_token first.
+template <class F, class... Args>
+decltype(auto) invoke_with_token(F&& f, const std::stop_token& token, Args&&... args) {
+    if constexpr (takes_stop_token_v<F, Args...>) {
+        return std::invoke(std::forward<F>(f), token, std::forward<Args>(args)...);
+    } else {
+        return std::invoke(std::forward<F>(f), std::forward<Args>(args)...);
+    }
+}
 
 template <class F, class... Args>
 struct call_result {
@@ -28,80 +58,65 @@ struct call_result<F, Args...> {
     using type = std::invoke_result_t<F, std::stop_token, Args...>;
 };
 
-/// What calling `F(args...)` returns (the coroutine type for coroutines).
+/// What calling `F(args...)` under rule 1 returns (the coroutine type for coroutines).
 template <class F, class... Args>
 using call_result_t = typename call_result<F, Args...>::type;
 
-template <class T>
-struct unwrap_task {
-    using type = T;
-};
-template <class U>
-struct unwrap_task<task<U>> {
-    using type = U;
-};
-
-/// The value type of the future `submit(f, args...)` returns.
-template <class F, class... Args>
-using submit_result_t = typename unwrap_task<call_result_t<F, Args...>>::type;
-
-/// Calls `f(args...)`, or `f(token, args...)` if f takes a stop_token first.
+/// invoke_with_token over a tuple of stored arguments (passed as lvalues).
 template <class F, class Tuple>
 decltype(auto) call_with(F& f, Tuple& args, const std::stop_token& token) {
     return std::apply(
-        [&](auto&... a) -> decltype(auto) {
-            if constexpr (takes_stop_token_v<F&, decltype(a)...>) {
-                return std::invoke(f, token, a...);
-            } else {
-                return std::invoke(f, a...);
-            }
-        },
-        args);
+        [&](auto&... a) -> decltype(auto) { return invoke_with_token(f, token, a...); }, args);
 }
 
-/// A fire-and-forget coroutine used to run a submitted task<U> to completion
-/// on the worker that picked it up; `on_done` runs after the state is set.
-struct detached_coro {
-    struct promise_type {
-        detached_coro get_return_object() noexcept { return {}; }
-        std::suspend_never initial_suspend() const noexcept { return {}; }
-        std::suspend_never final_suspend() const noexcept { return {}; }
-        void return_void() const noexcept {}
-        void unhandled_exception() const noexcept { std::terminate(); }
-    };
+// ---- rule 2: spreading a map element ----
+
+template <class T>
+inline constexpr bool is_spreadable_v = false;
+template <class... Ts>
+inline constexpr bool is_spreadable_v<std::tuple<Ts...>> = true;
+template <class A, class B>
+inline constexpr bool is_spreadable_v<std::pair<A, B>> = true;
+template <class T, std::size_t N>
+inline constexpr bool is_spreadable_v<std::array<T, N>> = true;
+
+/// True if map calls `F` with the elements of `E` rather than with `E` itself.
+template <class F, class E>
+inline constexpr bool spreads_element_v =
+    is_spreadable_v<std::remove_cvref_t<E>> && !is_callable_v<F, E>;
+
+/// Calls `f` with one map element under rules 1 and 2.
+template <class F, class E>
+decltype(auto) invoke_element(F&& f, const std::stop_token& token, E&& element) {
+    if constexpr (spreads_element_v<F, E>) {
+        return std::apply(
+            [&](auto&&... a) -> decltype(auto) {
+                return invoke_with_token(f, token, std::forward<decltype(a)>(a)...);
+            },
+            std::forward<E>(element));
+    } else {
+        return invoke_with_token(std::forward<F>(f), token, std::forward<E>(element));
+    }
+}
+
+template <class F, class E, class = void>
+struct spread_takes_stop_token : std::false_type {};
+template <class F, class E>
+struct spread_takes_stop_token<F, E, std::enable_if_t<spreads_element_v<F, E>>> {
+    static constexpr bool value = []<std::size_t... I>(std::index_sequence<I...>) {
+        return takes_stop_token_v<F, decltype(std::get<I>(std::declval<E>()))...>;
+    }(std::make_index_sequence<std::tuple_size_v<std::remove_cvref_t<E>>>{});
 };
 
-/// Awaits `t` and stores its outcome in `state`. `hooks.before(status)` runs
-/// just before the outcome is published (so counters are exact by the time a
-/// waiter wakes), `hooks.after(state)` just after.
-// GCC 12 names coroutine frames with external linkage and then warns
-// (-Wsubobject-linkage) when a frame holds a type from an anonymous namespace
-// or a lambda, which is every user's case. The warning is about the frame
-// type's name only; silence it here rather than in every user's build.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wsubobject-linkage"
-#endif
-template <class U, class Hooks>
-detached_coro drive_task_into(task<U> t, shared_state<U>* state, Hooks hooks) {
-    try {
-        if constexpr (std::is_void_v<U>) {
-            co_await std::move(t);
-            hooks.before(status::has_value);
-            state->set_value();
-        } else {
-            U value = co_await std::move(t);
-            hooks.before(status::has_value);
-            state->set_value(std::move(value));
-        }
-    } catch (...) {
-        hooks.before(status::has_exception);
-        state->set_exception(std::current_exception());
-    }
-    hooks.after(state);
-}
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
+/// True if `F` called with map element `E` wants the stop token (rules 1 and 2).
+template <class F, class E>
+inline constexpr bool element_takes_stop_token_v =
+    spreads_element_v<F, E> ? spread_takes_stop_token<F, E>::value : takes_stop_token_v<F, E>;
+
+/// What `F` returns for a map element of type `E` (held by the executor, so
+/// passed as an lvalue), decayed: the value a map or pipeline stage yields.
+template <class F, class E>
+using element_result_t = std::decay_t<decltype(invoke_element(
+    std::declval<F&>(), std::declval<const std::stop_token&>(), std::declval<E&>()))>;
 
 }  // namespace coexec::detail

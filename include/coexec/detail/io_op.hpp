@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <optional>
 #include <stop_token>
+#include <utility>
 
 namespace coexec::detail {
 
@@ -115,6 +116,16 @@ bool io_start(io_op& op) noexcept;
 [[noreturn]] void io_throw(const io_op& op);
 
 // current_io_job() / exchange_current_io_job(): see detail/work_item.hpp.
+
+/// Builds the coexec::io awaitables (io::read, io::sleep_for, ...): their
+/// constructors take detail parameters (the opcode, the operation's name in
+/// errors), so they are protected and this is their friend.
+struct io_factory {
+    template <class Awaitable, class... A>
+    static Awaitable make(A&&... args) noexcept {
+        return Awaitable(std::forward<A>(args)...);
+    }
+};
 
 /// The common awaiter of every io operation: checks the context, starts the
 /// op, and leaves the interpretation of the result to the derived class.

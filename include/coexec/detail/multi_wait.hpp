@@ -1,134 +1,141 @@
-// detail/multi_wait.hpp — suspend a coroutine until some of many states finish.
+// detail/multi_wait.hpp — suspend a coroutine until some of many futures finish.
+//
+// The engine of when_all, when_all_settled and when_any. It uses only the
+// public future interface (done, has_value, add_done_callback), so futures
+// of any type and from any executor mix in one wait.
 #pragma once
 
 #include <atomic>
 #include <coroutine>
 #include <cstddef>
+#include <tuple>
+#include <utility>
 #include <vector>
 
-#include "coexec/detail/shared_state.hpp"
 #include "coexec/detail/work_item.hpp"
+#include "coexec/future.hpp"
 
 namespace coexec::detail {
 
-/// Calls `fn()` once `state` is done (at once if it already is). Keeps a
-/// reference to the state until then. Allocates one node.
-template <class Fn>
-void notify_when_done(shared_state_base* state, Fn fn) {
-    struct node : continuation {
-        Fn f;
-        shared_state_base* s;
-        node(Fn f_, shared_state_base* s_) : f(std::move(f_)), s(s_) {}
-        static void call(continuation* c) noexcept {
-            auto* n = static_cast<node*>(c);
-            n->f();
-            n->s->release();
-            delete n;
-        }
-    };
-    state->add_ref();
-    auto* n = new node(std::move(fn), state);
-    n->fn = &node::call;
-    if (!state->add_continuation(n)) node::call(n);
-}
-
 enum class wait_mode { any, all, all_or_failure };
 
-/// Awaitable: resumes when the condition of `mode` holds; await_resume()
-/// gives the index of the state that triggered it (npos for `all` with no
-/// failure). Callbacks that arrive later touch only a heap block.
-class multi_wait {
+/// The part of a wait the completion callbacks share; it outlives the
+/// awaitable if callbacks arrive after the coroutine has resumed.
+class multi_wait_block {
   public:
     static constexpr std::size_t npos = static_cast<std::size_t>(-1);
 
-    multi_wait(std::vector<shared_state_base*> states, wait_mode mode)
-        : m_states(std::move(states)), m_block(new block()) {
-        m_block->mode = mode;
+    explicit multi_wait_block(wait_mode mode) noexcept : m_mode(mode) {}
+
+    /// Future `index` finished (`ok`: with a value).
+    void on_done(std::size_t index, bool ok) noexcept {
+        const bool last = m_remaining.fetch_sub(1, std::memory_order_acq_rel) == 1;
+        bool fire = false;
+        switch (m_mode) {
+            case wait_mode::any:
+                fire = true;
+                break;
+            case wait_mode::all:
+                fire = last;
+                break;
+            case wait_mode::all_or_failure:
+                fire = last || !ok;
+                break;
+        }
+        if (!fire || m_triggered.exchange(true, std::memory_order_acq_rel)) return;
+        if (m_mode == wait_mode::any || !ok) m_trigger.store(index, std::memory_order_release);
+        if (open_gate()) m_item.resume_home();
     }
+
+    void add_ref() noexcept { m_refs.fetch_add(1, std::memory_order_relaxed); }
+    void release() noexcept {
+        if (m_refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+    }
+
+    /// Once the condition holds, later futures cannot change the outcome.
+    bool triggered() const noexcept { return m_triggered.load(std::memory_order_acquire); }
+    std::size_t trigger() const noexcept { return m_trigger.load(std::memory_order_acquire); }
+
+    void start(std::coroutine_handle<> h, std::size_t count) noexcept {
+        m_item.suspend(h);
+        m_remaining.store(count, std::memory_order_relaxed);
+    }
+    /// Registration itself holds one of the two "gates" (registration done,
+    /// condition met); whoever opens the last one resumes the coroutine.
+    /// True if this call opened the last gate.
+    bool open_gate() noexcept { return m_gates.fetch_sub(1, std::memory_order_acq_rel) == 1; }
+
+  private:
+    std::atomic<int> m_refs{1};  // the awaitable + one per pending callback
+    wait_mode m_mode;
+    std::atomic<std::size_t> m_remaining{0};
+    std::atomic<bool> m_triggered{false};
+    std::atomic<std::size_t> m_trigger{npos};
+    std::atomic<int> m_gates{2};
+    resume_item m_item;
+};
+
+/// Awaitable over `Futures` (a std::vector<future<R>> or a std::tuple of
+/// futures, which must outlive the co_await): resumes when the condition of
+/// `mode` holds; await_resume() gives the index of the future that triggered
+/// it: the first to finish (`any`), the first to fail (`all_or_failure`),
+/// else npos.
+template <class Futures>
+class multi_wait {
+  public:
+    static constexpr std::size_t npos = multi_wait_block::npos;
+
+    multi_wait(const Futures& futures, wait_mode mode)
+        : m_futures(futures), m_block(new multi_wait_block(mode)) {}
     multi_wait(const multi_wait&) = delete;
     multi_wait& operator=(const multi_wait&) = delete;
     ~multi_wait() { m_block->release(); }
 
-    bool await_ready() const noexcept { return m_states.empty(); }
+    bool await_ready() const noexcept { return size() == 0; }
 
     bool await_suspend(std::coroutine_handle<> h) {
-        block* b = m_block;
-        b->item.suspend(h);
-        b->home = current_resumer();
-        b->remaining.store(m_states.size(), std::memory_order_relaxed);
-        for (std::size_t i = 0; i < m_states.size(); ++i) {
-            // Once the condition holds, later states cannot change the outcome.
-            if (b->triggered.load(std::memory_order_acquire)) break;
-            shared_state_base* s = m_states[i];
-            if (s->is_done()) {  // fast path: no callback node, no reference
-                b->on_done(i, s);
-                continue;
+        multi_wait_block* b = m_block;
+        b->start(h, size());
+        for_each_future([b](std::size_t i, const auto& f) {
+            if (b->triggered()) return;
+            if (f.done()) {  // fast path: no callback node
+                b->on_done(i, f.has_value());
+                return;
             }
-            b->refs.fetch_add(1, std::memory_order_relaxed);
-            notify_when_done(s, [b, i, s] {
-                b->on_done(i, s);
+            b->add_ref();
+            f.add_done_callback([b, i](const auto& done) {
+                b->on_done(i, done.has_value());
                 b->release();
             });
-        }
-        // Registration itself holds one of the two "gates"; whoever opens the
-        // last gate resumes the coroutine. If that is us, don't suspend at all.
-        return !b->open_gate(/*from_registration=*/true);
+        });
+        return !b->open_gate();  // if we opened the last gate, do not suspend at all
     }
 
-    std::size_t await_resume() const noexcept {
-        return m_block->trigger.load(std::memory_order_acquire);
-    }
+    std::size_t await_resume() const noexcept { return m_block->trigger(); }
 
   private:
-    struct block {
-        std::atomic<int> refs{1};  // the awaitable + one per pending callback
-        wait_mode mode = wait_mode::all;
-        std::atomic<std::size_t> remaining{0};
-        std::atomic<bool> triggered{false};
-        std::atomic<std::size_t> trigger{npos};
-        std::atomic<int> gates{2};  // registration finished + condition met
-        resume_item item;
-        resumer* home = nullptr;
-
-        void on_done(std::size_t index, shared_state_base* s) noexcept {
-            bool last = remaining.fetch_sub(1, std::memory_order_acq_rel) == 1;
-            bool fire = false;
-            switch (mode) {
-                case wait_mode::any:
-                    fire = true;
-                    break;
-                case wait_mode::all:
-                    fire = last;
-                    break;
-                case wait_mode::all_or_failure:
-                    fire = last || s->load_status() != status::has_value;
-                    break;
-            }
-            if (!fire || triggered.exchange(true, std::memory_order_acq_rel)) return;
-            if (mode != wait_mode::all) trigger.store(index, std::memory_order_release);
-            if (open_gate(false)) resume();
+    std::size_t size() const noexcept {
+        if constexpr (requires { m_futures.size(); }) {
+            return m_futures.size();
+        } else {
+            return std::tuple_size_v<Futures>;
         }
+    }
 
-        void release() noexcept {
-            if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+    template <class Fn>
+    void for_each_future(Fn&& fn) const {
+        if constexpr (requires { m_futures.size(); }) {
+            for (std::size_t i = 0; i < m_futures.size(); ++i)
+                fn(i, m_futures[i]);
+        } else {
+            [&]<std::size_t... I>(std::index_sequence<I...>) {
+                (fn(I, std::get<I>(m_futures)), ...);
+            }(std::make_index_sequence<std::tuple_size_v<Futures>>{});
         }
+    }
 
-        /// True if this call opened the last gate.
-        bool open_gate(bool /*from_registration*/ = false) noexcept {
-            return gates.fetch_sub(1, std::memory_order_acq_rel) == 1;
-        }
-
-        void resume() noexcept {
-            if (home != nullptr && home != current_resumer()) {
-                home->post(&item);
-            } else {
-                item.resume();
-            }
-        }
-    };
-
-    std::vector<shared_state_base*> m_states;
-    block* m_block;
+    const Futures& m_futures;
+    multi_wait_block* m_block;
 };
 
 }  // namespace coexec::detail

@@ -7,27 +7,17 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <stop_token>
-#include <string>
+#include <utility>
 
-#include "coexec/detail/shared_state.hpp"
+#include "coexec/detail/job.hpp"
 #include "coexec/detail/work_item.hpp"
 #include "coexec/executor.hpp"
 
 namespace coexec {
 
-/// Options of thread_pool; documented field by field in docs/api.md.
-struct thread_pool_options {
-    /// Worker threads; 0 = min(32, cores + 4), as Python's ThreadPoolExecutor.
-    std::size_t max_workers = 0;
-    /// Worker threads are named "<prefix>-<index>" (truncated to 15 bytes).
-    std::string thread_name_prefix = "coexec";
-    /// Runs once on every worker thread before it takes work. If it throws,
-    /// the pool is broken: queued and later work fails with broken_pool.
-    std::function<void()> initializer = {};
-};
+struct thread_pool_options;  // coexec/thread_pool.hpp
 
 namespace detail {
 
@@ -46,15 +36,29 @@ class thread_pool_core final : public resumer {
     /// After the workers are gone it runs the item inline.
     void post(work_item* item) noexcept override;
 
-    /// Bookkeeping called by jobs: a job left the queue / finished.
-    void on_job_dequeued() noexcept { m_dequeued.fetch_add(1, std::memory_order_relaxed); }
-    void on_job_finished(status final) noexcept;
-    /// A coroutine job is in flight (suspended or running) until finished.
-    void on_coroutine_started() noexcept { m_coroutines.fetch_add(1, std::memory_order_acq_rel); }
-    void on_coroutine_finished() noexcept;
-
+    // ---- the job runner's host (detail/job.hpp) ----
+    job_counters& counters() noexcept { return m_counters; }
     /// Signalled by shutdown(cancel_futures = true) and by destruction.
     std::stop_token stop_token() const noexcept { return m_stop.get_token(); }
+    /// A coroutine job is in flight (suspended or running) while its lease
+    /// lives: workers do not exit at shutdown before it ends.
+    class coroutine_lease {
+      public:
+        explicit coroutine_lease(thread_pool_core* core) noexcept : m_core(core) {}
+        coroutine_lease(coroutine_lease&& o) noexcept : m_core(std::exchange(o.m_core, nullptr)) {}
+        coroutine_lease& operator=(coroutine_lease&&) = delete;
+        ~coroutine_lease() {
+            if (m_core != nullptr) m_core->on_coroutine_finished();
+        }
+
+      private:
+        thread_pool_core* m_core;
+    };
+    coroutine_lease coroutine_started() noexcept {
+        m_coroutines.fetch_add(1, std::memory_order_acq_rel);
+        return coroutine_lease(this);
+    }
+    void job_ended() noexcept {}
 
     void shutdown(bool wait, bool cancel_futures);
     std::size_t max_workers() const noexcept { return m_worker_count; }
@@ -71,17 +75,13 @@ class thread_pool_core final : public resumer {
     void wake_one() noexcept;
     void wake_all() noexcept;
     bool may_exit() const noexcept;
+    void on_coroutine_finished() noexcept;
 
     std::size_t m_worker_count;
-    thread_pool_options m_options;
-    std::unique_ptr<shared> m_shared;
+    std::unique_ptr<shared> m_shared;  // also holds the options
     std::stop_source m_stop;
 
-    alignas(64) std::atomic<std::uint64_t> m_submitted{0};
-    alignas(64) std::atomic<std::uint64_t> m_dequeued{0};
-    std::atomic<std::uint64_t> m_completed{0};
-    std::atomic<std::uint64_t> m_failed{0};
-    std::atomic<std::uint64_t> m_cancelled{0};
+    job_counters m_counters;
     alignas(64) std::atomic<std::int64_t> m_coroutines{0};
     std::atomic<bool> m_shutdown{false};
     std::atomic<bool> m_broken{false};

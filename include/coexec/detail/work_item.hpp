@@ -37,6 +37,19 @@ resumer* current_resumer() noexcept;
 /// Sets the current resumer for this thread; returns the previous one.
 resumer* exchange_current_resumer(resumer* r) noexcept;
 
+/// Makes `r` the current resumer of this thread for a scope: what an
+/// executor does around the work it runs (a sync_wait loop, an Asio handler).
+class resumer_scope {
+  public:
+    explicit resumer_scope(resumer* r) noexcept : m_previous(exchange_current_resumer(r)) {}
+    resumer_scope(const resumer_scope&) = delete;
+    resumer_scope& operator=(const resumer_scope&) = delete;
+    ~resumer_scope() { exchange_current_resumer(m_previous); }
+
+  private:
+    resumer* m_previous;
+};
+
 class shared_state_base;
 
 /// The job (submitted coroutine) whose frames run on this thread now, or
@@ -46,26 +59,42 @@ class shared_state_base;
 shared_state_base* current_io_job() noexcept;
 shared_state_base* exchange_current_io_job(shared_state_base* job) noexcept;
 
-/// A work item that resumes a coroutine: the building block of awaiters that
-/// hop threads (`schedule()`, sticky resumption after a future completes).
-/// It remembers the coroutine job that was running when it suspended and
-/// restores it around the resumption, so a job's stop token reaches the io
-/// awaitables it starts after any kind of await.
+/// A work item that resumes a coroutine: the building block of every awaiter
+/// that suspends (`schedule()`, `co_await future`, the combinators).
+///
+/// Sticky resumption lives here, once: suspend() records the resumer of the
+/// executor the coroutine runs on (a thread_pool worker, an asio_executor, a
+/// sync_wait loop; none on a plain thread), and resume_home() resumes it
+/// there: at once if the completing thread already runs that executor, else
+/// by posting this item to it. A coroutine on no executor resumes on the
+/// completing thread. The item also remembers the coroutine job that was
+/// running and restores it around the resumption, so a job's stop token
+/// reaches the io awaitables it starts after any kind of await.
 struct resume_item : work_item {
     std::coroutine_handle<> handle;
     shared_state_base* job = nullptr;
+    resumer* home = nullptr;
 
     resume_item() { run = &resume_item::invoke; }
-    /// Call in await_suspend: records the handle and the current job.
+    /// Call in await_suspend: records the handle, the current job and executor.
     void suspend(std::coroutine_handle<> h) noexcept {
         handle = h;
         job = current_io_job();
+        home = current_resumer();
     }
     /// Resumes on this thread with the job restored. `*this` may be gone afterwards.
     void resume() noexcept {
         shared_state_base* previous = exchange_current_io_job(job);
         handle.resume();
         exchange_current_io_job(previous);
+    }
+    /// Resumes on the executor recorded by suspend(). `*this` may be gone afterwards.
+    void resume_home() noexcept {
+        if (home != nullptr && home != current_resumer()) {
+            home->post(this);
+        } else {
+            resume();
+        }
     }
     static void invoke(work_item* w) noexcept { static_cast<resume_item*>(w)->resume(); }
 };

@@ -32,6 +32,11 @@ namespace coexec::io {
 /// An operation whose result is a byte count (read, write, recv, send).
 class transfer_awaitable : public detail::io_awaitable_base {
   public:
+    /// Bytes transferred (0 for read/recv: end of file / peer closed).
+    std::size_t await_resume() const { return static_cast<std::size_t>(checked_result()); }
+
+  protected:
+    friend struct detail::io_factory;
     transfer_awaitable(detail::io_opcode code, const char* name, int fd, void* data,
                        std::size_t size, std::int64_t offset, int flags) noexcept
         : io_awaitable_base(code, name) {
@@ -43,8 +48,6 @@ class transfer_awaitable : public detail::io_awaitable_base {
         : io_awaitable_base(code, name, std::move(token)) {
         init(fd, data, size, offset, flags);
     }
-    /// Bytes transferred (0 for read/recv: end of file / peer closed).
-    std::size_t await_resume() const { return static_cast<std::size_t>(checked_result()); }
 
   private:
     void init(int fd, void* data, std::size_t size, std::int64_t offset, int flags) noexcept {
@@ -59,6 +62,10 @@ class transfer_awaitable : public detail::io_awaitable_base {
 /// An operation whose result is a new file descriptor (open, accept).
 class fd_awaitable : public detail::io_awaitable_base {
   public:
+    int await_resume() const { return static_cast<int>(checked_result()); }
+
+  protected:
+    friend struct detail::io_factory;
     fd_awaitable(detail::io_opcode code, const char* name, int fd) noexcept
         : io_awaitable_base(code, name) {
         m_op.fd = fd;
@@ -67,12 +74,15 @@ class fd_awaitable : public detail::io_awaitable_base {
         : io_awaitable_base(code, name, std::move(token)) {
         m_op.fd = fd;
     }
-    int await_resume() const { return static_cast<int>(checked_result()); }
 };
 
 /// An operation with no result but success (close, connect).
 class void_awaitable : public detail::io_awaitable_base {
   public:
+    void await_resume() const { checked_result(); }
+
+  protected:
+    friend struct detail::io_factory;
     void_awaitable(detail::io_opcode code, const char* name, int fd) noexcept
         : io_awaitable_base(code, name) {
         m_op.fd = fd;
@@ -81,72 +91,50 @@ class void_awaitable : public detail::io_awaitable_base {
         : io_awaitable_base(code, name, std::move(token)) {
         m_op.fd = fd;
     }
-    void await_resume() const { checked_result(); }
 };
 
 // ---- read / write at an offset ----
 inline transfer_awaitable read(int fd, mutable_buffer buffer, std::uint64_t offset) {
-    return {detail::io_opcode::read,           "io::read", fd, buffer.data, buffer.size,
-            static_cast<std::int64_t>(offset), 0};
+    return detail::io_factory::make<transfer_awaitable>(detail::io_opcode::read, "io::read", fd,
+                                                        buffer.data, buffer.size,
+                                                        static_cast<std::int64_t>(offset), 0);
 }
 inline transfer_awaitable read(int fd, mutable_buffer buffer, std::uint64_t offset,
                                std::stop_token token) {
-    return {detail::io_opcode::read,
-            "io::read",
-            fd,
-            buffer.data,
-            buffer.size,
-            static_cast<std::int64_t>(offset),
-            0,
-            std::move(token)};
+    return detail::io_factory::make<transfer_awaitable>(
+        detail::io_opcode::read, "io::read", fd, buffer.data, buffer.size,
+        static_cast<std::int64_t>(offset), 0, std::move(token));
 }
 inline transfer_awaitable write(int fd, const_buffer buffer, std::uint64_t offset) {
-    return {detail::io_opcode::write,
-            "io::write",
-            fd,
-            const_cast<void*>(buffer.data),
-            buffer.size,
-            static_cast<std::int64_t>(offset),
-            0};
+    return detail::io_factory::make<transfer_awaitable>(detail::io_opcode::write, "io::write", fd,
+                                                        const_cast<void*>(buffer.data), buffer.size,
+                                                        static_cast<std::int64_t>(offset), 0);
 }
 inline transfer_awaitable write(int fd, const_buffer buffer, std::uint64_t offset,
                                 std::stop_token token) {
-    return {detail::io_opcode::write,
-            "io::write",
-            fd,
-            const_cast<void*>(buffer.data),
-            buffer.size,
-            static_cast<std::int64_t>(offset),
-            0,
-            std::move(token)};
+    return detail::io_factory::make<transfer_awaitable>(
+        detail::io_opcode::write, "io::write", fd, const_cast<void*>(buffer.data), buffer.size,
+        static_cast<std::int64_t>(offset), 0, std::move(token));
 }
 
 // ---- read / write at the file position (pipes, sockets, terminals) ----
 inline transfer_awaitable read(int fd, mutable_buffer buffer) {
-    return {detail::io_opcode::read, "io::read", fd, buffer.data, buffer.size, -1, 0};
+    return detail::io_factory::make<transfer_awaitable>(detail::io_opcode::read, "io::read", fd,
+                                                        buffer.data, buffer.size, -1, 0);
 }
 inline transfer_awaitable read(int fd, mutable_buffer buffer, std::stop_token token) {
-    return {detail::io_opcode::read, "io::read", fd, buffer.data, buffer.size, -1, 0,
-            std::move(token)};
+    return detail::io_factory::make<transfer_awaitable>(
+        detail::io_opcode::read, "io::read", fd, buffer.data, buffer.size, -1, 0, std::move(token));
 }
 inline transfer_awaitable write(int fd, const_buffer buffer) {
-    return {detail::io_opcode::write,
-            "io::write",
-            fd,
-            const_cast<void*>(buffer.data),
-            buffer.size,
-            -1,
-            0};
+    return detail::io_factory::make<transfer_awaitable>(detail::io_opcode::write, "io::write", fd,
+                                                        const_cast<void*>(buffer.data), buffer.size,
+                                                        -1, 0);
 }
 inline transfer_awaitable write(int fd, const_buffer buffer, std::stop_token token) {
-    return {detail::io_opcode::write,
-            "io::write",
-            fd,
-            const_cast<void*>(buffer.data),
-            buffer.size,
-            -1,
-            0,
-            std::move(token)};
+    return detail::io_factory::make<transfer_awaitable>(detail::io_opcode::write, "io::write", fd,
+                                                        const_cast<void*>(buffer.data), buffer.size,
+                                                        -1, 0, std::move(token));
 }
 
 /// Opens `path` (openat relative to the working directory) with open(2)
@@ -187,7 +175,7 @@ inline open_awaitable open(std::string path, int flags, unsigned mode, std::stop
 /// cleanup after a cancellation does not leak descriptors. Operations still
 /// pending on `fd` are not cancelled by it under io_uring: cancel them first.
 inline void_awaitable close(int fd) {
-    return {detail::io_opcode::close, "io::close", fd};
+    return detail::io_factory::make<void_awaitable>(detail::io_opcode::close, "io::close", fd);
 }
 
 }  // namespace coexec::io

@@ -25,6 +25,10 @@ namespace coexec::io {
 
 class sleep_awaitable : public detail::io_awaitable_base {
   public:
+    void await_resume() const { checked_result(); }
+
+  private:
+    friend struct detail::io_factory;
     sleep_awaitable(const char* name, std::chrono::steady_clock::time_point deadline) noexcept
         : io_awaitable_base(detail::io_opcode::sleep, name) {
         set_deadline(deadline);
@@ -34,9 +38,7 @@ class sleep_awaitable : public detail::io_awaitable_base {
         : io_awaitable_base(detail::io_opcode::sleep, name, std::move(token)) {
         set_deadline(deadline);
     }
-    void await_resume() const { checked_result(); }
 
-  private:
     void set_deadline(std::chrono::steady_clock::time_point deadline) noexcept {
         // steady_clock is CLOCK_MONOTONIC, which both backends use (absolute).
         m_op.offset =
@@ -61,25 +63,28 @@ std::chrono::steady_clock::time_point to_steady(std::chrono::time_point<Clock, D
 /// still through the reactor.
 template <class Rep, class Period>
 sleep_awaitable sleep_for(std::chrono::duration<Rep, Period> d) {
-    return {"io::sleep_for", std::chrono::steady_clock::now() +
-                                 std::chrono::ceil<std::chrono::steady_clock::duration>(d)};
+    return detail::io_factory::make<sleep_awaitable>(
+        "io::sleep_for", std::chrono::steady_clock::now() +
+                             std::chrono::ceil<std::chrono::steady_clock::duration>(d));
 }
 template <class Rep, class Period>
 sleep_awaitable sleep_for(std::chrono::duration<Rep, Period> d, std::stop_token token) {
-    return {"io::sleep_for",
-            std::chrono::steady_clock::now() +
-                std::chrono::ceil<std::chrono::steady_clock::duration>(d),
-            std::move(token)};
+    return detail::io_factory::make<sleep_awaitable>(
+        "io::sleep_for",
+        std::chrono::steady_clock::now() +
+            std::chrono::ceil<std::chrono::steady_clock::duration>(d),
+        std::move(token));
 }
 
 /// Resumes at `t` (other clocks than steady_clock are converted once, now).
 template <class Clock, class Duration>
 sleep_awaitable sleep_until(std::chrono::time_point<Clock, Duration> t) {
-    return {"io::sleep_until", detail_timer::to_steady(t)};
+    return detail::io_factory::make<sleep_awaitable>("io::sleep_until", detail_timer::to_steady(t));
 }
 template <class Clock, class Duration>
 sleep_awaitable sleep_until(std::chrono::time_point<Clock, Duration> t, std::stop_token token) {
-    return {"io::sleep_until", detail_timer::to_steady(t), std::move(token)};
+    return detail::io_factory::make<sleep_awaitable>("io::sleep_until", detail_timer::to_steady(t),
+                                                     std::move(token));
 }
 
 }  // namespace coexec::io

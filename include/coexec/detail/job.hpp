@@ -1,0 +1,271 @@
+// detail/job.hpp — the one job runner of thread_pool, inline_executor and asio_executor.
+//
+// A job is a submitted call: its shared state, the callable and its arguments
+// in one allocation. Running it is the same everywhere: take it (counted),
+// start the state (a job cancelled while queued is counted and dropped),
+// call the function (handing it the job's stop token if it wants one, see
+// detail/invoke.hpp) or, if it returns task<U>, drive that coroutine on the
+// executor; count the outcome, then publish it. Counting before publishing
+// means a caller woken by the future already sees its task in stats().
+//
+// What differs between executors is supplied by the `Host` (the executor's
+// side of the job):
+//   job_counters& counters() noexcept;
+//   std::stop_token stop_token() const noexcept;  // the executor's stop, forwarded
+//                                                 // to jobs that take a token
+//   Lease coroutine_started() noexcept;           // kept while a coroutine job lives
+//   void job_ended() noexcept;                    // after a job's state is released
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <stop_token>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+#include "coexec/detail/invoke.hpp"
+#include "coexec/detail/shared_state.hpp"
+#include "coexec/detail/work_item.hpp"
+#include "coexec/executor.hpp"
+#include "coexec/task.hpp"
+
+namespace coexec::detail {
+
+/// The value type of the future `submit(f, args...)` returns.
+template <class F, class... Args>
+using submit_result_t = typename unwrap_task<call_result_t<F, Args...>>::type;
+
+/// The counters behind executor_stats, kept the same way by every executor
+/// that runs jobs. Relaxed: they are statistics, read as a snapshot.
+class job_counters {
+  public:
+    void on_submitted() noexcept { m_submitted.fetch_add(1, std::memory_order_relaxed); }
+    /// A job left the queue: it starts now, or is found cancelled, or is dropped.
+    void on_taken() noexcept { m_taken.fetch_add(1, std::memory_order_relaxed); }
+    void on_finished(status final) noexcept {
+        switch (final) {
+            case status::has_value:
+                m_completed.fetch_add(1, std::memory_order_relaxed);
+                break;
+            case status::has_exception:
+                m_failed.fetch_add(1, std::memory_order_relaxed);
+                break;
+            default:
+                m_cancelled.fetch_add(1, std::memory_order_relaxed);
+                break;
+        }
+    }
+    /// Every field but workers_alive and respawns (the executor's own).
+    executor_stats snapshot() const noexcept {
+        executor_stats s;
+        s.submitted = m_submitted.load(std::memory_order_relaxed);
+        s.completed = m_completed.load(std::memory_order_relaxed);
+        s.failed = m_failed.load(std::memory_order_relaxed);
+        s.cancelled = m_cancelled.load(std::memory_order_relaxed);
+        const std::uint64_t taken = m_taken.load(std::memory_order_relaxed);
+        const std::uint64_t finished = s.completed + s.failed + s.cancelled;
+        s.queued = s.submitted > taken ? s.submitted - taken : 0;
+        s.running = taken > finished ? taken - finished : 0;
+        return s;
+    }
+
+  private:
+    // Submitters and workers write different lines.
+    alignas(64) std::atomic<std::uint64_t> m_submitted{0};
+    alignas(64) std::atomic<std::uint64_t> m_taken{0};
+    std::atomic<std::uint64_t> m_completed{0};
+    std::atomic<std::uint64_t> m_failed{0};
+    std::atomic<std::uint64_t> m_cancelled{0};
+};
+
+/// Forwards the executor's stop request to one job's stop source.
+struct stop_forwarder {
+    shared_state_base* job;
+    void operator()() const noexcept { job->request_stop(); }
+};
+
+/// A fire-and-forget coroutine used to run a submitted task<U> to completion
+/// on the executor that picked it up.
+struct detached_coro {
+    struct promise_type {
+        detached_coro get_return_object() noexcept { return {}; }
+        std::suspend_never initial_suspend() const noexcept { return {}; }
+        std::suspend_never final_suspend() const noexcept { return {}; }
+        void return_void() const noexcept {}
+        void unhandled_exception() const noexcept { std::terminate(); }
+    };
+};
+
+/// The end of a coroutine job, kept in its driver's frame. (At namespace
+/// scope, not local to job: GCC rejects frames holding local types of
+/// templates instantiated with lambdas, -Wsubobject-linkage.)
+template <class R, class Host>
+struct coroutine_finisher {
+    Host* host;
+    decltype(std::declval<Host&>().coroutine_started()) lease;
+    std::unique_ptr<std::stop_callback<stop_forwarder>> link;
+
+    void before(status final) const noexcept { host->counters().on_finished(final); }
+    void after(shared_state<R>* state) noexcept {
+        link.reset();  // no stop callback may outlive the job
+        state->release();
+        host->job_ended();
+    }  // `lease` ends with the frame, after this
+};
+
+/// Awaits `t` and stores its outcome in `state`; `end.before(status)` runs
+/// just before the outcome is published, `end.after(state)` just after.
+// GCC 12 names coroutine frames with external linkage and then warns
+// (-Wsubobject-linkage) when a frame holds a type from an anonymous namespace
+// or a lambda, which is every user's case. The warning is about the frame
+// type's name only; silence it here rather than in every user's build.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wsubobject-linkage"
+#endif
+template <class U, class End>
+detached_coro drive_task_into(task<U> t, shared_state<U>* state, End end) {
+    try {
+        if constexpr (std::is_void_v<U>) {
+            co_await std::move(t);
+            end.before(status::has_value);
+            state->set_value();
+        } else {
+            U value = co_await std::move(t);
+            end.before(status::has_value);
+            state->set_value(std::move(value));
+        }
+    } catch (...) {
+        end.before(status::has_exception);
+        state->set_exception(std::current_exception());
+    }
+    end.after(state);
+}
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+
+/// A submitted call `F(Args...)` producing R. Created with one reference for
+/// whoever will run it (the queue) besides the future's.
+template <class R, class F, class... Args>
+class job : public shared_state<R> {
+  public:
+    template <class FF, class... AA>
+    explicit job(FF&& f, AA&&... args)
+        : m_fn(std::forward<FF>(f)), m_args(std::forward<AA>(args)...) {
+        // Coroutine jobs always get a token: future::cancel() signals it and
+        // the coexec::io awaitables they start use it.
+        if constexpr (wants_token || is_coroutine) this->enable_stop();
+    }
+
+    /// Runs the job on this thread and drops the runner's reference.
+    template <class Host>
+    void execute(Host& host) noexcept {
+        job_counters& counters = host.counters();
+        counters.on_taken();
+        if (!this->try_start()) {  // cancelled while queued
+            counters.on_finished(status::cancelled);
+            end(host);
+            return;
+        }
+        if constexpr (is_coroutine) {
+            // While the job's frames run here, io awaitables find its stop
+            // token through this thread-local (the reactor, schedule() and
+            // every resume_item carry it across the resumptions they perform).
+            shared_state_base* previous = exchange_current_io_job(this);
+            start_coroutine(host);  // may finish and free the job: do not touch it after
+            exchange_current_io_job(previous);
+        } else if constexpr (wants_token) {
+            std::optional<std::stop_callback<stop_forwarder>> link;
+            std::stop_token executor_stop = host.stop_token();
+            if (executor_stop.stop_possible())
+                link.emplace(std::move(executor_stop), stop_forwarder{this});
+            call_and_publish(counters);
+            // Unlink first: the executor's stop callback may be running on
+            // another thread; reset() waits for it, so it never touches a freed job.
+            link.reset();
+            end(host);
+        } else {
+            call_and_publish(counters);
+            end(host);
+        }
+    }
+
+    /// Drops the job unrun (shutdown with cancel_futures, a broken pool):
+    /// fails it with `reason`, or cancels it if `reason` is null.
+    template <class Host>
+    void drop(Host& host, std::exception_ptr reason) noexcept {
+        host.counters().on_taken();
+        host.counters().on_finished(reason ? status::has_exception : status::cancelled);
+        if (reason) {
+            this->set_exception(std::move(reason));
+        } else {
+            this->set_cancelled();
+        }
+        end(host);
+    }
+
+  private:
+    using call_type = call_result_t<F&, Args&...>;
+    static constexpr bool is_coroutine = is_task_v<call_type>;
+    static constexpr bool wants_token = takes_stop_token_v<F&, Args&...>;
+
+    decltype(auto) call() {
+        if constexpr (wants_token) {
+            return call_with(m_fn, m_args, this->stop_token());
+        } else {
+            return std::apply(m_fn, m_args);
+        }
+    }
+
+    void call_and_publish(job_counters& counters) noexcept {
+        try {
+            if constexpr (std::is_void_v<R>) {
+                call();
+                counters.on_finished(status::has_value);
+                this->set_value();
+            } else {
+                R value = call();
+                counters.on_finished(status::has_value);
+                this->set_value(std::move(value));
+            }
+        } catch (...) {
+            counters.on_finished(status::has_exception);
+            this->set_exception(std::current_exception());
+        }
+    }
+
+    template <class Host>
+    void end(Host& host) noexcept {
+        this->release();
+        host.job_ended();
+    }
+
+    template <class Host>
+    void start_coroutine(Host& host) noexcept {
+        coroutine_finisher<R, Host> done{&host, host.coroutine_started(), nullptr};
+        try {
+            if constexpr (wants_token) {
+                std::stop_token executor_stop = host.stop_token();
+                if (executor_stop.stop_possible()) {
+                    done.link = std::make_unique<std::stop_callback<stop_forwarder>>(
+                        std::move(executor_stop), stop_forwarder{this});
+                }
+            }
+            drive_task_into<R>(call(), this, std::move(done));
+        } catch (...) {  // the call itself threw before producing a coroutine
+            done.before(status::has_exception);
+            this->set_exception(std::current_exception());
+            done.after(this);
+        }
+    }
+
+    F m_fn;
+    std::tuple<Args...> m_args;
+};
+
+}  // namespace coexec::detail
