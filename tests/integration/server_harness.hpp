@@ -245,9 +245,10 @@ class client {
     std::string m_buf;
 };
 
-/// One request on a fresh connection.
-inline std::optional<reply> get_once(int port, const std::string& target) {
-    client c(port);
+/// One request on a fresh connection; `timeout` bounds each read and write.
+inline std::optional<reply> get_once(int port, const std::string& target,
+                                     std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+    client c(port, timeout);
     return c.get(target);
 }
 
