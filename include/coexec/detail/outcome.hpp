@@ -14,12 +14,8 @@ namespace coexec::detail {
 
 /// Holds R, an exception, or (default) nothing.
 template <class R>
-struct outcome {
-    /// Fill it through set_value / set_exception and read it through the
-    /// queries below; the variant's layout is not part of the contract.
-    // (Public only because the codec's chunk decoder still writes it by index.)
-    std::variant<std::monostate, R, std::exception_ptr> result;
-
+class outcome {
+  public:
     template <class... A>
     void set_value(A&&... value) {
         result.template emplace<1>(std::forward<A>(value)...);
@@ -44,13 +40,15 @@ struct outcome {
         if (auto* error = std::get_if<2>(&result)) std::rethrow_exception(*error);
         throw std::logic_error("coexec::detail::outcome::get: the outcome holds no result");
     }
+
+  private:
+    std::variant<std::monostate, R, std::exception_ptr> result;
 };
 
 /// For void tasks only failure carries data: a null `error` means success.
 template <>
-struct outcome<void> {
-    std::exception_ptr error;
-
+class outcome<void> {
+  public:
     void set_value() noexcept { error = nullptr; }
     void set_exception(std::exception_ptr e) noexcept { error = std::move(e); }
 
@@ -62,6 +60,9 @@ struct outcome<void> {
     void get() && {
         if (error) std::rethrow_exception(error);
     }
+
+  private:
+    std::exception_ptr error;
 };
 
 /// Runs `produce()` and stores what it returns, or the exception it throws.

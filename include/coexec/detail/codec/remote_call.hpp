@@ -31,6 +31,7 @@
 #include "coexec/detail/codec/exceptions.hpp"
 #include "coexec/detail/codec/traits.hpp"
 #include "coexec/detail/codec/values.hpp"
+#include "coexec/detail/invoke.hpp"
 
 namespace coexec::detail {
 
@@ -48,24 +49,17 @@ template <class F>
 inline constexpr bool is_sendable_callable_v =
     is_function_pointer_v<F> || is_stateless_callable_v<F> || is_serializable_v<F>;
 
-// Callables whose first parameter is std::stop_token get a default one: a
-// process task is cancelled by killing its worker, not cooperatively.
-template <class F, class... Args>
-inline constexpr bool remote_takes_stop_token_v = std::is_invocable_v<F&, std::stop_token, Args...>;
-
+// Callables whose first parameter is std::stop_token (the rule of
+// detail/invoke.hpp) get a default one: a process task is cancelled by killing
+// its worker, not cooperatively.
 template <class F, class... Args>
 struct remote_call_traits {
-    static constexpr bool invocable =
-        remote_takes_stop_token_v<F, Args...> || std::is_invocable_v<F&, Args...>;
+    static constexpr bool invocable = is_callable_v<F&, Args...>;
 };
 
 template <class F, class... Args>
 decltype(auto) invoke_remote(F& f, Args&&... args) {
-    if constexpr (remote_takes_stop_token_v<F, Args...>) {
-        return std::invoke(f, std::stop_token{}, std::forward<Args>(args)...);
-    } else {
-        return std::invoke(f, std::forward<Args>(args)...);
-    }
+    return invoke_with_token(f, std::stop_token{}, std::forward<Args>(args)...);
 }
 
 template <class F, class... Args>

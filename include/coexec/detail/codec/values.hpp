@@ -199,11 +199,7 @@ std::vector<outcome<R>> decode_chunk_result(byte_reader& in, std::size_t expecte
     std::vector<outcome<R>> outcomes(expected);
     const std::uint8_t status = in.get();
     auto store_exception = [](outcome<R>& o, std::exception_ptr e) {
-        if constexpr (std::is_void_v<R>) {
-            o.error = std::move(e);
-        } else {
-            o.result.template emplace<2>(std::move(e));
-        }
+        o.set_exception(std::move(e));
     };
     if (status == status_exception) {
         auto e = decode_exception(in);
@@ -228,7 +224,7 @@ std::vector<outcome<R>> decode_chunk_result(byte_reader& in, std::size_t expecte
             throw serialization_error("coexec: malformed map element result (status byte " +
                                       std::to_string(s) + ")");
         } else if constexpr (!std::is_void_v<R>) {
-            o.result.template emplace<1>(decode<R>(in));
+            o.set_value(decode<R>(in));
         }
     }
     return outcomes;
