@@ -52,9 +52,9 @@ struct map_options {
 /// The one concept executors satisfy (members common to all of them).
 template <class E>
 concept executor = requires(E& e, const E& ce) {
-    {e.submit([] {})};
-    {e.shutdown()};
-    {e.shutdown(true, false)};
+    e.submit([] {});
+    { e.shutdown() };
+    { e.shutdown(true, false) };
     { ce.max_workers() } -> std::convertible_to<std::size_t>;
     { ce.stats() } -> std::same_as<executor_stats>;
 };

@@ -180,8 +180,8 @@ class future {
     /// or at once on this thread if already done. An exception escaping `fn`
     /// is reported on stderr and otherwise ignored (as Python does).
     template <class F>
-    requires std::invocable < F&, const future<T>
-    & > void add_done_callback(F&& fn) const {
+        requires std::invocable<F&, const future<T>&>
+    void add_done_callback(F&& fn) const {
         struct node : detail::continuation {
             std::decay_t<F> f;
             future<T> self;

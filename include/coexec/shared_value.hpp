@@ -58,7 +58,9 @@ class shared_value {
         }
     }
     /// Adds `d` and returns the previous value (arithmetic T).
-    T fetch_add(T d) requires std::is_arithmetic_v<T> {
+    T fetch_add(T d)
+        requires std::is_arithmetic_v<T>
+    {
         if constexpr (lock_free && std::is_integral_v<T>) {
             return std::atomic_ref<T>(*ptr()).fetch_add(d);
         } else {

@@ -57,7 +57,7 @@ class task_promise final : public task_promise_base {
     task<T> get_return_object() noexcept;
 
     template <class U = T>
-    requires std::is_convertible_v<U&&, T>
+        requires std::is_convertible_v<U&&, T>
     void return_value(U&& v) noexcept(std::is_nothrow_constructible_v<T, U&&>) {
         ::new (static_cast<void*>(std::addressof(m_value))) T(std::forward<U>(v));
         m_has_value = true;

@@ -71,7 +71,7 @@ task<std::tuple<detail::value_or_monostate_t<T>...>> when_all(future<T>... futur
 /// The values of a range of future<R> (a vector; nothing for R = void);
 /// fails fast on the first exception.
 template <class Range>
-requires std::ranges::range<Range>
+    requires std::ranges::range<Range>
 auto when_all(const Range& futures)
     -> task<std::conditional_t<std::is_void_v<detail::range_future_value_t<Range>>, void,
                                std::vector<detail::range_future_value_t<Range>>>> {

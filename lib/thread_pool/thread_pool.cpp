@@ -94,7 +94,8 @@ thread_pool_core::thread_pool_core(thread_pool_options options)
     : m_worker_count(options.max_workers != 0 ? options.max_workers : default_worker_count()),
       m_shared(std::make_unique<shared>()) {
     m_shared->options = std::move(options);
-    m_shared->max_spinners = static_cast<int>(std::max(1u, std::thread::hardware_concurrency() / 2));
+    m_shared->max_spinners =
+        static_cast<int>(std::max(1u, std::thread::hardware_concurrency() / 2));
     m_shared->workers.reserve(m_worker_count);
     for (std::size_t i = 0; i < m_worker_count; ++i) {
         auto w = std::make_unique<worker>();
@@ -285,7 +286,8 @@ void thread_pool_core::worker_main(std::size_t index) noexcept {
         if (item == nullptr) {
             // Spin briefly: a hand-off to a spinning worker costs a few µs, to a
             // sleeping one tens of µs. Finished io_uring ops end the spin too.
-            if (m_shared->spinners.fetch_add(1, std::memory_order_relaxed) < m_shared->max_spinners) {
+            if (m_shared->spinners.fetch_add(1, std::memory_order_relaxed) <
+                m_shared->max_spinners) {
                 spin_until(
                     [&] {
                         return (item = find_work(self)) != nullptr || may_exit() ||

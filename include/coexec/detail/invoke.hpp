@@ -53,7 +53,7 @@ struct call_result {
     using type = std::invoke_result_t<F, Args...>;
 };
 template <class F, class... Args>
-requires takes_stop_token_v<F, Args...>
+    requires takes_stop_token_v<F, Args...>
 struct call_result<F, Args...> {
     using type = std::invoke_result_t<F, std::stop_token, Args...>;
 };

@@ -20,10 +20,11 @@ struct mutable_buffer {
     mutable_buffer() = default;
     mutable_buffer(void* d, std::size_t n) noexcept : data(d), size(n) {}
     template <class R>
-    requires std::ranges::contiguous_range<R> && std::ranges::sized_range<R> &&
-        (!std::is_const_v<std::remove_reference_t<std::ranges::range_reference_t<R>>>)&&std::
-            is_trivially_copyable_v<std::ranges::range_value_t<R>> mutable_buffer(
-                R&& r) noexcept  // NOLINT(google-explicit-constructor): a view, like span
+        requires std::ranges::contiguous_range<R> && std::ranges::sized_range<R> &&
+                     (!std::is_const_v<
+                         std::remove_reference_t<std::ranges::range_reference_t<R>>>) &&
+                     std::is_trivially_copyable_v<std::ranges::range_value_t<R>>
+    mutable_buffer(R&& r) noexcept  // NOLINT(google-explicit-constructor): a view, like span
         : data(std::ranges::data(r)),
           size(std::ranges::size(r) * sizeof(std::ranges::range_value_t<R>)) {}
 };
@@ -37,10 +38,9 @@ struct const_buffer {
     const_buffer(const void* d, std::size_t n) noexcept : data(d), size(n) {}
     const_buffer(mutable_buffer b) noexcept : data(b.data), size(b.size) {}  // NOLINT
     template <class R>
-    requires std::ranges::contiguous_range<R> && std::ranges::sized_range<R> &&
-        std::is_trivially_copyable_v<std::ranges::range_value_t<R>>
-        const_buffer(R&& r)
-    noexcept  // NOLINT(google-explicit-constructor)
+        requires std::ranges::contiguous_range<R> && std::ranges::sized_range<R> &&
+                     std::is_trivially_copyable_v<std::ranges::range_value_t<R>>
+    const_buffer(R&& r) noexcept  // NOLINT(google-explicit-constructor)
         : data(std::ranges::data(r)),
           size(std::ranges::size(r) * sizeof(std::ranges::range_value_t<R>)) {}
 };
