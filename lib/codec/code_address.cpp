@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <string>
 
+#include "coexec/detail/codec/module_identity.hpp"
 #include "coexec/errors.hpp"
 
 namespace coexec::detail {
@@ -54,11 +55,16 @@ int visit_module(dl_phdr_info* info, std::size_t, void* data) {
 }  // namespace
 
 std::uint64_t encode_code_address(const void* fn) {
+    // For other hosts (mpi_pool) a function is named by its module's build-id.
+    if (current_code_address_form() == code_address_form::build_id) {
+        return encode_code_address_by_build_id(fn);
+    }
     module_search s{};
     s.address = reinterpret_cast<std::uintptr_t>(fn);
     s.decode = false;
     ::dl_iterate_phdr(visit_module, &s);
-    if (!s.found || s.module_index > 0xffff || s.offset > offset_mask) {
+    // Module indices stop below 0x8000: bit 63 marks the build-id form.
+    if (!s.found || s.module_index > 0x7fff || s.offset > offset_mask) {
         throw serialization_error(
             "coexec: a function address lies in no loaded module, so it cannot be sent to "
             "another process");
@@ -67,6 +73,7 @@ std::uint64_t encode_code_address(const void* fn) {
 }
 
 const void* decode_code_address(std::uint64_t encoded) {
+    if ((encoded & build_id_address_tag) != 0) return decode_code_address_by_build_id(encoded);
     module_search s{};
     s.module_index = encoded >> module_shift;
     s.offset = encoded & offset_mask;

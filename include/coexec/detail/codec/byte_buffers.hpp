@@ -104,6 +104,8 @@ class byte_reader {
 
     /// The index-th received descriptor (borrowed). Throws serialization_error if absent.
     int fd(std::size_t index) const;
+    /// How many descriptors arrived with the bytes.
+    std::size_t fd_count() const noexcept { return m_fds.size(); }
 
     std::size_t remaining() const noexcept { return m_bytes.size() - m_pos; }
     std::size_t position() const noexcept { return m_pos; }

@@ -13,10 +13,12 @@ namespace coexec::detail {
 /// Encodes a code address as (module index in dl_iterate_phdr order) << 48 |
 /// offset from the module's load address, so it means the same function in
 /// another process running the same binary with the same startup libraries,
-/// even under ASLR. Throws serialization_error if `fn` lies in no loaded module.
+/// even under ASLR. Inside a code_address_scope(build_id) it produces the
+/// build-id form instead (module_identity.hpp), which processes on other hosts
+/// decode. Throws serialization_error if `fn` lies in no loaded module.
 std::uint64_t encode_code_address(const void* fn);
 
-/// The inverse of encode_code_address in this process. Throws
+/// The inverse of encode_code_address (either form) in this process. Throws
 /// serialization_error if the module does not exist or the address falls
 /// outside its loaded segments.
 const void* decode_code_address(std::uint64_t encoded);
