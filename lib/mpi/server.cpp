@@ -1,0 +1,393 @@
+// lib/mpi/server.cpp — a worker rank: receives tasks from rank 0, runs them
+// locally, sends the results back.
+//
+// Threads: the serve loop (the thread that called serve()) makes every MPI
+// call and owns the table of running tasks. Tasks run on a local
+// process_pool (process isolation: its supervisor thread completes them) or
+// thread_pool (thread isolation: its workers do); their completions come back
+// to the loop through `m_finished`, under `m_mutex`, with a wake-up if the
+// loop sleeps. The loop backs off when idle (lib/util/backoff.hpp).
+#include <sched.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <bit>
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "coexec/detail/codec.hpp"
+#include "coexec/process_pool.hpp"
+#include "coexec/thread_pool.hpp"
+#include "mpi/environment.hpp"
+#include "mpi/link.hpp"
+#include "mpi/protocol.hpp"
+#include "util/backoff.hpp"
+
+namespace coexec::detail::mpi {
+namespace {
+
+using clock = std::chrono::steady_clock;
+using bytes = std::vector<std::byte>;
+using remote_fn = void (*)(byte_reader&, byte_writer&);
+
+std::int64_t now_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now().time_since_epoch())
+        .count();
+}
+
+std::size_t cores() {
+    cpu_set_t set;
+    if (::sched_getaffinity(0, sizeof set, &set) == 0) {
+        const int n = CPU_COUNT(&set);
+        if (n > 0) return static_cast<std::size_t>(n);
+    }
+    const unsigned n = std::thread::hardware_concurrency();
+    return n != 0 ? n : 1;
+}
+
+bytes encode_error(std::exception_ptr e) {
+    bytes out;
+    byte_writer w(out);
+    encode_exception(w, std::move(e));
+    return out;
+}
+
+// Thread isolation: the process worker's dispatch, on a thread of this rank.
+// Returns what remote_invoke writes (a status byte, then value or exception).
+bytes run_message(const bytes& message) {
+    bytes out;
+    byte_writer w(out);  // no descriptors: a shared_buffer result fails to encode
+    try {
+        byte_reader in(message);
+        auto fn = std::bit_cast<remote_fn>(decode_code_address(in.get_u64()));
+        fn(in, w);
+    } catch (...) {
+        out.clear();
+        w.put(status_exception);
+        encode_exception(w, std::current_exception());
+    }
+    return out;
+}
+
+// Process isolation: process_task::complete for the local pool. Keeps the
+// worker's result message as it is, to be forwarded to rank 0.
+void keep_result(shared_state_base* base, byte_reader& in, std::size_t) noexcept {
+    auto* s = static_cast<shared_state<bytes>*>(base);
+    try {
+        if (in.fd_count() != 0) {
+            throw serialization_error(
+                "coexec::mpi_pool: the task returned a shared_buffer, which cannot be sent to "
+                "another MPI rank (it may run on another host); return the bytes by value");
+        }
+        bytes out(in.remaining());
+        in.read(out.data(), out.size());
+        s->set_value(std::move(out));
+    } catch (...) {
+        s->set_exception(std::current_exception());
+    }
+}
+
+struct running_task {
+    std::uint64_t id = 0;
+    std::int64_t timeout_ns = 0;
+    std::atomic<std::int64_t> started_ns{0};  // thread isolation: when a thread took it
+    bool reported = false;                    // serve loop only: rank 0 has its outcome
+    future<bytes> local;
+};
+
+struct finished {
+    std::shared_ptr<running_task> task;
+    result_kind kind;
+    bytes payload;
+};
+
+class server {
+  public:
+    explicit server(MPI_Comm comm) : m_link(comm) {}
+    ~server() { close_local(true); }
+
+    int run();
+
+  private:
+    bool handle(incoming& in);
+    void open(const bytes& body);
+    void start(bytes message);
+    void cancel(const bytes& body);
+    void close_local(bool now) noexcept;
+    void on_done(const std::shared_ptr<running_task>& task, const future<bytes>& f) noexcept;
+    bool send_finished();
+    bool check_deadlines();
+    void send_result(const running_task& task, result_kind kind, bytes payload);
+
+    link m_link;
+    mpi_isolation m_isolation = mpi_isolation::process;
+    std::unique_ptr<process_pool_core> m_processes;
+    std::unique_ptr<thread_pool> m_threads;
+    std::unordered_map<std::uint64_t, std::shared_ptr<running_task>> m_running;  // loop only
+    std::size_t m_timed = 0;  // entries of m_running with a deadline (thread isolation)
+
+    std::mutex m_mutex;
+    std::condition_variable m_cv;
+    std::vector<finished> m_finished;  // guarded by m_mutex
+    bool m_sleeping = false;           // guarded by m_mutex
+};
+
+int server::run() {
+    idle_backoff backoff;
+    incoming in;
+    std::vector<finished> none;
+    for (;;) {
+        bool any = false;
+        while (m_link.try_receive(0, in)) {
+            any = true;
+            if (!handle(in)) {
+                close_local(true);
+                m_link.flush();
+                return 0;
+            }
+        }
+        any |= send_finished();
+        if (m_timed != 0) any |= check_deadlines();
+        any |= m_link.progress();
+        if (any) {
+            backoff.reset();
+            continue;
+        }
+        const auto pause = backoff.next();
+        if (pause.count() == 0) {
+            idle_backoff::relax();
+            continue;
+        }
+        std::unique_lock lock(m_mutex);
+        if (!m_finished.empty()) continue;
+        m_sleeping = true;
+        m_cv.wait_for(lock, pause, [&] { return !m_finished.empty(); });
+        m_sleeping = false;
+    }
+}
+
+bool server::handle(incoming& in) {
+    switch (in.tag) {
+        case tag_open:
+            open(in.bytes);
+            return true;
+        case tag_task:
+            start(std::move(in.bytes));
+            return true;
+        case tag_cancel:
+            cancel(in.bytes);
+            return true;
+        case tag_close: {
+            const bool now = !in.bytes.empty() && in.bytes[0] != std::byte{0};
+            close_local(now);
+            m_link.send(0, tag_closed, {});
+            return true;
+        }
+        case tag_exit:
+            return false;
+        default:
+            return true;  // unknown: rank 0 is trusted, so only a newer protocol; ignore
+    }
+}
+
+void server::open(const bytes& body) {
+    bytes reply;
+    byte_writer w(reply);
+    try {
+        if (m_processes || m_threads) throw error("a pool is already open on this rank");
+        byte_reader r(body);
+        m_isolation = r.get() == 0 ? mpi_isolation::process : mpi_isolation::thread;
+        std::size_t slots = r.get_u64();
+        const std::uint64_t init = r.get_u64();
+        if (slots == 0) slots = cores();
+        void (*initializer)() =
+            init != 0 ? std::bit_cast<void (*)()>(decode_code_address(init)) : nullptr;
+        if (m_isolation == mpi_isolation::process) {
+            m_processes = std::make_unique<process_pool_core>(
+                process_pool_options{.max_workers = slots, .initializer = initializer});
+        } else {
+            thread_pool_options o{.max_workers = slots, .thread_name_prefix = "coexec-mpi"};
+            if (initializer != nullptr) o.initializer = initializer;
+            m_threads = std::make_unique<thread_pool>(std::move(o));
+        }
+        char host[256] = {};
+        (void)::gethostname(host, sizeof host - 1);
+        w.put(0);
+        w.put_u64(slots);
+        w.put_u64(static_cast<std::uint64_t>(::getpid()));
+        w.put_string(host);
+    } catch (const std::exception& e) {
+        m_processes.reset();
+        m_threads.reset();
+        reply.clear();
+        w.put(1);
+        w.put_string(e.what());
+    }
+    m_link.send(0, tag_opened, std::move(reply));
+}
+
+void server::start(bytes message) {
+    task_trailer t{};
+    if (!take_trailer(message, t)) return;  // rank 0 never sends these
+    auto task = std::make_shared<running_task>();
+    task->id = t.id;
+    task->timeout_ns = t.timeout_ns;
+    m_running[t.id] = task;
+    try {
+        if (m_processes) {
+            auto* state = new shared_state<bytes>();
+            task->local = future<bytes>(state);
+            auto pt = std::make_unique<process_task>();
+            pt->state = state;  // the creation reference
+            pt->complete = &keep_result;
+            pt->message = std::move(message);
+            pt->timeout = std::chrono::nanoseconds(t.timeout_ns);
+            m_processes->submit(std::move(pt));
+        } else if (m_threads) {
+            if (t.timeout_ns > 0) ++m_timed;
+            task->local = m_threads->submit([task, message = std::move(message)] {
+                task->started_ns.store(now_ns(), std::memory_order_release);
+                return run_message(message);
+            });
+        } else {
+            throw error("coexec::mpi_pool: a task arrived while no pool is open on this rank");
+        }
+    } catch (...) {
+        // Refused locally (a broken local pool): the reason goes back as the failure.
+        send_result(*task, result_kind::failure, encode_error(std::current_exception()));
+        task->reported = true;
+        if (task->timeout_ns > 0 && m_threads) --m_timed;
+        m_running.erase(t.id);
+        return;
+    }
+    // After submit: a completion that already happened calls back at once.
+    task->local.add_done_callback(
+        [this, task](const future<bytes>& f) noexcept { on_done(task, f); });
+}
+
+void server::cancel(const bytes& body) {
+    byte_reader r(body);
+    std::uint64_t id = 0;
+    try {
+        id = r.get_u64();
+    } catch (...) {
+        return;
+    }
+    auto it = m_running.find(id);
+    // Process isolation kills the worker if the task runs; either way the
+    // completion (cancelled, or the result if it won the race) reports it.
+    if (it != m_running.end() && it->second->local.valid()) it->second->local.cancel();
+}
+
+void server::on_done(const std::shared_ptr<running_task>& task, const future<bytes>& f) noexcept {
+    finished done{task, result_kind::value, {}};
+    auto* state = f.state();
+    try {
+        switch (state->load_status()) {
+            case status::has_value:
+                // Ours alone (the future in `task` is only used to cancel): move it out.
+                done.payload = std::move(state->value());
+                break;
+            case status::cancelled:
+                done.kind = result_kind::cancelled;
+                break;
+            default:
+                done.kind = result_kind::failure;
+                done.payload = encode_error(state->exception_ptr());
+                break;
+        }
+    } catch (...) {
+        done.kind = result_kind::failure;
+        done.payload.clear();
+    }
+    std::lock_guard lock(m_mutex);
+    m_finished.push_back(std::move(done));
+    if (m_sleeping) m_cv.notify_one();
+}
+
+bool server::send_finished() {
+    std::vector<finished> batch;
+    {
+        std::lock_guard lock(m_mutex);
+        if (m_finished.empty()) return false;
+        batch.swap(m_finished);
+    }
+    for (auto& f : batch) {
+        running_task& t = *f.task;
+        if (m_running.erase(t.id) != 0 && t.timeout_ns > 0 && m_threads) --m_timed;
+        if (t.reported) continue;  // its deadline was reported already
+        t.reported = true;
+        send_result(t, f.kind, std::move(f.payload));
+    }
+    return true;
+}
+
+bool server::check_deadlines() {
+    const std::int64_t now = now_ns();
+    bool any = false;
+    for (auto& [id, t] : m_running) {
+        const std::int64_t started = t->started_ns.load(std::memory_order_acquire);
+        if (t->reported || t->timeout_ns <= 0 || started == 0 || now - started < t->timeout_ns)
+            continue;
+        // A thread cannot be killed: the task runs on, its result is dropped.
+        t->reported = true;
+        send_result(*t, result_kind::failure,
+                    encode_error(std::make_exception_ptr(deadline_exceeded(
+                        "mpi_pool: the task ran past its deadline (thread isolation: it could not "
+                        "be stopped and keeps running on its rank)"))));
+        any = true;
+    }
+    return any;
+}
+
+void server::send_result(const running_task& task, result_kind kind, bytes payload) {
+    result_trailer t{};
+    t.id = task.id;
+    t.respawns = m_processes ? m_processes->stats().respawns : 0;
+    t.kind = static_cast<std::uint8_t>(kind);
+    append_trailer(payload, t);
+    try {
+        m_link.send(0, tag_result, std::move(payload));
+    } catch (const serialization_error&) {
+        // Too large for one MPI message: report that instead of the result.
+        bytes failure = encode_error(std::current_exception());
+        t.kind = static_cast<std::uint8_t>(result_kind::failure);
+        append_trailer(failure, t);
+        m_link.send(0, tag_result, std::move(failure));
+    }
+}
+
+void server::close_local(bool now) noexcept {
+    try {
+        if (m_processes) {
+            if (now) m_processes->terminate_workers();
+            m_processes.reset();  // waits for its workers to exit
+        }
+        if (m_threads) {
+            if (now) m_threads->shutdown(false, true);
+            m_threads.reset();  // waits for running tasks: threads cannot be killed
+        }
+    } catch (...) {
+    }
+    // Rank 0 has given up on whatever was still running: drop it silently.
+    std::lock_guard lock(m_mutex);
+    m_finished.clear();
+    m_running.clear();
+    m_timed = 0;
+}
+
+}  // namespace
+
+int serve(MPI_Comm comm) {
+    server s(comm);
+    return s.run();
+}
+
+}  // namespace coexec::detail::mpi
