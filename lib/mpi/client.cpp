@@ -65,7 +65,18 @@ struct rank_state {
 struct flight {
     std::unique_ptr<process_task> task;  // null: cancelled or abandoned, answer dropped
     std::size_t rank_index = 0;
+    std::chrono::steady_clock::time_point sent;
 };
+
+// After its last event the progress thread keeps polling this long before it
+// sleeps: a caller that submits again right after a result, or a result that
+// follows its task within a few hops, is then caught without a wake-up.
+constexpr std::chrono::microseconds spin_window{200};
+// While tasks are out and they take less than this on average (send to
+// answer), the progress thread keeps polling (yielding the CPU between polls)
+// instead of sleeping: a sleep would cost more than the task. Longer tasks
+// are waited for with the growing sleeps of idle_backoff.
+constexpr std::int64_t short_task_ns = 1'000'000;
 
 class cancel_registry;
 
@@ -126,6 +137,9 @@ struct mpi_pool_core::impl : std::enable_shared_from_this<mpi_pool_core::impl> {
     std::atomic<std::uint64_t> m_submitted{0}, m_completed{0}, m_failed{0}, m_cancelled{0},
         m_respawns{0};
     std::atomic<std::size_t> m_slots_alive{0};
+    // Mean time from sending a task to its answer, an exponential moving
+    // average over the last ~8 tasks; decides whether idle() sleeps.
+    std::atomic<std::int64_t> m_service_ns{0};
 };
 
 namespace {
@@ -207,7 +221,7 @@ void mpi_pool_core::impl::open_ranks() {
         if (!m_link.try_receive(MPI_ANY_SOURCE, in)) {
             const auto pause = backoff.next();
             if (pause.count() == 0) {
-                idle_backoff::relax();
+                backoff.relax();
             } else {
                 std::this_thread::sleep_for(pause);
             }
@@ -365,7 +379,7 @@ executor_stats mpi_pool_core::impl::stats() const noexcept {
 // ---------------------------------------------------------------------------
 
 void mpi_pool_core::impl::run() noexcept {
-    idle_backoff backoff;
+    idle_backoff backoff(spin_window);
     try {
         for (;;) {
             bool any = dispatch();
@@ -417,10 +431,12 @@ void mpi_pool_core::impl::idle(idle_backoff& backoff) {
         backoff.reset();
         return;
     }
+    const bool short_tasks =
+        !m_flights.empty() && m_service_ns.load(std::memory_order_relaxed) < short_task_ns;
     const auto pause = backoff.next();
-    if (pause.count() == 0) {
+    if (pause.count() == 0 || short_tasks) {
         lock.unlock();
-        idle_backoff::relax();
+        backoff.relax();
         return;
     }
     m_sleeping = true;
@@ -477,7 +493,7 @@ bool mpi_pool_core::impl::dispatch() {
             sends.push_back({best, id, std::move(front->message), timeout.count()});
             ++m_ranks[best].in_flight;
             ++m_running;
-            m_flights.emplace(id, flight{std::move(front), best});
+            m_flights.emplace(id, flight{std::move(front), best, std::chrono::steady_clock::now()});
             m_pending.pop_front();
         }
     }
@@ -561,6 +577,11 @@ void mpi_pool_core::impl::handle_result(std::size_t ri, std::vector<std::byte>& 
             t = std::move(it->second.task);
             if (t) --m_running;
             --m_ranks[ri].in_flight;
+            const std::int64_t took = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                          std::chrono::steady_clock::now() - it->second.sent)
+                                          .count();
+            const std::int64_t mean = m_service_ns.load(std::memory_order_relaxed);
+            m_service_ns.store(mean + (took - mean) / 8, std::memory_order_relaxed);
             m_flights.erase(it);
         }
     }

@@ -37,6 +37,10 @@ using clock = std::chrono::steady_clock;
 using bytes = std::vector<std::byte>;
 using remote_fn = void (*)(byte_reader&, byte_writer&);
 
+// After its last event the loop keeps polling this long before it sleeps, so
+// the next task of a caller submitting one at a time is caught at once.
+constexpr std::chrono::microseconds spin_window{200};
+
 std::int64_t now_ns() {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now().time_since_epoch())
         .count();
@@ -140,7 +144,7 @@ class server {
 };
 
 int server::run() {
-    idle_backoff backoff;
+    idle_backoff backoff(spin_window);
     incoming in;
     std::vector<finished> none;
     for (;;) {
@@ -162,7 +166,7 @@ int server::run() {
         }
         const auto pause = backoff.next();
         if (pause.count() == 0) {
-            idle_backoff::relax();
+            backoff.relax();
             continue;
         }
         std::unique_lock lock(m_mutex);

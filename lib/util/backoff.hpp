@@ -48,10 +48,10 @@ class idle_backoff {
 
     /// Between polls of the spinning phase: a short pause, and the CPU offered
     /// to others (on an oversubscribed node the event comes from one of them).
-    static void relax() noexcept {
+    void relax() noexcept {
         for (int i = 0; i < 16; ++i)
             cpu_relax();
-        ::sched_yield();
+        if ((++m_polls & 7) == 0) ::sched_yield();
     }
 
   private:
@@ -59,6 +59,7 @@ class idle_backoff {
     std::chrono::microseconds m_first;
     std::chrono::microseconds m_max;
     std::chrono::microseconds m_sleep{0};
+    unsigned m_polls = 0;
     clock::time_point m_last_event;
 };
 
