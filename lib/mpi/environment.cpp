@@ -90,6 +90,7 @@ void mpi_environment::start(int* argc, char*** argv) {
               "MPI_Init_thread");
         m_impl->owns_mpi = true;
     }
+    m_impl->thread_level = me.thread_level;
     check(MPI_Comm_dup(MPI_COMM_WORLD, &m_impl->comm), "MPI_Comm_dup");
     check(MPI_Comm_rank(m_impl->comm, &m_impl->rank), "MPI_Comm_rank");
     check(MPI_Comm_size(m_impl->comm, &m_impl->size), "MPI_Comm_size");
@@ -167,7 +168,7 @@ int mpi_environment::serve() {
             "coexec::mpi_environment::serve: rank 0 runs the program; only worker ranks "
             "serve (call it when is_worker())");
     }
-    return detail::mpi::serve(m_impl->comm);
+    return detail::mpi::serve(m_impl->comm, m_impl->thread_level >= MPI_THREAD_MULTIPLE);
 }
 
 }  // namespace coexec

@@ -15,6 +15,7 @@ struct mpi_environment::impl {
     MPI_Comm comm = MPI_COMM_NULL;  ///< ours: a duplicate of MPI_COMM_WORLD
     int rank = 0;
     int size = 1;
+    int thread_level = 0;   ///< as granted by MPI_Init_thread (or MPI_Query_thread)
     bool owns_mpi = false;  ///< we called MPI_Init, so we call MPI_Finalize
     bool refused = false;   ///< the start-up check failed; MPI is finalised already
 
@@ -26,8 +27,10 @@ struct mpi_environment::impl {
 
 namespace detail::mpi {
 
-/// A worker rank's serve loop (lib/mpi/server.cpp): runs until rank 0 says exit.
-int serve(MPI_Comm comm);
+/// A worker rank's serve loop (lib/mpi/server.cpp): runs until rank 0 says
+/// exit. `any_thread_sends`: MPI granted MPI_THREAD_MULTIPLE, so results
+/// leave from the threads that complete them.
+int serve(MPI_Comm comm, bool any_thread_sends);
 
 }  // namespace detail::mpi
 }  // namespace coexec

@@ -31,6 +31,7 @@ void link::send(int rank, int tag, std::vector<std::byte> bytes) {
         throw serialization_error("coexec::mpi_pool: a message of " + std::to_string(bytes.size()) +
                                   " bytes exceeds what one MPI message carries (2 GiB)");
     }
+    std::lock_guard lock(m_mutex);
     m_buffers.push_back(std::move(bytes));
     m_requests.push_back(MPI_REQUEST_NULL);
     auto& b = m_buffers.back();
@@ -64,6 +65,7 @@ bool link::try_receive(int source, incoming& out) {
 }
 
 bool link::progress() {
+    std::lock_guard lock(m_mutex);
     if (m_requests.empty()) return false;
     m_done.resize(m_requests.size());
     int n = 0;
@@ -87,6 +89,7 @@ bool link::progress() {
 }
 
 void link::flush() {
+    std::lock_guard lock(m_mutex);
     if (m_requests.empty()) return;
     const int rc =
         MPI_Waitall(static_cast<int>(m_requests.size()), m_requests.data(), MPI_STATUSES_IGNORE);

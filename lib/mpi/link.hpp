@@ -1,13 +1,15 @@
 // lib/mpi/link.hpp — non-blocking point-to-point messages over one communicator.
 //
-// The only place that sends and receives the rank protocol's messages. Used by
-// one thread at a time (rank 0's progress thread, a worker rank's serve loop):
-// mpi_pool makes every MPI call from a single thread.
+// The only place that sends and receives the rank protocol's messages. The
+// sends in flight are guarded by a mutex, so that with MPI_THREAD_MULTIPLE
+// any thread may send (the thread completing a task sends its result); with
+// less, mpi_pool makes all of one process's MPI calls from one thread.
 #pragma once
 
 #include <mpi.h>
 
 #include <cstddef>
+#include <mutex>
 #include <vector>
 
 namespace coexec::detail::mpi {
@@ -36,7 +38,10 @@ class link {
     bool try_receive(int source, incoming& out);
     /// Frees the buffers of completed sends; true if any completed.
     bool progress();
-    bool sending() const noexcept { return !m_requests.empty(); }
+    bool sending() const {
+        std::lock_guard lock(m_mutex);
+        return !m_requests.empty();
+    }
     /// Waits for every send in flight.
     void flush();
 
@@ -44,6 +49,7 @@ class link {
 
   private:
     MPI_Comm m_comm;
+    mutable std::mutex m_mutex;  // guards the three vectors below
     std::vector<MPI_Request> m_requests;
     std::vector<std::vector<std::byte>> m_buffers;  // m_buffers[i] belongs to m_requests[i]
     std::vector<int> m_done;                        // scratch for MPI_Testsome

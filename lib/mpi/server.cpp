@@ -1,12 +1,15 @@
 // lib/mpi/server.cpp — a worker rank: receives tasks from rank 0, runs them
 // locally, sends the results back.
 //
-// Threads: the serve loop (the thread that called serve()) makes every MPI
-// call and owns the table of running tasks. Tasks run on a local
+// Threads: the serve loop (the thread that called serve()) receives every
+// message and owns the table of running tasks. Tasks run on a local
 // process_pool (process isolation: its supervisor thread completes them) or
-// thread_pool (thread isolation: its workers do); their completions come back
-// to the loop through `m_finished`, under `m_mutex`, with a wake-up if the
-// loop sleeps. The loop backs off when idle (lib/util/backoff.hpp).
+// thread_pool (thread isolation: its workers do). With MPI_THREAD_MULTIPLE
+// the completing thread sends the result itself (a hand-off to the loop
+// costs one of its polls, ~5 us here) and only tells the loop to forget the
+// task; otherwise completions reach the loop through `m_finished`, under
+// `m_mutex`, with a wake-up if it sleeps, and the loop sends them. The loop
+// backs off when idle (lib/util/backoff.hpp).
 #include <sched.h>
 #include <unistd.h>
 
@@ -102,7 +105,8 @@ struct running_task {
     std::uint64_t id = 0;
     std::int64_t timeout_ns = 0;
     std::atomic<std::int64_t> started_ns{0};  // thread isolation: when a thread took it
-    bool reported = false;                    // serve loop only: rank 0 has its outcome
+    std::atomic<bool> reported{false};        // rank 0 has its outcome (result or deadline)
+    process_pool_core* pool = nullptr;        // process isolation: for its respawn count
     future<bytes> local;
 };
 
@@ -110,11 +114,12 @@ struct finished {
     std::shared_ptr<running_task> task;
     result_kind kind;
     bytes payload;
+    bool sent = false;  // the completing thread sent it: the loop only forgets the task
 };
 
 class server {
   public:
-    explicit server(MPI_Comm comm) : m_link(comm) {}
+    server(MPI_Comm comm, bool any_thread_sends) : m_link(comm), m_direct(any_thread_sends) {}
     ~server() { close_local(true); }
 
     int run();
@@ -131,6 +136,7 @@ class server {
     void send_result(const running_task& task, result_kind kind, bytes payload);
 
     link m_link;
+    bool m_direct;
     mpi_isolation m_isolation = mpi_isolation::process;
     std::unique_ptr<process_pool_core> m_processes;
     std::unique_ptr<thread_pool> m_threads;
@@ -248,6 +254,7 @@ void server::start(bytes message) {
         if (m_processes) {
             auto* state = new shared_state<bytes>();
             task->local = future<bytes>(state);
+            task->pool = m_processes.get();
             auto pt = std::make_unique<process_task>();
             pt->state = state;  // the creation reference
             pt->complete = &keep_result;
@@ -266,7 +273,7 @@ void server::start(bytes message) {
     } catch (...) {
         // Refused locally (a broken local pool): the reason goes back as the failure.
         send_result(*task, result_kind::failure, encode_error(std::current_exception()));
-        task->reported = true;
+        task->reported.store(true);
         if (task->timeout_ns > 0 && m_threads) --m_timed;
         m_running.erase(t.id);
         return;
@@ -311,6 +318,20 @@ void server::on_done(const std::shared_ptr<running_task>& task, const future<byt
         done.kind = result_kind::failure;
         done.payload.clear();
     }
+    if (m_direct) {
+        // From this thread (MPI_THREAD_MULTIPLE); the loop only forgets the task.
+        try {
+            if (!task->reported.exchange(true))
+                send_result(*task, done.kind, std::move(done.payload));
+        } catch (...) {
+            // An MPI failure: the loop's own calls will report it.
+        }
+        done.payload.clear();
+        done.sent = true;
+        std::lock_guard lock(m_mutex);
+        m_finished.push_back(std::move(done));
+        return;
+    }
     std::lock_guard lock(m_mutex);
     m_finished.push_back(std::move(done));
     if (m_sleeping) m_cv.notify_one();
@@ -326,8 +347,8 @@ bool server::send_finished() {
     for (auto& f : batch) {
         running_task& t = *f.task;
         if (m_running.erase(t.id) != 0 && t.timeout_ns > 0 && m_threads) --m_timed;
-        if (t.reported) continue;  // its deadline was reported already
-        t.reported = true;
+        // Sent already by the completing thread, or its deadline was reported.
+        if (f.sent || t.reported.exchange(true)) continue;
         send_result(t, f.kind, std::move(f.payload));
     }
     return true;
@@ -338,10 +359,11 @@ bool server::check_deadlines() {
     bool any = false;
     for (auto& [id, t] : m_running) {
         const std::int64_t started = t->started_ns.load(std::memory_order_acquire);
-        if (t->reported || t->timeout_ns <= 0 || started == 0 || now - started < t->timeout_ns)
+        if (t->reported.load() || t->timeout_ns <= 0 || started == 0 ||
+            now - started < t->timeout_ns)
             continue;
         // A thread cannot be killed: the task runs on, its result is dropped.
-        t->reported = true;
+        if (t->reported.exchange(true)) continue;
         send_result(*t, result_kind::failure,
                     encode_error(std::make_exception_ptr(deadline_exceeded(
                         "mpi_pool: the task ran past its deadline (thread isolation: it could not "
@@ -354,7 +376,7 @@ bool server::check_deadlines() {
 void server::send_result(const running_task& task, result_kind kind, bytes payload) {
     result_trailer t{};
     t.id = task.id;
-    t.respawns = m_processes ? m_processes->stats().respawns : 0;
+    t.respawns = task.pool != nullptr ? task.pool->stats().respawns : 0;
     t.kind = static_cast<std::uint8_t>(kind);
     append_trailer(payload, t);
     try {
@@ -389,8 +411,8 @@ void server::close_local(bool now) noexcept {
 
 }  // namespace
 
-int serve(MPI_Comm comm) {
-    server s(comm);
+int serve(MPI_Comm comm, bool any_thread_sends) {
+    server s(comm, any_thread_sends);
     return s.run();
 }
 
