@@ -7,7 +7,7 @@
 #include <utility>
 #include <vector>
 
-#include "coexec/detail/module_identity.hpp"
+#include "coexec/detail/codec/module_identity.hpp"
 #include "coexec/errors.hpp"
 #include "mpi/handshake.hpp"
 #include "mpi/link.hpp"

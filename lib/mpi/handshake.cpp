@@ -3,7 +3,8 @@
 #include <algorithm>
 #include <string_view>
 
-#include "coexec/detail/codec.hpp"
+#include "coexec/detail/codec/byte_buffers.hpp"
+#include "coexec/errors.hpp"
 
 namespace coexec::detail::mpi {
 namespace {

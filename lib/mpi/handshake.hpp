@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "coexec/detail/module_identity.hpp"
+#include "coexec/detail/codec/module_identity.hpp"
 
 namespace coexec::detail::mpi {
 

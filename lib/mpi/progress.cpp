@@ -6,6 +6,8 @@
 #include <string>
 #include <utility>
 
+#include "coexec/detail/codec/exceptions.hpp"
+#include "coexec/detail/codec/values.hpp"
 #include "mpi/client.hpp"
 #include "mpi/protocol.hpp"
 

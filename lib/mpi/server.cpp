@@ -25,7 +25,10 @@
 #include <utility>
 #include <vector>
 
-#include "coexec/detail/codec.hpp"
+#include "coexec/detail/codec/byte_buffers.hpp"
+#include "coexec/detail/codec/code_address.hpp"
+#include "coexec/detail/codec/exceptions.hpp"
+#include "coexec/detail/codec/values.hpp"
 #include "coexec/process_pool.hpp"
 #include "coexec/thread_pool.hpp"
 #include "mpi/environment.hpp"

@@ -4,7 +4,7 @@
 // A task is the process_pool's: a process_task holding the trampoline's code
 // address and the codec's encoding of the call, completed by the same
 // complete_single / complete_chunk. Only the function names differ: every code
-// address is written in the build-id form (detail/module_identity.hpp), which
+// address is written in the build-id form (detail/codec/module_identity.hpp), which
 // a rank on another host decodes to its own copy of the function.
 #pragma once
 
@@ -16,8 +16,9 @@
 #include <utility>
 #include <vector>
 
-#include "coexec/detail/codec.hpp"
-#include "coexec/detail/module_identity.hpp"
+#include "coexec/detail/codec/byte_buffers.hpp"
+#include "coexec/detail/codec/module_identity.hpp"
+#include "coexec/detail/codec/remote_call.hpp"
 #include "coexec/detail/process_task.hpp"
 #include "coexec/errors.hpp"
 #include "coexec/executor.hpp"
