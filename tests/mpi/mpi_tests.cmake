@@ -9,6 +9,9 @@
 set(COEXEC_MPI_TEST_ENV
     "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;OMPI_MCA_pml=ob1;OMPI_MCA_btl=self,vader,tcp")
 
+# The start-up check's judgement, in one process (no MPI job needed).
+coexec_add_test(test_mpi_handshake SOURCES mpi/test_mpi_handshake.cpp LIBS coexec::mpi INTERNAL)
+
 # A function in a shared library of its own: found across ranks by build-id.
 add_library(coexec_mpi_test_lib SHARED mpi/mpi_test_lib.cpp)
 coexec_target_options(coexec_mpi_test_lib)
