@@ -28,7 +28,9 @@
 //   crash takes the rank down, and MPI then ends the whole job; a deadline
 //   fails the future but cannot stop the task).
 // A rank runs `slots_per_rank` tasks at once and holds one more, queued,
-// ready to start (still cancellable).
+// ready to start (still cancellable). cancel() of a running task kills its
+// worker under process isolation; under thread isolation the future is
+// cancelled but the task runs to its end on its rank (its result is dropped).
 //
 // @par Thread safety
 // mpi_pool members may be called from any thread, like process_pool's; one
@@ -209,7 +211,8 @@ class mpi_pool {
 
     /// Tasks that run at once: worker ranks used × slots per rank.
     std::size_t max_workers() const noexcept { return m_core.max_workers(); }
-    /// A snapshot of the counters; `workers_alive` counts slots on the ranks,
+    /// A snapshot of the counters; `running` counts tasks sent to a rank (the
+    /// one a rank holds ready too), `workers_alive` the slots on the ranks,
     /// `respawns` the ranks' process workers started to replace dead ones.
     executor_stats stats() const noexcept { return m_core.stats(); }
 

@@ -59,6 +59,13 @@ int slow_rank() {
     return task_rank();
 }
 
+// Touches every byte and sends them all back: a large argument and result.
+std::vector<char> flip(std::vector<char> bytes) {
+    for (char& c : bytes)
+        c = static_cast<char>(~c);
+    return bytes;
+}
+
 struct scale {  // a serializable function object: its state travels with it
     int factor = 1;
     int operator()(int x) const { return factor * x; }
@@ -249,6 +256,24 @@ TEST_CASE("stats count submitted, completed and failed tasks and the slots alive
     REQUIRE(s.queued == 0);
     REQUIRE(s.running == 0);
     REQUIRE(s.workers_alive == 2);
+}
+
+TEST_CASE("large arguments and results cross ranks whole", "[mpi]") {
+    for (auto isolation : {coexec::mpi_isolation::process, coexec::mpi_isolation::thread}) {
+        mpi_pool pool{mpi(), {.slots_per_rank = 1, .isolation = isolation}};
+        std::vector<char> big(24u << 20);
+        for (std::size_t i = 0; i < big.size(); ++i)
+            big[i] = static_cast<char>(i * 7);
+        auto a = pool.submit(flip, big);
+        auto b = pool.submit(flip, std::vector<char>(100, 'x'));
+        const auto back = a.get_for(60s);
+        REQUIRE(back.size() == big.size());
+        bool same = true;
+        for (std::size_t i = 0; i < big.size() && same; ++i)
+            same = back[i] == static_cast<char>(~big[i]);
+        REQUIRE(same);
+        REQUIRE(b.get_for(60s) == std::vector<char>(100, static_cast<char>(~'x')));
+    }
 }
 
 TEST_CASE("process isolation runs tasks in local worker processes, thread isolation in the rank",

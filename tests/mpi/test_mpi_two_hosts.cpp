@@ -29,6 +29,9 @@ int refuse(int x) {
     if (x < 0) throw std::invalid_argument("negative: " + std::to_string(x));
     return x;
 }
+std::string reversed(std::string s) {
+    return {s.rbegin(), s.rend()};
+}
 int crash() {
     ::raise(SIGSEGV);
     return 0;
@@ -52,6 +55,11 @@ TEST_CASE("two hosts: tasks run on the other host and their results come back", 
         for (long i = 0; i < 500; ++i)
             REQUIRE(out[static_cast<std::size_t>(i)] == i * i * i);
         REQUIRE(pool.submit(mpi_test_lib_triple, 7L).get_for(60s) == 21);
+        std::string big(8u << 20, 'a');
+        big.back() = 'z';
+        const std::string back = pool.submit(reversed, big).get_for(60s);  // over TCP, both ways
+        REQUIRE(back.size() == big.size());
+        REQUIRE(back.front() == 'z');
         REQUIRE_THROWS_WITH(pool.submit(refuse, -3).get_for(60s), "negative: -3");
     }
     coexec::mpi_pool pool{coexec_test::mpi(), {.slots_per_rank = 1}};
