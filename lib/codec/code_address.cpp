@@ -2,9 +2,11 @@
 
 #include <link.h>
 
+#include <bit>
 #include <cstddef>
 #include <string>
 
+#include "coexec/detail/codec/byte_buffers.hpp"
 #include "coexec/detail/codec/module_identity.hpp"
 #include "coexec/errors.hpp"
 
@@ -87,6 +89,10 @@ const void* decode_code_address(std::uint64_t encoded) {
             "libraries as the caller");
     }
     return reinterpret_cast<const void*>(s.address);
+}
+
+trampoline_fn decode_trampoline(byte_reader& in) {
+    return std::bit_cast<trampoline_fn>(decode_code_address(in.get_u64()));
 }
 
 }  // namespace coexec::detail

@@ -62,10 +62,6 @@ struct flight {
     std::chrono::steady_clock::time_point sent;
 };
 
-// After its last event the progress thread keeps polling this long before it
-// sleeps: a caller that submits again right after a result, or a result that
-// follows its task within a few hops, is then caught without a wake-up.
-inline constexpr std::chrono::microseconds spin_window{200};
 // While tasks are out and they take less than this on average (send to
 // answer), the progress thread keeps polling (yielding the CPU now and then)
 // instead of sleeping: a sleep would cost more than the task. Longer tasks

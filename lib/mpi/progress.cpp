@@ -56,7 +56,7 @@ void mpi_pool_core::impl::send_cancel_locked(std::size_t rank_index, std::uint64
 }
 
 void mpi_pool_core::impl::run() noexcept {
-    idle_backoff backoff(spin_window);
+    idle_backoff backoff(spin::mpi_poll);
     try {
         for (;;) {
             bool any = dispatch();

@@ -10,7 +10,6 @@
 // task; otherwise completions reach the loop through `m_finished`, under
 // `m_mutex`, with a wake-up if it sleeps, and the loop sends them. The loop
 // backs off when idle (lib/util/backoff.hpp).
-#include <sched.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -35,31 +34,17 @@
 #include "mpi/link.hpp"
 #include "mpi/protocol.hpp"
 #include "util/backoff.hpp"
+#include "util/cpus.hpp"
 
 namespace coexec::detail::mpi {
 namespace {
 
 using clock = std::chrono::steady_clock;
 using bytes = std::vector<std::byte>;
-using remote_fn = void (*)(byte_reader&, byte_writer&);
-
-// After its last event the loop keeps polling this long before it sleeps, so
-// the next task of a caller submitting one at a time is caught at once.
-constexpr std::chrono::microseconds spin_window{200};
 
 std::int64_t now_ns() {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now().time_since_epoch())
         .count();
-}
-
-std::size_t cores() {
-    cpu_set_t set;
-    if (::sched_getaffinity(0, sizeof set, &set) == 0) {
-        const int n = CPU_COUNT(&set);
-        if (n > 0) return static_cast<std::size_t>(n);
-    }
-    const unsigned n = std::thread::hardware_concurrency();
-    return n != 0 ? n : 1;
 }
 
 bytes encode_error(std::exception_ptr e) {
@@ -76,8 +61,7 @@ bytes run_message(const bytes& message) {
     byte_writer w(out);  // no descriptors: a shared_buffer result fails to encode
     try {
         byte_reader in(message);
-        auto fn = std::bit_cast<remote_fn>(decode_code_address(in.get_u64()));
-        fn(in, w);
+        decode_trampoline(in)(in, w);  // the process worker's dispatch, in this rank
     } catch (...) {
         out.clear();
         w.put(status_exception);
@@ -153,7 +137,7 @@ class server {
 };
 
 int server::run() {
-    idle_backoff backoff(spin_window);
+    idle_backoff backoff(spin::mpi_poll);
     incoming in;
     std::vector<finished> none;
     for (;;) {
@@ -219,7 +203,7 @@ void server::open(const bytes& body) {
         m_isolation = r.get() == 0 ? mpi_isolation::process : mpi_isolation::thread;
         std::size_t slots = r.get_u64();
         const std::uint64_t init = r.get_u64();
-        if (slots == 0) slots = cores();
+        if (slots == 0) slots = usable_cpus();
         void (*initializer)() =
             init != 0 ? std::bit_cast<void (*)()>(decode_code_address(init)) : nullptr;
         if (m_isolation == mpi_isolation::process) {

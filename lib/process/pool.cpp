@@ -2,7 +2,6 @@
 // dispatch to idle workers, shutdown, and cancelling running tasks. The
 // supervisor thread's side is supervisor.cpp; their shared state and its
 // locking rules are in pool_impl.hpp.
-#include <sched.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -12,6 +11,7 @@
 #include <thread>
 
 #include "process/pool_impl.hpp"
+#include "util/cpus.hpp"
 #include "util/eventfd.hpp"
 #include "util/system_error.hpp"
 
@@ -19,16 +19,6 @@ namespace coexec::detail {
 namespace {
 
 using namespace proc;
-
-std::size_t default_workers() {
-    cpu_set_t set;
-    if (::sched_getaffinity(0, sizeof set, &set) == 0) {
-        const int n = CPU_COUNT(&set);
-        if (n > 0) return static_cast<std::size_t>(n);
-    }
-    const unsigned n = std::thread::hardware_concurrency();
-    return n != 0 ? n : 1;
-}
 
 // future::cancel() on a running process task lands here. One immortal hook
 // for all pools: a state may be cancelled while its pool is being destroyed,
@@ -70,7 +60,7 @@ class cancel_registry final : public cancel_hook {
 }  // namespace
 
 process_pool_core::impl::impl(const process_pool_options& o)
-    : m_options(o), m_workers(o.max_workers != 0 ? o.max_workers : default_workers()) {
+    : m_options(o), m_workers(o.max_workers != 0 ? o.max_workers : usable_cpus()) {
     m_slots.resize(m_workers);
     m_buffers.reserve(m_workers);
     switch (o.start) {

@@ -20,7 +20,6 @@ namespace {
 constexpr int exit_init_failed = 3;
 constexpr int exit_loop_error = 70;
 
-using remote_fn = void (*)(byte_reader&, byte_writer&);
 using initializer_fn = void (*)();
 
 void encode_failure(std::vector<std::byte>& out, std::vector<int>& out_fds) {
@@ -71,7 +70,7 @@ int worker_loop(channel_fds fds) {
                 try {
                     byte_reader in(m.bytes, m.fds);
                     byte_writer w(out, &out_fds);
-                    auto fn = std::bit_cast<remote_fn>(decode_code_address(in.get_u64()));
+                    const trampoline_fn fn = decode_trampoline(in);
                     ch.set_running_id(m.id);
                     fn(in, w);  // encodes the task's own exceptions itself
                 } catch (...) {

@@ -1,5 +1,6 @@
 target_sources(coexec PRIVATE
     ${CMAKE_CURRENT_LIST_DIR}/backoff.hpp
+    ${CMAKE_CURRENT_LIST_DIR}/cpus.hpp
     ${CMAKE_CURRENT_LIST_DIR}/eventfd.hpp
     ${CMAKE_CURRENT_LIST_DIR}/fd_passing.cpp
     ${CMAKE_CURRENT_LIST_DIR}/fd_passing.hpp

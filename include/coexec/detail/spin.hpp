@@ -57,6 +57,12 @@ inline constexpr spin_policy process_worker{microseconds{100}, true};
 /// A process_pool supervisor after its last event, before it sleeps in
 /// epoll: a caller that submits one task at a time then never pays a wake-up.
 inline constexpr spin_policy process_supervisor{microseconds{50}, true};
+/// An MPI poller (mpi_pool's progress thread, a worker rank's serve loop)
+/// after its last event, before its sleeps start (lib/util/backoff.hpp): long
+/// enough for an answer that comes back through a rank's process pool and
+/// for a caller's next submit. A poll runs MPI's progress engine, so the
+/// poller yields every 8th poll rather than after each.
+inline constexpr spin_policy mpi_poll{microseconds{200}, true};
 }  // namespace spin
 
 /// Spins until `ready()` or `policy`'s budget is spent; returns ready()'s

@@ -10,6 +10,9 @@
 
 namespace coexec::detail {
 
+class byte_reader;
+class byte_writer;
+
 /// Encodes a code address as (module index in dl_iterate_phdr order) << 48 |
 /// offset from the module's load address, so it means the same function in
 /// another process running the same binary with the same startup libraries,
@@ -22,5 +25,14 @@ std::uint64_t encode_code_address(const void* fn);
 /// serialization_error if the module does not exist or the address falls
 /// outside its loaded segments.
 const void* decode_code_address(std::uint64_t encoded);
+
+/// What every task message starts with: the code address of its trampoline
+/// (remote_invoke, remote_invoke_chunk: remote_call.hpp), which reads the rest
+/// of the message and writes the outcome.
+using trampoline_fn = void (*)(byte_reader& in, byte_writer& out);
+
+/// Worker side: reads the trampoline a task message starts with (either
+/// code-address form). Throws serialization_error.
+trampoline_fn decode_trampoline(byte_reader& in);
 
 }  // namespace coexec::detail
