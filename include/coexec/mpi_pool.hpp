@@ -171,19 +171,42 @@ class mpi_pool {
                                     std::move(options));
     }
 
-    /// The map machinery's hook: one chunk of inputs as one task (as process_pool's).
-    template <class F, class A, class B>
-        requires(!std::is_invocable_v<const F&, std::pair<A, B>&>)
-    auto submit_chunk(const F& f, std::vector<std::pair<A, B>> chunk) {
-        std::vector<std::tuple<A, B>> tuples;
-        tuples.reserve(chunk.size());
-        for (auto& p : chunk)
-            tuples.emplace_back(std::move(p.first), std::move(p.second));
-        return submit_chunk(f, std::move(tuples));
+    /// Stops accepting work; see the header comment.
+    void shutdown(bool wait = true, bool cancel_futures = false) {
+        m_core.shutdown(wait, cancel_futures);
+    }
+    /// Cancels queued and running futures and kills running tasks; implies shutdown.
+    void terminate_workers() { m_core.terminate_workers(); }
+
+    /// Tasks that run at once: worker ranks used × slots per rank.
+    std::size_t max_workers() const noexcept { return m_core.max_workers(); }
+    /// A snapshot of the counters; `running` counts tasks sent to a rank (the
+    /// one a rank holds ready too), `workers_alive` the slots on the ranks,
+    /// `respawns` the ranks' process workers started to replace dead ones.
+    executor_stats stats() const noexcept { return m_core.stats(); }
+
+  private:
+    friend struct detail::map_chunk_hook<mpi_pool>;
+
+    /// map's machinery (through detail::map_chunk_hook): one chunk of inputs
+    /// as one task, one message, as on process_pool (elements in the form the
+    /// codec sends: detail::wire_element_t).
+    template <class F, class Arg>
+    auto submit_chunk(const F& f, std::vector<Arg> chunk) {
+        using wire = detail::wire_element_t<F, Arg>;
+        if constexpr (std::is_same_v<wire, Arg>) {
+            return send_chunk(f, std::move(chunk));
+        } else {
+            std::vector<wire> elements;
+            elements.reserve(chunk.size());
+            for (auto& e : chunk)
+                elements.push_back(detail::to_wire_element<wire>(std::move(e)));
+            return send_chunk(f, std::move(elements));
+        }
     }
 
     template <class F, class Arg>
-    auto submit_chunk(const F& f, std::vector<Arg> chunk)
+    auto send_chunk(const F& f, std::vector<Arg> chunk)
         -> future<std::vector<detail::outcome<detail::chunk_result_t<F, Arg>>>> {
         detail::check_remote_chunk_callable<F, Arg>();
         using R = detail::chunk_result_t<F, Arg>;
@@ -202,22 +225,20 @@ class mpi_pool {
         return result;
     }
 
-    /// Stops accepting work; see the header comment.
-    void shutdown(bool wait = true, bool cancel_futures = false) {
-        m_core.shutdown(wait, cancel_futures);
-    }
-    /// Cancels queued and running futures and kills running tasks; implies shutdown.
-    void terminate_workers() { m_core.terminate_workers(); }
-
-    /// Tasks that run at once: worker ranks used × slots per rank.
-    std::size_t max_workers() const noexcept { return m_core.max_workers(); }
-    /// A snapshot of the counters; `running` counts tasks sent to a rank (the
-    /// one a rank holds ready too), `workers_alive` the slots on the ranks,
-    /// `respawns` the ranks' process workers started to replace dead ones.
-    executor_stats stats() const noexcept { return m_core.stats(); }
-
-  private:
     detail::mpi_pool_core m_core;
 };
+
+namespace detail {
+
+/// map's hook into mpi_pool: chunks travel as one message each.
+template <>
+struct map_chunk_hook<mpi_pool> {
+    template <class F, class Arg>
+    static auto submit(mpi_pool& pool, const F& f, std::vector<Arg> chunk) {
+        return pool.submit_chunk(f, std::move(chunk));
+    }
+};
+
+}  // namespace detail
 
 }  // namespace coexec

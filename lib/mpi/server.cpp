@@ -94,7 +94,9 @@ struct running_task {
     std::atomic<std::int64_t> started_ns{0};  // thread isolation: when a thread took it
     std::atomic<bool> reported{false};        // rank 0 has its outcome (result or deadline)
     process_pool_core* pool = nullptr;        // process isolation: for its respawn count
-    future<bytes> local;
+    shared_state<bytes>* state = nullptr;     // process isolation: the result, kept by `local`
+    bytes result;                             // thread isolation: the result, once `local` is done
+    future<bytes> local;                      // to cancel, and to learn the outcome
 };
 
 struct finished {
@@ -241,6 +243,7 @@ void server::start(bytes message) {
         if (m_processes) {
             auto* state = new shared_state<bytes>();
             task->local = future<bytes>(state);
+            task->state = state;
             task->pool = m_processes.get();
             auto pt = std::make_unique<process_task>();
             pt->state = state;  // the creation reference
@@ -250,9 +253,11 @@ void server::start(bytes message) {
             m_processes->submit(std::move(pt));
         } else if (m_threads) {
             if (t.timeout_ns > 0) ++m_timed;
+            // The result goes into `task` (the future's copy would be a second one).
             task->local = m_threads->submit([task, message = std::move(message)] {
                 task->started_ns.store(now_ns(), std::memory_order_release);
-                return run_message(message);
+                task->result = run_message(message);
+                return bytes{};
             });
         } else {
             throw error("coexec::mpi_pool: a task arrived while no pool is open on this rank");
@@ -286,20 +291,16 @@ void server::cancel(const bytes& body) {
 
 void server::on_done(const std::shared_ptr<running_task>& task, const future<bytes>& f) noexcept {
     finished done{task, result_kind::value, {}};
-    auto* state = f.state();
     try {
-        switch (state->load_status()) {
-            case status::has_value:
-                // Ours alone (the future in `task` is only used to cancel): move it out.
-                done.payload = std::move(state->value());
-                break;
-            case status::cancelled:
-                done.kind = result_kind::cancelled;
-                break;
-            default:
-                done.kind = result_kind::failure;
-                done.payload = encode_error(state->exception_ptr());
-                break;
+        if (f.has_value()) {
+            // Ours alone (nobody else reads the value): moved, not copied.
+            done.payload =
+                task->state != nullptr ? std::move(task->state->value()) : std::move(task->result);
+        } else if (f.cancelled()) {
+            done.kind = result_kind::cancelled;
+        } else {
+            done.kind = result_kind::failure;
+            done.payload = encode_error(f.exception());
         }
     } catch (...) {
         done.kind = result_kind::failure;

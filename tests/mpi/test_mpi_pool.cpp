@@ -21,6 +21,7 @@
 #include "coexec/task.hpp"
 #include "coexec/wait.hpp"
 #include "coexec/when_all.hpp"
+#include "coexec/when_any.hpp"
 #include "mpi_test_env.hpp"
 
 using namespace std::chrono_literals;
