@@ -28,9 +28,9 @@ namespace coexec_test {
 
 /// How a scenario run in a child process ended.
 struct isolated_result {
-    bool exited = false;   // returned normally; `code` is its value
+    bool exited = false;  // returned normally; `code` is its value
     int code = -1;
-    int signal = 0;        // killed by this signal (e.g. SIGSEGV, SIGFPE)
+    int signal = 0;  // killed by this signal (e.g. SIGSEGV, SIGFPE)
     bool timed_out = false;
     std::string describe() const {
         if (timed_out) return "hung (killed after the bound)";

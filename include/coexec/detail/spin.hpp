@@ -57,6 +57,9 @@ inline constexpr spin_policy process_worker{microseconds{100}, true};
 /// A process_pool supervisor after its last event, before it sleeps in
 /// epoll: a caller that submits one task at a time then never pays a wake-up.
 inline constexpr spin_policy process_supervisor{microseconds{50}, true};
+/// A process waiting for a shared primitive's lock (process_mutex,
+/// shared_queue), held by another process for the copy of one item.
+inline constexpr spin_policy shared_lock{microseconds{20}, true};
 }  // namespace spin
 
 /// Spins until `ready()` or `policy`'s budget is spent; returns ready()'s
