@@ -2,10 +2,14 @@
 // repeat; p50 and p99 over 20k trips after 2k warm-up, 2 workers.
 //
 //   coexec   process_pool{2}: submit(noop).get()
+//            the same awaited (co_await) by a coroutine on a thread_pool
+//            worker: the supervisor hands the resumption to that pool
 //   python   ProcessPoolExecutor(2): submit(noop).result()   (10k trips)
 //            multiprocessing.Pool(2): apply(noop)             (10k trips)
 #include <coexec/future.hpp>
 #include <coexec/process_pool.hpp>
+#include <coexec/task.hpp>
+#include <coexec/thread_pool.hpp>
 
 #include <cstdio>
 #include <vector>
@@ -27,6 +31,7 @@ int main() {
     const std::size_t n = 20'000;
 
     std::vector<double> ns;
+    std::vector<double> awaited;
     {
         coexec::process_pool pool{{.max_workers = 2}};
         for (std::size_t i = 0; i < warmup; ++i)
@@ -39,11 +44,31 @@ int main() {
             ns.push_back(static_cast<double>(
                 std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count()));
         }
+        coexec::thread_pool threads{{.max_workers = 1}};
+        awaited = threads
+                      .submit([&]() -> coexec::task<std::vector<double>> {
+                          std::vector<double> out;
+                          out.reserve(n);
+                          for (std::size_t i = 0; i < warmup + n; ++i) {
+                              auto t0 = coexec_bench::clock::now();
+                              co_await pool.submit(&noop);
+                              auto t1 = coexec_bench::clock::now();
+                              if (i >= warmup)
+                                  out.push_back(static_cast<double>(
+                                      std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0)
+                                          .count()));
+                          }
+                          co_return out;
+                      })
+                      .get();
     }
     auto s = coexec_bench::summarize_ns(ns);
+    auto a = coexec_bench::summarize_ns(awaited);
     std::printf("process pool one-at-a-time round trip, 2 workers\n");
     std::printf("  coexec process_pool submit+get     p50 %8.2f us  p99 %8.2f us  mean %8.2f us\n",
                 s.p50_us, s.p99_us, s.mean_us);
+    std::printf("  co_await from a thread_pool worker p50 %8.2f us  p99 %8.2f us  mean %8.2f us\n",
+                a.p50_us, a.p99_us, a.mean_us);
 
     auto py = coexec_bench::run_python("process_pool_peers.py",
                                        "round_trip --workers 2 --n 10000 --warmup 500");

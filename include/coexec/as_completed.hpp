@@ -38,7 +38,7 @@ class completion_stream {
         : m_remaining(futures.size()), m_deadline(deadline) {
         for (auto& f : futures) {
             auto queue = m_queue;
-            f.add_done_callback([queue](const future<R>& done) { queue->push(done); });
+            detail::add_signal_callback(f, [queue](const future<R>& done) { queue->push(done); });
         }
     }
 

@@ -76,8 +76,21 @@ struct state_awaiter : continuation, resume_item {
     }
 };
 
+/// Calls `fn(f)` once `f` is done, on whichever thread completes it (at once
+/// if it is done). For the library's own callbacks, which only queue or
+/// signal (they resume awaiters through resume_item::resume_home): unlike
+/// add_done_callback, they may run on a process pool's supervisor thread.
+template <class T, class F>
+void add_signal_callback(const future<T>& f, F&& fn);
+
 /// Reports an exception escaping a done-callback (Python logs and goes on).
 void report_callback_exception(std::exception_ptr e) noexcept;
+
+/// A done-callback's node (below future). `UserCode` callbacks never run on
+/// a thread that has a user_code_sink() (a process pool's supervisor): they
+/// are posted to that sink.
+template <class T, class F, bool UserCode>
+struct callback_node;
 
 }  // namespace detail
 
@@ -176,29 +189,15 @@ class future {
         return m_state->exception_ptr();
     }
 
-    /// Calls `fn(const future<T>&)` once when done: on the completing thread,
-    /// or at once on this thread if already done. An exception escaping `fn`
-    /// is reported on stderr and otherwise ignored (as Python does).
+    /// Calls `fn(const future<T>&)` once when done: on the completing thread
+    /// (for a process_pool's futures, on the pool's completion thread, never
+    /// its supervisor), or at once on this thread if already done. An
+    /// exception escaping `fn` is reported on stderr and otherwise ignored
+    /// (as Python does).
     template <class F>
         requires std::invocable<F&, const future<T>&>
     void add_done_callback(F&& fn) const {
-        struct node : detail::continuation {
-            std::decay_t<F> f;
-            future<T> self;
-            node(F&& fn_, const future<T>& s) : f(std::forward<F>(fn_)), self(s) {}
-            static void call(detail::continuation* c) noexcept {
-                auto* n = static_cast<node*>(c);
-                try {
-                    n->f(std::as_const(n->self));
-                } catch (...) {
-                    detail::report_callback_exception(std::current_exception());
-                }
-                delete n;
-            }
-        };
-        auto* n = new node(std::forward<F>(fn), *this);
-        n->fn = &node::call;
-        if (!m_state->add_continuation(n)) node::call(n);
+        register_callback<true>(std::forward<F>(fn));
     }
 
     /// Awaits without blocking a thread; yields a copy of the value or rethrows.
@@ -232,8 +231,60 @@ class future {
         if constexpr (!std::is_void_v<T>) return std::move(m_state->value());
     }
 
+    template <bool UserCode, class F>
+    void register_callback(F&& fn) const {
+        using node = detail::callback_node<T, std::decay_t<F>, UserCode>;
+        auto* n = new node(std::forward<F>(fn), *this);
+        if (!m_state->add_continuation(n)) node::on_done(n);
+    }
+    template <class U, class F>
+    friend void detail::add_signal_callback(const future<U>& f, F&& fn);
+
     detail::shared_state<T>* m_state = nullptr;
 };
+
+namespace detail {
+
+/// A done-callback: a continuation of the state, and a work item for when
+/// it must run on another thread than the one completing the state.
+template <class T, class F, bool UserCode>
+struct callback_node final : continuation, work_item {
+    F f;
+    future<T> self;
+
+    template <class G>
+    callback_node(G&& g, const future<T>& s) : f(std::forward<G>(g)), self(s) {
+        continuation::fn = &on_done;
+    }
+
+    static void on_done(continuation* c) noexcept {
+        auto* n = static_cast<callback_node*>(c);
+        if constexpr (UserCode) {
+            if (resumer* sink = user_code_sink()) {
+                n->work_item::run = &run_posted;
+                sink->post(n);
+                return;
+            }
+        }
+        invoke(n);
+    }
+    static void run_posted(work_item* w) noexcept { invoke(static_cast<callback_node*>(w)); }
+    static void invoke(callback_node* n) noexcept {
+        try {
+            n->f(std::as_const(n->self));
+        } catch (...) {
+            report_callback_exception(std::current_exception());
+        }
+        delete n;
+    }
+};
+
+template <class T, class F>
+void add_signal_callback(const future<T>& f, F&& fn) {
+    f.template register_callback<false>(std::forward<F>(fn));
+}
+
+}  // namespace detail
 
 /// A future that already holds `value` (Python's tests build these by hand).
 template <class T, class... A>

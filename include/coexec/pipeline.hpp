@@ -242,7 +242,8 @@ class pipeline_stage final : public pipeline_stage_base, public pipeline_sink<In
         try {
             chunk_future<Out> f = submit_stage_chunk<Out>(m_ex, m_fn, std::move(values));
             auto events = m_ctx.events;
-            f.add_done_callback([events](const chunk_future<Out>&) { events->notify(); });
+            detail::add_signal_callback(f,
+                                        [events](const chunk_future<Out>&) { events->notify(); });
             m_flight.push_back(entry{std::move(indices), std::move(f)});
         } catch (...) {  // the executor refused (shut down): the items fail here
             for (std::size_t i : indices)

@@ -33,8 +33,18 @@
 // A worker is handed one task at a time; the others wait in the pool's queue,
 // where cancel() still removes them (so a death or a deadline concerns exactly
 // one task). map() sends a whole chunk of inputs as one task. One supervisor
-// thread per pool collects results, completes futures (done-callbacks run on
-// it), enforces deadlines and replaces dead workers.
+// thread per pool collects results, completes futures, enforces deadlines and
+// replaces dead workers.
+//
+// @par Where completion runs user code
+// Never on the supervisor: it stores the result, wakes threads blocked in
+// get()/wait() and posts an awaiting coroutine back to its executor (a
+// thread_pool, sync_wait, Asio); done-callbacks and coroutines that have no
+// executor run, in completion order, on the pool's completion thread
+// ("coexec-callback", started at the first one). A callback may therefore
+// block — even on another future of this pool — delaying only the callbacks
+// behind it, never results, deaths or deadlines; a callback may also shut
+// the pool down or destroy it.
 //
 // @par Thread safety
 // All members may be called from any thread concurrently, except that the

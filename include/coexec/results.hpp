@@ -179,7 +179,7 @@ class map_engine {
             } else {
                 auto queue = m_unordered_ptr;
                 std::size_t size = s->size;
-                s->fut.add_done_callback([queue, size](const chunk_future<R>& f) {
+                detail::add_signal_callback(s->fut, [queue, size](const chunk_future<R>& f) {
                     queue->push(slot{f, size});
                 });
             }

@@ -13,12 +13,26 @@
 // load/store/fetch_* are atomic (std::atomic_ref) when T is lock-free, so
 // they are safe from any thread of any process. value() is a plain
 // reference: guard it with mutex() as with Python's get_lock().
+//
+// @par Untrusted peers (docs/threat_model.md)
+// A task given the value can store any bytes in it. Every bit pattern is a
+// value of an integer, floating-point or std::byte T, of an enum with a fixed
+// underlying type (every scoped enum), and of arrays and structs of those,
+// so for them the worst is a wrong value. bool is the exception the library
+// handles: load() reads its byte and gives `byte != 0` (value() does not).
+// Other T — a struct holding a bool, an enum without a fixed underlying type
+// — can be given bytes that are no value of T: where workers are not
+// trusted, build T from the kinds above (a std::uint8_t flag, not a bool).
+// Pointers mean nothing in another process. A received value is checked
+// against its memory (at least sizeof(T), sealed against shrinking), else
+// decoding throws serialization_error.
 #pragma once
 
 #include <atomic>
 #include <new>
 #include <type_traits>
 
+#include "coexec/detail/process_sync.hpp"
 #include "coexec/process_mutex.hpp"
 #include "coexec/shared_buffer.hpp"
 
@@ -42,7 +56,10 @@ class shared_value {
     /// Atomic when std::atomic_ref<T> is lock-free (it works across
     /// processes only then); otherwise taken under mutex().
     T load() {
-        if constexpr (lock_free) {
+        if constexpr (std::is_same_v<T, bool>) {
+            // The byte a worker stored may be neither 0 nor 1: never read it as a bool.
+            return std::atomic_ref<unsigned char>(*byte_ptr()).load() != 0;
+        } else if constexpr (lock_free) {
             return std::atomic_ref<T>(*ptr()).load();
         } else {
             std::lock_guard g(m_mutex);
@@ -71,14 +88,20 @@ class shared_value {
         }
     }
 
+    /// Sends the handle; a received one is checked (serialization_error).
     template <class Ar>
     void serialize(Ar& ar) {
         ar(m_memory, m_mutex);
+        if constexpr (Ar::is_loading::value)
+            detail::check_received_block(m_memory, sizeof(T), "shared_value");
     }
 
   private:
     static constexpr bool lock_free = std::atomic_ref<T>::is_always_lock_free;
     T* ptr() const noexcept { return std::launder(reinterpret_cast<T*>(m_memory.data())); }
+    unsigned char* byte_ptr() const noexcept {
+        return reinterpret_cast<unsigned char*>(m_memory.data());
+    }
 
     shared_buffer m_memory;
     process_mutex m_mutex;

@@ -44,7 +44,7 @@ wait_result<R> wait_impl(std::vector<future<R>> futures, return_when when,
     };
     auto t = std::make_shared<tally>();
     for (auto& f : futures) {
-        f.add_done_callback([t](const future<R>& done) {
+        detail::add_signal_callback(f, [t](const future<R>& done) {
             bool failed = done.has_exception();  // not a cancellation
             std::lock_guard lock(t->mutex);
             ++t->finished;

@@ -15,6 +15,7 @@ namespace coexec::detail {
 namespace {
 
 thread_local resumer* t_current_resumer = nullptr;
+thread_local resumer* t_user_code_sink = nullptr;
 
 void futex_wait(std::atomic<std::uint32_t>* word, std::uint32_t expected,
                 const std::chrono::steady_clock::time_point* deadline) noexcept {
@@ -48,6 +49,16 @@ resumer* current_resumer() noexcept {
 resumer* exchange_current_resumer(resumer* r) noexcept {
     resumer* old = t_current_resumer;
     t_current_resumer = r;
+    return old;
+}
+
+resumer* user_code_sink() noexcept {
+    return t_user_code_sink;
+}
+
+resumer* exchange_user_code_sink(resumer* sink) noexcept {
+    resumer* old = t_user_code_sink;
+    t_user_code_sink = sink;
     return old;
 }
 

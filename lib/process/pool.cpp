@@ -108,6 +108,7 @@ void process_pool_core::impl::start() {
     // the thread that forked, and this one lives as long as the workers.
     // The thread keeps the impl alive, so a pool destroyed from one of its own
     // done-callbacks (on this thread) does not pull the state from under it.
+    m_completions.set_owner(weak_from_this());
     m_thread = std::thread([self = shared_from_this(), &started] { self->run(started); });
     try {
         ready.get();
@@ -313,6 +314,8 @@ void process_pool_core::impl::join() {
         return;
     }
     if (m_thread.joinable()) m_thread.join();
+    // Nothing posts to it once the supervisor is gone: run what it holds, end it.
+    m_completions.finish();
 }
 
 executor_stats process_pool_core::impl::stats() const noexcept {

@@ -18,6 +18,8 @@
 //   few µs between tasks — map sends whole chunks, so that cost is per chunk.)
 // - Futures are completed, and tasks destroyed, outside `m_mutex`: completing
 //   runs callbacks and resumes coroutines, which may call back into the pool.
+// - No user code runs on the supervisor thread: completing there hands
+//   done-callbacks and inline resumptions to m_completions.
 #pragma once
 
 #include <sys/types.h>
@@ -37,6 +39,7 @@
 
 #include "coexec/process_pool.hpp"
 #include "process/channel.hpp"
+#include "process/completions.hpp"
 #include "process/fork_server.hpp"
 #include "process/launch.hpp"
 #include "util/unique_fd.hpp"
@@ -203,6 +206,8 @@ struct process_pool_core::impl : std::enable_shared_from_this<process_pool_core:
     std::thread m_thread;
     std::thread::id m_thread_id;
     std::mutex m_join_mutex;
+    // Runs the user code the supervisor must not (see completions.hpp).
+    proc::completion_thread m_completions;
 
     std::atomic<std::uint64_t> m_submitted{0}, m_completed{0}, m_failed{0}, m_cancelled{0},
         m_respawns{0};

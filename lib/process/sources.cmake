@@ -1,6 +1,8 @@
 target_sources(coexec PRIVATE
     ${CMAKE_CURRENT_LIST_DIR}/channel.cpp
     ${CMAKE_CURRENT_LIST_DIR}/channel.hpp
+    ${CMAKE_CURRENT_LIST_DIR}/completions.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/completions.hpp
     ${CMAKE_CURRENT_LIST_DIR}/fork_server.cpp
     ${CMAKE_CURRENT_LIST_DIR}/fork_server.hpp
     ${CMAKE_CURRENT_LIST_DIR}/launch.cpp

@@ -101,6 +101,9 @@ void process_pool_core::impl::run(std::promise<void>& started) {
         return;
     }
     started.set_value();
+    // Completing a future here wakes its blocked waiters and posts its
+    // coroutines to their executors; callbacks go to the completion thread.
+    exchange_user_code_sink(&m_completions);
 
     auto last_activity = clock::now();
     auto last_epoll = last_activity;

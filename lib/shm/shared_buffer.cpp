@@ -1,5 +1,6 @@
 #include "coexec/shared_buffer.hpp"
 
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -34,9 +35,13 @@ std::shared_ptr<shared_buffer::state> shared_buffer::map_fd(int fd, std::size_t 
 shared_buffer::shared_buffer(std::size_t size) {
     // CLOEXEC: a worker started by exec (start_method::spawn) must only get the
     // descriptors that are sent to it explicitly.
-    unique_fd fd(::memfd_create("coexec-shared-buffer", MFD_CLOEXEC));
+    unique_fd fd(::memfd_create("coexec-shared-buffer", MFD_CLOEXEC | MFD_ALLOW_SEALING));
     if (!fd) throw_errno("memfd_create");
     if (::ftruncate(fd.get(), static_cast<off_t>(size)) != 0) throw_errno("ftruncate");
+    // The size is fixed for life: a process we share the block with must not
+    // shrink it under our mapping (our next access would fault with SIGBUS).
+    if (::fcntl(fd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0)
+        throw_errno("fcntl(F_ADD_SEALS)");
     m_state = map_fd(fd.release(), size, false);
 }
 

@@ -41,6 +41,21 @@ class spinlock {
 // Submissions from threads that are not workers (see shared::inbox).
 using inbox_stack = intrusive_stack<work_item, &work_item::next>;
 
+// A worker's sleep state. A waker moves a worker from `sleeping` to
+// `notified` (one winner); the worker moves itself back to `awake`, and the
+// value it leaves says whether a wake-up was spent on it.
+constexpr std::uint32_t awake = 0;
+constexpr std::uint32_t sleeping = 1;
+constexpr std::uint32_t notified = 2;
+
+std::atomic<pool_hook> g_hook{nullptr};
+
+void hook(pool_event e, std::size_t worker) noexcept {
+    if (pool_hook h = g_hook.load(std::memory_order_relaxed)) h(e, worker);
+}
+
+constexpr std::size_t not_a_worker = static_cast<std::size_t>(-1);
+
 std::size_t default_worker_count() {
     unsigned cores = std::max(1u, std::thread::hardware_concurrency());
     return std::min<std::size_t>(32, cores + 4);
@@ -53,8 +68,9 @@ struct thread_pool_core::worker {
     std::size_t index = 0;
     alignas(64) spinlock lock;
     std::deque<work_item*> queue;  // owner pops the front, thieves take from the back
-    alignas(64) std::atomic<std::uint32_t> wake{0};  // 1 = notified since it last slept
-    std::atomic<bool> sleeping{false};
+    // queue.size(), stored under `lock`; read without it by work_visible().
+    std::atomic<std::uint32_t> queued{0};
+    alignas(64) std::atomic<std::uint32_t> state{awake};  // awake, sleeping or notified
     // Set before the worker first sleeps: it sleeps in its reactor (woken by
     // writing `wake_fd`) rather than on the `wake` futex word.
     std::atomic<bool> sleeps_in_reactor{false};
@@ -84,11 +100,20 @@ struct thread_pool_core::shared {
 namespace {
 thread_local thread_pool_core::worker* t_worker = nullptr;
 
-/// Takes every item from the inbox, oldest first.
+/// Takes every item from the inbox, oldest first (nothing once it is closed).
 work_item* take_inbox(inbox_stack& inbox) noexcept {
-    return inbox_stack::reversed(inbox.take_all());
+    return inbox_stack::reversed(inbox.take_open());
+}
+
+/// Publishes the queue's length for work_visible(). Under `w.lock`.
+void set_queued(thread_pool_core::worker& w) noexcept {
+    w.queued.store(static_cast<std::uint32_t>(w.queue.size()), std::memory_order_relaxed);
 }
 }  // namespace
+
+void set_pool_test_hook(pool_hook h) noexcept {
+    g_hook.store(h, std::memory_order_relaxed);
+}
 
 thread_pool_core::thread_pool_core(thread_pool_options options)
     : m_worker_count(options.max_workers != 0 ? options.max_workers : default_worker_count()),
@@ -134,13 +159,10 @@ void thread_pool_core::submit_job(work_item* job) {
 }
 
 void thread_pool_core::post(work_item* item) noexcept {
-    if (m_workers_gone.load(std::memory_order_acquire)) {
-        item->run(item);  // nobody is left to run it: do it here rather than lose it
-        return;
-    }
     if (on_worker_thread() && t_worker->lock.try_lock()) {
         worker& self = *t_worker;
         self.queue.push_back(item);
+        set_queued(self);
         self.lock.unlock();
     } else {
         // From outside, or a thief holds our queue's lock: the shared inbox.
@@ -149,7 +171,14 @@ void thread_pool_core::post(work_item* item) noexcept {
         // each steal taking one; the inbox is drained in batches. Measured
         // (100k-child fan-out, 2 workers, median of 15): 1.8-3.2 became
         // 7.0-7.4 M children/s.
-        m_shared->inbox.push(item);
+        hook(pool_event::before_inbox_push, not_a_worker);
+        if (!m_shared->inbox.try_push(item)) {
+            // Closed: the workers are gone (run_leftovers). Checked in the same
+            // atomic step as the push, so an item is either queued before the
+            // last drain or run here, never stranded between the two.
+            item->run(item);
+            return;
+        }
     }
     // Pairs with the fence in worker_main: either the sleeper sees the item,
     // or we see it sleeping and wake it (no lost wake-up).
@@ -168,13 +197,15 @@ void thread_pool_core::wake_one() noexcept {
     std::size_t start = m_shared->wake_cursor.fetch_add(1, std::memory_order_relaxed);
     for (std::size_t k = 0; k < workers.size(); ++k) {
         worker& w = *workers[(start + k) % workers.size()];
-        if (w.sleeping.load(std::memory_order_seq_cst) &&
-            w.wake.exchange(1, std::memory_order_acq_rel) == 0) {
+        std::uint32_t expected = sleeping;
+        if (w.state.load(std::memory_order_seq_cst) == sleeping &&
+            w.state.compare_exchange_strong(expected, notified, std::memory_order_acq_rel)) {
+            hook(pool_event::notified, w.index);
             // Seeing `sleeping` (seq_cst) we also see how it sleeps.
             if (w.sleeps_in_reactor.load(std::memory_order_relaxed)) {
                 eventfd_signal(w.wake_fd.get());
             } else {
-                w.wake.notify_one();
+                w.state.notify_one();
             }
             return;
         }
@@ -184,10 +215,31 @@ void thread_pool_core::wake_one() noexcept {
 void thread_pool_core::wake_all() noexcept {
     // Rare (shutdown): both doors, whichever way each worker sleeps.
     for (auto& w : m_shared->workers) {
-        w->wake.store(1, std::memory_order_release);
-        w->wake.notify_one();
+        std::uint32_t expected = sleeping;
+        w->state.compare_exchange_strong(expected, notified, std::memory_order_seq_cst);
+        w->state.notify_one();
         eventfd_signal(w->wake_fd.get());
     }
+}
+
+bool thread_pool_core::work_visible() const noexcept {
+    if (!m_shared->inbox.empty()) return true;
+    for (const auto& w : m_shared->workers) {
+        if (w->queued.load(std::memory_order_relaxed) != 0) return true;
+    }
+    return false;
+}
+
+// A worker that leaves the idle state with an item may have been counted on
+// for other work: a poster skipped its wake-up because this worker was
+// spinning, or spent one on it while it was already finding something else
+// in its last look before sleeping. If work is still queued and a worker
+// sleeps, wake one, so no item waits for a busy worker while another sleeps.
+void thread_pool_core::pass_on_wake() noexcept {
+    // Pairs with the fence in post: either the poster saw us (and skipped
+    // its wake-up), and we see its item here, or it woke someone itself.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (m_shared->idle.load(std::memory_order_relaxed) > 0 && work_visible()) wake_one();
 }
 
 work_item* thread_pool_core::find_work(worker& self) noexcept {
@@ -196,6 +248,7 @@ work_item* thread_pool_core::find_work(worker& self) noexcept {
     if (!self.queue.empty()) {
         work_item* item = self.queue.front();
         self.queue.pop_front();
+        set_queued(self);
         self.lock.unlock();
         return item;
     }
@@ -207,6 +260,7 @@ work_item* thread_pool_core::find_work(worker& self) noexcept {
             self.lock.lock();
             for (; rest != nullptr; rest = rest->next)
                 self.queue.push_back(rest);
+            set_queued(self);
             self.lock.unlock();
             if (m_shared->idle.load(std::memory_order_relaxed) > 0) wake_one();
         }
@@ -227,11 +281,13 @@ work_item* thread_pool_core::find_work(worker& self) noexcept {
                                        victim.queue.end());
         victim.queue.erase(victim.queue.end() - static_cast<std::ptrdiff_t>(take),
                            victim.queue.end());
+        set_queued(victim);
         victim.lock.unlock();
         work_item* first = stolen.front();
         if (stolen.size() > 1) {
             self.lock.lock();
             self.queue.insert(self.queue.end(), stolen.begin() + 1, stolen.end());
+            set_queued(self);
             self.lock.unlock();
         }
         return first;
@@ -288,26 +344,33 @@ void thread_pool_core::worker_main(std::size_t index) noexcept {
             // sleeping one tens of µs. Finished io_uring ops end the spin too.
             if (m_shared->spinners.fetch_add(1, std::memory_order_relaxed) <
                 m_shared->max_spinners) {
+                hook(pool_event::spin_begin, index);
                 spin_until(
                     [&] {
                         return (item = find_work(self)) != nullptr || may_exit() ||
                                (reactor != nullptr && reactor->ready_hint());
                     },
                     spin::pool_worker);
+                hook(item != nullptr ? pool_event::spin_found_work : pool_event::spin_ended_empty,
+                     index);
             }
-            m_shared->spinners.fetch_sub(1, std::memory_order_relaxed);
+            // Posters skip their wake-up while anyone spins: the last spinner
+            // to leave with an item looks for work it was counted on for.
+            // (One leaving empty-handed looks again before it sleeps.)
+            const bool last = m_shared->spinners.fetch_sub(1, std::memory_order_seq_cst) == 1;
+            if (item != nullptr && last) pass_on_wake();
             if (item == nullptr && reactor != nullptr && reactor->ready_hint()) continue;
         }
         if (item == nullptr) {
-            self.wake.store(0, std::memory_order_relaxed);
-            self.sleeping.store(true, std::memory_order_seq_cst);
+            self.state.store(sleeping, std::memory_order_seq_cst);
             m_shared->idle.fetch_add(1, std::memory_order_seq_cst);
             std::atomic_thread_fence(std::memory_order_seq_cst);
+            hook(pool_event::sleep_announced, index);
             item = find_work(self);
             if (item == nullptr) {
                 if (may_exit()) {
                     if (reactor == nullptr || reactor->outstanding() == 0) {
-                        self.sleeping.store(false, std::memory_order_relaxed);
+                        self.state.store(awake, std::memory_order_relaxed);
                         m_shared->idle.fetch_sub(1, std::memory_order_relaxed);
                         // Another worker may be waiting for our queue to drain; it is empty.
                         break;
@@ -317,16 +380,22 @@ void thread_pool_core::worker_main(std::size_t index) noexcept {
                     // finish with ECANCELED, then exit.
                     reactor->close();
                 }
+                hook(pool_event::about_to_sleep, index);
                 // One wait covers both new work (the wake eventfd, written by
                 // wake_one/wake_all after they see `sleeping`) and finished I/O.
                 if (reactor != nullptr) {
                     reactor->wait();
                 } else {
-                    self.wake.wait(0, std::memory_order_acquire);
+                    self.state.wait(sleeping, std::memory_order_acquire);
                 }
             }
-            self.sleeping.store(false, std::memory_order_relaxed);
+            // Found work in the last look, yet a poster chose us meanwhile:
+            // its item may be another one, so its wake-up goes on.
+            const bool absorbed =
+                self.state.exchange(awake, std::memory_order_acq_rel) == notified &&
+                item != nullptr;
             m_shared->idle.fetch_sub(1, std::memory_order_relaxed);
+            if (absorbed) pass_on_wake();
             if (item == nullptr) {
                 if (reactor != nullptr) reactor->run_ready();
                 continue;
@@ -350,9 +419,20 @@ void thread_pool_core::worker_main(std::size_t index) noexcept {
         }
     }
     self.reactor.reset();
-    m_alive.fetch_sub(1, std::memory_order_acq_rel);
     exchange_current_resumer(nullptr);
     t_worker = nullptr;
+    // The last worker out closes the inbox and runs what reached it after
+    // the others left: with shutdown(wait = false) nobody else would.
+    if (m_alive.fetch_sub(1, std::memory_order_acq_rel) == 1) run_leftovers();
+}
+
+void thread_pool_core::run_leftovers() noexcept {
+    // Closing makes later posts run where they are made (see post).
+    for (work_item* it = inbox_stack::reversed(m_shared->inbox.close()); it != nullptr;) {
+        work_item* next = it->next;
+        it->run(it);
+        it = next;
+    }
 }
 
 void thread_pool_core::on_coroutine_finished() noexcept {
@@ -376,13 +456,14 @@ void thread_pool_core::shutdown(bool wait, bool cancel_futures) {
             w->lock.lock();
             drained.insert(drained.end(), w->queue.begin(), w->queue.end());
             w->queue.clear();
+            set_queued(*w);
             w->lock.unlock();
         }
         for (work_item* it : drained) {
             if (it->discard != nullptr) {
                 it->discard(it, nullptr);
-            } else {
-                m_shared->inbox.push(it);  // a coroutine resumption: it must still run
+            } else if (!m_shared->inbox.try_push(it)) {
+                it->run(it);  // a coroutine resumption: it must still run
             }
         }
     }
@@ -394,13 +475,9 @@ void thread_pool_core::shutdown(bool wait, bool cancel_futures) {
         if (w->thread.joinable()) w->thread.join();
     }
     m_shared->joined = true;
-    m_workers_gone.store(true, std::memory_order_release);
-    // Anything posted between the last worker's exit and now still runs.
-    for (work_item* it = take_inbox(m_shared->inbox); it != nullptr;) {
-        work_item* next = it->next;
-        it->run(it);
-        it = next;
-    }
+    // The last worker closed the inbox and ran what it held; this is a
+    // no-op unless a worker thread ended some other way.
+    run_leftovers();
 }
 
 executor_stats thread_pool_core::stats() const noexcept {

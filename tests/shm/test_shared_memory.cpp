@@ -3,6 +3,7 @@
 #include <unistd.h>
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -92,6 +93,7 @@ TEST_CASE("shared_queue keeps FIFO order, bounds and timeouts", "[shared_memory]
     CHECK(q.try_push(2));
     CHECK(q.try_push(3));
     CHECK_FALSE(q.try_push(4));
+    CHECK_FALSE(q.push_for(4, 20ms));
     CHECK(q.size() == 3);
     CHECK(q.pop() == 1);
     q.push(4);
@@ -99,6 +101,10 @@ TEST_CASE("shared_queue keeps FIFO order, bounds and timeouts", "[shared_memory]
     CHECK(q.pop() == 3);
     CHECK(q.pop() == 4);
     CHECK_FALSE(q.pop_for(20ms));
+    CHECK(q.push_for(5, 20ms));
+    CHECK(q.try_pop() == 5);
+    CHECK_FALSE(q.try_pop());
+    CHECK_THROWS_AS(coexec::shared_queue<int>(0), std::invalid_argument);
     coexec::shared_queue<std::string> small(2, 8);
     CHECK_THROWS_AS(small.push(std::string(100, 'x')), coexec::serialization_error);
     coexec::shared_queue<int> none;
@@ -140,4 +146,38 @@ TEST_CASE("a forked child and the parent share one process_mutex", "[shared_memo
     ::waitpid(pid, &status, 0);
     CHECK(WIFEXITED(status));
     CHECK(stage.load() == 2);
+}
+
+TEST_CASE("a small shared_queue between many threads loses and duplicates nothing",
+          "[shared_memory]") {
+    coexec::shared_queue<int> q(4);
+    constexpr int producers = 4, per_producer = 3000, consumers = 3;
+    std::vector<std::thread> threads;
+    std::vector<std::vector<int>> got(consumers);
+    for (int p = 0; p < producers; ++p) {
+        threads.emplace_back([&q, p] {
+            for (int i = 0; i < per_producer; ++i)
+                q.push(p * per_producer + i);
+        });
+    }
+    for (int c = 0; c < consumers; ++c) {
+        threads.emplace_back([&q, &got, c] {
+            // -1 ends a consumer (one per consumer, pushed after the producers).
+            for (int v = q.pop(); v != -1; v = q.pop())
+                got[static_cast<std::size_t>(c)].push_back(v);
+        });
+    }
+    for (int p = 0; p < producers; ++p)
+        threads[static_cast<std::size_t>(p)].join();
+    for (int c = 0; c < consumers; ++c)
+        q.push(-1);
+    for (std::size_t t = producers; t < threads.size(); ++t)
+        threads[t].join();
+    std::vector<int> all;
+    for (auto& g : got)
+        all.insert(all.end(), g.begin(), g.end());
+    std::sort(all.begin(), all.end());
+    REQUIRE(all.size() == std::size_t{producers * per_producer});
+    for (int i = 0; i < producers * per_producer; ++i)
+        CHECK(all[static_cast<std::size_t>(i)] == i);
 }

@@ -5,14 +5,17 @@
 // problem; nothing allocates, the node carries its own link (`Next`).
 // The list comes out newest first; reversed() gives arrival order.
 //
-// Users: thread_pool's inbox (submissions from other threads), the io
-// reactor's cancel requests, and a future's continuations. The last one uses
-// the closable form: the consumer takes the list for good with close(), and
-// pushes after that fail, telling the producer the event already happened.
-// A stack is used in one form only: push/take_all, or try_push/close.
+// Users: the io reactor's cancel requests (push/take_all); a future's
+// continuations, which use the closable form: the consumer takes the list
+// for good with close(), and pushes after that fail, telling the producer
+// the event already happened; thread_pool's inbox (submissions from other
+// threads), closable too — once its workers are gone a late submission runs
+// where it was made instead of being stranded — and drained by its workers
+// with take_open().
+// A stack is used in one form only: push/take_all, or try_push/take_open/close.
 //
 // Thread safety: push, try_push and the empty() hint from any thread;
-// take_all and close from one consumer at a time.
+// take_all and close from one consumer at a time; take_open from any number.
 #pragma once
 
 #include <atomic>
@@ -56,6 +59,19 @@ class intrusive_stack {
         } while (!m_head.compare_exchange_weak(head, n, std::memory_order_acq_rel,
                                                std::memory_order_acquire));
         return true;
+    }
+
+    /// The closable form's take without closing: every node, newest first;
+    /// null if there is none or the stack is closed. Any number of consumers
+    /// (a CAS, not an exchange, so that a closed stack stays closed).
+    Node* take_open() noexcept {
+        void* head = m_head.load(std::memory_order_relaxed);
+        do {
+            if (head == nullptr || head == closed_marker()) return nullptr;
+            // acquire: pairs with try_push's release.
+        } while (!m_head.compare_exchange_weak(head, nullptr, std::memory_order_acquire,
+                                               std::memory_order_relaxed));
+        return static_cast<Node*>(head);
     }
 
     /// Closes the stack (later try_push calls fail) and takes every node,

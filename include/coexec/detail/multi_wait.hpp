@@ -103,7 +103,7 @@ class multi_wait {
                 return;
             }
             b->add_ref();
-            f.add_done_callback([b, i](const auto& done) {
+            add_signal_callback(f, [b, i](const auto& done) {
                 b->on_done(i, done.has_value());
                 b->release();
             });

@@ -4,7 +4,8 @@
 // worker-side trampoline's code address, then the codec's encoding of the
 // callable and arguments (descriptors of shared_buffers beside it). The core
 // moves it to a worker and, when the result message comes back, calls
-// `complete` on the supervisor thread to decode the result into the future.
+// `complete` on the supervisor thread to decode the result into the future
+// (user code that completion triggers runs elsewhere: lib/process/completions.hpp).
 #pragma once
 
 #include <bit>

@@ -63,6 +63,9 @@ inline constexpr spin_policy process_supervisor{microseconds{50}, true};
 /// for a caller's next submit. A poll runs MPI's progress engine, so the
 /// poller yields every 8th poll rather than after each.
 inline constexpr spin_policy mpi_poll{microseconds{200}, true};
+/// A process waiting for a shared primitive's lock (process_mutex,
+/// shared_queue), held by another process for the copy of one item.
+inline constexpr spin_policy shared_lock{microseconds{20}, true};
 }  // namespace spin
 
 /// Spins until `ready()` or `policy`'s budget is spent; returns ready()'s

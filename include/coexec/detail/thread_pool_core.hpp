@@ -21,6 +21,24 @@ struct thread_pool_options;  // coexec/thread_pool.hpp
 
 namespace detail {
 
+/// Points of the wake-up and shutdown protocol where tests may step in
+/// (tests/thread_pool), to force an interleaving that timing rarely gives.
+enum class pool_event {
+    spin_begin,         ///< an idle worker starts spinning (counted as a spinner)
+    spin_found_work,    ///< a spinner has an item, still counted as a spinner
+    spin_ended_empty,   ///< a spinner gave up, still counted as a spinner
+    sleep_announced,    ///< a worker counts as sleeping, before its last look for work
+    about_to_sleep,     ///< that look found nothing: it sleeps now
+    notified,           ///< wake_one chose this sleeping worker
+    before_inbox_push,  ///< a thread that is not a worker is about to queue an item
+};
+/// Called at each pool_event with the worker's index (npos if not a worker).
+using pool_hook = void (*)(pool_event, std::size_t worker) noexcept;
+/// Installs `hook` for every thread_pool (null: none, the default). Tests only:
+/// a production build pays one relaxed load per call site, all off the fast path
+/// except a submission from outside the pool.
+void set_pool_test_hook(pool_hook hook) noexcept;
+
 class thread_pool_core final : public resumer {
   public:
     explicit thread_pool_core(thread_pool_options options);
@@ -74,8 +92,11 @@ class thread_pool_core final : public resumer {
     work_item* find_work(worker& self) noexcept;
     void wake_one() noexcept;
     void wake_all() noexcept;
+    void pass_on_wake() noexcept;
+    bool work_visible() const noexcept;
     bool may_exit() const noexcept;
     void on_coroutine_finished() noexcept;
+    void run_leftovers() noexcept;
 
     std::size_t m_worker_count;
     std::unique_ptr<shared> m_shared;  // also holds the options
@@ -85,7 +106,6 @@ class thread_pool_core final : public resumer {
     alignas(64) std::atomic<std::int64_t> m_coroutines{0};
     std::atomic<bool> m_shutdown{false};
     std::atomic<bool> m_broken{false};
-    std::atomic<bool> m_workers_gone{false};
     std::atomic<std::size_t> m_alive{0};
 };
 

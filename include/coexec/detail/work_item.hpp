@@ -50,6 +50,13 @@ class resumer_scope {
     resumer* m_previous;
 };
 
+/// Where this thread sends user code (done-callbacks, resumptions that would
+/// run here) instead of running it, or null (the default: it runs them).
+/// Set on a process pool's supervisor thread (lib/process/completions.hpp).
+resumer* user_code_sink() noexcept;
+/// Sets this thread's sink; returns the previous one.
+resumer* exchange_user_code_sink(resumer* sink) noexcept;
+
 class shared_state_base;
 
 /// The job (submitted coroutine) whose frames run on this thread now, or
@@ -67,7 +74,9 @@ shared_state_base* exchange_current_io_job(shared_state_base* job) noexcept;
 /// sync_wait loop; none on a plain thread), and resume_home() resumes it
 /// there: at once if the completing thread already runs that executor, else
 /// by posting this item to it. A coroutine on no executor resumes on the
-/// completing thread. The item also remembers the coroutine job that was
+/// completing thread, unless that thread runs no user code (it has a
+/// user_code_sink(): a process pool's supervisor), which posts it to its
+/// sink instead. The item also remembers the coroutine job that was
 /// running and restores it around the resumption, so a job's stop token
 /// reaches the io awaitables it starts after any kind of await.
 struct resume_item : work_item {
@@ -92,6 +101,8 @@ struct resume_item : work_item {
     void resume_home() noexcept {
         if (home != nullptr && home != current_resumer()) {
             home->post(this);
+        } else if (resumer* sink = user_code_sink()) {
+            sink->post(this);
         } else {
             resume();
         }
