@@ -5,8 +5,10 @@
 // Run as rank 0 beside ranks that differ (another program, or this one with
 // an extra library preloaded). Prints "refused as expected: <reason>" and
 // exits 0 if mpi_environment refused the job with that text in its message;
-// otherwise says what happened and exits 1. On worker ranks it serves (and
-// serve() returns 1 at once when the job is refused).
+// otherwise says what happened and exits 1. On worker ranks it serves:
+// serve() returns 1 at once when the job is refused, which is what this job
+// expects, so the rank exits 0 then — a non-zero exit would make mpiexec
+// abort the job, killing rank 0 before its verdict reaches the pipe.
 #include <cstdio>
 #include <string>
 
@@ -16,7 +18,7 @@ int main(int argc, char** argv) {
     const std::string expected = argc > 1 ? argv[1] : "";
     try {
         coexec::mpi_environment mpi(argc, argv);
-        if (mpi.is_worker()) return mpi.serve();
+        if (mpi.is_worker()) return mpi.serve() == 1 ? 0 : 2;
         std::printf("the job was not refused\n");
         return 1;
     } catch (const coexec::error& e) {
@@ -26,6 +28,7 @@ int main(int argc, char** argv) {
             return 1;
         }
         std::printf("refused as expected: %s\n", what.c_str());
+        std::fflush(stdout);
         return 0;
     }
 }
