@@ -6,7 +6,11 @@
 namespace coexec {
 
 /// True for types a process_pool can send as an argument or result:
-/// - arithmetic, enum and trivially copyable types (copied as bytes);
+/// - arithmetic types, enums with a fixed underlying type (`enum class`, or
+///   `enum e : int`), empty classes, and plain structs (aggregates: public
+///   fields, no constructors, no base class, at most 32 fields) whose fields
+///   are serializable (sent field by field, or as bytes when any bytes are a
+///   valid value, e.g. numbers and arrays of numbers);
 /// - std::string, the standard containers (vector, deque, list, forward_list,
 ///   map, multimap, set, multiset, the unordered ones, queue, stack,
 ///   priority_queue), optional, variant, pair, tuple, array, complex, bitset,
@@ -19,20 +23,20 @@ namespace coexec {
 ///   or a free serialize.
 ///
 /// Rejected: pointers and member pointers (meaningless in another process),
-/// references, string_view/span/reference_wrapper (they point into this
-/// process), std::function and lambdas with captures, and types with none of
-/// the above. A trivially copyable class with a deleted copy assignment (how
-/// a capturing lambda looks, but also a struct with a const member) needs an
-/// explicit serialize().
-///
-/// Note that a trivially copyable struct is copied byte for byte: if it holds a
-/// raw pointer, give it a serialize() that does not.
+/// also as struct fields; references, string_view/span/reference_wrapper
+/// (they point into this process), std::function and lambdas with captures,
+/// unions, enums without a fixed underlying type, and types with none of the
+/// above. These need an explicit serialize(): a trivially copyable class that
+/// is not a plain struct (constructors or private fields: coexec cannot check
+/// its invariants when a worker sends it, so it does not copy its bytes), and
+/// one with a deleted copy assignment (how a capturing lambda looks, but also
+/// a struct with a const member).
 template <class T>
 concept serializable = detail::is_serializable_v<T>;
 
 // For a one-line error at an API boundary, call
 // coexec::detail::require_serializable<T>() (coexec/detail/codec/traits.hpp): its
-// static_assert says "coexec: argument/result type T is not serializable: ..."
-// and the compiler's "required from" note names T.
+// static_assert says "coexec: argument/result type T is not serializable: <why>"
+// and the compiler's instantiation note names T and the culprit inside it.
 
 }  // namespace coexec

@@ -1,5 +1,5 @@
-// The shared_buffer encoding behind archive.hpp: a descriptor index plus the
-// size, never the bytes.
+// The out-of-line parts of archive.hpp: the errors its checks throw, and the
+// shared_buffer encoding (a descriptor index plus the size, never the bytes).
 #include "coexec/detail/codec/archive.hpp"
 
 #include <fcntl.h>
@@ -12,6 +12,18 @@
 #include "util/system_error.hpp"
 
 namespace coexec::detail {
+
+void binary_input_archive::throw_bad_count(std::uint64_t count, std::size_t min_bytes_each) const {
+    throw serialization_error("coexec: malformed input: a container claims " +
+                              std::to_string(count) + " elements of at least " +
+                              std::to_string(min_bytes_each) + " bytes but only " +
+                              std::to_string(m_reader.remaining()) + " bytes remain");
+}
+
+void throw_bad_bool(std::uint8_t byte) {
+    throw serialization_error("coexec: malformed input: a bool encoded as " + std::to_string(byte) +
+                              " (only 0 and 1 are bools)");
+}
 
 void save_shared_buffer(byte_writer& w, const shared_buffer& b) {
     if (!b.valid()) {

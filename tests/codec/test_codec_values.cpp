@@ -60,6 +60,8 @@ struct partial {
     }
 };
 
+// Trivially copyable but not a plain struct: coexec cannot check its fields,
+// so it needs a serialize() (copying its bytes would accept any bit pattern).
 struct no_default {
     explicit no_default(int v) : value(v) {}
     int value;
@@ -131,6 +133,7 @@ static_assert(!coexec::serializable<std::array<int*, 2>>);
 static_assert(!coexec::serializable<std::tuple<int, char*>>);
 static_assert(!coexec::serializable<std::variant<int, not_serializable>>);
 static_assert(!coexec::serializable<void (*)()>);
+static_assert(!coexec::serializable<no_default>);
 // A lambda with captures, even trivially copyable ones, is rejected.
 static_assert(!coexec::serializable<decltype(capturing)>);
 // Bytes or cereal: the fast path is chosen only when the bytes are the value.
@@ -154,11 +157,6 @@ TEST_CASE("a trivially copyable value is encoded as exactly its bytes", "[codec]
     cd::byte_writer w(bytes);
     cd::encode(w, point{1, 2.0});
     CHECK(bytes.size() == sizeof(point));
-}
-
-TEST_CASE("a trivially copyable type without a default constructor decodes", "[codec]") {
-    static_assert(!std::is_default_constructible_v<no_default>);
-    CHECK(round_trip<no_default>(no_default{99}).value == 99);
 }
 
 TEST_CASE("several values encode in order and decode one by one", "[codec]") {

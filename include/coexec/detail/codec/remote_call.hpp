@@ -102,18 +102,12 @@ inline constexpr bool dependent_false = false;
 
 template <class T>
 consteval void require_serializable_argument() {
-    static_assert(is_serializable_v<T>,
-                  "coexec::process_pool: an argument type is not serializable (see the type in "
-                  "the 'required from' note): give it `template <class Ar> void serialize(Ar&)` "
-                  "or use a trivially copyable type; pointers and references cannot be sent");
+    if constexpr (!is_serializable_v<T>) reject_argument_type<culprit_t<T>, T>();
 }
 
 template <class R>
 consteval void require_serializable_result() {
-    static_assert(is_serializable_v<R>,
-                  "coexec::process_pool: the result type is not serializable (see the type in "
-                  "the 'required from' note): give it `template <class Ar> void serialize(Ar&)` "
-                  "or return a trivially copyable type; pointers and references cannot be sent");
+    if constexpr (!is_serializable_v<R>) reject_result_type<culprit_t<R>, R>();
 }
 
 /// Compile-time checks for sending F(Args...) to a process worker, in this

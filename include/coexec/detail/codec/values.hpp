@@ -1,9 +1,11 @@
 // coexec/detail/codec/values.hpp — encoding values and task results.
 //
-// encode/decode turn serializable values into bytes and back: trivially
-// copyable values are copied as bytes, everything else goes through the
-// cereal archive. A task's result travels as a status byte then the value or
-// the exception; a map chunk's as one such outcome per element.
+// encode/decode turn serializable values into bytes and back: values for
+// which every bit pattern is valid (bitwise_serializable, type_rules.hpp) are
+// copied as bytes, everything else goes through the cereal archive, which
+// checks what it reads (archive.hpp). A task's result travels as a status
+// byte then the value or the exception; a map chunk's as one such outcome per
+// element.
 //
 // Thread safety: all functions here are reentrant.
 #pragma once
@@ -34,69 +36,6 @@
 
 namespace coexec::detail {
 
-// Standard templates whose bytes are their value when they are trivially
-// copyable (cereal knows them, but copying the bytes is equivalent and faster).
-template <class T>
-inline constexpr bool is_plain_std = false;
-template <class T, std::size_t N>
-inline constexpr bool is_plain_std<std::array<T, N>> = true;
-template <class R, class P>
-inline constexpr bool is_plain_std<std::chrono::duration<R, P>> = true;
-template <class C, class D>
-inline constexpr bool is_plain_std<std::chrono::time_point<C, D>> = true;
-template <class A, class B>
-inline constexpr bool is_plain_std<std::pair<A, B>> = true;
-template <class... Ts>
-inline constexpr bool is_plain_std<std::tuple<Ts...>> = true;
-template <class T>
-inline constexpr bool is_plain_std<std::optional<T>> = true;
-template <class... Ts>
-inline constexpr bool is_plain_std<std::variant<Ts...>> = true;
-template <class T>
-inline constexpr bool is_plain_std<std::complex<T>> = true;
-
-/// Types encoded as their raw bytes (memcpy fast path): trivially copyable,
-/// serializable, and without a user serialize() whose format we must respect.
-template <class T>
-concept bitwise_serializable =
-    std::is_trivially_copyable_v<T> && is_serializable_v<T> &&
-    (std::is_arithmetic_v<T> || std::is_enum_v<T> || is_plain_std<T> || !cereal_knows<T>);
-
-// Memcpy fast path for vectors and arrays of trivially copyable class types
-// (cereal already block-copies arithmetic elements and strings, but would go
-// element by element here). More specialized than cereal's generic overloads
-// in the archive parameter, so overload resolution prefers these.
-template <class T, class A>
-    requires bitwise_serializable<T> && (!std::is_arithmetic_v<T>)
-void CEREAL_SAVE_FUNCTION_NAME(binary_output_archive& ar, const std::vector<T, A>& v) {
-    ar(cereal::make_size_tag(static_cast<cereal::size_type>(v.size())));
-    ar.saveBinary(v.data(), v.size() * sizeof(T));
-}
-template <class T, class A>
-    requires bitwise_serializable<T> && (!std::is_arithmetic_v<T>) && std::default_initializable<T>
-void CEREAL_LOAD_FUNCTION_NAME(binary_input_archive& ar, std::vector<T, A>& v) {
-    cereal::size_type n;
-    ar(cereal::make_size_tag(n));
-    // Check before resizing so a corrupt size cannot trigger a huge allocation.
-    if (n > ar.reader().remaining() / sizeof(T)) {
-        throw serialization_error("coexec: truncated input: a vector claims " + std::to_string(n) +
-                                  " elements but only " + std::to_string(ar.reader().remaining()) +
-                                  " bytes remain");
-    }
-    v.resize(static_cast<std::size_t>(n));
-    ar.loadBinary(v.data(), v.size() * sizeof(T));
-}
-template <class T, std::size_t N>
-    requires bitwise_serializable<T> && (!std::is_arithmetic_v<T>)
-void CEREAL_SAVE_FUNCTION_NAME(binary_output_archive& ar, const std::array<T, N>& a) {
-    ar.saveBinary(a.data(), sizeof a);
-}
-template <class T, std::size_t N>
-    requires bitwise_serializable<T> && (!std::is_arithmetic_v<T>)
-void CEREAL_LOAD_FUNCTION_NAME(binary_input_archive& ar, std::array<T, N>& a) {
-    ar.loadBinary(a.data(), sizeof a);
-}
-
 template <class T>
 void encode_one(byte_writer& w, binary_output_archive* ar, const T& value) {
     if constexpr (bitwise_serializable<T>) {
@@ -121,9 +60,11 @@ void encode(byte_writer& w, const Ts&... values) {
     }
 }
 
-/// Reads one T written by encode. Trivially copyable T need not be default
-/// constructible; other types must be. Throws serialization_error when the
-/// input is truncated or malformed.
+/// Reads one T written by encode. A bitwise_serializable T need not be
+/// default constructible; other types must be. Throws serialization_error
+/// when the input is truncated or malformed (a count larger than the bytes
+/// left, a bool that is not 0 or 1, a variant index out of range, ...), or
+/// whatever a user load()/serialize() throws.
 template <class T>
 T decode(byte_reader& r) {
     require_serializable<T>();
@@ -135,7 +76,7 @@ T decode(byte_reader& r) {
         return std::bit_cast<T>(raw);
     } else {
         static_assert(std::is_default_constructible_v<T>,
-                      "coexec: a type that is not trivially copyable must be default "
+                      "coexec: a type that is not copied as bytes must be default "
                       "constructible to be decoded");
         binary_input_archive ar(r);
         T value{};
