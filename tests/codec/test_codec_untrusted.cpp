@@ -155,6 +155,16 @@ union number {
     float f;
 };
 
+// A union with its own serialization says which member is active.
+union tagged_by_user {
+    int i;
+    float f;
+    template <class Ar>
+    void serialize(Ar& ar) {
+        ar(i);
+    }
+};
+
 }  // namespace
 
 // --- What may be copied as bytes, and what is checked field by field ---------
@@ -179,6 +189,7 @@ static_assert(!coexec::serializable<std::vector<has_pointer>>);
 static_assert(!coexec::serializable<opaque>);
 static_assert(!coexec::serializable<loose>);
 static_assert(!coexec::serializable<number>);
+static_assert(coexec::serializable<tagged_by_user>);
 static_assert(std::is_same_v<cd::culprit_t<std::vector<has_pointer>>, int*>);
 
 // --- Counts ----------------------------------------------------------------------

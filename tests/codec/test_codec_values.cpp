@@ -2,6 +2,7 @@
 // values encode and decode (bytes or cereal, containers, user types, bad input).
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstddef>
@@ -193,6 +194,18 @@ TEST_CASE("strings and containers round-trip, nested ones too", "[codec]") {
     CHECK(round_trip<decltype(points)>(points) == points);
     std::array<point, 2> ap{point{5, 5.0}, point{6, 6.0}};
     CHECK(round_trip<decltype(ap)>(ap) == ap);
+}
+
+TEST_CASE("equal keys of a multimap and a multiset keep their order", "[codec]") {
+    const std::multimap<int, std::string> m{{1, "first"}, {1, "second"}, {0, "x"}, {1, "third"}};
+    const auto out = round_trip<std::multimap<int, std::string>>(m);
+    CHECK(std::equal(out.begin(), out.end(), m.begin(), m.end()));
+    struct by_tens {
+        bool operator()(int a, int b) const { return a / 10 < b / 10; }
+    };
+    const std::multiset<int, by_tens> s{11, 12, 3, 13};
+    const auto out_s = round_trip<std::multiset<int, by_tens>>(s);
+    CHECK(std::vector<int>(out_s.begin(), out_s.end()) == std::vector<int>{3, 11, 12, 13});
 }
 
 TEST_CASE("optional, variant, pair and tuple round-trip", "[codec]") {

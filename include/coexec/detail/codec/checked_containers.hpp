@@ -155,12 +155,13 @@ void load_map(binary_input_archive& ar, Map& m) {
     const std::uint64_t n = load_count(ar, min_encoded_size<K> + min_encoded_size<V>);
     m.clear();
     if constexpr (requires { m.reserve(std::size_t{}); }) m.reserve(static_cast<std::size_t>(n));
-    auto hint = m.begin();
     for (std::uint64_t i = 0; i < n; ++i) {
         K key{};
         V value{};
         ar(cereal::make_map_item(key, value));
-        hint = m.emplace_hint(hint, std::move(key), std::move(value));
+        // end(): elements arrive sorted, and equal keys of a multimap keep
+        // their order (cereal's hint, the last insertion, reversed them).
+        m.emplace_hint(m.end(), std::move(key), std::move(value));
     }
 }
 
@@ -170,11 +171,10 @@ void load_set(binary_input_archive& ar, Set& s) {
     const std::uint64_t n = load_count(ar, min_encoded_size<K>);
     s.clear();
     if constexpr (requires { s.reserve(std::size_t{}); }) s.reserve(static_cast<std::size_t>(n));
-    auto hint = s.begin();
     for (std::uint64_t i = 0; i < n; ++i) {
         K key{};
         ar(key);
-        hint = s.emplace_hint(hint, std::move(key));
+        s.emplace_hint(s.end(), std::move(key));
     }
 }
 

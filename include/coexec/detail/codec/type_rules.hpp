@@ -125,7 +125,7 @@ concept field_by_field =
 template <class T>
 inline constexpr bool leaf_serializable =
     !std::is_pointer_v<T> && !std::is_member_pointer_v<T> && !std::is_null_pointer_v<T> &&
-    !std::is_function_v<T> && !std::is_union_v<T> &&
+    !std::is_function_v<T> && (!std::is_union_v<T> || cereal_knows<T>) &&
     (!std::is_enum_v<T> || has_fixed_underlying_type<T>)&&cereal::traits::is_output_serializable<
         T, binary_output_archive>::value &&
     cereal::traits::is_input_serializable<T, binary_input_archive>::value;
