@@ -118,16 +118,26 @@ concept field_by_field =
     !cereal_knows<T> &&
     (std::is_empty_v<T> || (decomposable_aggregate<T> && all_in_list_serializable<field_types<T>>));
 
+// A union only with its own serialize() (which member is active is unknown);
+// an enum only with a fixed underlying type (else not every value is valid).
+template <class T>
+inline constexpr bool union_rule = !std::is_union_v<T> || cereal_knows<T>;
+template <class T>
+inline constexpr bool enum_rule = !std::is_enum_v<T> || has_fixed_underlying_type<T>;
+
+template <class T>
+inline constexpr bool sendable_leaf_kind =
+    !std::is_pointer_v<T> && !std::is_member_pointer_v<T> && !std::is_null_pointer_v<T> &&
+    !std::is_function_v<T> && union_rule<T> && enum_rule<T>;
+
 // Leaf rule: our archives can write and read T (user serialize/save/load,
 // cereal's own support, or field_by_field). Containers are handled by the
 // specializations below, which recurse into element types (cereal's container
 // functions accept any element type).
 template <class T>
 inline constexpr bool leaf_serializable =
-    !std::is_pointer_v<T> && !std::is_member_pointer_v<T> && !std::is_null_pointer_v<T> &&
-    !std::is_function_v<T> && (!std::is_union_v<T> || cereal_knows<T>) &&
-    (!std::is_enum_v<T> || has_fixed_underlying_type<T>)&&cereal::traits::is_output_serializable<
-        T, binary_output_archive>::value &&
+    sendable_leaf_kind<T> &&
+    cereal::traits::is_output_serializable<T, binary_output_archive>::value &&
     cereal::traits::is_input_serializable<T, binary_input_archive>::value;
 
 template <class T>
