@@ -306,14 +306,11 @@ void fuzz_chunk(cd::byte_reader& r, std::size_t expected) {
     }
     if (outcomes.size() != expected) finding("a chunk decoded to the wrong number of outcomes");
     for (auto& o : outcomes) {
-        if constexpr (std::is_void_v<T>) {
-            if (o.error) check_exception(o.error);
-        } else if (auto* value = std::get_if<1>(&o.result)) {
-            check_value(*value);
-        } else if (auto* error = std::get_if<2>(&o.result)) {
-            check_exception(*error);
-        } else {
-            finding("a chunk left an outcome empty");
+        if (o.has_exception()) {
+            check_exception(o.exception());
+        } else if constexpr (!std::is_void_v<T>) {
+            if (!o.has_value()) finding("a chunk left an outcome empty");
+            check_value(o.value());
         }
     }
 }
