@@ -73,7 +73,7 @@ std::span<std::byte> writable_bytes_of(T& v) noexcept {
     std::map<pid_t, std::uint32_t> children;   // worker pid → pool id
     std::uint32_t next_pool = 1;
     const pid_t self = ::getpid();
-    auto answer = [ctrl](const reply_msg& rep, std::span<const int> fds = {}) {
+    auto answer = [&](const reply_msg& rep, std::span<const int> fds = {}) {
         send_packet(ctrl, bytes_of(rep), fds);
     };
 
