@@ -57,6 +57,7 @@ struct state_awaiter : continuation, resume_item {
     }
 
     decltype(auto) await_resume() const {
+        trace::on_awaited(state->trace_ticket());  // the end of the task's flow
         if constexpr (Mode == await_mode::ready) {
             return;
         } else {

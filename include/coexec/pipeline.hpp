@@ -189,6 +189,7 @@ class pipeline_stage final : public pipeline_stage_base, public pipeline_sink<In
           m_capacity(opts.buffer != 0 ? std::max(opts.buffer, m_chunksize)
                                       : m_concurrency * m_chunksize),
           m_name(opts.name.empty() ? "stage " + std::to_string(index) : opts.name),
+          m_trace_task_name(opts.name.empty() ? std::string_view() : std::string_view(m_name)),
           m_progress(opts.progress, m_name) {}
 
     void connect(pipeline_sink<Out>* next) noexcept { m_next = next; }
@@ -213,8 +214,10 @@ class pipeline_stage final : public pipeline_stage_base, public pipeline_sink<In
     }
 
     void abort() noexcept override {
-        for (auto& e : m_flight)
+        for (auto& e : m_flight) {
             e.fut.cancel();
+            detail::trace::on_stage_end(m_name, e.trace_id);
+        }
         m_flight.clear();
         m_inbox.clear();
     }
@@ -223,6 +226,7 @@ class pipeline_stage final : public pipeline_stage_base, public pipeline_sink<In
     struct entry {
         std::vector<std::size_t> indices;  // input positions of the chunk's items
         chunk_future<Out> fut;
+        std::uint64_t trace_id = 0;  // its slice on the stage's trace track
     };
 
     // Takes what the inbox has, up to chunksize: a partial chunk goes at once
@@ -240,11 +244,13 @@ class pipeline_stage final : public pipeline_stage_base, public pipeline_sink<In
         }
         m_started += n;
         try {
+            trace::name_scope traced(m_trace_task_name);  // a named stage names its tasks
             chunk_future<Out> f = submit_stage_chunk<Out>(m_ex, m_fn, std::move(values));
             auto events = m_ctx.events;
             detail::add_signal_callback(f,
                                         [events](const chunk_future<Out>&) { events->notify(); });
-            m_flight.push_back(entry{std::move(indices), std::move(f)});
+            m_flight.push_back(
+                entry{std::move(indices), std::move(f), trace::on_stage_begin(m_name, n)});
         } catch (...) {  // the executor refused (shut down): the items fail here
             for (std::size_t i : indices)
                 fail(i, std::current_exception());
@@ -264,6 +270,7 @@ class pipeline_stage final : public pipeline_stage_base, public pipeline_sink<In
             entry e = std::move(*it);
             it = m_flight.erase(it);
             moved = true;
+            trace::on_stage_end(m_name, e.trace_id);
             m_done += e.indices.size();
             if (auto error = e.fut.exception()) {  // the whole chunk failed
                 for (std::size_t i : e.indices)
@@ -302,6 +309,7 @@ class pipeline_stage final : public pipeline_stage_base, public pipeline_sink<In
     bool m_ordered;
     std::size_t m_capacity;
     std::string m_name;
+    std::string_view m_trace_task_name;  // empty: tasks keep their function's name
     progress_reporter m_progress;
     pipeline_sink<Out>* m_next = nullptr;
     std::deque<tagged<In>> m_inbox;

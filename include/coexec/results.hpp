@@ -72,6 +72,7 @@ std::vector<outcome<R>> run_chunk(F& f, std::vector<Arg>& chunk, const std::stop
 /// Runs one chunk of a map as one task.
 template <class R, class Ex, class F, class Arg>
 chunk_future<R> submit_chunk(Ex& ex, const F& f, std::vector<Arg> chunk) {
+    trace::name_scope traced(f, trace::after_function);  // the chunk's task is named after f
     if constexpr (requires { map_chunk_hook<Ex>::submit(ex, f, std::move(chunk)); }) {
         return map_chunk_hook<Ex>::submit(ex, f, std::move(chunk));
     } else if constexpr (element_takes_stop_token_v<F&, Arg&>) {

@@ -9,6 +9,7 @@
 
 #include "coexec/detail/shared_state.hpp"
 #include "coexec/errors.hpp"
+#include "trace/hooks.hpp"
 #include "util/eventfd.hpp"
 #include "util/system_error.hpp"
 
@@ -107,6 +108,7 @@ bool io_reactor::start(io_op& op) noexcept {
     op.cancel_queued.store(false, std::memory_order_relaxed);
     op.next = nullptr;
     if (!backend_start(op)) return false;
+    if (trace::on()) trace::io_begin(&op, op.name, op.fd);
     // In flight: link it so close() can find it.
     op.in_flight = true;
     op.list_prev = nullptr;
@@ -154,7 +156,9 @@ std::size_t io_reactor::run_ready() noexcept {
         // A callback that ran pushed `op` on the cancel stack: take it off
         // before the coroutine (and with it `op`) can go away.
         if (op->cancel_queued.load(std::memory_order_acquire)) drain_requests();
+        if (trace::on()) trace::io_end(op, op->name, op->result);
         shared_state_base* previous = exchange_current_io_job(op->job);
+        trace::resume_scope traced(op->job);
         op->handle.resume();  // may free `op`
         exchange_current_io_job(previous);
         ++n;

@@ -38,16 +38,18 @@
 
 namespace coexec::detail::proc {
 
-/// Message kinds. Parent → worker: config, task, exit. Worker → parent:
-/// ready, result, init_failed.
+/// Message kinds. Parent → worker: config, task, exit, trace_config. Worker →
+/// parent: ready, result, init_failed, trace_span.
 enum class msg_kind : std::uint16_t {
     pad = 0,  // filler at the end of the ring; never returned to callers
     config = 1,
     task = 2,
     exit = 3,
+    trace_config = 4,  // coexec::trace: time tasks or not (lib/trace/process_link.hpp)
     ready = 10,
     result = 11,
     init_failed = 12,
+    trace_span = 13,  // coexec::trace: a task's begin and end, before its result
 };
 
 /// The four descriptors that make a channel, as handed to a worker (owned:

@@ -83,6 +83,9 @@ process_pool_core::impl::impl(const process_pool_options& o)
     e.events = EPOLLIN;
     e.data.u64 = ev_data(ev::wake, 0, 0);
     if (::epoll_ctl(m_epoll.get(), EPOLL_CTL_ADD, m_wake.get(), &e) != 0) throw_errno("epoll_ctl");
+    m_trace.emplace(
+        "process_pool", "",
+        [](const void* self) noexcept { return static_cast<const impl*>(self)->stats(); }, this);
     if (m_method == launch_method::fork_server) {
         int sv[2];
         if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) != 0) {
@@ -143,6 +146,7 @@ void process_pool_core::impl::dispatch_locked(task_list& dropped) {
         slot& s = m_slots[i];
         const std::uint64_t id = ++m_next_id;
         try {
+            trace::link::sync_worker(s.trace, s.ch, m_trace ? &*m_trace : nullptr, i, s.pid);
             s.ch.send(msg_kind::task, id, front->message, front->fds);
         } catch (...) {
             // The worker is gone or wedged; its death will be noticed through
@@ -351,6 +355,7 @@ process_pool_core::process_pool_core(const process_pool_options& options)
 
 process_pool_core::~process_pool_core() {
     m_impl->shutdown(true, false);
+    m_impl->m_trace.reset();
     cancel_registry::instance().remove(m_impl.get());
 }
 

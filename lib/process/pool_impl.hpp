@@ -33,6 +33,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -42,6 +43,8 @@
 #include "process/completions.hpp"
 #include "process/fork_server.hpp"
 #include "process/launch.hpp"
+#include "trace/process_link.hpp"
+#include "trace/registry.hpp"
 #include "util/unique_fd.hpp"
 
 namespace coexec::detail {
@@ -101,6 +104,7 @@ struct slot {
     clock::time_point kill_at = never;       // SIGKILL escalation
     clock::time_point status_until = never;  // dead, waiting for the fork server's report
     clock::time_point dispatched_at{};       // of the current task
+    trace::link::worker_state trace;         // what its worker knows of coexec::trace
 };
 
 }  // namespace proc
@@ -222,6 +226,8 @@ struct process_pool_core::impl : std::enable_shared_from_this<process_pool_core:
     std::atomic<std::int64_t> m_service_ns{0};
     // Mirrors m_shutdown so the spinning supervisor need not take the mutex.
     std::atomic<bool> m_shutdown_flag{false};
+    // Its counters in a trace; reset by ~process_pool_core after the shutdown.
+    std::optional<trace::executor_track> m_trace;
 };
 
 }  // namespace coexec::detail

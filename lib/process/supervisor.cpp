@@ -82,6 +82,7 @@ void process_pool_core::impl::launch_locked(std::size_t i) {
 void process_pool_core::impl::run(std::promise<void>& started) {
     // Written here, read by others only after `started` is set (which orders it).
     m_thread_id = std::this_thread::get_id();
+    trace::link::name_supervisor(&*m_trace);
     try {
         std::lock_guard lock(m_mutex);
         for (std::size_t i = 0; i < m_slots.size(); ++i)
@@ -292,6 +293,8 @@ void process_pool_core::impl::finish_death(std::size_t i, worker_status st) {
                 died_with = std::move(s.current);
             }
         }
+        trace::link::worker_died(pid, died_with ? &died_with->state->trace_ticket() : nullptr,
+                                 s.dispatched_at, st.signal, st.exit_code, s.expected_exit);
         const bool unexpected = !s.expected_exit;
         const bool was_ready = s.ready;
         s.live = false;
@@ -327,6 +330,7 @@ void process_pool_core::impl::finish_death(std::size_t i, worker_status st) {
             try {
                 launch_locked(i);
                 m_respawns.fetch_add(1, std::memory_order_relaxed);
+                trace::link::respawned(&*m_trace, i, s.pid, pid);
             } catch (const std::exception& e) {
                 break_locked(std::string("could not start a worker process: ") + e.what(), failed);
             }
@@ -412,6 +416,13 @@ void process_pool_core::impl::handle_message(std::size_t i, message& m) {
             }
             return;
         }
+        case msg_kind::trace_span: {  // sent just before the task's result
+            std::lock_guard lock(m_mutex);
+            if (s.current && s.current_id == m.id)
+                trace::link::worker_span(m.bytes, s.current->state->trace_ticket(), s.dispatched_at,
+                                         s.pid);
+            return;
+        }
         case msg_kind::result: {
             std::unique_ptr<process_task> t;
             task_list dropped;
@@ -455,6 +466,8 @@ bool process_pool_core::impl::check_timers(clock::time_point now) {
         std::lock_guard lock(m_mutex);
         for (auto& s : m_slots) {
             if (s.current && now >= s.deadline) {
+                trace::link::deadline_kill(s.pid, s.current->state->trace_ticket(),
+                                           s.dispatched_at);
                 expired.push_back(std::move(s.current));
                 s.deadline = never;
                 s.accepting = false;

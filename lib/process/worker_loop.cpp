@@ -12,6 +12,7 @@
 #include "coexec/detail/codec/code_address.hpp"
 #include "coexec/detail/codec/exceptions.hpp"
 #include "coexec/detail/spin.hpp"
+#include "trace/process_link.hpp"
 
 namespace coexec::detail::proc {
 namespace {
@@ -36,6 +37,7 @@ int worker_loop(channel_fds fds) {
     std::vector<std::byte> out;
     out.reserve(4096);
     std::vector<int> out_fds;
+    trace::link::task_timer timer;  // while the parent's trace wants tasks timed
     message m;
     for (;;) {
         if (!ch.try_receive(m)) {
@@ -72,6 +74,7 @@ int worker_loop(channel_fds fds) {
                     byte_writer w(out, &out_fds);
                     const trampoline_fn fn = decode_trampoline(in);
                     ch.set_running_id(m.id);
+                    timer.begin();
                     fn(in, w);  // encodes the task's own exceptions itself
                 } catch (...) {
                     encode_failure(out, out_fds);
@@ -80,6 +83,7 @@ int worker_loop(channel_fds fds) {
                 // goes out, so the parent finds the arena free for the next task.
                 ch.release(m);
                 try {
+                    timer.ship(ch, m.id);
                     ch.send(msg_kind::result, m.id, out, out_fds);
                 } catch (...) {
                     close_fds(out_fds);
@@ -89,6 +93,9 @@ int worker_loop(channel_fds fds) {
                 out_fds.clear();
                 break;
             }
+            case msg_kind::trace_config:
+                timer.configure(m.bytes);
+                break;
             case msg_kind::exit:
                 ch.release(m);
                 return 0;

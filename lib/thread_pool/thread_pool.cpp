@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -11,6 +12,7 @@
 #include "coexec/errors.hpp"
 #include "coexec/thread_pool.hpp"
 #include "io/reactor.hpp"
+#include "trace/registry.hpp"
 #include "util/eventfd.hpp"
 #include "util/unique_fd.hpp"
 
@@ -95,6 +97,8 @@ struct thread_pool_core::shared {
     std::vector<std::unique_ptr<worker>> workers;
     std::mutex join_mutex;
     bool joined = false;
+    // Its counters in a trace (queue depth, in flight, workers alive).
+    std::optional<trace::executor_track> trace;
 };
 
 namespace {
@@ -129,6 +133,12 @@ thread_pool_core::thread_pool_core(thread_pool_options options)
         w->wake_fd = make_eventfd();  // blocking: the reactor polls it
         m_shared->workers.push_back(std::move(w));
     }
+    m_shared->trace.emplace(
+        "thread_pool", m_shared->options.thread_name_prefix,
+        [](const void* self) noexcept {
+            return static_cast<const thread_pool_core*>(self)->stats();
+        },
+        this);
     // Start threads only once every worker slot exists: thieves scan them all.
     for (auto& w : m_shared->workers) {
         m_alive.fetch_add(1, std::memory_order_relaxed);
@@ -140,6 +150,7 @@ thread_pool_core::~thread_pool_core() {
     // Destruction signals running tasks' stop tokens, then waits (RAII = `with`).
     m_stop.request_stop();
     shutdown(true, false);
+    m_shared->trace.reset();  // before the counters it samples go
 }
 
 bool thread_pool_core::on_worker_thread() const noexcept {

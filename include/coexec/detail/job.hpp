@@ -29,6 +29,7 @@
 
 #include "coexec/detail/invoke.hpp"
 #include "coexec/detail/shared_state.hpp"
+#include "coexec/detail/trace_hooks.hpp"
 #include "coexec/detail/work_item.hpp"
 #include "coexec/executor.hpp"
 #include "coexec/task.hpp"
@@ -160,11 +161,13 @@ class job : public shared_state<R> {
         // Coroutine jobs always get a token: future::cancel() signals it and
         // the coexec::io awaitables they start use it.
         if constexpr (wants_token || is_coroutine) this->enable_stop();
+        trace::on_submit(this->trace_ticket(), m_fn);
     }
 
     /// Runs the job on this thread and drops the runner's reference.
     template <class Host>
     void execute(Host& host) noexcept {
+        trace::task_scope traced(this->trace_ticket(), m_fn);  // outlives the job: a copy
         job_counters& counters = host.counters();
         counters.on_taken();
         if (!this->try_start()) {  // cancelled while queued

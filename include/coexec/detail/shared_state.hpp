@@ -21,6 +21,7 @@
 #include <utility>
 
 #include "coexec/detail/intrusive_stack.hpp"
+#include "coexec/detail/trace_hooks.hpp"
 #include "coexec/detail/work_item.hpp"
 
 namespace coexec::detail {
@@ -103,6 +104,10 @@ class shared_state_base {
     void throw_if_failed() const;
     std::exception_ptr exception_ptr() const noexcept;
 
+    // ---- coexec::trace: the task's name, submit time and flow ----
+    trace::task_ticket& trace_ticket() noexcept { return m_trace; }
+    const trace::task_ticket& trace_ticket() const noexcept { return m_trace; }
+
   protected:
     virtual ~shared_state_base() = default;
     virtual void destroy() noexcept { delete this; }
@@ -130,6 +135,7 @@ class shared_state_base {
     std::exception_ptr m_exception;
     std::stop_source m_stop{std::nostopstate};
     cancel_hook* m_hook = nullptr;
+    trace::task_ticket m_trace;
 };
 
 template <class T>

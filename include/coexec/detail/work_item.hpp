@@ -4,6 +4,8 @@
 #include <coroutine>
 #include <exception>
 
+#include "coexec/detail/trace_hooks.hpp"
+
 namespace coexec::detail {
 
 /// A unit of work in an executor queue. Intrusive so that queueing allocates
@@ -94,6 +96,7 @@ struct resume_item : work_item {
     /// Resumes on this thread with the job restored. `*this` may be gone afterwards.
     void resume() noexcept {
         shared_state_base* previous = exchange_current_io_job(job);
+        trace::resume_scope traced(job);  // a coroutine task's later run
         handle.resume();
         exchange_current_io_job(previous);
     }
