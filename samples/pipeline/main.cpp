@@ -9,6 +9,11 @@
 //
 //   pipeline [--input DIR] [--output DIR] [--codec zstd|zlib] [--level N]
 //            [--corpus-mb N] [--io-workers N] [--cpu-workers N] [--no-serial]
+//            [--trace out.json]
+//
+// --trace (or COEXEC_TRACE=out.json) records the pipelined run as a timeline
+// for ui.perfetto.dev: the read/compress/write stages, every worker thread and
+// process, flows from submit to completion (docs/trace.md).
 //
 // Without --input it generates a corpus of mixed text (--corpus-mb, default
 // 256) under ./pipeline-corpus on first run.
@@ -22,6 +27,7 @@
 #include "coexec/io.hpp"
 #include "coexec/process_pool.hpp"
 #include "coexec/thread_pool.hpp"
+#include "coexec/trace.hpp"
 #include "compress_pipeline.hpp"
 #include "corpus.hpp"
 
@@ -37,6 +43,7 @@ struct settings {
     std::size_t io_workers = 4;
     std::size_t cpu_workers = 0;  // 0: one per core
     bool serial = true;
+    std::string trace;  // --trace: the timeline's file
 };
 
 settings parse(int argc, char** argv) {
@@ -70,6 +77,8 @@ settings parse(int argc, char** argv) {
             s.io_workers = std::strtoull(value().c_str(), nullptr, 10);
         } else if (a == "--cpu-workers") {
             s.cpu_workers = std::strtoull(value().c_str(), nullptr, 10);
+        } else if (a == "--trace") {
+            s.trace = value();
         } else if (a == "--no-serial") {
             s.serial = false;
         } else {
@@ -100,6 +109,7 @@ int main(int argc, char** argv) {
         ensure_corpus(s.input, s.corpus_mb << 20, static_cast<int>(s.corpus_mb * 2));
     }
 
+    if (!s.trace.empty() && !coexec::trace::recording()) coexec::trace::start(s.trace);
     coexec::thread_pool io{{.max_workers = s.io_workers, .thread_name_prefix = "io"}};
     coexec::process_pool cpu{{.max_workers = s.cpu_workers}};
     std::printf("input %s, output %s, %s level %d; io backend %s\n", s.input.c_str(),
@@ -107,6 +117,11 @@ int main(int argc, char** argv) {
                 std::string(coexec::io::backend_name()).c_str());
 
     run_stats p = run_pipeline(s.input, s.output, s.transform, io, cpu);
+    if (coexec::trace::recording()) {  // the pipelined run only, not the serial one
+        coexec::trace::stop();
+        std::printf("trace written to %s (open it in ui.perfetto.dev)\n",
+                    coexec::trace::path().c_str());
+    }
     std::printf(
         "\ncoexec pipeline: %zu files, %.1f MiB -> %.1f MiB (ratio %.2f) in %.2f s, %.1f MiB/s\n",
         p.files, mib(p.original), mib(p.compressed),

@@ -5,7 +5,10 @@
 // (primes.hpp) on several executors: switching strategy is a change of one
 // type. samples/cluster runs the same code on MPI ranks.
 //
-//   primes [--below N] [--ranges K] [--workers W]
+//   primes [--below N] [--ranges K] [--workers W] [--trace out.json]
+//
+// --trace (or COEXEC_TRACE=out.json) records the run as a timeline for
+// ui.perfetto.dev: every worker thread and process, a slice per range (docs/trace.md).
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -16,6 +19,7 @@
 
 #include "coexec/coexec.hpp"
 #include "coexec/process_pool.hpp"
+#include "coexec/trace.hpp"
 #include "primes.hpp"
 
 namespace {
@@ -38,6 +42,9 @@ int main(int argc, char** argv) {
     long below = flag(argc, argv, "--below", 2'000'000);
     long parts = flag(argc, argv, "--ranges", 64);
     auto workers = static_cast<std::size_t>(flag(argc, argv, "--workers", 0));
+    for (int i = 1; i + 1 < argc; ++i)
+        if (std::strcmp(argv[i], "--trace") == 0 && !coexec::trace::recording())
+            coexec::trace::start(argv[i + 1]);
     auto ranges = split(below, parts);
     std::printf("Counting primes below %ld in %zu ranges\n", below, ranges.size());
 
@@ -56,5 +63,10 @@ int main(int argc, char** argv) {
 
     std::printf("speed-up over serial: thread_pool %.2fx, process_pool %.2fx\n",
                 t_serial / t_threads, t_serial / t_procs);
+    if (coexec::trace::recording()) {
+        coexec::trace::stop();
+        std::printf("trace written to %s (open it in ui.perfetto.dev)\n",
+                    coexec::trace::path().c_str());
+    }
     return 0;
 }
