@@ -52,6 +52,7 @@ void process_pool_core::impl::launch_locked(std::size_t i) {
             m_method == launch_method::fork ? launch_method::fork : launch_method::spawn, w);
     }
     s.gen++;
+    s.trace = {};  // a new worker process has been told nothing of the trace
     s.live = true;
     s.dead = false;
     s.accepting = true;

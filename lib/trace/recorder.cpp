@@ -254,8 +254,19 @@ const session_info& current_session() noexcept {
     return ctl().session;
 }
 
+// Drops counted by buffers recycled during this session (their threads
+// ended before stop()), so that the session's total keeps them.
+std::atomic<std::uint64_t> g_retired_dropped{0};
+
+std::uint64_t retired_dropped() noexcept {
+    return g_retired_dropped.load(std::memory_order_relaxed);
+}
+
 void recycle(thread_buffer& b) noexcept {
     // No owner any more: the writer may touch the owner's fields.
+    if (b.dropped_reported > b.dropped_baseline)
+        g_retired_dropped.fetch_add(b.dropped_reported - b.dropped_baseline,
+                                    std::memory_order_relaxed);
     b.head.store(b.tail.load(std::memory_order_acquire), std::memory_order_relaxed);
     b.cached_head = b.head.load(std::memory_order_relaxed);
     b.dropped.store(0, std::memory_order_relaxed);
@@ -328,6 +339,7 @@ void start(const std::string& path, options opts) {
         std::atexit(&stop_at_exit);
         ::pthread_atfork(nullptr, nullptr, &on_fork_child);
     }
+    g_retired_dropped.store(0, std::memory_order_relaxed);  // earlier sessions' drops
     install_signal_handlers(c);
     c.capacity.store(s.capacity, std::memory_order_relaxed);
     c.number.store(s.number, std::memory_order_release);
@@ -353,7 +365,7 @@ std::string path() {
 }
 
 std::uint64_t dropped_events() noexcept {
-    std::uint64_t n = 0;
+    std::uint64_t n = detail::trace::retired_dropped();
     for (thread_buffer* b = all_buffers(); b != nullptr; b = b->next) {
         const std::uint64_t d = b->dropped.load(std::memory_order_relaxed);
         if (d > b->dropped_baseline) n += d - b->dropped_baseline;

@@ -120,5 +120,7 @@ const session_info& current_session() noexcept;
 
 /// Marks `b` free once its abandoned owner's records are all drained (writer only).
 void recycle(thread_buffer& b) noexcept;
+/// Drops counted by the buffers recycled since the session started.
+std::uint64_t retired_dropped() noexcept;
 
 }  // namespace coexec::detail::trace

@@ -316,7 +316,7 @@ void sample_counters(writer_state& w, bool force) {
 }
 
 std::uint64_t total_dropped() {
-    std::uint64_t n = 0;
+    std::uint64_t n = retired_dropped();
     for (thread_buffer* b = all_buffers(); b != nullptr; b = b->next) {
         if (b->dropped_reported > b->dropped_baseline)
             n += b->dropped_reported - b->dropped_baseline;
