@@ -103,9 +103,10 @@ int main(int argc, char** argv) {
             tp[m].push_back(all[m].tp_ns);
             pp[m].push_back(all[m].pp_us);
         }
-        std::printf("round %d: thread_pool ns/task none %.1f off %.1f on %.1f | process_pool "
-                    "us/trip none %.2f off %.2f on %.2f\n",
-                    r + 1, none.tp_ns, off.tp_ns, on.tp_ns, none.pp_us, off.pp_us, on.pp_us);
+        std::printf(
+            "round %d: thread_pool ns/task none %.1f off %.1f on %.1f | process_pool "
+            "us/trip none %.2f off %.2f on %.2f\n",
+            r + 1, none.tp_ns, off.tp_ns, on.tp_ns, none.pp_us, off.pp_us, on.pp_us);
         std::fflush(stdout);
     }
     double t[3], q[3];
@@ -113,9 +114,10 @@ int main(int argc, char** argv) {
         t[m] = coexec_bench::median(tp[m]);
         q[m] = coexec_bench::median(pp[m]);
     }
-    std::printf("coexec::trace overhead, medians of %d rounds (%zu thread_pool tasks, %zu "
-                "process_pool round trips per run)\n",
-                rounds, std::size_t{1'000'000} / scale, std::size_t{20'000} / scale);
+    std::printf(
+        "coexec::trace overhead, medians of %d rounds (%zu thread_pool tasks, %zu "
+        "process_pool round trips per run)\n",
+        rounds, std::size_t{1'000'000} / scale, std::size_t{20'000} / scale);
     std::printf("  thread_pool  ns/task  none %8.1f  off %8.1f (x%.3f)  on %8.1f (x%.3f)\n", t[0],
                 t[1], t[1] / t[0], t[2], t[2] / t[0]);
     std::printf("  process_pool us/trip  none %8.2f  off %8.2f (x%.3f)  on %8.2f (x%.3f)\n", q[0],
@@ -130,9 +132,10 @@ int main(int argc, char** argv) {
                 (t[2] / t[0] - 1) * 100);
     std::printf("GOAL|trace on vs compiled out, process_pool round trip|%.2f|<=|10|%%\n",
                 (q[2] / q[0] - 1) * 100);
-    std::printf("NOTE|trace overhead: medians of %d interleaved rounds; compiled out = the "
-                "library built with COEXEC_TRACE_DISABLED, run as a child process\n",
-                rounds);
+    std::printf(
+        "NOTE|trace overhead: medians of %d interleaved rounds; compiled out = the "
+        "library built with COEXEC_TRACE_DISABLED, run as a child process\n",
+        rounds);
     return 0;
 #endif
 }

@@ -82,13 +82,23 @@ class json_parser {
     }
     json value() {
         switch (peek()) {
-        case '{': return object();
-        case '[': return array();
-        case '"': return json{string()};
-        case 't': literal("true"); return json{true};
-        case 'f': literal("false"); return json{false};
-        case 'n': literal("null"); return json{nullptr};
-        default: return number();
+            case '{':
+                return object();
+            case '[':
+                return array();
+            case '"':
+                return json{string()};
+            case 't':
+                literal("true");
+                return json{true};
+            case 'f':
+                literal("false");
+                return json{false};
+            case 'n':
+                literal("null");
+                return json{nullptr};
+            default:
+                return number();
         }
     }
     json object() {
@@ -143,24 +153,41 @@ class json_parser {
             if (m_i >= m_s.size()) fail("unterminated escape");
             char e = m_s[m_i++];
             switch (e) {
-            case '"': out += '"'; break;
-            case '\\': out += '\\'; break;
-            case '/': out += '/'; break;
-            case 'b': out += '\b'; break;
-            case 'f': out += '\f'; break;
-            case 'n': out += '\n'; break;
-            case 'r': out += '\r'; break;
-            case 't': out += '\t'; break;
-            case 'u': {
-                if (m_i + 4 > m_s.size()) fail("short \\u escape");
-                for (int k = 0; k < 4; ++k)
-                    if (!std::isxdigit(static_cast<unsigned char>(m_s[m_i + k])))
-                        fail("bad \\u escape");
-                out += '?';  // the tests never look inside escaped code points
-                m_i += 4;
-                break;
-            }
-            default: fail("bad escape");
+                case '"':
+                    out += '"';
+                    break;
+                case '\\':
+                    out += '\\';
+                    break;
+                case '/':
+                    out += '/';
+                    break;
+                case 'b':
+                    out += '\b';
+                    break;
+                case 'f':
+                    out += '\f';
+                    break;
+                case 'n':
+                    out += '\n';
+                    break;
+                case 'r':
+                    out += '\r';
+                    break;
+                case 't':
+                    out += '\t';
+                    break;
+                case 'u': {
+                    if (m_i + 4 > m_s.size()) fail("short \\u escape");
+                    for (int k = 0; k < 4; ++k)
+                        if (!std::isxdigit(static_cast<unsigned char>(m_s[m_i + k])))
+                            fail("bad \\u escape");
+                    out += '?';  // the tests never look inside escaped code points
+                    m_i += 4;
+                    break;
+                }
+                default:
+                    fail("bad escape");
             }
         }
     }

@@ -203,26 +203,25 @@ TEST_CASE("tasks run while no trace records leave nothing in a later file", "[tr
     coexec::thread_pool pool{{.max_workers = 2}};
     for (int i = 0; i < 20; ++i)
         pool.submit(&trace_test::traced_square, i).wait();
-    const std::string path = record("off_then_on", [&] {
-        pool.submit(&trace_test::traced_text, 1).wait();
-    });
+    const std::string path =
+        record("off_then_on", [&] { pool.submit(&trace_test::traced_text, 1).wait(); });
     trace_file t(path);
     CHECK(t.slices_named("traced_square").empty());
     CHECK(t.slices_named("traced_text").size() == 1);
 }
 
 TEST_CASE("a full thread buffer drops events, counts them and keeps the file valid", "[trace]") {
-    const std::string path = record(
-        "dropping",
-        [] {
-            coexec::thread_pool pool{{.max_workers = 1}};
-            std::vector<coexec::future<int>> fs;
-            for (int i = 0; i < 20'000; ++i)
-                fs.push_back(pool.submit(&trace_test::traced_square, i));
-            for (auto& f : fs)
-                f.wait();
-        },
-        {.buffer_events = 8, .flush_interval = std::chrono::milliseconds(1000)});
+    const std::string path =
+        record("dropping",
+               [] {
+                   coexec::thread_pool pool{{.max_workers = 1}};
+                   std::vector<coexec::future<int>> fs;
+                   for (int i = 0; i < 20'000; ++i)
+                       fs.push_back(pool.submit(&trace_test::traced_square, i));
+                   for (auto& f : fs)
+                       f.wait();
+               },
+               {.buffer_events = 8, .flush_interval = std::chrono::milliseconds(1000)});
     trace_file t(path);
     const std::uint64_t dropped = coexec::trace::dropped_events();
     CHECK(dropped > 0);

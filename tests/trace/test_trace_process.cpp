@@ -39,7 +39,8 @@ namespace {
 std::set<double> worker_pids(const trace_file& t) {
     std::set<double> out;
     for (const auto& [key, name] : t.names("process_name"))
-        if (key.first != static_cast<double>(::getpid()) && name.find("worker") != std::string::npos)
+        if (key.first != static_cast<double>(::getpid()) &&
+            name.find("worker") != std::string::npos)
             out.insert(key.first);
     return out;
 }
