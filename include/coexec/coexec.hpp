@@ -20,6 +20,7 @@
 #include "coexec/sync_wait.hpp"
 #include "coexec/task.hpp"
 #include "coexec/thread_pool.hpp"
+#include "coexec/trace.hpp"
 #include "coexec/wait.hpp"
 #include "coexec/when_all.hpp"
 #include "coexec/when_any.hpp"
