@@ -106,7 +106,7 @@ void claim(thread_state& t) noexcept {
     for (thread_buffer* x = c.buffers.load(std::memory_order_acquire); x != nullptr; x = x->next) {
         int expected = thread_buffer::free;
         if (x->capacity == capacity &&
-            x->state.compare_exchange_strong(expected, thread_buffer::owned,
+            x->state.compare_exchange_strong(expected, thread_buffer::claiming,
                                              std::memory_order_acquire)) {
             b = x;
             break;
@@ -130,6 +130,7 @@ void claim(thread_state& t) noexcept {
     b->pid = static_cast<std::uint32_t>(::getpid());
     b->tid = t.tid;
     b->thread_name.store(initial_thread_name(t), std::memory_order_relaxed);
+    b->state.store(thread_buffer::owned, std::memory_order_release);  // publishes the identity
     t.buf = b;
     writer_ensure_thread();
 }
@@ -243,7 +244,8 @@ void name_this_thread(const char* name) noexcept {
     thread_state& t = t_state;
     std::strncpy(t.track_name, name, sizeof t.track_name - 1);
     t.track_name[sizeof t.track_name - 1] = '\0';
-    if (t.buf != nullptr) t.buf->thread_name.store(intern(name), std::memory_order_relaxed);
+    // Release: the writer reads the interned text behind the id.
+    if (t.buf != nullptr) t.buf->thread_name.store(intern(name), std::memory_order_release);
 }
 
 thread_buffer* all_buffers() noexcept {

@@ -67,7 +67,8 @@ struct record {
 static_assert(sizeof(record) == 48, "the documented bound counts 48-byte events");
 
 struct thread_buffer {
-    enum state_value : int { free = 0, owned = 1, abandoned = 2 };
+    // claiming: a thread is filling in the identity below; the writer skips it.
+    enum state_value : int { free = 0, owned = 1, abandoned = 2, claiming = 3 };
 
     // ---- owner (producer) side ----
     alignas(64) std::atomic<std::uint64_t> tail{0};
@@ -82,7 +83,7 @@ struct thread_buffer {
     std::uint32_t meta_name = 0;         // writer only: the name it wrote
 
     // ---- identity (set when claimed, before `state` turns owned) ----
-    std::atomic<int> state{owned};
+    std::atomic<int> state{claiming};
     std::uint32_t pid = 0;
     std::uint32_t tid = 0;
     std::atomic<std::uint32_t> thread_name{0};  // interned; may be renamed by its owner

@@ -272,8 +272,8 @@ void drain(writer_state& w) {
     const session_info& s = w.session;
     for (thread_buffer* b = all_buffers(); b != nullptr; b = b->next) {
         const int state = b->state.load(std::memory_order_acquire);
-        if (state == thread_buffer::free) continue;
-        const std::uint32_t name = b->thread_name.load(std::memory_order_relaxed);
+        if (state == thread_buffer::free || state == thread_buffer::claiming) continue;
+        const std::uint32_t name = b->thread_name.load(std::memory_order_acquire);
         if (b->meta_session != s.number || b->meta_name != name) {
             b->meta_session = s.number;
             b->meta_name = name;
