@@ -187,13 +187,13 @@ class job : public shared_state<R> {
             std::stop_token executor_stop = host.stop_token();
             if (executor_stop.stop_possible())
                 link.emplace(std::move(executor_stop), stop_forwarder{this});
-            call_and_publish(counters);
+            call_and_publish(counters, traced);
             // Unlink first: the executor's stop callback may be running on
             // another thread; reset() waits for it, so it never touches a freed job.
             link.reset();
             end(host);
         } else {
-            call_and_publish(counters);
+            call_and_publish(counters, traced);
             end(host);
         }
     }
@@ -225,18 +225,21 @@ class job : public shared_state<R> {
         }
     }
 
-    void call_and_publish(job_counters& counters) noexcept {
+    void call_and_publish(job_counters& counters, trace::task_scope& traced) noexcept {
         try {
             if constexpr (std::is_void_v<R>) {
                 call();
+                traced.finish();
                 counters.on_finished(status::has_value);
                 this->set_value();
             } else {
                 R value = call();
+                traced.finish();
                 counters.on_finished(status::has_value);
                 this->set_value(std::move(value));
             }
         } catch (...) {
+            traced.finish();
             counters.on_finished(status::has_exception);
             this->set_exception(std::current_exception());
         }

@@ -117,8 +117,12 @@ class task_scope {
     }
     task_scope(const task_scope&) = delete;
     task_scope& operator=(const task_scope&) = delete;
-    ~task_scope() {
+    ~task_scope() { finish(); }
+    /// Records the span now: before the task's future completes, so that a
+    /// thread woken by it and calling trace::stop() finds the span written.
+    void finish() noexcept {
         if (m_start != 0) task_ran(m_ticket, m_start);
+        m_start = 0;
     }
 
   private:
