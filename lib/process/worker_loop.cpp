@@ -12,6 +12,7 @@
 #include "coexec/detail/codec/code_address.hpp"
 #include "coexec/detail/codec/exceptions.hpp"
 #include "coexec/detail/spin.hpp"
+#include "sandbox/sandbox.hpp"
 
 namespace coexec::detail::proc {
 namespace {
@@ -56,6 +57,9 @@ int worker_loop(channel_fds fds) {
                     byte_reader in(m.bytes);
                     const std::uint64_t init = in.get_u64();
                     if (init != 0) std::bit_cast<initializer_fn>(decode_code_address(init))();
+                    // Limits and sandbox (lib/sandbox): after the worker's own
+                    // set-up and the initializer, before the first task.
+                    sandboxing::enter(in);
                 } catch (...) {
                     encode_failure(out, out_fds);
                     ch.send(msg_kind::init_failed, m.id, out);
