@@ -439,9 +439,8 @@ void process_pool_core::impl::handle_message(std::size_t i, message& m) {
                                               .count();
                 const std::int64_t mean = m_service_ns.load(std::memory_order_relaxed);
                 m_service_ns.store(mean + (took - mean) / 8, std::memory_order_relaxed);
-                if ((m_options.max_tasks_per_child != 0 &&
-                     s.tasks_done >= m_options.max_tasks_per_child) ||
-                    sandboxing::cpu_budget_spent(s.pid, m_options.limits)) {
+                if (m_options.max_tasks_per_child != 0 &&
+                    s.tasks_done >= m_options.max_tasks_per_child) {
                     retire_locked(i);
                 } else if (s.accepting) {
                     m_idle.push_back(i);

@@ -91,6 +91,8 @@ int worker_loop(channel_fds fds) {
                 }
                 close_fds(out_fds);
                 out_fds.clear();
+                // Its cpu_time budget spent (lib/sandbox): exit, to be replaced.
+                if (sandboxing::should_retire()) return 0;
                 break;
             }
             case msg_kind::exit:

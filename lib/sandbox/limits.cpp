@@ -18,6 +18,12 @@ namespace {
 // and its next task: keep this much more than a full cpu_time in reserve.
 constexpr double spin_margin_seconds = 0.05;
 
+// This worker's cpu limit, as apply_limits set it (read by cpu_budget_spent).
+struct {
+    double per_task = 0;  // seconds; 0: no cpu limit
+    double soft = 0;      // RLIMIT_CPU's soft limit, in seconds of the worker's life
+} worker_cpu;
+
 double seconds_of(const timespec& ts) noexcept {
     return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
 }
@@ -55,6 +61,10 @@ void apply_limits(const limit_values& l) {
         const double budget = static_cast<double>(l.cpu_seconds) + cpu_headroom(l.cpu_seconds);
         const auto soft = static_cast<rlim_t>(std::ceil(seconds_of(used) + budget));
         set_limit(RLIMIT_CPU, soft, soft + 1, "setrlimit(RLIMIT_CPU)");
+        rlimit now{};
+        if (::getrlimit(RLIMIT_CPU, &now) != 0) throw_errno("getrlimit");
+        worker_cpu.per_task = static_cast<double>(l.cpu_seconds);
+        worker_cpu.soft = static_cast<double>(now.rlim_cur);
     }
     if (l.open_files != 0) {
         int lowest_free = 0;
@@ -65,15 +75,11 @@ void apply_limits(const limit_values& l) {
     }
 }
 
-bool cpu_budget_spent(pid_t pid, const process_limits& limits) noexcept {
-    if (limits.cpu_time.count() <= 0) return false;
-    rlimit r{};
-    clockid_t clock{};
+bool cpu_budget_spent() noexcept {
+    if (worker_cpu.per_task <= 0) return false;
     timespec used{};
-    if (::prlimit(pid, RLIMIT_CPU, nullptr, &r) != 0 || r.rlim_cur == RLIM_INFINITY) return false;
-    if (::clock_getcpuclockid(pid, &clock) != 0 || ::clock_gettime(clock, &used) != 0) return false;
-    return seconds_of(used) + static_cast<double>(limits.cpu_time.count()) + spin_margin_seconds >
-           static_cast<double>(r.rlim_cur);
+    if (::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &used) != 0) return false;
+    return seconds_of(used) + worker_cpu.per_task + spin_margin_seconds > worker_cpu.soft;
 }
 
 std::string death_cause(const process_limits& limits, int signal, double cpu_seconds) {

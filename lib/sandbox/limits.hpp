@@ -13,16 +13,14 @@
 //   whole life, while the option bounds one task; so the soft limit is set
 //   at ceil(time used so far + cpu_time + headroom) seconds, the hard limit
 //   one second above it (SIGKILL, which a task cannot catch or block), and
-//   the pool replaces a worker once its remaining budget is below a full
-//   cpu_time (cpu_budget_spent). A runaway task thus dies by SIGXCPU after
+//   a worker whose remaining budget is below a full cpu_time exits after
+//   its result (cpu_budget_spent), to be replaced. A runaway task thus dies by SIGXCPU after
 //   between cpu_time and ceil(1.25 × cpu_time) seconds, or by SIGKILL one
 //   second later if it blocked SIGXCPU; a worker serves tasks for at least
 //   `headroom` seconds of CPU before it is replaced.
 // - open_files → RLIMIT_NOFILE = the worker's lowest free descriptor +
 //   open_files, so the task gets open_files descriptors of its own.
 #pragma once
-
-#include <sys/types.h>
 
 #include <chrono>
 #include <cstdint>
@@ -48,10 +46,11 @@ double cpu_headroom(std::uint64_t cpu_seconds) noexcept;
 /// cpu limit relies on). Throws std::system_error naming the call.
 void apply_limits(const limit_values& limits);
 
-/// In the parent, after a result: true if worker `pid` has less than a full
-/// cpu_time left before its soft limit (so the pool replaces it). False when
-/// there is no cpu limit or the worker cannot be read (it died).
-bool cpu_budget_spent(pid_t pid, const process_limits& limits) noexcept;
+/// In the worker, after a task: true if it has less than a full cpu_time left
+/// before its soft limit; it then exits, and the pool starts another. (The
+/// worker asks its own clock: the parent reading the worker's clock and
+/// limits cost two system calls on every result's critical path.)
+bool cpu_budget_spent() noexcept;
 
 /// In the parent, at a worker's death by `signal` after `cpu_seconds` of CPU
 /// time (negative: unknown): the cause if a limit explains it, else empty.

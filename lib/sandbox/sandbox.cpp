@@ -43,4 +43,8 @@ void enter(byte_reader& config) {
     if (compute) install_compute_filter(extra);
 }
 
+bool should_retire() noexcept {
+    return cpu_budget_spent();
+}
+
 }  // namespace coexec::detail::sandboxing

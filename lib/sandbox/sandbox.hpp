@@ -8,8 +8,6 @@
 // (enter). See limits.hpp for the rlimits, seccomp_filter.hpp for the filter.
 #pragma once
 
-#include <sys/types.h>
-
 #include <string>
 
 #include "coexec/detail/codec/byte_buffers.hpp"
@@ -30,5 +28,9 @@ void encode_worker_config(byte_writer& w, const process_pool_options& options);
 /// the rlimits, then installs the sandbox. Throws (std::system_error naming
 /// the call); the worker then reports a failed start.
 void enter(byte_reader& config);
+
+/// Worker, after sending a task's result: true if the worker should exit
+/// now and be replaced (its cpu_time budget could not cover another task).
+bool should_retire() noexcept;
 
 }  // namespace coexec::detail::sandboxing
