@@ -1,5 +1,7 @@
 #include "sandbox/sandbox.hpp"
 
+#include <string>
+#include <system_error>
 #include <vector>
 
 #include "coexec/errors.hpp"
@@ -38,9 +40,16 @@ void enter(byte_reader& config) {
     extra.reserve(n);
     for (std::uint64_t i = 0; i < n; ++i)
         extra.push_back(static_cast<int>(static_cast<std::int64_t>(config.get_u64())));
-    // Limits first: the filter refuses setrlimit.
-    apply_limits(limits);
-    if (compute) install_compute_filter(extra);
+    try {
+        // Limits first: the filter refuses setrlimit.
+        apply_limits(limits);
+        if (compute) install_compute_filter(extra);
+    } catch (const std::system_error& e) {
+        // Reported as the worker's failed start: say it was not the initializer.
+        throw std::system_error(e.code(), std::string("process_pool worker set-up (limits and "
+                                                      "sandbox, after the initializer): ") +
+                                              e.what());
+    }
 }
 
 bool should_retire() noexcept {

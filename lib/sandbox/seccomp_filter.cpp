@@ -220,42 +220,71 @@ scmp_arg_cmp arg(unsigned index, scmp_compare op, std::uint64_t a, std::uint64_t
     return scmp_arg_cmp{index, op, a, b};
 }
 
-void allow(const filter& f, int nr, std::initializer_list<scmp_arg_cmp> args = {}) {
-    check(seccomp_rule_add_array(f.get(), SCMP_ACT_ALLOW, nr, static_cast<unsigned>(args.size()),
+void add_rule(const filter& f, std::uint32_t action, int nr,
+              std::initializer_list<scmp_arg_cmp> args) {
+    check(seccomp_rule_add_array(f.get(), action, nr, static_cast<unsigned>(args.size()),
                                  args.size() != 0 ? args.begin() : nullptr),
           "seccomp_rule_add");
 }
 
-// glibc implements fstat with newfstatat(fd, "", buf, AT_EMPTY_PATH) on both
-// architectures, but newfstatat with a path stats any file. Its calls trap
-// here instead: an empty path becomes fstat(fd), anything else EPERM. The
-// trap never runs the original call, so a task that replaces this handler
-// gains nothing (and rt_sigaction refuses SIGSYS anyway).
+void allow(const filter& f, int nr, std::initializer_list<scmp_arg_cmp> args = {}) {
+    add_rule(f, SCMP_ACT_ALLOW, nr, args);
+}
+
+// For on_sigsys (below) to answer.
+void trap(const filter& f, int nr, std::initializer_list<scmp_arg_cmp> args = {}) {
+    add_rule(f, SCMP_ACT_TRAP, nr, args);
+}
+
+// Calls whose allowed form a filter cannot tell from the refused one trap
+// here (SECCOMP_RET_TRAP), and this handler answers them in the caller's
+// registers:
+// - newfstatat: glibc implements fstat(fd) as newfstatat(fd, "", buf,
+//   AT_EMPTY_PATH) on both architectures, but with a path it stats any file.
+//   The empty-path form becomes fstat(fd); anything else EPERM.
+// - sched_getaffinity / sched_setaffinity with a thread id: glibc passes the
+//   caller's own id (pthread_getattr_np(pthread_self()), which sanitizers and
+//   runtimes call at thread start). The caller's id becomes 0 (the calling
+//   thread); another process's or thread's id EPERM.
+// The trap never runs the original call, so a task that replaces this handler
+// gains nothing (and rt_sigaction refuses SIGSYS anyway). A thread that blocks
+// SIGSYS and makes one of these calls is killed by the kernel.
 void on_sigsys(int, siginfo_t* info, void* context) {
     auto* uc = static_cast<ucontext_t*>(context);
     const int saved_errno = errno;
 #if defined(__x86_64__)
     greg_t* r = uc->uc_mcontext.gregs;
     const auto a0 = static_cast<long>(r[REG_RDI]);
-    const auto* path = reinterpret_cast<const char*>(r[REG_RSI]);
-    const auto buf = static_cast<long>(r[REG_RDX]);
-    const auto flags = static_cast<long>(r[REG_R10]);
+    const auto a1 = static_cast<long>(r[REG_RSI]);
+    const auto a2 = static_cast<long>(r[REG_RDX]);
+    const auto a3 = static_cast<long>(r[REG_R10]);
     greg_t& ret = r[REG_RAX];
 #elif defined(__aarch64__)
     auto* r = uc->uc_mcontext.regs;
     const auto a0 = static_cast<long>(r[0]);
-    const auto* path = reinterpret_cast<const char*>(r[1]);
-    const auto buf = static_cast<long>(r[2]);
-    const auto flags = static_cast<long>(r[3]);
+    const auto a1 = static_cast<long>(r[1]);
+    const auto a2 = static_cast<long>(r[2]);
+    const auto a3 = static_cast<long>(r[3]);
     auto& ret = r[0];
 #endif
 #if defined(__x86_64__) || defined(__aarch64__)
     long result = -EPERM;
-    if (info->si_syscall == SYS_newfstatat && (flags & AT_EMPTY_PATH) != 0 &&
-        (path == nullptr || path[0] == '\0')) {
-        result = ::syscall(SYS_fstat, a0, buf);
-        if (result < 0) result = -errno;
+    switch (info->si_syscall) {
+        case SYS_newfstatat: {
+            const auto* path = reinterpret_cast<const char*>(a1);
+            if ((a3 & AT_EMPTY_PATH) != 0 && (path == nullptr || path[0] == '\0'))
+                result = ::syscall(SYS_fstat, a0, a2);
+            break;
+        }
+        case SYS_sched_getaffinity:
+        case SYS_sched_setaffinity:
+            if (static_cast<pid_t>(a0) == ::gettid())
+                result = ::syscall(info->si_syscall, 0, a1, a2);
+            break;
+        default:
+            break;
     }
+    if (result == -1) result = -errno;
     ret = static_cast<std::remove_reference_t<decltype(ret)>>(result);
 #else
     (void)info;
@@ -341,12 +370,14 @@ void install_compute_filter(std::span<const int> extra) {
     // Reading own limits (getrlimit is prlimit64(0, r, NULL, old) in glibc);
     // never setting them: as root, raising a hard limit is allowed.
     allow(f, SCMP_SYS(prlimit64), {arg(0, SCMP_CMP_EQ, 0), arg(2, SCMP_CMP_EQ, 0)});
-    // CPU affinity of this process only (thread_pool, OpenMP, TBB ask).
-    allow(f, SCMP_SYS(sched_getaffinity), {arg(0, SCMP_CMP_EQ, 0)});
-    allow(f, SCMP_SYS(sched_setaffinity), {arg(0, SCMP_CMP_EQ, 0)});
-
-    // newfstatat: see on_sigsys.
-    check(seccomp_rule_add(f.get(), SCMP_ACT_TRAP, SCMP_SYS(newfstatat), 0), "seccomp_rule_add");
+    // CPU affinity of the calling thread only (thread pools, OpenMP, TBB,
+    // sanitizers ask): 0 directly, its own thread id through on_sigsys.
+    for (int nr : {SCMP_SYS(sched_getaffinity), SCMP_SYS(sched_setaffinity)}) {
+        allow(f, nr, {arg(0, SCMP_CMP_EQ, 0)});
+        trap(f, nr, {arg(0, SCMP_CMP_NE, 0)});
+    }
+    // fstat's newfstatat: see on_sigsys.
+    trap(f, SCMP_SYS(newfstatat));
 
     for (int nr : extra) {
         if (nr >= 0) allow(f, nr);

@@ -3,6 +3,8 @@
 // itself — on the fork-server and spawn start methods; and the options that
 // shape the sandbox (sandbox_allow, the initializer running before it).
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -154,6 +156,23 @@ int fstat_own_memfd() {
     return rc == 0 && st.st_size == 4096 ? 0 : (rc != 0 ? rc : -1);
 }
 
+int thread_attributes() {
+    // glibc reads a thread's affinity by its thread id here (sanitizers do
+    // this at every thread start): the sandbox lets a thread ask about
+    // itself. (Not on the main thread: there glibc reads /proc/self/maps.)
+    int rc = -1;
+    std::thread([&] {
+        pthread_attr_t attr;
+        rc = ::pthread_getattr_np(::pthread_self(), &attr);
+        if (rc == 0) ::pthread_attr_destroy(&attr);
+        cpu_set_t set;
+        if (rc == 0 && ::sched_getaffinity(0, sizeof set, &set) != 0) rc = errno;
+        if (rc == 0 && ::sched_setaffinity(0, sizeof set, &set) != 0) rc = errno;
+    }).join();
+    if (rc != 0) return rc;
+    return std::thread::hardware_concurrency() > 0 ? 0 : -1;
+}
+
 int do_abort() {
     std::abort();
 }
@@ -192,6 +211,7 @@ TEST_CASE("a sandboxed task computes, allocates, prints and throws as usual", "[
     CHECK(pool.submit(print_to_stdout).get_for(30s) == 7);
     CHECK(pool.submit(fstat_own_memfd).get_for(30s) == 0);
     CHECK(pool.submit(raise_own_signal).get_for(30s) == 0);
+    CHECK(pool.submit(thread_attributes).get_for(30s) == 0);
 }
 
 TEST_CASE("a sandboxed task can run threads", "[sandbox]") {

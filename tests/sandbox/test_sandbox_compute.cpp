@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <linux/bpf.h>
 #include <linux/perf_event.h>
+#include <sched.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/mman.h>
@@ -141,6 +142,15 @@ int tgkill_parent() {
     return outcome(::syscall(SYS_tgkill, ::getppid(), ::getppid(), 0));
 }
 
+int parent_affinity(bool set) {
+    cpu_set_t cpus;
+    CPU_ZERO(&cpus);
+    if (::sched_getaffinity(0, sizeof cpus, &cpus) != 0) return -1;  // its own: allowed
+    const pid_t parent = ::getppid();
+    if (set) return outcome(::sched_setaffinity(parent, sizeof cpus, &cpus));
+    return outcome(::sched_getaffinity(parent, sizeof cpus, &cpus));
+}
+
 int mount_tmpfs() {
     return outcome(::mount("none", "/coexec-sandbox-test-no-such-dir", "tmpfs", 0, nullptr));
 }
@@ -240,13 +250,16 @@ TEST_CASE("a sandboxed task cannot trace or read another process: EPERM", "[sand
     CHECK(pool.submit(read_parent_memory, address).get_for(30s) == EPERM);
 }
 
-TEST_CASE("a sandboxed task cannot signal another process: EPERM", "[sandbox]") {
+TEST_CASE("a sandboxed task cannot signal another process or read its affinity: EPERM",
+          "[sandbox]") {
     const auto how = GENERATE(start_method::fork_server, start_method::spawn);
     process_pool pool{sandboxed(how)};
     CHECK(pool.submit(signal_parent).get_for(30s) == EPERM);
     CHECK(pool.submit(signal_everyone).get_for(30s) == EPERM);
     CHECK(pool.submit(signal_group).get_for(30s) == EPERM);
     CHECK(pool.submit(tgkill_parent).get_for(30s) == EPERM);
+    CHECK(pool.submit(parent_affinity, false).get_for(30s) == EPERM);
+    CHECK(pool.submit(parent_affinity, true).get_for(30s) == EPERM);
 }
 
 TEST_CASE("a sandboxed task cannot mount, load modules, use bpf, perf or io_uring: EPERM",

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "coexec/process_pool.hpp"
+#include "coexec/shared_buffer.hpp"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define COEXEC_TEST_ASAN 1
@@ -40,6 +41,7 @@ int pid_of() {
     return static_cast<int>(::getpid());
 }
 
+#if !defined(COEXEC_TEST_ASAN)
 std::size_t allocate_and_touch(std::size_t bytes) {
     std::vector<char> v(bytes);
     for (std::size_t i = 0; i < bytes; i += 4096)
@@ -66,6 +68,11 @@ std::string allocate_caught(std::size_t bytes) {
     }
 }
 
+int do_abort() {
+    std::abort();
+}
+#endif
+
 double cpu_seconds() {
     timespec ts{};
     ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
@@ -81,6 +88,13 @@ int burn(double seconds) {
             x = x + static_cast<unsigned long>(i);
     }
     return static_cast<int>(x & 1);
+}
+
+// Publishes its pid (so the test knows it runs), then burns CPU time.
+int publish_pid_and_burn(coexec::shared_buffer b, double seconds) {
+    const int pid = static_cast<int>(::getpid());
+    std::memcpy(b.data(), &pid, sizeof pid);
+    return burn(seconds);
 }
 
 int burn_with_sigxcpu_blocked() {
@@ -107,10 +121,6 @@ std::pair<int, int> exhaust_descriptors(bool with_files) {
     for (int fd : fds)
         ::close(fd);
     return {static_cast<int>(fds.size()), err};
-}
-
-int do_abort() {
-    std::abort();
 }
 
 template <class T>
@@ -195,9 +205,14 @@ TEST_CASE("a task that blocks SIGXCPU is killed at the hard cpu limit, still nam
 
 TEST_CASE("a SIGKILL from outside is not blamed on the cpu_time limit", "[sandbox][limits][cpu]") {
     process_pool pool{{.max_workers = 1, .limits = {.cpu_time = 30s}}};
-    const int pid = pool.submit(pid_of).get_for(30s);
-    auto f = pool.submit(burn, 20.0);
-    ::usleep(100'000);
+    coexec::shared_buffer b(sizeof(int));
+    auto f = pool.submit(publish_pid_and_burn, b, 20.0);
+    int pid = 0;
+    for (int i = 0; i < 30'000 && pid == 0; ++i) {
+        ::usleep(1000);
+        std::memcpy(&pid, b.data(), sizeof pid);
+    }
+    REQUIRE(pid > 0);
     REQUIRE(::kill(pid, SIGKILL) == 0);
     auto e = require_worker_died(std::move(f));
     CHECK(e.signal() == SIGKILL);
