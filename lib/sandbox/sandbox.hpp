@@ -24,8 +24,8 @@ void check_options(const process_pool_options& options);
 /// worker's config message.
 void encode_worker_config(byte_writer& w, const process_pool_options& options);
 
-/// Worker, after its initializer: reads what encode_worker_config wrote, sets
-/// the rlimits, then installs the sandbox. Throws (std::system_error naming
+/// Worker, after its initializer: reads what encode_worker_config wrote (if
+/// anything), sets the rlimits, then installs the sandbox. Throws (std::system_error naming
 /// the call); the worker then reports a failed start.
 void enter(byte_reader& config);
 

@@ -32,6 +32,10 @@ constexpr bool arch_covered = false;
 // The allow-list. Everything not here fails with EPERM. Each group says why
 // a task (or the worker loop, glibc, libstdc++ under it) needs it; a call that
 // only exists on one architecture is ignored by libseccomp on the other.
+// Deliberately absent: seccomp (a second filter could only tighten, but no
+// task needs one and the loader is kernel surface), setrlimit and a setting
+// prlimit64 (as root they raise hard limits), and everything that names a
+// path, a socket, another process or a new program.
 // ---------------------------------------------------------------------------
 
 // Allowed whatever the arguments.
