@@ -11,6 +11,7 @@
 #include <ucontext.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <memory>
@@ -224,21 +225,30 @@ scmp_arg_cmp arg(unsigned index, scmp_compare op, std::uint64_t a, std::uint64_t
     return scmp_arg_cmp{index, op, a, b};
 }
 
-void add_rule(const filter& f, std::uint32_t action, int nr,
-              std::initializer_list<scmp_arg_cmp> args) {
-    check(seccomp_rule_add_array(f.get(), action, nr, static_cast<unsigned>(args.size()),
-                                 args.size() != 0 ? args.begin() : nullptr),
-          "seccomp_rule_add");
-}
+// Adds the built-in rules. A call the user allowed outright (sandbox_allow)
+// gets none of its narrower ones: they would conflict, and are moot.
+class rule_set {
+  public:
+    rule_set(const filter& f, std::span<const int> extra) noexcept : m_filter(f), m_extra(extra) {}
 
-void allow(const filter& f, int nr, std::initializer_list<scmp_arg_cmp> args = {}) {
-    add_rule(f, SCMP_ACT_ALLOW, nr, args);
-}
+    void add(std::uint32_t action, int nr, std::initializer_list<scmp_arg_cmp> args = {}) {
+        if (std::find(m_extra.begin(), m_extra.end(), nr) != m_extra.end()) return;
+        check(seccomp_rule_add_array(m_filter.get(), action, nr, static_cast<unsigned>(args.size()),
+                                     args.size() != 0 ? args.begin() : nullptr),
+              "seccomp_rule_add");
+    }
+    void allow(int nr, std::initializer_list<scmp_arg_cmp> args = {}) {
+        add(SCMP_ACT_ALLOW, nr, args);
+    }
+    // For on_sigsys (below) to answer.
+    void trap(int nr, std::initializer_list<scmp_arg_cmp> args = {}) {
+        add(SCMP_ACT_TRAP, nr, args);
+    }
 
-// For on_sigsys (below) to answer.
-void trap(const filter& f, int nr, std::initializer_list<scmp_arg_cmp> args = {}) {
-    add_rule(f, SCMP_ACT_TRAP, nr, args);
-}
+  private:
+    const filter& m_filter;
+    std::span<const int> m_extra;
+};
 
 // Calls whose allowed form a filter cannot tell from the refused one trap
 // here (SECCOMP_RET_TRAP), and this handler answers them in the caller's
@@ -338,53 +348,53 @@ void install_compute_filter(std::span<const int> extra) {
     // instructions per call on the worker's hot path.
     check(seccomp_attr_set(f.get(), SCMP_FLTATR_CTL_OPTIMIZE, 2), "seccomp_attr_set(OPTIMIZE)");
 
+    rule_set rules(f, extra);
     for (int nr : plain_allowed)
-        allow(f, nr);
+        rules.allow(nr);
 
     // Mappings: never executable. Data can be mapped and reprotected, but no
     // new code can appear (no JIT, no loading of code the task wrote).
-    allow(f, SCMP_SYS(mmap), {arg(2, SCMP_CMP_MASKED_EQ, PROT_EXEC, 0)});
-    allow(f, SCMP_SYS(mprotect), {arg(2, SCMP_CMP_MASKED_EQ, PROT_EXEC, 0)});
+    rules.allow(SCMP_SYS(mmap), {arg(2, SCMP_CMP_MASKED_EQ, PROT_EXEC, 0)});
+    rules.allow(SCMP_SYS(mprotect), {arg(2, SCMP_CMP_MASKED_EQ, PROT_EXEC, 0)});
     for (int advice : madvise_allowed)
-        allow(f, SCMP_SYS(madvise), {arg(2, SCMP_CMP_EQ, static_cast<scmp_datum_t>(advice))});
+        rules.allow(SCMP_SYS(madvise), {arg(2, SCMP_CMP_EQ, static_cast<scmp_datum_t>(advice))});
     for (int cmd : fcntl_allowed)
-        allow(f, SCMP_SYS(fcntl), {arg(1, SCMP_CMP_EQ, static_cast<scmp_datum_t>(cmd))});
+        rules.allow(SCMP_SYS(fcntl), {arg(1, SCMP_CMP_EQ, static_cast<scmp_datum_t>(cmd))});
     for (unsigned long cmd : ioctl_allowed)
-        allow(f, SCMP_SYS(ioctl), {arg(1, SCMP_CMP_EQ, cmd)});
+        rules.allow(SCMP_SYS(ioctl), {arg(1, SCMP_CMP_EQ, cmd)});
     for (int option : prctl_allowed)
-        allow(f, SCMP_SYS(prctl), {arg(0, SCMP_CMP_EQ, static_cast<scmp_datum_t>(option))});
+        rules.allow(SCMP_SYS(prctl), {arg(0, SCMP_CMP_EQ, static_cast<scmp_datum_t>(option))});
 
     // Threads only: clone must carry the thread flags and no namespace or
     // tracing flag. clone3 passes its flags in memory, which a filter cannot
     // read: it answers ENOSYS, and glibc falls back to clone.
-    allow(f, SCMP_SYS(clone),
-          {arg(0, SCMP_CMP_MASKED_EQ, thread_flags | refused_clone_flags, thread_flags)});
-    check(seccomp_rule_add(f.get(), SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0),
-          "seccomp_rule_add");
+    rules.allow(SCMP_SYS(clone),
+                {arg(0, SCMP_CMP_MASKED_EQ, thread_flags | refused_clone_flags, thread_flags)});
+    rules.add(SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3));
 
     // Signals to this process only: kill(getpid()), and tgkill to threads of
     // this process (abort, raise, pthread_kill). Not kill(0)/kill(-1), tkill
     // (any thread id) or sigqueue to others.
     const auto self = static_cast<scmp_datum_t>(::getpid());
-    allow(f, SCMP_SYS(kill), {arg(0, SCMP_CMP_EQ, self)});
-    allow(f, SCMP_SYS(tgkill), {arg(0, SCMP_CMP_EQ, self)});
+    rules.allow(SCMP_SYS(kill), {arg(0, SCMP_CMP_EQ, self)});
+    rules.allow(SCMP_SYS(tgkill), {arg(0, SCMP_CMP_EQ, self)});
     // Handlers for any signal but SIGSYS, whose handler emulates fstat.
-    allow(f, SCMP_SYS(rt_sigaction), {arg(0, SCMP_CMP_NE, SIGSYS)});
+    rules.allow(SCMP_SYS(rt_sigaction), {arg(0, SCMP_CMP_NE, SIGSYS)});
 
     // Reading own limits (getrlimit is prlimit64(0, r, NULL, old) in glibc);
     // never setting them: as root, raising a hard limit is allowed.
-    allow(f, SCMP_SYS(prlimit64), {arg(0, SCMP_CMP_EQ, 0), arg(2, SCMP_CMP_EQ, 0)});
+    rules.allow(SCMP_SYS(prlimit64), {arg(0, SCMP_CMP_EQ, 0), arg(2, SCMP_CMP_EQ, 0)});
     // CPU affinity of the calling thread only (thread pools, OpenMP, TBB,
     // sanitizers ask): 0 directly, its own thread id through on_sigsys.
     for (int nr : {SCMP_SYS(sched_getaffinity), SCMP_SYS(sched_setaffinity)}) {
-        allow(f, nr, {arg(0, SCMP_CMP_EQ, 0)});
-        trap(f, nr, {arg(0, SCMP_CMP_NE, 0)});
+        rules.allow(nr, {arg(0, SCMP_CMP_EQ, 0)});
+        rules.trap(nr, {arg(0, SCMP_CMP_NE, 0)});
     }
     // fstat's newfstatat: see on_sigsys.
-    trap(f, SCMP_SYS(newfstatat));
+    rules.trap(SCMP_SYS(newfstatat));
 
     for (int nr : extra) {
-        if (nr >= 0) allow(f, nr);
+        if (nr >= 0) check(seccomp_rule_add(f.get(), SCMP_ACT_ALLOW, nr, 0), "seccomp_rule_add");
     }
 
     struct sigaction sa {};
