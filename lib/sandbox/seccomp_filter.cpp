@@ -256,10 +256,12 @@ class rule_set {
 // - newfstatat: glibc implements fstat(fd) as newfstatat(fd, "", buf,
 //   AT_EMPTY_PATH) on both architectures, but with a path it stats any file.
 //   The empty-path form becomes fstat(fd); anything else EPERM.
-// - sched_getaffinity / sched_setaffinity with a thread id: glibc passes the
-//   caller's own id (pthread_getattr_np(pthread_self()), which sanitizers and
-//   runtimes call at thread start). The caller's id becomes 0 (the calling
-//   thread); another process's or thread's id EPERM.
+// - sched_setaffinity with a thread id: pthread_setaffinity_np(pthread_self())
+//   passes the caller's own id. It becomes 0 (the calling thread); another
+//   process's or thread's id gets EPERM. (sched_getaffinity is not trapped:
+//   pthread_getattr_np asks it by thread id as every thread starts under
+//   sanitizers and many runtimes, and a signal there can come before the
+//   thread's runtime is ready to take one — ThreadSanitizer crashes.)
 // The trap never runs the original call, so a task that replaces this handler
 // gains nothing (and rt_sigaction refuses SIGSYS anyway). A thread that blocks
 // SIGSYS and makes one of these calls is killed by the kernel.
@@ -282,23 +284,26 @@ void on_sigsys(int, siginfo_t* info, void* context) {
     auto& ret = r[0];
 #endif
 #if defined(__x86_64__) || defined(__aarch64__)
+    // The kernel's convention: the result, or -errno (never errno itself,
+    // which belongs to the interrupted code).
+    auto call = [](long nr, long x, long y, long z) {
+        const long r = ::syscall(nr, x, y, z);
+        return r == -1 ? -static_cast<long>(errno) : r;
+    };
     long result = -EPERM;
     switch (info->si_syscall) {
         case SYS_newfstatat: {
             const auto* path = reinterpret_cast<const char*>(a1);
             if ((a3 & AT_EMPTY_PATH) != 0 && (path == nullptr || path[0] == '\0'))
-                result = ::syscall(SYS_fstat, a0, a2);
+                result = call(SYS_fstat, a0, a2, 0);
             break;
         }
-        case SYS_sched_getaffinity:
         case SYS_sched_setaffinity:
-            if (static_cast<pid_t>(a0) == ::gettid())
-                result = ::syscall(info->si_syscall, 0, a1, a2);
+            if (static_cast<pid_t>(a0) == ::gettid()) result = call(info->si_syscall, 0, a1, a2);
             break;
         default:
             break;
     }
-    if (result == -1) result = -errno;
     ret = static_cast<std::remove_reference_t<decltype(ret)>>(result);
 #else
     (void)info;
@@ -384,12 +389,13 @@ void install_compute_filter(std::span<const int> extra) {
     // Reading own limits (getrlimit is prlimit64(0, r, NULL, old) in glibc);
     // never setting them: as root, raising a hard limit is allowed.
     rules.allow(SCMP_SYS(prlimit64), {arg(0, SCMP_CMP_EQ, 0), arg(2, SCMP_CMP_EQ, 0)});
-    // CPU affinity of the calling thread only (thread pools, OpenMP, TBB,
-    // sanitizers ask): 0 directly, its own thread id through on_sigsys.
-    for (int nr : {SCMP_SYS(sched_getaffinity), SCMP_SYS(sched_setaffinity)}) {
-        rules.allow(nr, {arg(0, SCMP_CMP_EQ, 0)});
-        rules.trap(nr, {arg(0, SCMP_CMP_NE, 0)});
-    }
+    // CPU affinity: reading anyone's (thread pools, OpenMP and TBB size
+    // themselves with it, pthread_getattr_np asks by thread id; it reveals
+    // which CPUs a process may use, and whether a pid exists), setting only
+    // the calling thread's: 0 directly, its own thread id through on_sigsys.
+    rules.allow(SCMP_SYS(sched_getaffinity));
+    rules.allow(SCMP_SYS(sched_setaffinity), {arg(0, SCMP_CMP_EQ, 0)});
+    rules.trap(SCMP_SYS(sched_setaffinity), {arg(0, SCMP_CMP_NE, 0)});
     // fstat's newfstatat: see on_sigsys.
     rules.trap(SCMP_SYS(newfstatat));
 

@@ -20,11 +20,13 @@
 #include "coexec/process_pool.hpp"
 #include "coexec/shared_buffer.hpp"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define COEXEC_TEST_ASAN 1
+// AddressSanitizer and ThreadSanitizer reserve terabytes of shadow memory:
+// no address-space limit can work under them.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define COEXEC_TEST_SHADOW_MEMORY 1
 #elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define COEXEC_TEST_ASAN 1
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define COEXEC_TEST_SHADOW_MEMORY 1
 #endif
 #endif
 
@@ -41,7 +43,7 @@ int pid_of() {
     return static_cast<int>(::getpid());
 }
 
-#if !defined(COEXEC_TEST_ASAN)
+#if !defined(COEXEC_TEST_SHADOW_MEMORY)
 std::size_t allocate_and_touch(std::size_t bytes) {
     std::vector<char> v(bytes);
     for (std::size_t i = 0; i < bytes; i += 4096)
@@ -141,8 +143,8 @@ coexec::worker_died require_worker_died(coexec::future<T> f) {
 
 TEST_CASE("a task over its memory limit sees std::bad_alloc and the worker serves on",
           "[sandbox][limits]") {
-#if defined(COEXEC_TEST_ASAN)
-    WARN("skipped under AddressSanitizer: its shadow memory exceeds any address-space limit");
+#if defined(COEXEC_TEST_SHADOW_MEMORY)
+    WARN("skipped under a sanitizer: its shadow memory exceeds any address-space limit");
 #else
     const auto how = GENERATE(start_method::fork_server, start_method::spawn);
     const auto box = GENERATE(sandbox::none, sandbox::compute);
@@ -166,8 +168,8 @@ TEST_CASE("a task over its memory limit sees std::bad_alloc and the worker serve
 }
 
 TEST_CASE("limits survive respawns and apply to the fork start method", "[sandbox][limits]") {
-#if defined(COEXEC_TEST_ASAN)
-    WARN("skipped under AddressSanitizer: its shadow memory exceeds any address-space limit");
+#if defined(COEXEC_TEST_SHADOW_MEMORY)
+    WARN("skipped under a sanitizer: its shadow memory exceeds any address-space limit");
 #else
     const auto how = GENERATE(start_method::fork_server, start_method::spawn, start_method::fork);
     process_pool pool{{.max_workers = 1, .start = how, .limits = {.memory = memory_limit}}};
