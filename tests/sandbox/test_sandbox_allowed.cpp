@@ -8,6 +8,8 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -16,6 +18,7 @@
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
@@ -191,6 +194,51 @@ int get_cwd() {
     return ::getcwd(buf, sizeof buf) != nullptr ? 0 : errno;
 }
 
+int clocks_sleeps_and_timers() {
+    // Clocks, a sleep, a timerfd that expires, a POSIX timer that signals
+    // this process, and a futex wait woken by another thread.
+    const auto t0 = std::chrono::steady_clock::now();
+    std::this_thread::sleep_for(2ms);
+    if (std::chrono::steady_clock::now() - t0 < 2ms) return -1;
+    const int tfd = ::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
+    if (tfd < 0) return errno;
+    itimerspec its{};
+    its.it_value.tv_nsec = 1'000'000;
+    std::uint64_t expiries = 0;
+    const bool fired = ::timerfd_settime(tfd, 0, &its, nullptr) == 0 &&
+                       ::read(tfd, &expiries, sizeof expiries) == sizeof expiries;
+    const int tfd_errno = errno;
+    ::close(tfd);
+    if (!fired) return tfd_errno;
+    if (expiries < 1) return -2;
+
+    static std::atomic<int> alarms{0};
+    struct sigaction sa {};
+    sa.sa_handler = [](int) { alarms.fetch_add(1); };
+    if (::sigaction(SIGALRM, &sa, nullptr) != 0) return errno;
+    sigevent ev{};
+    ev.sigev_notify = SIGEV_SIGNAL;
+    ev.sigev_signo = SIGALRM;
+    timer_t timer{};
+    if (::timer_create(CLOCK_MONOTONIC, &ev, &timer) != 0) return errno;
+    its.it_value.tv_nsec = 1'000'000;
+    if (::timer_settime(timer, 0, &its, nullptr) != 0) return errno;
+    for (int i = 0; i < 5000 && alarms.load() == 0; ++i)
+        std::this_thread::sleep_for(1ms);
+    ::timer_delete(timer);
+    if (alarms.load() == 0) return -3;
+
+    std::atomic<int> flag{0};
+    std::thread waker([&] {
+        std::this_thread::sleep_for(1ms);
+        flag.store(1);
+        flag.notify_one();
+    });
+    flag.wait(0);  // futex wait
+    waker.join();
+    return flag.load() == 1 ? 0 : -4;
+}
+
 std::string init_content;
 void read_hostname_before_the_sandbox() {
     // The initializer runs before the filter: it may load files.
@@ -230,6 +278,12 @@ TEST_CASE("a sandboxed task can run threads", "[sandbox]") {
     CHECK(pool.submit(with_threads, 4).get_for(30s) == per_thread * (1 + 2 + 3 + 4));
     // A second round on the same worker: threads come and go.
     CHECK(pool.submit(with_threads, 2).get_for(30s) == per_thread * 3);
+}
+
+TEST_CASE("a sandboxed task uses clocks, sleeps, timers and futex waits", "[sandbox]") {
+    const auto how = GENERATE(start_method::fork_server, start_method::spawn);
+    process_pool pool{sandboxed(how)};
+    CHECK(pool.submit(clocks_sleeps_and_timers).get_for(30s) == 0);
 }
 
 TEST_CASE("a sandboxed task writes shared buffers and returns new ones", "[sandbox]") {
