@@ -10,7 +10,7 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
     g++ make cmake ninja-build pkg-config ca-certificates \
-    liburing-dev libasio-dev libcereal-dev catch2 libbenchmark-dev \
+    liburing-dev libseccomp-dev libasio-dev libcereal-dev catch2 libbenchmark-dev \
     libzstd-dev zlib1g-dev libopenmpi-dev openmpi-bin \
     python3 python3-mpi4py iproute2 wrk clang-16 clang-format-16 libfuzzer-16-dev >/dev/null
 echo "install-deps: done"

@@ -39,18 +39,24 @@ class executor_shutdown : public error {
 /// A process worker died (signal, exit, OOM kill) while running this task.
 class worker_died : public error {
   public:
-    /// `signal` is 0 when the worker exited with `exit_code`.
-    worker_died(int pid, int signal, int exit_code, std::string task_description = {});
+    /// `signal` is 0 when the worker exited with `exit_code`. `cause`, when
+    /// the pool knows it (e.g. "it exceeded the pool's cpu_time limit ..."),
+    /// ends what() instead of the generic hint about the signal.
+    worker_died(int pid, int signal, int exit_code, std::string task_description = {},
+                std::string cause = {});
     int pid() const noexcept { return m_pid; }
     int signal() const noexcept { return m_signal; }
     int exit_code() const noexcept { return m_exit_code; }
     const std::string& task() const noexcept { return m_task; }
+    /// Why the worker died, when the pool knows (a limit); else empty.
+    const std::string& cause() const noexcept { return m_cause; }
 
   private:
     int m_pid;
     int m_signal;
     int m_exit_code;
     std::string m_task;
+    std::string m_cause;
 };
 
 /// The pool is broken (a worker died under `worker_death::break_pool`):

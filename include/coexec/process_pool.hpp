@@ -62,11 +62,20 @@
 // deadline_exceeded; with on_worker_death = break_pool, a death fails every
 // pending future with broken_pool and later submits throw it. OS failures
 // while starting the pool throw std::system_error naming the call.
+//
+// @par Limits and sandbox (docs/sandbox.md)
+// `limits` bounds every worker's memory, CPU time per task and descriptors;
+// `sandbox = sandbox::compute` confines the worker with a seccomp allow-list
+// (no files, sockets, processes or tracing: those calls fail with EPERM in
+// the task) after its initializer ran. A task over its memory limit sees
+// std::bad_alloc; one over its CPU time is killed and fails with worker_died
+// naming the limit.
 #pragma once
 
 #include <chrono>
 #include <cstddef>
 #include <memory>
+#include <string>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -93,6 +102,30 @@ enum class worker_death {
 /// How worker processes are started; see the header comment.
 enum class start_method { fork_server, fork, spawn };
 
+/// Resource limits of every worker process (rlimits set in the worker before
+/// its first task); 0 = unlimited. See docs/sandbox.md.
+struct process_limits {
+    /// The worker's address space in bytes (RLIMIT_AS): the program's own
+    /// mappings count too. An allocation past it throws std::bad_alloc in
+    /// the task, and the worker stays usable.
+    std::size_t memory = 0;
+    /// CPU time one task may use. Past it the worker is killed (SIGXCPU, or
+    /// SIGKILL one second later) and the task fails with worker_died whose
+    /// what() names the cpu_time limit. Workers are replaced before their
+    /// accumulated time could cut a task short, so a task gets at least this
+    /// much, and at most a quarter more rounded up to whole seconds.
+    std::chrono::seconds cpu_time{0};
+    /// Descriptors a task may open besides the worker's own (RLIMIT_NOFILE):
+    /// past them, open/memfd_create/... fail with EMFILE.
+    std::size_t open_files = 0;
+};
+
+/// The confinement of worker processes (docs/sandbox.md).
+enum class sandbox {
+    none,     ///< no confinement beyond the limits
+    compute,  ///< no new privileges + a seccomp allow-list for computing (x86_64, aarch64)
+};
+
 /// Options of a process_pool; documented field by field in docs/api.md.
 struct process_pool_options {
     /// Worker processes; 0 = the number of cores this process may run on.
@@ -107,6 +140,16 @@ struct process_pool_options {
     std::chrono::nanoseconds task_timeout{0};
     worker_death on_worker_death = worker_death::respawn;
     start_method start = start_method::fork_server;
+    /// Limits of every worker (0 = unlimited).
+    process_limits limits{};
+    /// sandbox::compute: installed in every worker after its initializer.
+    /// Constructing the pool throws std::system_error (ENOTSUP) on an
+    /// architecture the allow-list does not cover, or without seccomp.
+    coexec::sandbox sandbox = coexec::sandbox::none;
+    /// System call names added to sandbox::compute's allow-list, without
+    /// argument checks (e.g. "mbind"). An unknown name throws
+    /// std::invalid_argument at construction.
+    std::vector<std::string> sandbox_allow{};
 };
 
 /// Per-task options for process_pool::submit_with.

@@ -210,6 +210,7 @@ void encode_exception(byte_writer& w, std::exception_ptr e) {
         w.put_u64(static_cast<std::uint64_t>(static_cast<std::int64_t>(x.signal())));
         w.put_u64(static_cast<std::uint64_t>(static_cast<std::int64_t>(x.exit_code())));
         w.put_string(x.task());
+        w.put_string(x.cause());
     } catch (const broken_pool& x) {
         put_what(w, exc::broken_pool, x);
     } catch (const deadline_exceeded& x) {
@@ -363,7 +364,8 @@ std::exception_ptr decode_exception(byte_reader& r) {
             const auto pid = static_cast<int>(static_cast<std::int64_t>(r.get_u64()));
             const auto sig = static_cast<int>(static_cast<std::int64_t>(r.get_u64()));
             const auto code = static_cast<int>(static_cast<std::int64_t>(r.get_u64()));
-            return std::make_exception_ptr(worker_died(pid, sig, code, r.get_string()));
+            std::string task = r.get_string();
+            return std::make_exception_ptr(worker_died(pid, sig, code, task, r.get_string()));
         }
         case exc::broken_pool:
             return std::make_exception_ptr(broken_pool(what()));

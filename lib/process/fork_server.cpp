@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -89,12 +90,16 @@ std::span<std::byte> writable_bytes_of(T& v) noexcept {
             }
             int status = 0;
             pid_t pid;
-            while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0) {
+            rusage ru{};
+            while ((pid = ::wait4(-1, &status, WNOHANG, &ru)) > 0) {
                 auto it = children.find(pid);
                 if (it == children.end()) continue;
                 auto pool = pools.find(it->second);
                 if (pool != pools.end()) {
-                    death_report rep{pid, status};
+                    const std::int64_t cpu_us =
+                        (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1'000'000LL +
+                        ru.ru_utime.tv_usec + ru.ru_stime.tv_usec;
+                    death_report rep{pid, status, cpu_us};
                     // Never block on a pool: a full socket loses only this
                     // report; the pool then falls back to "status unknown".
                     send_packet(pool->second.get(), bytes_of(rep), {}, MSG_DONTWAIT);

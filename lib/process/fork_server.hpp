@@ -5,7 +5,7 @@
 // the first pool), forks every worker of every pool. A worker forked from a
 // multithreaded program could inherit a lock held by a thread that does not
 // exist in it; one forked from the fork server cannot. The fork server also
-// reaps its children and reports each (pid, wait status) to the pool that
+// reaps its children and reports each (pid, wait status, CPU time) to the pool that
 // owns it, since the pool is not their parent.
 //
 // Protocol: the program talks to it over one SOCK_SEQPACKET control socket,
@@ -66,6 +66,7 @@ class fork_server {
 struct death_report {
     std::int32_t pid;
     std::int32_t wait_status;  // as from waitpid
+    std::int64_t cpu_us;       // its CPU time, user + system (limits.cpu_time's causes)
 };
 
 }  // namespace coexec::detail::proc

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "process/pool_impl.hpp"
+#include "sandbox/sandbox.hpp"
 #include "util/cpus.hpp"
 #include "util/eventfd.hpp"
 #include "util/system_error.hpp"
@@ -61,6 +62,7 @@ class cancel_registry final : public cancel_hook {
 
 process_pool_core::impl::impl(const process_pool_options& o)
     : m_options(o), m_workers(o.max_workers != 0 ? o.max_workers : usable_cpus()) {
+    sandboxing::check_options(o);  // before any process exists
     m_slots.resize(m_workers);
     m_buffers.reserve(m_workers);
     switch (o.start) {

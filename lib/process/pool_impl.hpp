@@ -82,7 +82,8 @@ inline std::uint64_t ev_data(ev kind, std::size_t slot, std::uint32_t gen) {
 
 struct worker_status {
     int signal = 0;
-    int exit_code = -1;  // -1: unknown (the report was lost)
+    int exit_code = -1;         // -1: unknown (the report was lost)
+    double cpu_seconds = -1.0;  // its CPU time (user + system); negative: unknown
 };
 
 /// One worker place of the pool; its process changes when a worker dies.
@@ -170,7 +171,7 @@ struct process_pool_core::impl : std::enable_shared_from_this<process_pool_core:
     int m_start_failures = 0;
     clock::time_point m_stop_deadline = proc::never;  // set when the final stop begins
 
-    std::map<pid_t, int> m_reports;  // supervisor only: fork-server reports not yet matched
+    std::map<pid_t, proc::death_report> m_reports;  // supervisor only: not yet matched
 
     // Encoding buffers of finished large tasks, kept for the next submits:
     // a 64 MiB argument then lands in pages that already exist instead of

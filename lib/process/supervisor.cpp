@@ -4,7 +4,9 @@
 // epoll when nothing happens. See pool_impl.hpp for the shared state.
 #include <signal.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -16,6 +18,8 @@
 
 #include "coexec/detail/spin.hpp"
 #include "process/pool_impl.hpp"
+#include "sandbox/limits.hpp"
+#include "sandbox/sandbox.hpp"
 #include "util/eventfd.hpp"
 #include "util/system_error.hpp"
 
@@ -23,6 +27,11 @@ namespace coexec::detail {
 namespace {
 
 using namespace proc;
+
+double cpu_seconds_of(const rusage& ru) {
+    return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
+}
 
 worker_status from_wait_status(int st) {
     if (WIFSIGNALED(st)) return {WTERMSIG(st), 0};
@@ -76,6 +85,7 @@ void process_pool_core::impl::launch_locked(std::size_t i) {
     cw.put_u64(m_options.initializer != nullptr
                    ? encode_code_address(std::bit_cast<const void*>(m_options.initializer))
                    : 0);
+    sandboxing::encode_worker_config(cw, m_options);  // limits and sandbox (lib/sandbox)
     s.ch.send(msg_kind::config, 0, cfg);
     m_idle.push_back(i);
 }
@@ -205,7 +215,7 @@ void process_pool_core::impl::handle_event(std::uint64_t data) {
             for (;;) {
                 const ssize_t r = ::recv(m_report.get(), &rep, sizeof rep, MSG_DONTWAIT);
                 if (r == static_cast<ssize_t>(sizeof rep)) {
-                    m_reports[rep.pid] = rep.wait_status;
+                    m_reports[rep.pid] = rep;
                     continue;
                 }
                 if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
@@ -246,15 +256,17 @@ bool process_pool_core::impl::try_finish_deaths() {
         bool known = false;
         if (s.direct_child) {
             siginfo_t info{};
-            if (::waitid(P_PIDFD, static_cast<id_t>(s.pidfd.get()), &info, WEXITED | WNOHANG) ==
-                    0 &&
+            rusage ru{};  // the raw call's fifth argument: the CPU time, for death_cause
+            if (::syscall(SYS_waitid, P_PIDFD, s.pidfd.get(), &info, WEXITED | WNOHANG, &ru) == 0 &&
                 info.si_pid != 0) {
                 st = info.si_code == CLD_EXITED ? worker_status{0, info.si_status}
                                                 : worker_status{info.si_status, 0};
+                st.cpu_seconds = cpu_seconds_of(ru);
             }
             known = true;  // ECHILD (someone else reaped it): status unknown
         } else if (auto it = m_reports.find(s.pid); it != m_reports.end()) {
-            st = from_wait_status(it->second);
+            st = from_wait_status(it->second.wait_status);
+            st.cpu_seconds = static_cast<double>(it->second.cpu_us) * 1e-6;
             m_reports.erase(it);
             known = true;
         } else if (m_fork_server_gone || clock::now() >= s.status_until) {
@@ -307,7 +319,8 @@ void process_pool_core::impl::finish_death(std::size_t i, worker_status st) {
         std::erase(m_idle, i);
 
         if (died_with) {
-            worker_died death(pid, st.signal, st.exit_code, "a process_pool task");
+            worker_died death(pid, st.signal, st.exit_code, "a process_pool task",
+                              sandboxing::death_cause(m_options.limits, st.signal, st.cpu_seconds));
             if (m_options.on_worker_death == worker_death::break_pool) {
                 break_reason = std::string("a worker died: ") + death.what();
                 failed.push_back(std::move(died_with));

@@ -13,6 +13,7 @@
 #include "coexec/detail/codec/exceptions.hpp"
 #include "coexec/detail/spin.hpp"
 #include "trace/process_link.hpp"
+#include "sandbox/sandbox.hpp"
 
 namespace coexec::detail::proc {
 namespace {
@@ -58,6 +59,9 @@ int worker_loop(channel_fds fds) {
                     byte_reader in(m.bytes);
                     const std::uint64_t init = in.get_u64();
                     if (init != 0) std::bit_cast<initializer_fn>(decode_code_address(init))();
+                    // Limits and sandbox (lib/sandbox): after the worker's own
+                    // set-up and the initializer, before the first task.
+                    sandboxing::enter(in);
                 } catch (...) {
                     encode_failure(out, out_fds);
                     ch.send(msg_kind::init_failed, m.id, out);
@@ -91,6 +95,8 @@ int worker_loop(channel_fds fds) {
                 }
                 close_fds(out_fds);
                 out_fds.clear();
+                // Its cpu_time budget spent (lib/sandbox): exit, to be replaced.
+                if (sandboxing::should_retire()) return 0;
                 break;
             }
             case msg_kind::trace_config:

@@ -1,0 +1,98 @@
+#include "sandbox/limits.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+
+#include "util/system_error.hpp"
+
+namespace coexec::detail::sandboxing {
+namespace {
+
+// A spinning idle worker still burns a little CPU between the pool's check
+// and its next task: keep this much more than a full cpu_time in reserve.
+constexpr double spin_margin_seconds = 0.05;
+
+// This worker's cpu limit, as apply_limits set it (read by cpu_budget_spent).
+struct {
+    double per_task = 0;  // seconds; 0: no cpu limit
+    double soft = 0;      // RLIMIT_CPU's soft limit, in seconds of the worker's life
+} worker_cpu;
+
+double seconds_of(const timespec& ts) noexcept {
+    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+// Sets `resource` to {soft, hard}, each capped by the current hard limit: a
+// process without CAP_SYS_RESOURCE cannot raise it, and a lower one set by
+// whoever started the program is stricter than ours anyway.
+void set_limit(int resource, rlim_t soft, rlim_t hard, const char* what) {
+    rlimit cur{};
+    if (::getrlimit(resource, &cur) != 0) throw_errno("getrlimit");
+    rlimit r{std::min(soft, cur.rlim_max), std::min(hard, cur.rlim_max)};
+    if (::setrlimit(resource, &r) != 0) throw_errno(what);
+}
+
+}  // namespace
+
+double cpu_headroom(std::uint64_t cpu_seconds) noexcept {
+    return static_cast<double>(cpu_seconds) / 4;
+}
+
+void apply_limits(const limit_values& l) {
+    if (l.memory != 0) {
+        const auto bytes = static_cast<rlim_t>(l.memory);
+        set_limit(RLIMIT_AS, bytes, bytes, "setrlimit(RLIMIT_AS)");
+    }
+    if (l.cpu_seconds != 0) {
+        // The worker must die of SIGXCPU even if the program ignored it.
+        struct sigaction sa {};
+        sa.sa_handler = SIG_DFL;
+        ::sigaction(SIGXCPU, &sa, nullptr);
+        // Relative to the time already used (a spawned worker's start-up,
+        // the initializer): the first task gets the same budget as the rest.
+        timespec used{};
+        if (::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &used) != 0) throw_errno("clock_gettime");
+        const double budget = static_cast<double>(l.cpu_seconds) + cpu_headroom(l.cpu_seconds);
+        const auto soft = static_cast<rlim_t>(std::ceil(seconds_of(used) + budget));
+        set_limit(RLIMIT_CPU, soft, soft + 1, "setrlimit(RLIMIT_CPU)");
+        rlimit now{};
+        if (::getrlimit(RLIMIT_CPU, &now) != 0) throw_errno("getrlimit");
+        worker_cpu.per_task = static_cast<double>(l.cpu_seconds);
+        worker_cpu.soft = static_cast<double>(now.rlim_cur);
+    }
+    if (l.open_files != 0) {
+        int lowest_free = 0;
+        while (::fcntl(lowest_free, F_GETFD) != -1)
+            ++lowest_free;
+        const auto n = static_cast<rlim_t>(lowest_free) + static_cast<rlim_t>(l.open_files);
+        set_limit(RLIMIT_NOFILE, n, n, "setrlimit(RLIMIT_NOFILE)");
+    }
+}
+
+bool cpu_budget_spent() noexcept {
+    if (worker_cpu.per_task <= 0) return false;
+    timespec used{};
+    if (::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &used) != 0) return false;
+    return seconds_of(used) + worker_cpu.per_task + spin_margin_seconds > worker_cpu.soft;
+}
+
+std::string death_cause(const process_limits& limits, int signal, double cpu_seconds) {
+    if (limits.cpu_time.count() <= 0) return {};
+    const auto cpu = static_cast<std::uint64_t>(limits.cpu_time.count());
+    // The hard limit sits at least cpu + headroom + 1 s of the worker's CPU
+    // time: only a worker past it can have been killed by it.
+    const double hard_floor = static_cast<double>(cpu + 1) + cpu_headroom(cpu) - 0.01;
+    if (signal == SIGXCPU || (signal == SIGKILL && cpu_seconds >= hard_floor)) {
+        return "the task exceeded the pool's cpu_time limit (" + std::to_string(cpu) +
+               " s of CPU time per task, enforced with RLIMIT_CPU)";
+    }
+    return {};
+}
+
+}  // namespace coexec::detail::sandboxing
