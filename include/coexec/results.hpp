@@ -35,6 +35,7 @@
 #include "coexec/detail/invoke.hpp"
 #include "coexec/detail/outcome.hpp"
 #include "coexec/detail/progress.hpp"
+#include "coexec/detail/timer_service.hpp"
 #include "coexec/errors.hpp"
 #include "coexec/executor.hpp"
 #include "coexec/future.hpp"
@@ -96,7 +97,7 @@ class map_engine {
         if (m_options.timeout.count() > 0)
             m_deadline = std::chrono::steady_clock::now() + m_options.timeout;
     }
-    virtual ~map_engine() = default;
+    virtual ~map_engine() { cancel_timer(m_unordered_timer); }
 
     /// Blocking: the next element, nullopt at the end; rethrows a failed one.
     std::optional<R> next_blocking() {
@@ -115,10 +116,24 @@ class map_engine {
             top_up();
             if (m_in_flight_chunks == 0) co_return end();
             if (m_options.ordered) {
+                if (m_deadline && !m_ordered.front().fut.done()) {
+                    auto q = std::make_shared<completion_queue<bool>>();
+                    m_ordered.front().fut.add_done_callback(
+                        [q](const chunk_future<R>&) { q->push(true); });
+                    timer_handle timer = arm_timer(q);
+                    std::optional<bool> ready = co_await q->pop_or_expired();
+                    cancel_timer(timer);
+                    if (!ready) throw_timeout();
+                }
                 slot s = std::move(m_ordered.front());
                 m_ordered.pop_front();
                 co_await s.fut.when_ready();
                 receive(std::move(s));
+            } else if (m_deadline) {
+                if (m_unordered_timer.id == 0) m_unordered_timer = arm_timer(m_unordered_ptr);
+                std::optional<slot> s = co_await m_unordered.pop_or_expired();
+                if (!s) throw_timeout();
+                receive(std::move(*s));
             } else {
                 receive(co_await m_unordered.pop());
             }
@@ -201,6 +216,14 @@ class map_engine {
         return std::move(*s);
     }
 
+    // The map's deadline wakes a coroutine waiting on `q` (detail/timer_service.hpp).
+    template <class Q>
+    timer_handle arm_timer(const std::shared_ptr<Q>& q) {
+        return schedule_timer(*m_deadline, [weak = std::weak_ptr<Q>(q)] {
+            if (auto live = weak.lock()) live->expire();
+        });
+    }
+
     [[noreturn]] void throw_timeout() {
         throw timeout_error("map: the results were not ready before the map's timeout");
     }
@@ -232,6 +255,7 @@ class map_engine {
     std::shared_ptr<completion_queue<slot>> m_unordered_ptr =
         std::make_shared<completion_queue<slot>>();
     completion_queue<slot>& m_unordered = *m_unordered_ptr;
+    timer_handle m_unordered_timer;  // armed at the first awaited wait with a deadline
     std::vector<outcome<R>> m_buffer;
     std::size_t m_pos = 0;
 };

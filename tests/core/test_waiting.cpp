@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include <future>
 #include <map>
 #include <stdexcept>
 #include <thread>
@@ -226,4 +227,37 @@ TEST_CASE("when_any gives the index and future of the first to finish", "[when_a
     ps[1].set_value(1);
     std::vector<future<int>> none;
     CHECK_THROWS_AS(coexec::sync_wait(coexec::when_any(none)), std::invalid_argument);
+}
+
+TEST_CASE(
+    "as_completed's coroutine stream throws timeout_error when futures are left at the timeout",
+    "[as_completed][task]") {
+    auto ps = make_promises(2);
+    auto fs = futures_of(ps);
+    ps[0].set_value(0);
+    // Run the coroutine on its own thread so that, should the timeout be
+    // ignored, the test fails after a bound instead of hanging.
+    std::promise<std::pair<int, bool>> outcome;
+    std::thread consumer([&] {
+        int seen = 0;
+        bool timed_out = false;
+        try {
+            coexec::sync_wait([&]() -> coexec::task<void> {
+                auto stream = coexec::as_completed(fs, 30ms);
+                while (auto f = co_await stream.next())
+                    seen += 1 + f->get();
+            }());
+        } catch (const coexec::timeout_error&) {
+            timed_out = true;
+        }
+        outcome.set_value({seen, timed_out});
+    });
+    auto result = outcome.get_future();
+    const bool finished = result.wait_for(30s) == std::future_status::ready;
+    ps[1].set_value(1);  // lets a stream that ignored its timeout end
+    consumer.join();
+    REQUIRE(finished);
+    auto [seen, timed_out] = result.get();
+    CHECK(timed_out);
+    CHECK(seen == 1);
 }
