@@ -58,6 +58,7 @@ enum class exc : std::uint8_t {
     serialization_error,
     unknown,  // anything else: becomes remote_error
     future_error,
+    no_state,
 };
 
 enum class category_id : std::uint8_t { generic, system, iostream, future };
@@ -221,6 +222,8 @@ void encode_exception(byte_writer& w, std::exception_ptr e) {
         w.put_string(x.original_what());
     } catch (const serialization_error& x) {
         put_what(w, exc::serialization_error, x);
+    } catch (const no_state& x) {
+        put_what(w, exc::no_state, x);
     } catch (const coexec::error& x) {
         put_what(w, exc::coexec_error, x);
     } catch (const std::ios_base::failure& x) {
@@ -371,6 +374,8 @@ std::exception_ptr decode_exception(byte_reader& r) {
             return std::make_exception_ptr(deadline_exceeded(what()));
         case exc::serialization_error:
             return std::make_exception_ptr(serialization_error(what()));
+        case exc::no_state:
+            return std::make_exception_ptr(no_state(what()));
         case exc::remote_error:
         case exc::unknown: {
             std::string type_name = r.get_string();

@@ -2,6 +2,7 @@
 
 #include <csignal>
 #include <cstring>
+#include <string>
 
 namespace coexec {
 namespace {
@@ -42,6 +43,14 @@ worker_died::worker_died(int pid, int sig, int exit_code, std::string task_descr
       m_signal(sig),
       m_exit_code(exit_code),
       m_task(std::move(task_description)) {}
+
+namespace detail {
+void throw_no_state(const char* member) {
+    throw no_state(std::string("coexec::") + member +
+                   ": no shared state (the object was default-constructed or moved from); "
+                   "check valid() first");
+}
+}  // namespace detail
 
 remote_error::remote_error(std::string type_name, const std::string& what)
     : error("a task in a worker process threw " + type_name + ": " + what),
