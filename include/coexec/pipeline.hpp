@@ -162,7 +162,8 @@ chunk_future<Out> submit_stage_chunk(Ex& ex, const F& f, std::vector<In> values)
                 std::vector<outcome<Out>> out(values.size());
                 for (std::size_t i = 0; i < values.size(); ++i) {
                     try {
-                        out[i].set_value(co_await invoke_element(f, std::stop_token{}, values[i]));
+                        out[i].set_value(
+                            co_await invoke_element(f, std::stop_token{}, std::move(values[i])));
                     } catch (...) {
                         out[i].set_exception(std::current_exception());
                     }
@@ -604,7 +605,7 @@ auto pipeline(Range&& inputs, pipeline_options options = {}) {
         return [shared, first](detail::pipeline_context&) {
             auto& c = *shared;
             while (c.it != std::ranges::end(c.view) && first->has_room()) {
-                first->push(detail::tagged<T>{c.index++, T(*c.it)});
+                first->push(detail::tagged<T>{c.index++, T(detail::take_element<View>(c.it))});
                 ++c.it;
             }
             return c.it != std::ranges::end(c.view);

@@ -127,14 +127,14 @@ struct wire_element {
     using type = Arg;
 };
 template <class F, class Arg>
-    requires spreads_element_v<std::decay_t<F>&, Arg&>
+    requires spreads_element_v<std::decay_t<F>&, Arg>
 struct wire_element<F, Arg> {
     using type =
         decltype(std::apply([](auto&&... e) { return std::tuple<std::decay_t<decltype(e)>...>(); },
                             std::declval<Arg&>()));
 };
 template <class F, class... Ts>
-    requires(!spreads_element_v<std::decay_t<F>&, std::tuple<Ts...>&>)
+    requires(!spreads_element_v<std::decay_t<F>&, std::tuple<Ts...>>)
 struct wire_element<F, std::tuple<Ts...>> {
     using type = std::tuple<std::tuple<Ts...>>;
 };

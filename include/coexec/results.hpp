@@ -64,10 +64,28 @@ template <class R, class F, class Arg>
 std::vector<outcome<R>> run_chunk(F& f, std::vector<Arg>& chunk, const std::stop_token& token) {
     std::vector<outcome<R>> out(chunk.size());
     for (std::size_t i = 0; i < chunk.size(); ++i) {
-        capture_outcome(out[i],
-                        [&]() -> decltype(auto) { return invoke_element(f, token, chunk[i]); });
+        capture_outcome(out[i], [&]() -> decltype(auto) {
+            return invoke_element(f, token, std::move(chunk[i]));
+        });
     }
     return out;
+}
+
+template <class V>
+inline constexpr bool is_owning_view_v = false;
+template <class R>
+inline constexpr bool is_owning_view_v<std::ranges::owning_view<R>> = true;
+
+/// The input element at `it`: moved out when the view owns the elements (the
+/// range was passed as an rvalue, `map(f, std::move(v))`), else copied. So a
+/// range of move-only elements can be mapped by handing it over.
+template <class View, class It>
+decltype(auto) take_element(const It& it) {
+    if constexpr (is_owning_view_v<View>) {
+        return std::ranges::iter_move(it);
+    } else {
+        return *it;
+    }
 }
 
 /// Runs one chunk of a map as one task.
@@ -75,7 +93,7 @@ template <class R, class Ex, class F, class Arg>
 chunk_future<R> submit_chunk(Ex& ex, const F& f, std::vector<Arg> chunk) {
     if constexpr (requires { map_chunk_hook<Ex>::submit(ex, f, std::move(chunk)); }) {
         return map_chunk_hook<Ex>::submit(ex, f, std::move(chunk));
-    } else if constexpr (element_takes_stop_token_v<F&, Arg&>) {
+    } else if constexpr (element_takes_stop_token_v<F&, Arg>) {
         // The chunk's task takes the token, so cancelling it reaches the elements.
         return ex.submit([f, chunk = std::move(chunk)](std::stop_token token) mutable {
             return run_chunk<R>(f, chunk, token);
@@ -282,7 +300,7 @@ class map_engine_impl final : public map_engine<R> {
         std::vector<arg_type> chunk;
         chunk.reserve(n);
         for (; chunk.size() < n && m_it != std::ranges::end(m_view); ++m_it)
-            chunk.emplace_back(*m_it);
+            chunk.emplace_back(take_element<View>(m_it));
         if (chunk.empty()) return std::nullopt;
         std::size_t size = chunk.size();
         return slot{submit_chunk<R>(m_ex, m_fn, std::move(chunk)), size};

@@ -261,3 +261,33 @@ TEST_CASE(
     CHECK(timed_out);
     CHECK(seen == 1);
 }
+
+TEST_CASE("when_any of futures given one by one gives the index and future of the first",
+          "[when_any]") {
+    auto ps = make_promises(3);
+    auto fs = futures_of(ps);
+    coexec::thread_pool pool{{.max_workers = 1}};
+    std::thread t([&] { ps[1].set_exception(std::make_exception_ptr(std::runtime_error("b"))); });
+    auto [index, f] = coexec::sync_wait(coexec::when_any(fs[0], fs[1], fs[2]));
+    t.join();
+    CHECK(index == 1);
+    CHECK(f == fs[1]);
+    CHECK_THROWS_AS(f.get(), std::runtime_error);  // when_any itself did not throw
+    // One future, and futures from an executor mixed with a promise's.
+    ps[0].set_value(5);
+    CHECK(coexec::sync_wait(coexec::when_any(fs[0])).first == 0);
+    auto [i2, f2] = coexec::sync_wait(coexec::when_any(fs[2], pool.submit([] { return 9; })));
+    CHECK(i2 == 1);
+    CHECK(f2.get() == 9);
+    ps[2].set_value(2);
+}
+
+TEST_CASE("when_any copies the futures at the call so the range may go away before the await",
+          "[when_any]") {
+    promise<int> p;
+    auto t = coexec::when_any(std::vector<future<int>>{p.get_future()});
+    p.set_value(3);
+    auto [index, f] = coexec::sync_wait(std::move(t));
+    CHECK(index == 0);
+    CHECK(f.get() == 3);
+}

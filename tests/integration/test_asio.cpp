@@ -4,8 +4,10 @@
 #include <asio/experimental/deferred.hpp>
 #include <atomic>
 #include <future>
+#include <memory>
 #include <stdexcept>
 #include <stop_token>
+#include <string>
 #include <thread>
 
 #include "coexec/asio.hpp"
@@ -183,6 +185,15 @@ TEST_CASE("asio_executor signals a running task's stop token on shutdown with ca
     ex.shutdown(false, true);
     CHECK(f.get());
     runner.join();
+}
+
+TEST_CASE("asio_executor's submit passes move-only arguments as rvalues", "[asio][submit]") {
+    asio::io_context io;
+    coexec::asio_executor ex{io.get_executor()};
+    auto f = ex.submit([](std::unique_ptr<int> p, std::string s) { return s + std::to_string(*p); },
+                       std::make_unique<int>(3), std::string("z"));
+    io.run();
+    CHECK(f.get() == "z3");
 }
 
 static_assert(coexec::executor<coexec::asio_executor<asio::io_context::executor_type>>);
