@@ -79,6 +79,7 @@
 #include "coexec/errors.hpp"
 #include "coexec/executor.hpp"
 #include "coexec/future.hpp"
+#include "coexec/register_exception.hpp"
 #include "coexec/results.hpp"
 #include "coexec/serializable.hpp"
 
