@@ -18,7 +18,8 @@
 //   — at the first pool's construction if the program has one thread then,
 //   or at an early call of process_pool::prepare(). If the program is already
 //   multithreaded and no fork server exists, the pool never forks from it: it
-//   falls back to `spawn`.
+//   falls back to `spawn`, and says so once per process on stderr (with the
+//   fix; COEXEC_NO_SPAWN_WARNING=1 silences it, as does asking for spawn).
 // - fork: forked straight from this process (only for programs that have no
 //   other threads: a lock held by another thread at fork stays locked in the
 //   worker forever).
