@@ -167,6 +167,7 @@ class map_engine {
     virtual std::optional<slot> launch(std::size_t n) = 0;
     /// The number of inputs, if the range knows it (for automatic chunksize).
     void set_known_size(std::optional<std::size_t> n) {
+        m_known_size = n;
         std::size_t chunk = m_options.chunksize;
         if (chunk == 0) {
             // Python's Pool.map rule: about four chunks per worker.
@@ -190,12 +191,19 @@ class map_engine {
     }
 
     std::optional<R> end() {
-        if (m_progress) m_progress.finish(progress_info{m_consumed, m_launched, true});
+        if (m_progress) m_progress.finish(progress_info{m_consumed, m_launched, true, {}, 0});
         return std::nullopt;
     }
 
     void report() {
-        if (m_progress) m_progress.update(progress_info{m_consumed, m_launched, m_exhausted});
+        // The input's size when the range knows it (tqdm's total), else what was taken so far.
+        if (m_progress) {
+            m_progress.update(progress_info{m_consumed,
+                                            m_known_size.value_or(m_launched),
+                                            m_known_size.has_value() || m_exhausted,
+                                            {},
+                                            0});
+        }
     }
 
     void top_up() {
@@ -266,6 +274,7 @@ class map_engine {
     std::size_t m_chunksize = 1;
     std::size_t m_buffersize = 1;
     std::uint64_t m_launched = 0;
+    std::optional<std::uint64_t> m_known_size;  // the input range's size, if it has one
     std::uint64_t m_consumed = 0;
     std::size_t m_in_flight_chunks = 0;
     bool m_exhausted = false;
