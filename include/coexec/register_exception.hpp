@@ -19,7 +19,12 @@
 // Any use of register_exception<E>() in the program, even one that never
 // runs, registers E before main in every process started from the binary
 // (parent, forked and re-executed workers), so workers know it too. Calling it
-// is idempotent and thread-safe.
+// is idempotent and thread-safe. One limit: a start_method::spawn worker is
+// taken over during libcoexec's own static initialization, so it knows the
+// types registered by translation units initialized before that (objects
+// linked ahead of a static libcoexec, the usual order); with a shared
+// libcoexec a spawn worker's exception of a registered type keeps the
+// standard mapping. Fork-server and fork workers always know them.
 #pragma once
 
 #include <concepts>
