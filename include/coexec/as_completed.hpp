@@ -6,9 +6,12 @@
 //
 // Like Python's concurrent.futures.as_completed: each future is yielded once
 // (duplicates are dropped), already finished ones first, cancelled ones count
-// as finished. With a timeout, the blocking iteration throws timeout_error
-// once the time passes with futures left. Futures may come from different
-// executors. A map keyed by futures works too (its keys are used).
+// as finished. With a timeout, both the blocking iteration and
+// `co_await stream.next()` throw timeout_error once the time passes with
+// futures left (the coroutine is woken by coexec's timer thread: it holds no
+// thread while it waits, and resumes on its own executor, or on the timer
+// thread if it runs on none). Futures may come from different executors. A
+// map keyed by futures works too (its keys are used).
 //
 // @par Thread safety
 // One consumer per completion_stream.
@@ -19,11 +22,13 @@
 #include <iterator>
 #include <memory>
 #include <optional>
+#include <string>
 #include <utility>
 #include <vector>
 
 #include "coexec/detail/completion_queue.hpp"
 #include "coexec/detail/future_range.hpp"
+#include "coexec/detail/timer_service.hpp"
 #include "coexec/errors.hpp"
 #include "coexec/future.hpp"
 #include "coexec/task.hpp"
@@ -41,6 +46,13 @@ class completion_stream {
             detail::add_signal_callback(f, [queue](const future<R>& done) { queue->push(done); });
         }
     }
+    completion_stream(completion_stream&& o) noexcept
+        : m_queue(o.m_queue),
+          m_remaining(o.m_remaining),
+          m_deadline(o.m_deadline),
+          m_timer(std::exchange(o.m_timer, {})) {}
+    completion_stream& operator=(completion_stream&&) = delete;
+    ~completion_stream() { detail::cancel_timer(m_timer); }
 
     /// Futures not yet yielded.
     std::size_t remaining() const noexcept { return m_remaining; }
@@ -51,19 +63,26 @@ class completion_stream {
         if (m_remaining == 0) return std::nullopt;
         const auto* deadline = m_deadline ? &*m_deadline : nullptr;
         auto f = m_queue->pop_until(deadline);
-        if (!f) {
-            throw timeout_error("as_completed: " + std::to_string(m_remaining) +
-                                " future(s) unfinished when the timeout passed");
-        }
+        if (!f) throw_timeout();
         --m_remaining;
         return f;
     }
 
-    /// For coroutines: the next finished future, holding no thread while waiting.
+    /// For coroutines: the next finished future, holding no thread while
+    /// waiting. Throws timeout_error if the deadline passes first.
     task<std::optional<future<R>>> next() {
         if (m_remaining == 0) co_return std::nullopt;
         auto queue = m_queue;  // keep the queue alive across the suspension
-        future<R> f = co_await queue->pop();
+        if (m_deadline && m_timer.id == 0) {
+            // Armed once per stream: at the deadline the queue is marked
+            // expired, which wakes this or any later next().
+            std::weak_ptr<detail::completion_queue<future<R>>> weak = queue;
+            m_timer = detail::schedule_timer(*m_deadline, [weak] {
+                if (auto q = weak.lock()) q->expire();
+            });
+        }
+        std::optional<future<R>> f = co_await queue->pop_or_expired();
+        if (!f) throw_timeout();
         --m_remaining;
         co_return f;
     }
@@ -93,10 +112,16 @@ class completion_stream {
     std::default_sentinel_t end() const noexcept { return {}; }
 
   private:
+    [[noreturn]] void throw_timeout() const {
+        throw timeout_error("as_completed: " + std::to_string(m_remaining) +
+                            " future(s) unfinished when the timeout passed");
+    }
+
     std::shared_ptr<detail::completion_queue<future<R>>> m_queue =
         std::make_shared<detail::completion_queue<future<R>>>();
     std::size_t m_remaining;
     std::optional<std::chrono::steady_clock::time_point> m_deadline;
+    detail::timer_handle m_timer;
 };
 
 /// Yields the futures of `futures` as they finish.
@@ -106,7 +131,7 @@ auto as_completed(const Range& futures) {
     return completion_stream<R>(detail::unique_futures(futures));
 }
 
-/// As above; the blocking iteration throws timeout_error after `timeout`.
+/// As above; iterating (blocking or awaiting) throws timeout_error after `timeout`.
 template <class Range, class Rep, class Period>
 auto as_completed(const Range& futures, std::chrono::duration<Rep, Period> timeout) {
     using R = detail::range_future_value_t<Range>;

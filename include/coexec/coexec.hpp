@@ -13,6 +13,7 @@
 #include "coexec/process_mutex.hpp"
 #include "coexec/process_pool.hpp"
 #include "coexec/promise.hpp"
+#include "coexec/register_exception.hpp"
 #include "coexec/results.hpp"
 #include "coexec/shared_buffer.hpp"
 #include "coexec/shared_queue.hpp"

@@ -24,6 +24,13 @@ class cancelled_error : public error {
     using error::error;
 };
 
+/// A future (or promise) without a shared state was used: default-constructed
+/// or moved-from (std::future_errc::no_state). Check future::valid() first.
+class no_state : public error {
+  public:
+    using error::error;
+};
+
 /// A timed wait (`get_for`, `as_completed`, `map` with a timeout) ran out.
 class timeout_error : public error {
   public:

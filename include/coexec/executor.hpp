@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <variant>
 
 namespace coexec {
@@ -28,9 +29,21 @@ struct executor_stats {
 
 /// Progress of a map or pipeline stage, reported to a progress callback.
 struct progress_info {
-    std::uint64_t done = 0;        ///< elements finished (value or exception)
-    std::uint64_t total = 0;       ///< elements known so far (grows on lazy input)
-    bool input_exhausted = false;  ///< true once `total` is final
+    std::uint64_t done = 0;  ///< elements finished (value or exception)
+    /// The input's size when the range knows it (or once it is exhausted);
+    /// before that, the elements taken from the input so far.
+    std::uint64_t total = 0;
+    bool input_exhausted = false;        ///< true once `total` is final
+    std::chrono::nanoseconds elapsed{};  ///< since the map (or the stage) started
+    double rate = 0;                     ///< elements finished per second, on average
+
+    /// Time left at the current rate: nullopt until `total` is final and an
+    /// element has finished.
+    std::optional<std::chrono::nanoseconds> eta() const {
+        if (!input_exhausted || rate <= 0 || done > total) return std::nullopt;
+        return std::chrono::nanoseconds(
+            static_cast<std::int64_t>(static_cast<double>(total - done) / rate * 1e9));
+    }
 };
 
 /// Options of `executor.map(f, inputs, options)`; documented in docs/api.md.

@@ -9,6 +9,16 @@
 // to one future object while another thread reads that same object is a race,
 // as with any value type.
 //
+// @par A future without a state
+// A default-constructed or moved-from future has no shared state (valid() is
+// false). Using it is a mistake that throws coexec::no_state from every member
+// except valid(), comparison, hashing, assignment and destruction: the blocking
+// ones (get, get_for, wait, wait_for, wait_until, exception), the queries
+// (done, running, cancelled, has_value, has_exception: answering false would
+// turn `while (!f.done())` into a silent hang), cancel, add_done_callback, and
+// `co_await f` / `co_await f.when_ready()` (thrown by the co_await expression,
+// before suspending). std::shared_future leaves this undefined; coexec checks.
+//
 // @par Where `co_await f` resumes
 // If the awaiting coroutine runs on a coexec executor (thread_pool worker,
 // asio_executor, sync_wait loop), it resumes on that executor; otherwise on
@@ -93,6 +103,9 @@ void report_callback_exception(std::exception_ptr e) noexcept;
 template <class T, class F, bool UserCode>
 struct callback_node;
 
+/// Throws coexec::no_state for `member` (e.g. "future::get") used without a state.
+[[noreturn]] void throw_no_state(const char* member);
+
 }  // namespace detail
 
 template <class T>
@@ -100,7 +113,7 @@ class future {
   public:
     using value_type = T;
 
-    /// An invalid future (valid() is false); every other member needs valid().
+    /// An invalid future (valid() is false); every member but valid() throws no_state.
     future() noexcept = default;
     /// Shares `state` (adds a reference). Used by executors and promise.
     explicit future(detail::shared_state<T>* state) noexcept : m_state(state) {
@@ -118,41 +131,46 @@ class future {
 
     bool valid() const noexcept { return m_state != nullptr; }
     /// Finished: with a value, an exception, or cancelled.
-    bool done() const noexcept { return m_state->is_done(); }
+    bool done() const { return state("future::done").is_done(); }
     /// A worker has started it and it has not finished.
-    bool running() const noexcept {
-        auto s = m_state->load_status();
+    bool running() const {
+        auto s = state("future::running").load_status();
         return s == detail::status::running || s == detail::status::completing;
     }
-    bool cancelled() const noexcept { return m_state->load_status() == detail::status::cancelled; }
+    bool cancelled() const {
+        return state("future::cancelled").load_status() == detail::status::cancelled;
+    }
     /// Finished with a value. Never blocks (false while not done), consumes nothing.
-    bool has_value() const noexcept { return m_state->load_status() == detail::status::has_value; }
+    bool has_value() const {
+        return state("future::has_value").load_status() == detail::status::has_value;
+    }
     /// Finished with an exception: the task's own, or the executor's (worker_died,
     /// broken_pool, ...). False for a cancelled future, which has cancelled().
     /// Never blocks. Once done(), exactly one of has_value(), has_exception()
     /// and cancelled() is true.
-    bool has_exception() const noexcept {
-        return m_state->load_status() == detail::status::has_exception;
+    bool has_exception() const {
+        return state("future::has_exception").load_status() == detail::status::has_exception;
     }
 
     /// Cancels the task if it has not started; true if it is now cancelled.
     /// A running task's stop_token is signalled; on a process_pool its worker
     /// is killed and the future becomes cancelled (returns true).
-    bool cancel() const noexcept { return m_state->cancel(); }
+    bool cancel() const { return state("future::cancel").cancel(); }
 
     /// Blocks until done (spins briefly, then sleeps in the kernel).
-    void wait() const noexcept { m_state->wait(); }
+    void wait() const { state("future::wait").wait(); }
     /// Blocks until done or `timeout` passes; returns done().
     template <class Rep, class Period>
-    bool wait_for(std::chrono::duration<Rep, Period> timeout) const noexcept {
-        return m_state->wait_until(std::chrono::steady_clock::now() +
-                                   std::chrono::ceil<std::chrono::steady_clock::duration>(timeout));
+    bool wait_for(std::chrono::duration<Rep, Period> timeout) const {
+        return state("future::wait_for")
+            .wait_until(std::chrono::steady_clock::now() +
+                        std::chrono::ceil<std::chrono::steady_clock::duration>(timeout));
     }
     template <class Clock, class Duration>
-    bool wait_until(std::chrono::time_point<Clock, Duration> deadline) const noexcept {
+    bool wait_until(std::chrono::time_point<Clock, Duration> deadline) const {
         if constexpr (std::is_same_v<Clock, std::chrono::steady_clock>) {
-            return m_state->wait_until(
-                std::chrono::ceil<std::chrono::steady_clock::duration>(deadline));
+            return state("future::wait_until")
+                .wait_until(std::chrono::ceil<std::chrono::steady_clock::duration>(deadline));
         } else {
             return wait_for(deadline - Clock::now());
         }
@@ -161,33 +179,32 @@ class future {
     /// Blocks; returns a copy of the value, or rethrows the task's exception,
     /// or throws cancelled_error.
     T get() const& {
-        wait();
+        state("future::get").wait();
         return result_copy();
     }
     /// As get(), but moves the value out (for move-only T). Other copies of
     /// this future then see a moved-from value.
     T get() && {
-        wait();
+        state("future::get").wait();
         return result_move();
     }
     /// As get(), but throws timeout_error if not done within `timeout`.
     template <class Rep, class Period>
     T get_for(std::chrono::duration<Rep, Period> timeout) const& {
-        if (!wait_for(timeout))
-            throw timeout_error("future::get_for: the task did not finish in time");
+        wait_or_throw_timeout(timeout);
         return result_copy();
     }
     template <class Rep, class Period>
     T get_for(std::chrono::duration<Rep, Period> timeout) && {
-        if (!wait_for(timeout))
-            throw timeout_error("future::get_for: the task did not finish in time");
+        wait_or_throw_timeout(timeout);
         return result_move();
     }
 
     /// Blocks; the exception (cancelled_error if cancelled), null for a value.
-    std::exception_ptr exception() const noexcept {
-        wait();
-        return m_state->exception_ptr();
+    std::exception_ptr exception() const {
+        auto& s = state("future::exception");
+        s.wait();
+        return s.exception_ptr();
     }
 
     /// Calls `fn(const future<T>&)` once when done: on the completing thread
@@ -198,22 +215,23 @@ class future {
     template <class F>
         requires std::invocable<F&, const future<T>&>
     void add_done_callback(F&& fn) const {
+        (void)state("future::add_done_callback");
         register_callback<true>(std::forward<F>(fn));
     }
 
     /// Awaits without blocking a thread; yields a copy of the value or rethrows.
-    auto operator co_await() const& noexcept {
-        return detail::state_awaiter<T, detail::await_mode::copy>(m_state);
+    auto operator co_await() const& {
+        return detail::state_awaiter<T, detail::await_mode::copy>(&state("future::co_await"));
     }
     /// Awaits and moves the value out (for move-only T).
-    auto operator co_await() && noexcept {
-        return detail::state_awaiter<T, detail::await_mode::move>(m_state);
+    auto operator co_await() && {
+        return detail::state_awaiter<T, detail::await_mode::move>(&state("future::co_await"));
     }
     /// `co_await f.when_ready()`: waits until done without taking the result
     /// and without throwing (cppcoro's shared_task::when_ready); then use
     /// has_value(), get(), exception(). Resumes like `co_await f`.
-    auto when_ready() const noexcept {
-        return detail::state_awaiter<T, detail::await_mode::ready>(m_state);
+    auto when_ready() const {
+        return detail::state_awaiter<T, detail::await_mode::ready>(&state("future::when_ready"));
     }
 
     friend bool operator==(const future& a, const future& b) noexcept {
@@ -222,6 +240,20 @@ class future {
 
   private:
     friend struct std::hash<future<T>>;
+
+    detail::shared_state<T>& state(const char* member) const {
+        if (m_state == nullptr) [[unlikely]]
+            detail::throw_no_state(member);
+        return *m_state;
+    }
+
+    template <class Rep, class Period>
+    void wait_or_throw_timeout(std::chrono::duration<Rep, Period> timeout) const {
+        if (!state("future::get_for")
+                 .wait_until(std::chrono::steady_clock::now() +
+                             std::chrono::ceil<std::chrono::steady_clock::duration>(timeout)))
+            throw timeout_error("future::get_for: the task did not finish in time");
+    }
 
     T result_copy() const {
         m_state->throw_if_failed();

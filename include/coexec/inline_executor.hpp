@@ -42,8 +42,8 @@ class inline_executor {
     /// executor_shutdown after shutdown().
     template <class F, class... Args>
     auto submit(F&& f, Args&&... args)
-        -> future<detail::submit_result_t<std::decay_t<F>&, std::decay_t<Args>&...>> {
-        using R = detail::submit_result_t<std::decay_t<F>&, std::decay_t<Args>&...>;
+        -> future<detail::submit_result_t<std::decay_t<F>, std::decay_t<Args>...>> {
+        using R = detail::submit_result_t<std::decay_t<F>, std::decay_t<Args>...>;
         if (m_shutdown.load(std::memory_order_acquire)) {
             throw executor_shutdown("inline_executor::submit: the executor has been shut down");
         }

@@ -27,6 +27,7 @@
 // pipeline run.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <deque>
@@ -134,6 +135,18 @@ struct pipeline_context {
     error_policy policy = error_policy::fail_fast;
     std::exception_ptr failure;  // fail_fast: the first failure (or cancelled_error)
     std::vector<pipeline_error> errors;
+    std::optional<std::uint64_t> source_size;  // the input range's size, if it has one
+    std::vector<std::uint64_t> dropped;        // [stage]: items that failed there (collect)
+
+    /// How many items reach `stage`, when the input's size is known: those
+    /// that did not fail upstream (a progress bar's total).
+    std::optional<std::uint64_t> items_reaching(std::size_t stage) const {
+        if (!source_size) return std::nullopt;
+        std::uint64_t n = *source_size;
+        for (std::size_t i = 0; i < stage && i < dropped.size(); ++i)
+            n -= std::min(n, dropped[i]);
+        return n;
+    }
 };
 
 class pipeline_stage_base {
@@ -162,7 +175,8 @@ chunk_future<Out> submit_stage_chunk(Ex& ex, const F& f, std::vector<In> values)
                 std::vector<outcome<Out>> out(values.size());
                 for (std::size_t i = 0; i < values.size(); ++i) {
                     try {
-                        out[i].set_value(co_await invoke_element(f, std::stop_token{}, values[i]));
+                        out[i].set_value(
+                            co_await invoke_element(f, std::stop_token{}, std::move(values[i])));
                     } catch (...) {
                         out[i].set_exception(std::current_exception());
                     }
@@ -208,7 +222,7 @@ class pipeline_stage final : public pipeline_stage_base, public pipeline_sink<In
         }
         if (m_input_closed && idle() && !m_reported_end) {
             m_reported_end = true;
-            if (m_progress) m_progress.finish(progress_info{m_done, m_started, true});
+            if (m_progress) m_progress.finish(progress_info{m_done, m_started, true, {}, 0});
         }
         return moved;
     }
@@ -285,14 +299,23 @@ class pipeline_stage final : public pipeline_stage_base, public pipeline_sink<In
                     }
                 }
             }
-            if (m_progress)
-                m_progress.update(
-                    progress_info{m_done, m_started, m_input_closed && m_inbox.empty()});
+            if (m_progress) report();
         }
         return moved;
     }
 
+    void report() {
+        const auto reaching = m_ctx.items_reaching(m_index);
+        m_progress.update(progress_info{m_done,
+                                        reaching.value_or(m_started),
+                                        reaching.has_value() || (m_input_closed && m_inbox.empty()),
+                                        {},
+                                        0});
+    }
+
     void fail(std::size_t input_index, std::exception_ptr error) {
+        if (m_ctx.dropped.size() <= m_index) m_ctx.dropped.resize(m_index + 1);
+        ++m_ctx.dropped[m_index];
         if (m_ctx.policy == error_policy::collect) {
             m_ctx.errors.push_back(pipeline_error{input_index, m_index, m_name, std::move(error)});
         } else if (!m_ctx.failure) {
@@ -609,10 +632,13 @@ auto pipeline(Range&& inputs, pipeline_options options = {}) {
     auto shared = std::make_shared<cursor>(std::views::all(std::forward<Range>(inputs)));
     detail::pipeline_source<T> source =
         [shared](detail::pipeline_sink<T>* first) -> detail::pipeline_feed {
-        return [shared, first](detail::pipeline_context&) {
+        return [shared, first](detail::pipeline_context& ctx) {
             auto& c = *shared;
+            if constexpr (std::ranges::sized_range<View>) {
+                if (!ctx.source_size) ctx.source_size = std::ranges::size(c.view);
+            }
             while (c.it != std::ranges::end(c.view) && first->has_room()) {
-                first->push(detail::tagged<T>{c.index++, T(*c.it)});
+                first->push(detail::tagged<T>{c.index++, T(detail::take_element<View>(c.it))});
                 ++c.it;
             }
             return c.it != std::ranges::end(c.view);

@@ -18,7 +18,8 @@
 //   — at the first pool's construction if the program has one thread then,
 //   or at an early call of process_pool::prepare(). If the program is already
 //   multithreaded and no fork server exists, the pool never forks from it: it
-//   falls back to `spawn`.
+//   falls back to `spawn`, and says so once per process on stderr (with the
+//   fix; COEXEC_NO_SPAWN_WARNING=1 silences it, as does asking for spawn).
 // - fork: forked straight from this process (only for programs that have no
 //   other threads: a lock held by another thread at fork stays locked in the
 //   worker forever).
@@ -88,6 +89,7 @@
 #include "coexec/errors.hpp"
 #include "coexec/executor.hpp"
 #include "coexec/future.hpp"
+#include "coexec/register_exception.hpp"
 #include "coexec/results.hpp"
 #include "coexec/serializable.hpp"
 
@@ -170,14 +172,14 @@ struct wire_element {
     using type = Arg;
 };
 template <class F, class Arg>
-    requires spreads_element_v<std::decay_t<F>&, Arg&>
+    requires spreads_element_v<std::decay_t<F>&, Arg>
 struct wire_element<F, Arg> {
     using type =
         decltype(std::apply([](auto&&... e) { return std::tuple<std::decay_t<decltype(e)>...>(); },
                             std::declval<Arg&>()));
 };
 template <class F, class... Ts>
-    requires(!spreads_element_v<std::decay_t<F>&, std::tuple<Ts...>&>)
+    requires(!spreads_element_v<std::decay_t<F>&, std::tuple<Ts...>>)
 struct wire_element<F, std::tuple<Ts...>> {
     using type = std::tuple<std::tuple<Ts...>>;
 };

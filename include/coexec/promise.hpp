@@ -5,6 +5,7 @@
 // readers; the first completion wins and later ones are ignored.
 // A promise destroyed without a result completes its future with a
 // coexec::error ("broken promise"), so no future waits forever.
+// A moved-from promise has no state: its members throw coexec::no_state.
 #pragma once
 
 #include <exception>
@@ -36,21 +37,29 @@ class promise {
     void swap(promise& o) noexcept { std::swap(m_state, o.m_state); }
 
     /// A future sharing this promise's state; may be called more than once.
-    future<T> get_future() const { return future<T>(m_state); }
+    future<T> get_future() const { return future<T>(&state("promise::get_future")); }
 
     /// Completes the future with a value. Ignored if already completed.
     template <class... A>
     void set_value(A&&... value) {
-        m_state->set_value(std::forward<A>(value)...);
+        state("promise::set_value").set_value(std::forward<A>(value)...);
     }
     /// Completes the future with an exception. Ignored if already completed.
-    void set_exception(std::exception_ptr e) { m_state->set_exception(std::move(e)); }
+    void set_exception(std::exception_ptr e) {
+        state("promise::set_exception").set_exception(std::move(e));
+    }
 
     /// Marks the work as started (future::running() becomes true); false if
     /// the future was cancelled meanwhile.
-    bool set_running() noexcept { return m_state->try_start(); }
+    bool set_running() { return state("promise::set_running").try_start(); }
 
   private:
+    detail::shared_state<T>& state(const char* member) const {
+        if (m_state == nullptr) [[unlikely]]
+            detail::throw_no_state(member);
+        return *m_state;
+    }
+
     detail::shared_state<T>* m_state;
 };
 

@@ -35,6 +35,7 @@
 #include "coexec/detail/invoke.hpp"
 #include "coexec/detail/outcome.hpp"
 #include "coexec/detail/progress.hpp"
+#include "coexec/detail/timer_service.hpp"
 #include "coexec/errors.hpp"
 #include "coexec/executor.hpp"
 #include "coexec/future.hpp"
@@ -63,10 +64,28 @@ template <class R, class F, class Arg>
 std::vector<outcome<R>> run_chunk(F& f, std::vector<Arg>& chunk, const std::stop_token& token) {
     std::vector<outcome<R>> out(chunk.size());
     for (std::size_t i = 0; i < chunk.size(); ++i) {
-        capture_outcome(out[i],
-                        [&]() -> decltype(auto) { return invoke_element(f, token, chunk[i]); });
+        capture_outcome(out[i], [&]() -> decltype(auto) {
+            return invoke_element(f, token, std::move(chunk[i]));
+        });
     }
     return out;
+}
+
+template <class V>
+inline constexpr bool is_owning_view_v = false;
+template <class R>
+inline constexpr bool is_owning_view_v<std::ranges::owning_view<R>> = true;
+
+/// The input element at `it`: moved out when the view owns the elements (the
+/// range was passed as an rvalue, `map(f, std::move(v))`), else copied. So a
+/// range of move-only elements can be mapped by handing it over.
+template <class View, class It>
+decltype(auto) take_element(const It& it) {
+    if constexpr (is_owning_view_v<View>) {
+        return std::ranges::iter_move(it);
+    } else {
+        return *it;
+    }
 }
 
 /// Runs one chunk of a map as one task.
@@ -75,7 +94,7 @@ chunk_future<R> submit_chunk(Ex& ex, const F& f, std::vector<Arg> chunk) {
     trace::name_scope traced(f, trace::after_function);  // the chunk's task is named after f
     if constexpr (requires { map_chunk_hook<Ex>::submit(ex, f, std::move(chunk)); }) {
         return map_chunk_hook<Ex>::submit(ex, f, std::move(chunk));
-    } else if constexpr (element_takes_stop_token_v<F&, Arg&>) {
+    } else if constexpr (element_takes_stop_token_v<F&, Arg>) {
         // The chunk's task takes the token, so cancelling it reaches the elements.
         return ex.submit([f, chunk = std::move(chunk)](std::stop_token token) mutable {
             return run_chunk<R>(f, chunk, token);
@@ -97,7 +116,7 @@ class map_engine {
         if (m_options.timeout.count() > 0)
             m_deadline = std::chrono::steady_clock::now() + m_options.timeout;
     }
-    virtual ~map_engine() = default;
+    virtual ~map_engine() { cancel_timer(m_unordered_timer); }
 
     /// Blocking: the next element, nullopt at the end; rethrows a failed one.
     std::optional<R> next_blocking() {
@@ -116,10 +135,24 @@ class map_engine {
             top_up();
             if (m_in_flight_chunks == 0) co_return end();
             if (m_options.ordered) {
+                if (m_deadline && !m_ordered.front().fut.done()) {
+                    auto q = std::make_shared<completion_queue<bool>>();
+                    m_ordered.front().fut.add_done_callback(
+                        [q](const chunk_future<R>&) { q->push(true); });
+                    timer_handle timer = arm_timer(q);
+                    std::optional<bool> ready = co_await q->pop_or_expired();
+                    cancel_timer(timer);
+                    if (!ready) throw_timeout();
+                }
                 slot s = std::move(m_ordered.front());
                 m_ordered.pop_front();
                 co_await s.fut.when_ready();
                 receive(std::move(s));
+            } else if (m_deadline) {
+                if (m_unordered_timer.id == 0) m_unordered_timer = arm_timer(m_unordered_ptr);
+                std::optional<slot> s = co_await m_unordered.pop_or_expired();
+                if (!s) throw_timeout();
+                receive(std::move(*s));
             } else {
                 receive(co_await m_unordered.pop());
             }
@@ -135,6 +168,7 @@ class map_engine {
     virtual std::optional<slot> launch(std::size_t n) = 0;
     /// The number of inputs, if the range knows it (for automatic chunksize).
     void set_known_size(std::optional<std::size_t> n) {
+        m_known_size = n;
         std::size_t chunk = m_options.chunksize;
         if (chunk == 0) {
             // Python's Pool.map rule: about four chunks per worker.
@@ -158,12 +192,19 @@ class map_engine {
     }
 
     std::optional<R> end() {
-        if (m_progress) m_progress.finish(progress_info{m_consumed, m_launched, true});
+        if (m_progress) m_progress.finish(progress_info{m_consumed, m_launched, true, {}, 0});
         return std::nullopt;
     }
 
     void report() {
-        if (m_progress) m_progress.update(progress_info{m_consumed, m_launched, m_exhausted});
+        // The input's size when the range knows it (tqdm's total), else what was taken so far.
+        if (m_progress) {
+            m_progress.update(progress_info{m_consumed,
+                                            m_known_size.value_or(m_launched),
+                                            m_known_size.has_value() || m_exhausted,
+                                            {},
+                                            0});
+        }
     }
 
     void top_up() {
@@ -202,6 +243,14 @@ class map_engine {
         return std::move(*s);
     }
 
+    // The map's deadline wakes a coroutine waiting on `q` (detail/timer_service.hpp).
+    template <class Q>
+    timer_handle arm_timer(const std::shared_ptr<Q>& q) {
+        return schedule_timer(*m_deadline, [weak = std::weak_ptr<Q>(q)] {
+            if (auto live = weak.lock()) live->expire();
+        });
+    }
+
     [[noreturn]] void throw_timeout() {
         throw timeout_error("map: the results were not ready before the map's timeout");
     }
@@ -226,6 +275,7 @@ class map_engine {
     std::size_t m_chunksize = 1;
     std::size_t m_buffersize = 1;
     std::uint64_t m_launched = 0;
+    std::optional<std::uint64_t> m_known_size;  // the input range's size, if it has one
     std::uint64_t m_consumed = 0;
     std::size_t m_in_flight_chunks = 0;
     bool m_exhausted = false;
@@ -233,6 +283,7 @@ class map_engine {
     std::shared_ptr<completion_queue<slot>> m_unordered_ptr =
         std::make_shared<completion_queue<slot>>();
     completion_queue<slot>& m_unordered = *m_unordered_ptr;
+    timer_handle m_unordered_timer;  // armed at the first awaited wait with a deadline
     std::vector<outcome<R>> m_buffer;
     std::size_t m_pos = 0;
 };
@@ -259,7 +310,7 @@ class map_engine_impl final : public map_engine<R> {
         std::vector<arg_type> chunk;
         chunk.reserve(n);
         for (; chunk.size() < n && m_it != std::ranges::end(m_view); ++m_it)
-            chunk.emplace_back(*m_it);
+            chunk.emplace_back(take_element<View>(m_it));
         if (chunk.empty()) return std::nullopt;
         std::size_t size = chunk.size();
         return slot{submit_chunk<R>(m_ex, m_fn, std::move(chunk)), size};

@@ -94,8 +94,8 @@ class thread_pool {
     /// Throws executor_shutdown after shutdown().
     template <class F, class... Args>
     auto submit(F&& f, Args&&... args)
-        -> future<detail::submit_result_t<std::decay_t<F>&, std::decay_t<Args>&...>> {
-        using R = detail::submit_result_t<std::decay_t<F>&, std::decay_t<Args>&...>;
+        -> future<detail::submit_result_t<std::decay_t<F>, std::decay_t<Args>...>> {
+        using R = detail::submit_result_t<std::decay_t<F>, std::decay_t<Args>...>;
         using job_type = detail::pool_job<R, std::decay_t<F>, std::decay_t<Args>...>;
         auto* job = new job_type(*m_core, std::forward<F>(f), std::forward<Args>(args)...);
         future<R> result(static_cast<detail::shared_state<R>*>(job));  // second reference

@@ -2,8 +2,10 @@
 
 #include <cxxabi.h>
 
+#include <atomic>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <functional>
 #include <future>
@@ -58,6 +60,8 @@ enum class exc : std::uint8_t {
     serialization_error,
     unknown,  // anything else: becomes remote_error
     future_error,
+    no_state,
+    registered,  // a type registered with coexec::register_exception
 };
 
 enum class category_id : std::uint8_t { generic, system, iostream, future };
@@ -184,7 +188,57 @@ std::exception_ptr make_filesystem_error(const std::string& what, const std::err
     return make_system_error(what, ec);
 }
 
+// The registry of user exception types: a list that only grows, pushed with a
+// compare-and-swap and read without a lock, so a worker forked while another
+// thread was registering still reads a consistent list.
+struct codec_node {
+    exception_codec codec;
+    const codec_node* next;
+};
+std::atomic<const codec_node*> g_codecs{nullptr};
+
+const exception_codec* find_codec(const char* type_name) {
+    for (auto* n = g_codecs.load(std::memory_order_acquire); n; n = n->next) {
+        if (std::strcmp(n->codec.type_name, type_name) == 0) return &n->codec;
+    }
+    return nullptr;
+}
+
+// Writes `e` as a registered type if its exact dynamic type is registered.
+// On failure (a member that cannot be encoded) the writer is rolled back and
+// the caller falls back to the standard mapping.
+bool encode_if_registered(byte_writer& w, const std::exception_ptr& e) {
+    if (!g_codecs.load(std::memory_order_acquire)) return false;
+    const std::type_info* type = nullptr;
+    try {
+        std::rethrow_exception(e);
+    } catch (...) {
+        type = abi::__cxa_current_exception_type();
+    }
+    const exception_codec* codec = type ? find_codec(type->name()) : nullptr;
+    if (!codec) return false;
+    const auto mark = w.position();
+    try {
+        w.put(static_cast<std::uint8_t>(exc::registered));
+        w.put_string(codec->type_name);
+        codec->encode(w, e);
+        return true;
+    } catch (...) {
+        w.rollback(mark);
+        return false;
+    }
+}
+
 }  // namespace
+
+void register_exception_codec(const exception_codec& codec) {
+    if (find_codec(codec.type_name)) return;
+    // Two threads registering the same type at once may both add it: harmless.
+    auto* node = new codec_node{codec, g_codecs.load(std::memory_order_relaxed)};
+    while (!g_codecs.compare_exchange_weak(node->next, node, std::memory_order_release,
+                                           std::memory_order_relaxed)) {
+    }
+}
 
 std::string current_exception_type_name() {
     const std::type_info* type = abi::__cxa_current_exception_type();
@@ -196,6 +250,8 @@ void encode_exception(byte_writer& w, std::exception_ptr e) {
     // Catch clauses run most-derived first, so each exception is recorded as the
     // closest type we can re-create; a user subclass of a standard exception
     // arrives as that standard type (same catch clauses keep working).
+    // A registered user type goes first, as itself.
+    if (encode_if_registered(w, e)) return;
     try {
         std::rethrow_exception(e);
     } catch (const cancelled_error& x) {
@@ -222,6 +278,8 @@ void encode_exception(byte_writer& w, std::exception_ptr e) {
         w.put_string(x.original_what());
     } catch (const serialization_error& x) {
         put_what(w, exc::serialization_error, x);
+    } catch (const no_state& x) {
+        put_what(w, exc::no_state, x);
     } catch (const coexec::error& x) {
         put_what(w, exc::coexec_error, x);
     } catch (const std::ios_base::failure& x) {
@@ -373,6 +431,25 @@ std::exception_ptr decode_exception(byte_reader& r) {
             return std::make_exception_ptr(deadline_exceeded(what()));
         case exc::serialization_error:
             return std::make_exception_ptr(serialization_error(what()));
+        case exc::no_state:
+            return std::make_exception_ptr(no_state(what()));
+        case exc::registered: {
+            std::string type_name = r.get_string();
+            if (const exception_codec* codec = find_codec(type_name.c_str())) {
+                try {
+                    return codec->decode(r);
+                } catch (const serialization_error&) {
+                    throw;
+                } catch (const std::exception& x) {  // the type's constructor refused the input
+                    throw serialization_error("coexec: cannot re-create " +
+                                              demangle(type_name.c_str()) + ": " + x.what());
+                }
+            }
+            // Registered in the worker only: the name and what() still tell the user.
+            std::string original = r.get_string();
+            (void)r.get_string();  // the members
+            return std::make_exception_ptr(remote_error(demangle(type_name.c_str()), original));
+        }
         case exc::remote_error:
         case exc::unknown: {
             std::string type_name = r.get_string();

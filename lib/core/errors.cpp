@@ -2,6 +2,7 @@
 
 #include <csignal>
 #include <cstring>
+#include <string>
 
 namespace coexec {
 namespace {
@@ -47,6 +48,14 @@ worker_died::worker_died(int pid, int sig, int exit_code, std::string task_descr
       m_exit_code(exit_code),
       m_task(std::move(task_description)),
       m_cause(std::move(cause)) {}
+
+namespace detail {
+void throw_no_state(const char* member) {
+    throw no_state(std::string("coexec::") + member +
+                   ": no shared state (the object was default-constructed or moved from); "
+                   "check valid() first");
+}
+}  // namespace detail
 
 remote_error::remote_error(std::string type_name, const std::string& what)
     : error("a task in a worker process threw " + type_name + ": " + what),

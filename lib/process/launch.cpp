@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -140,6 +141,25 @@ launched launch_direct(launch_method method, const channel_fds& worker_end) {
         throw_system_error(err, "pidfd_open");
     }
     return l;
+}
+
+void warn_spawn_fallback(const char* reason) noexcept {
+    // Spawn works, but silently: it is ~3x slower to start a worker, and each
+    // worker starts from a fresh image of the program (its state as of main
+    // is not there), which a user who forgot prepare() does not expect.
+    static std::atomic<bool> warned{false};
+    const char* quiet = std::getenv("COEXEC_NO_SPAWN_WARNING");
+    if (quiet != nullptr && *quiet != '\0' && std::strcmp(quiet, "0") != 0) return;
+    if (warned.exchange(true, std::memory_order_relaxed)) return;
+    std::fprintf(stderr,
+                 "coexec: warning: process_pool starts its workers with start_method::spawn "
+                 "instead of the fork server: %s. Each worker re-executes the program, which "
+                 "starts workers about 3x slower and gives them a fresh program image. To fix "
+                 "it, call coexec::process_pool::prepare() first thing in main, before any "
+                 "thread is started; to choose spawn, pass .start = "
+                 "coexec::start_method::spawn; to silence this warning, set "
+                 "COEXEC_NO_SPAWN_WARNING=1.\n",
+                 reason);
 }
 
 void run_spawned_worker_if_requested() noexcept {

@@ -43,6 +43,11 @@ struct launched {
 /// (PR_SET_PDEATHSIG follows the thread that forked). Throws std::system_error.
 launched launch_direct(launch_method method, const channel_fds& worker_end);
 
+/// Tells the user once per process, on stderr, that a pool that asked for a
+/// fork server starts its workers with spawn instead, `reason` saying why,
+/// and how to fix or silence it (COEXEC_NO_SPAWN_WARNING=1). Thread-safe.
+void warn_spawn_fallback(const char* reason) noexcept;
+
 /// Called by libcoexec's static initializer: if this process was started as a
 /// spawned worker, runs the worker loop and never returns.
 void run_spawned_worker_if_requested() noexcept;

@@ -70,6 +70,12 @@ process_pool_core::impl::impl(const process_pool_options& o)
             // Only ever made while single-threaded; otherwise fall back to spawn.
             m_fork_server = fork_server::ensure(true);
             m_method = m_fork_server != nullptr ? launch_method::fork_server : launch_method::spawn;
+            if (m_fork_server == nullptr) {
+                warn_spawn_fallback(
+                    "no fork server is running and the program already runs several threads, "
+                    "so none can be made safely (process_pool::prepare() was not called while "
+                    "the program had one thread)");
+            }
             break;
         case start_method::fork:
             m_method = launch_method::fork;

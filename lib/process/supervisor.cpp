@@ -54,6 +54,7 @@ void process_pool_core::impl::launch_locked(std::size_t i) {
         } catch (const std::system_error&) {
             if (m_fork_server->alive()) throw;
             m_fork_server_gone = true;  // fall back to spawn below
+            warn_spawn_fallback("the fork server has died");
         }
     }
     if (!l.pidfd) {

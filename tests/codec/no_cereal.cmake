@@ -86,7 +86,8 @@ coexec_no_cereal_test(no_cereal.future_task absent coexec/future.hpp coexec/task
 # Every other public header, except those that send values to another process
 # (and asio.hpp, which needs Asio on the include path).
 set(coexec_serializing_headers
-    asio.hpp coexec.hpp mpi_pool.hpp process_pool.hpp serializable.hpp shared_queue.hpp)
+    asio.hpp coexec.hpp mpi_pool.hpp process_pool.hpp register_exception.hpp serializable.hpp
+    shared_queue.hpp)
 file(GLOB coexec_public_headers CONFIGURE_DEPENDS
     RELATIVE ${PROJECT_SOURCE_DIR}/include ${PROJECT_SOURCE_DIR}/include/coexec/*.hpp)
 set(coexec_plain_headers "")

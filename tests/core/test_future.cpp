@@ -268,3 +268,48 @@ TEST_CASE("co_await on a future resumes when another thread completes it", "[fut
     // sync_wait runs a loop on the calling thread: the coroutine comes back to it.
     CHECK(resumed_on == main_id);
 }
+
+TEST_CASE("every member of a default-constructed or moved-from future throws instead of crashing",
+          "[future]") {
+    future<int> empty;
+    promise<int> p;
+    future<int> source = p.get_future();
+    future<int> moved_from = std::move(source);
+    for (future<int>* f : {&empty, &source}) {
+        CHECK_FALSE(f->valid());
+        CHECK_THROWS_AS(f->get(), coexec::no_state);
+        CHECK_THROWS_AS(std::move(*f).get(), coexec::no_state);
+        CHECK_THROWS_AS(f->get_for(1ms), coexec::no_state);
+        CHECK_THROWS_AS(f->wait(), coexec::no_state);
+        CHECK_THROWS_AS(f->wait_for(1ms), coexec::no_state);
+        CHECK_THROWS_AS(f->wait_until(std::chrono::steady_clock::now()), coexec::no_state);
+        CHECK_THROWS_AS(f->exception(), coexec::no_state);
+        CHECK_THROWS_AS(f->done(), coexec::no_state);
+        CHECK_THROWS_AS(f->running(), coexec::no_state);
+        CHECK_THROWS_AS(f->cancelled(), coexec::no_state);
+        CHECK_THROWS_AS(f->has_value(), coexec::no_state);
+        CHECK_THROWS_AS(f->has_exception(), coexec::no_state);
+        CHECK_THROWS_AS(f->cancel(), coexec::no_state);
+        CHECK_THROWS_AS(f->add_done_callback([](const future<int>&) {}), coexec::no_state);
+        CHECK_THROWS_AS(coexec::sync_wait(*f), coexec::no_state);
+        CHECK_THROWS_AS(coexec::sync_wait(std::move(*f)), coexec::no_state);
+        CHECK_THROWS_AS(coexec::sync_wait(f->when_ready()), coexec::no_state);
+    }
+    CHECK_THROWS_WITH(empty.get(), Catch::Contains("future::get") &&
+                                       Catch::Contains("no shared state") &&
+                                       Catch::Contains("valid()"));
+    p.set_value(1);
+    CHECK(moved_from.get() == 1);
+}
+
+TEST_CASE("a moved-from promise throws no_state instead of crashing", "[future]") {
+    promise<int> p;
+    promise<int> q = std::move(p);
+    CHECK_THROWS_AS(p.get_future(), coexec::no_state);
+    CHECK_THROWS_AS(p.set_value(1), coexec::no_state);
+    CHECK_THROWS_AS(p.set_exception(std::make_exception_ptr(std::runtime_error("x"))),
+                    coexec::no_state);
+    CHECK_THROWS_AS(p.set_running(), coexec::no_state);
+    q.set_value(2);
+    CHECK(q.get_future().get() == 2);
+}

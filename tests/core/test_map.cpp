@@ -2,6 +2,7 @@
 
 #include <array>
 #include <atomic>
+#include <future>
 #include <iterator>
 #include <ranges>
 #include <stdexcept>
@@ -14,6 +15,7 @@
 #include "coexec/inline_executor.hpp"
 #include "coexec/sync_wait.hpp"
 #include "coexec/thread_pool.hpp"
+#include "helpers.hpp"
 #include "process_tree.hpp"
 
 using namespace std::chrono_literals;
@@ -139,6 +141,36 @@ TEST_CASE("map's timeout throws timeout_error", "[map]") {
         },
         in, {.timeout = 20ms});
     CHECK_THROWS_AS(results.next_blocking(), coexec::timeout_error);
+}
+
+TEST_CASE("map's timeout throws timeout_error from co_await next, ordered or not", "[map][task]") {
+    for (bool ordered : {true, false}) {
+        coexec::thread_pool pool{{.max_workers = 1}};
+        coexec_test::gate g;
+        // Should the timeout be ignored, the gate opens after a bound and the
+        // element arrives as a value instead of the error: the test fails, no hang.
+        std::promise<void> test_over;
+        std::thread safety([&g, over = test_over.get_future()] {
+            over.wait_for(30s);
+            g.open();
+        });
+        std::vector<int> in{1, 2};
+        auto results = pool.map(
+            [&](int x) {
+                g.wait();
+                return x;
+            },
+            in, {.ordered = ordered, .timeout = 30ms});
+        bool timed_out = false;
+        try {
+            coexec::sync_wait(results.next());
+        } catch (const coexec::timeout_error&) {
+            timed_out = true;
+        }
+        CHECK(timed_out);
+        test_over.set_value();
+        safety.join();
+    }
 }
 
 TEST_CASE("map results can be collected inside a coroutine", "[map][task]") {

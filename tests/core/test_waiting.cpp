@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include <future>
 #include <map>
 #include <stdexcept>
 #include <thread>
@@ -226,4 +227,67 @@ TEST_CASE("when_any gives the index and future of the first to finish", "[when_a
     ps[1].set_value(1);
     std::vector<future<int>> none;
     CHECK_THROWS_AS(coexec::sync_wait(coexec::when_any(none)), std::invalid_argument);
+}
+
+TEST_CASE(
+    "as_completed's coroutine stream throws timeout_error when futures are left at the timeout",
+    "[as_completed][task]") {
+    auto ps = make_promises(2);
+    auto fs = futures_of(ps);
+    ps[0].set_value(0);
+    // Run the coroutine on its own thread so that, should the timeout be
+    // ignored, the test fails after a bound instead of hanging.
+    std::promise<std::pair<int, bool>> outcome;
+    std::thread consumer([&] {
+        int seen = 0;
+        bool timed_out = false;
+        try {
+            coexec::sync_wait([&]() -> coexec::task<void> {
+                auto stream = coexec::as_completed(fs, 30ms);
+                while (auto f = co_await stream.next())
+                    seen += 1 + f->get();
+            }());
+        } catch (const coexec::timeout_error&) {
+            timed_out = true;
+        }
+        outcome.set_value({seen, timed_out});
+    });
+    auto result = outcome.get_future();
+    const bool finished = result.wait_for(30s) == std::future_status::ready;
+    ps[1].set_value(1);  // lets a stream that ignored its timeout end
+    consumer.join();
+    REQUIRE(finished);
+    auto [seen, timed_out] = result.get();
+    CHECK(timed_out);
+    CHECK(seen == 1);
+}
+
+TEST_CASE("when_any of futures given one by one gives the index and future of the first",
+          "[when_any]") {
+    auto ps = make_promises(3);
+    auto fs = futures_of(ps);
+    coexec::thread_pool pool{{.max_workers = 1}};
+    std::thread t([&] { ps[1].set_exception(std::make_exception_ptr(std::runtime_error("b"))); });
+    auto [index, f] = coexec::sync_wait(coexec::when_any(fs[0], fs[1], fs[2]));
+    t.join();
+    CHECK(index == 1);
+    CHECK(f == fs[1]);
+    CHECK_THROWS_AS(f.get(), std::runtime_error);  // when_any itself did not throw
+    // One future, and futures from an executor mixed with a promise's.
+    ps[0].set_value(5);
+    CHECK(coexec::sync_wait(coexec::when_any(fs[0])).first == 0);
+    auto [i2, f2] = coexec::sync_wait(coexec::when_any(fs[2], pool.submit([] { return 9; })));
+    CHECK(i2 == 1);
+    CHECK(f2.get() == 9);
+    ps[2].set_value(2);
+}
+
+TEST_CASE("when_any copies the futures at the call so the range may go away before the await",
+          "[when_any]") {
+    promise<int> p;
+    auto t = coexec::when_any(std::vector<future<int>>{p.get_future()});
+    p.set_value(3);
+    auto [index, f] = coexec::sync_wait(std::move(t));
+    CHECK(index == 0);
+    CHECK(f.get() == 3);
 }

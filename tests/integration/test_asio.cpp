@@ -4,8 +4,10 @@
 #include <asio/experimental/deferred.hpp>
 #include <atomic>
 #include <future>
+#include <memory>
 #include <stdexcept>
 #include <stop_token>
+#include <string>
 #include <thread>
 
 #include "coexec/asio.hpp"
@@ -185,4 +187,46 @@ TEST_CASE("asio_executor signals a running task's stop token on shutdown with ca
     runner.join();
 }
 
+TEST_CASE("asio_executor's submit passes move-only arguments as rvalues", "[asio][submit]") {
+    asio::io_context io;
+    coexec::asio_executor ex{io.get_executor()};
+    auto f = ex.submit([](std::unique_ptr<int> p, std::string s) { return s + std::to_string(*p); },
+                       std::make_unique<int>(3), std::string("z"));
+    io.run();
+    CHECK(f.get() == "z3");
+}
+
 static_assert(coexec::executor<coexec::asio_executor<asio::io_context::executor_type>>);
+
+TEST_CASE("a coroutine that awaits work on its own local asio_executor returns instead of hanging",
+          "[asio]") {
+    // The job resumes the coroutine inline (async_get dispatches to the
+    // io_context it already runs on); the coroutine then destroys the
+    // executor, whose destructor must not wait for the job it runs inside.
+    struct state {
+        asio::io_context io;
+        std::atomic<int> result{0};
+        std::atomic<bool> returned{false};
+    };
+    auto* s = new state;  // leaked if the io_context thread hangs
+    asio::co_spawn(
+        s->io,
+        [s]() -> asio::awaitable<void> {
+            {
+                coexec::asio_executor aex{s->io.get_executor()};
+                s->result =
+                    co_await coexec::async_get(aex.submit([] { return 7; }), asio::use_awaitable);
+                co_await coexec::async_get(aex.submit([] {}), asio::use_awaitable);
+            }  // `aex` is destroyed here, inside the job that resumed us
+            s->returned = true;
+        },
+        asio::detached);
+    std::thread runner([s] { s->io.run(); });
+    if (!coexec_test::eventually([s] { return s->returned.load(); }, 30s)) {
+        runner.detach();  // the old behaviour: that thread waits forever
+        FAIL("~asio_executor() waited for the job it was running inside");
+    }
+    runner.join();
+    CHECK(s->result == 7);
+    delete s;
+}

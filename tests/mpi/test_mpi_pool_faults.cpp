@@ -50,6 +50,20 @@ struct custom_failure : std::exception {
 int throw_custom() {
     throw custom_failure();
 }
+// Registered: arrives on rank 0 as itself, with its member.
+struct quota_exceeded : std::runtime_error {
+    using std::runtime_error::runtime_error;
+    long used = 0;
+    template <class Ar>
+    void serialize(Ar& ar) {
+        ar(used);
+    }
+};
+int throw_quota(long used) {
+    quota_exceeded e("quota exceeded");
+    e.used = used;
+    throw e;
+}
 int fail_on_three(int x) {
     if (x == 3) throw std::runtime_error("three");
     return x;
@@ -59,6 +73,8 @@ std::size_t buffer_size(coexec::shared_buffer b) {
 }
 
 }  // namespace
+
+COEXEC_REGISTER_EXCEPTION(quota_exceeded);
 
 TEST_CASE("under process isolation a crashing task fails only its future with worker_died",
           "[mpi][faults]") {
@@ -105,6 +121,15 @@ TEST_CASE("exceptions arrive as the same standard types with the same what()", "
         auto re = require_error<coexec::remote_error>(pool.submit(throw_custom));
         REQUIRE(re.type_name().find("custom_failure") != std::string::npos);
         REQUIRE(re.original_what() == "custom");
+    }
+}
+
+TEST_CASE("a registered exception type arrives as itself with its members", "[mpi][faults]") {
+    for (auto isolation : {coexec::mpi_isolation::process, coexec::mpi_isolation::thread}) {
+        mpi_pool pool{mpi(), {.slots_per_rank = 1, .isolation = isolation}};
+        auto e = require_error<quota_exceeded>(pool.submit(throw_quota, 7L));
+        REQUIRE(std::string(e.what()) == "quota exceeded");
+        REQUIRE(e.used == 7);
     }
 }
 

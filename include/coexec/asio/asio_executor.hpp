@@ -10,9 +10,13 @@
 // after awaiting coexec futures (sticky resumption).
 //
 // @par Thread safety
-// All members are thread-safe. The asio_executor must outlive the work it
-// was given; shutdown(wait = true) blocks until that work is done, so it
-// must not be called from the executor's own thread while work is pending.
+// All members are thread-safe. shutdown(wait = true) and the destructor block
+// until the submitted work is done, so the Asio executor must keep running it
+// (io_context::run on some thread). Called from inside one of this executor's
+// own jobs (a coroutine that owns a local asio_executor, resumed by a job of
+// it, and returns), they wait for every job but the ones running on the
+// calling thread, which finish after the executor is gone: what those jobs
+// still need lives in a block they share.
 #pragma once
 
 #include <asio/executor_work_guard.hpp>
@@ -20,6 +24,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <stop_token>
 #include <type_traits>
 #include <utility>
@@ -33,40 +38,138 @@
 
 namespace coexec {
 
+namespace detail {
+
+/// What the jobs of an asio_executor use (the job runner's host, the
+/// resumer its coroutines come back to), shared by the executor and its
+/// running jobs so that a job can end after its executor was destroyed.
 template <class AsioExecutor>
-class asio_executor final : private detail::resumer {
+class asio_executor_core final
+    : public resumer,
+      public std::enable_shared_from_this<asio_executor_core<AsioExecutor>> {
   public:
-    explicit asio_executor(AsioExecutor ex) : m_ex(std::move(ex)) {}
+    explicit asio_executor_core(AsioExecutor ex) : m_ex(std::move(ex)) {}
+
+    /// Posts `job` and counts it until it ends.
+    template <class Job>
+    void start(Job* job) {
+        m_counters.on_submitted();
+        m_outstanding.fetch_add(1, std::memory_order_acq_rel);
+        try {
+            ::asio::post(m_ex, [self = this->shared_from_this(), job] {
+                // Coroutines awaiting coexec futures here come back here (sticky).
+                resumer_scope here(self.get());
+                running_here mark(self.get());
+                job->execute(*self);
+            });
+        } catch (...) {
+            job_ended();
+            throw;
+        }
+    }
+
+    /// Blocks until every job has ended except those running on this thread
+    /// (whose frames are below the caller: waiting for them never ends).
+    void wait_for_jobs() noexcept {
+        const std::uint64_t mine = running_here::count(this);
+        for (auto n = m_outstanding.load(std::memory_order_acquire); n > mine;
+             n = m_outstanding.load(std::memory_order_acquire)) {
+            m_outstanding.wait(n, std::memory_order_acquire);
+        }
+    }
+
+    const AsioExecutor& executor() const noexcept { return m_ex; }
+    std::stop_source& stop_source() noexcept { return m_stop; }
+
+    // ---- the job runner's host (detail/job.hpp) ----
+    job_counters& counters() noexcept { return m_counters; }
+    std::stop_token stop_token() const noexcept { return m_stop.get_token(); }
+    /// Keeps run() going while a coroutine job is suspended on other
+    /// executors (its resumption is posted back here), and keeps this core
+    /// alive until the coroutine ends.
+    struct lease {
+        decltype(::asio::make_work_guard(std::declval<AsioExecutor&>())) work;
+        std::shared_ptr<asio_executor_core> core;
+    };
+    lease coroutine_started() { return {::asio::make_work_guard(m_ex), this->shared_from_this()}; }
+    void job_ended() noexcept {
+        if (m_outstanding.fetch_sub(1, std::memory_order_acq_rel) == 1) m_outstanding.notify_all();
+    }
+
+    void post(work_item* item) noexcept override {
+        ::asio::post(m_ex, [self = this->shared_from_this(), item] {
+            resumer_scope here(self.get());
+            running_here mark(self.get());
+            item->run(item);
+        });
+    }
+
+  private:
+    /// The cores whose jobs run on this thread now, innermost first (a job
+    /// may complete a future that runs another executor's handler inline).
+    class running_here {
+      public:
+        explicit running_here(const void* core) noexcept : m_core(core), m_outer(t_top) {
+            t_top = this;
+        }
+        running_here(const running_here&) = delete;
+        running_here& operator=(const running_here&) = delete;
+        ~running_here() { t_top = m_outer; }
+        static std::uint64_t count(const void* core) noexcept {
+            std::uint64_t n = 0;
+            for (const running_here* r = t_top; r != nullptr; r = r->m_outer)
+                n += r->m_core == core ? 1 : 0;
+            return n;
+        }
+
+      private:
+        static inline thread_local const running_here* t_top = nullptr;
+        const void* m_core;
+        const running_here* m_outer;
+    };
+
+    AsioExecutor m_ex;
+    std::atomic<std::uint64_t> m_outstanding{0};
+    std::stop_source m_stop;
+    job_counters m_counters;
+};
+
+}  // namespace detail
+
+template <class AsioExecutor>
+class asio_executor final {
+  public:
+    explicit asio_executor(AsioExecutor ex)
+        : m_core(std::make_shared<detail::asio_executor_core<AsioExecutor>>(std::move(ex))) {}
     asio_executor(const asio_executor&) = delete;
     asio_executor& operator=(const asio_executor&) = delete;
     /// Signals running tasks' stop tokens, then shutdown(wait = true).
     ~asio_executor() {
-        m_stop.request_stop();
+        m_core->stop_source().request_stop();
         shutdown(true);
     }
 
-    const AsioExecutor& get_executor() const noexcept { return m_ex; }
+    const AsioExecutor& get_executor() const noexcept { return m_core->executor(); }
 
     /// Posts `f(args...)` to the Asio executor, run there by the same job
     /// runner as thread_pool (`f(stop_token, args...)` if f takes a stop_token
     /// first). Throws executor_shutdown after shutdown().
     template <class F, class... Args>
     auto submit(F&& f, Args&&... args)
-        -> future<detail::submit_result_t<std::decay_t<F>&, std::decay_t<Args>&...>> {
-        using R = detail::submit_result_t<std::decay_t<F>&, std::decay_t<Args>&...>;
+        -> future<detail::submit_result_t<std::decay_t<F>, std::decay_t<Args>...>> {
+        using R = detail::submit_result_t<std::decay_t<F>, std::decay_t<Args>...>;
         if (m_shutdown.load(std::memory_order_acquire)) {
             throw executor_shutdown("asio_executor::submit: the executor has been shut down");
         }
         auto* job = new detail::job<R, std::decay_t<F>, std::decay_t<Args>...>(
             std::forward<F>(f), std::forward<Args>(args)...);
         future<R> result(static_cast<detail::shared_state<R>*>(job));
-        m_counters.on_submitted();
-        m_outstanding.fetch_add(1, std::memory_order_acq_rel);
-        ::asio::post(m_ex, [this, job] {
-            // Coroutines awaiting coexec futures here come back here (sticky).
-            detail::resumer_scope here(this);
-            job->execute(*this);
-        });
+        try {
+            m_core->start(job);
+        } catch (...) {
+            job->release();  // the runner's reference; `result` dies with the throw
+            throw;
+        }
         return result;
     }
 
@@ -76,53 +179,29 @@ class asio_executor final : private detail::resumer {
                                     std::move(options));
     }
 
-    /// Stops accepting work; with `wait`, blocks until submitted work is done.
+    /// Stops accepting work; with `wait`, blocks until submitted work is done
+    /// (but for the jobs running on the calling thread, see above).
     /// (Asio has no queue coexec can cancel, so `cancel_futures` cancels
     /// nothing that is already posted: those tasks see their futures cancelled
     /// only if the caller cancelled them. It does signal the stop tokens of
     /// tasks that take one.)
     void shutdown(bool wait = true, bool cancel_futures = false) {
         m_shutdown.store(true, std::memory_order_release);
-        if (cancel_futures) m_stop.request_stop();
-        if (!wait) return;
-        for (auto n = m_outstanding.load(std::memory_order_acquire); n != 0;
-             n = m_outstanding.load(std::memory_order_acquire)) {
-            m_outstanding.wait(n, std::memory_order_acquire);
-        }
+        if (cancel_futures) m_core->stop_source().request_stop();
+        if (wait) m_core->wait_for_jobs();
     }
 
     std::size_t max_workers() const noexcept { return 1; }
 
     executor_stats stats() const noexcept {
-        executor_stats s = m_counters.snapshot();
+        executor_stats s = m_core->counters().snapshot();
         s.workers_alive = 1;
         return s;
     }
 
   private:
-    // ---- the job runner's host (detail/job.hpp) ----
-    template <class, class, class...>
-    friend class detail::job;
-    template <class, class>
-    friend struct detail::coroutine_finisher;
-    detail::job_counters& counters() noexcept { return m_counters; }
-    std::stop_token stop_token() const noexcept { return m_stop.get_token(); }
-    /// Keeps run() going while a coroutine job is suspended on other
-    /// executors: its resumption is posted back here.
-    auto coroutine_started() noexcept { return ::asio::make_work_guard(m_ex); }
-    void job_ended() noexcept {
-        if (m_outstanding.fetch_sub(1, std::memory_order_acq_rel) == 1) m_outstanding.notify_all();
-    }
-
-    void post(detail::work_item* item) noexcept override {
-        ::asio::post(m_ex, [item] { item->run(item); });
-    }
-
-    AsioExecutor m_ex;
+    std::shared_ptr<detail::asio_executor_core<AsioExecutor>> m_core;
     std::atomic<bool> m_shutdown{false};
-    std::atomic<std::uint64_t> m_outstanding{0};
-    std::stop_source m_stop;
-    detail::job_counters m_counters;
 };
 
 /// An io_context's executor (or any other) as a coexec executor; deduces the type.

@@ -62,11 +62,17 @@ struct call_result<F, Args...> {
 template <class F, class... Args>
 using call_result_t = typename call_result<F, Args...>::type;
 
-/// invoke_with_token over a tuple of stored arguments (passed as lvalues).
+/// invoke_with_token over a tuple of stored arguments. A submitted call runs
+/// once, so like std::thread and std::async the callable and the arguments
+/// (decay-copied when submitted) are passed as rvalues: a move-only argument
+/// works, a parameter of type `T&` does not (pass std::ref).
 template <class F, class Tuple>
-decltype(auto) call_with(F& f, Tuple& args, const std::stop_token& token) {
+decltype(auto) call_with(F&& f, Tuple&& args, const std::stop_token& token) {
     return std::apply(
-        [&](auto&... a) -> decltype(auto) { return invoke_with_token(f, token, a...); }, args);
+        [&](auto&&... a) -> decltype(auto) {
+            return invoke_with_token(std::forward<F>(f), token, std::forward<decltype(a)>(a)...);
+        },
+        std::forward<Tuple>(args));
 }
 
 // ---- rule 2: spreading a map element ----
@@ -113,10 +119,11 @@ template <class F, class E>
 inline constexpr bool element_takes_stop_token_v =
     spreads_element_v<F, E> ? spread_takes_stop_token<F, E>::value : takes_stop_token_v<F, E>;
 
-/// What `F` returns for a map element of type `E` (held by the executor, so
-/// passed as an lvalue), decayed: the value a map or pipeline stage yields.
+/// What `F` returns for a map element of type `E`, decayed: the value a map
+/// or pipeline stage yields. Each element is used once, so it is passed as an
+/// rvalue (moved into a by-value parameter; a move-only element works).
 template <class F, class E>
 using element_result_t = std::decay_t<decltype(invoke_element(
-    std::declval<F&>(), std::declval<const std::stop_token&>(), std::declval<E&>()))>;
+    std::declval<F&>(), std::declval<const std::stop_token&>(), std::declval<E>()))>;
 
 }  // namespace coexec::detail

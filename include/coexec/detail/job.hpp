@@ -213,15 +213,16 @@ class job : public shared_state<R> {
     }
 
   private:
-    using call_type = call_result_t<F&, Args&...>;
+    // Called once, with the callable and the arguments as rvalues (detail/invoke.hpp).
+    using call_type = call_result_t<F, Args...>;
     static constexpr bool is_coroutine = is_task_v<call_type>;
-    static constexpr bool wants_token = takes_stop_token_v<F&, Args&...>;
+    static constexpr bool wants_token = takes_stop_token_v<F, Args...>;
 
     decltype(auto) call() {
         if constexpr (wants_token) {
-            return call_with(m_fn, m_args, this->stop_token());
+            return call_with(std::move(m_fn), std::move(m_args), this->stop_token());
         } else {
-            return std::apply(m_fn, m_args);
+            return std::apply(std::move(m_fn), std::move(m_args));
         }
     }
 

@@ -28,4 +28,20 @@ std::exception_ptr decode_exception(byte_reader& r);
 /// `throw 42`); must be called inside a catch block.
 std::string current_exception_type_name();
 
+/// How a user exception type registered with coexec::register_exception
+/// crosses the boundary (coexec/register_exception.hpp fills it in).
+/// `encode` writes the exception's what() and its members; `decode` reads
+/// them back and re-creates the type. Both may throw (encode: the exception
+/// then travels by the standard mapping instead).
+struct exception_codec {
+    const char* type_name;  // typeid(E).name(): the key, same in every process of the binary
+    void (*encode)(byte_writer& w, const std::exception_ptr& e);
+    std::exception_ptr (*decode)(byte_reader& r);
+};
+
+/// Adds `codec` to the process-wide registry (idempotent per type name).
+/// Thread-safe, lock-free and async-signal-safe to read, so a forked worker
+/// can use it whatever the parent was doing; entries are never removed.
+void register_exception_codec(const exception_codec& codec);
+
 }  // namespace coexec::detail
