@@ -11,6 +11,9 @@ endif()
 if(TARGET coexec::boost_asio)
     list(APPEND COEXEC_CONSUMER_COMPONENTS boost_asio)
 endif()
+if(TARGET coexec::mpi)
+    list(APPEND COEXEC_CONSUMER_COMPONENTS mpi)
+endif()
 string(REPLACE ";" "," COEXEC_CONSUMER_COMPONENTS_ARG "${COEXEC_CONSUMER_COMPONENTS}")
 
 function(coexec_consumer_test name)
@@ -24,6 +27,7 @@ function(coexec_consumer_test name)
             -DCXX=${CMAKE_CXX_COMPILER}
             -DCOMPONENTS=${COEXEC_CONSUMER_COMPONENTS_ARG}
             -DASIO_INCLUDE_DIR=${asio_INCLUDE_DIR}
+            -DMPIEXEC=${MPIEXEC_EXECUTABLE}
             -P ${CMAKE_CURRENT_LIST_DIR}/run.cmake)
     set_tests_properties(consumer.${name} PROPERTIES TIMEOUT 300 LABELS "packaging")
 endfunction()

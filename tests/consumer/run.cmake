@@ -27,7 +27,14 @@ if(STEP STREQUAL "find_package")
     run("building the consumer" ${CMAKE_COMMAND} --build ${build})
     run("the consumer" ${build}/consumer)
     foreach(component IN LISTS COMPONENTS)
-        run("consumer_${component}" ${build}/consumer_${component})
+        if(component STREQUAL "mpi")
+            # A job of two ranks, with the Open MPI settings tests/mpi uses.
+            run("consumer_mpi" ${CMAKE_COMMAND} -E env OMPI_ALLOW_RUN_AS_ROOT=1
+                OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_pml=ob1 OMPI_MCA_btl=self,vader,tcp
+                ${MPIEXEC} --oversubscribe --bind-to none -n 2 ${build}/consumer_mpi)
+        else()
+            run("consumer_${component}" ${build}/consumer_${component})
+        endif()
     endforeach()
 elseif(STEP STREQUAL "missing_asio")
     # The consumer asks for the asio component on a machine where Asio's
