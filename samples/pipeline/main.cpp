@@ -8,7 +8,7 @@
 // pool for heavy transform" advice as one bounded pipeline.
 //
 //   pipeline [--input DIR] [--output DIR] [--codec zstd|zlib] [--level N]
-//            [--corpus-mb N] [--io-workers N] [--cpu-workers N] [--no-serial]
+//            [--corpus-mb N] [--io-workers N] [--cpu-workers N] [--no-serial] [--keep]
 //            [--trace out.json]
 //
 // --trace (or COEXEC_TRACE=out.json) records the pipelined run as a timeline
@@ -16,12 +16,16 @@
 // process, flows from submit to completion (docs/trace.md).
 //
 // Without --input it generates a corpus of mixed text (--corpus-mb, default
-// 256) under ./pipeline-corpus on first run.
+// 256). What the run writes — that corpus, and the outputs unless --output is
+// given — goes to a fresh directory under the system's temporary directory
+// ($TMPDIR, else /tmp), removed when the program ends (--keep leaves it and
+// says where). Nothing is written to the current directory.
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <string>
+#include <system_error>
 
 #include "codec.hpp"
 #include "coexec/io.hpp"
@@ -37,13 +41,41 @@ namespace {
 
 struct settings {
     fs::path input;
-    fs::path output = "pipeline-out";
+    fs::path output;  // empty: <scratch>/out
     compressor transform;
     std::uint64_t corpus_mb = 256;
     std::size_t io_workers = 4;
     std::size_t cpu_workers = 0;  // 0: one per core
     bool serial = true;
     std::string trace;  // --trace: the timeline's file
+    bool keep = false;
+};
+
+// A fresh directory for what this run writes; removed at the end unless kept.
+class scratch_dir {
+  public:
+    explicit scratch_dir(bool keep) : m_keep(keep) {
+        std::string pattern = (fs::temp_directory_path() / "coexec-pipeline-XXXXXX").string();
+        if (::mkdtemp(pattern.data()) == nullptr) {
+            throw std::system_error(errno, std::generic_category(), "mkdtemp " + pattern);
+        }
+        m_path = pattern;
+    }
+    ~scratch_dir() {
+        if (m_keep) {
+            std::printf("kept %s\n", m_path.c_str());
+            return;
+        }
+        std::error_code ignored;
+        fs::remove_all(m_path, ignored);
+    }
+    scratch_dir(const scratch_dir&) = delete;
+    scratch_dir& operator=(const scratch_dir&) = delete;
+    const fs::path& path() const { return m_path; }
+
+  private:
+    fs::path m_path;
+    bool m_keep;
 };
 
 settings parse(int argc, char** argv) {
@@ -81,6 +113,8 @@ settings parse(int argc, char** argv) {
             s.trace = value();
         } else if (a == "--no-serial") {
             s.serial = false;
+        } else if (a == "--keep") {
+            s.keep = true;
         } else {
             std::fprintf(stderr, "pipeline: unknown flag %s\n", a.c_str());
             std::exit(2);
@@ -93,22 +127,8 @@ double mib(std::uint64_t bytes) {
     return static_cast<double>(bytes) / (1 << 20);
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-    // Make the process pool's fork server while this program has one thread: every
-    // worker is forked from it, never from the multithreaded program.
-    coexec::process_pool::prepare();
-    settings s = parse(argc, argv);
-    if (s.input.empty()) {
-        s.input = "pipeline-corpus";
-        if (!fs::exists(s.input / ".complete")) {
-            std::printf("generating a %llu MiB text corpus in %s ...\n",
-                        static_cast<unsigned long long>(s.corpus_mb), s.input.c_str());
-        }
-        ensure_corpus(s.input, s.corpus_mb << 20, static_cast<int>(s.corpus_mb * 2));
-    }
-
+// Runs the pipeline (and the serial comparison) over s.input; 0 on success.
+int run(const settings& s) {
     if (!s.trace.empty() && !coexec::trace::recording()) coexec::trace::start(s.trace);
     coexec::thread_pool io{{.max_workers = s.io_workers, .thread_name_prefix = "io"}};
     coexec::process_pool cpu{{.max_workers = s.cpu_workers}};
@@ -152,4 +172,27 @@ int main(int argc, char** argv) {
         }
     }
     return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    // Make the process pool's fork server while this program has one thread: every
+    // worker is forked from it, never from the multithreaded program.
+    coexec::process_pool::prepare();
+    settings s = parse(argc, argv);
+    try {
+        scratch_dir scratch(s.keep);  // removed on every way out of this block
+        if (s.output.empty()) s.output = scratch.path() / "out";
+        if (s.input.empty()) {
+            s.input = scratch.path() / "corpus";
+            std::printf("generating a %llu MiB text corpus in %s ...\n",
+                        static_cast<unsigned long long>(s.corpus_mb), s.input.c_str());
+            ensure_corpus(s.input, s.corpus_mb << 20, static_cast<int>(s.corpus_mb * 2));
+        }
+        return run(s);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "pipeline: %s\n", e.what());
+        return 1;
+    }
 }

@@ -1,100 +1,41 @@
 // samples/server/connection.cpp — see connection.hpp.
 #include "connection.hpp"
 
-#include <algorithm>
-#include <asio/co_spawn.hpp>
-#include <asio/detached.hpp>
-#include <asio/redirect_error.hpp>
-#include <asio/steady_timer.hpp>
-#include <asio/this_coro.hpp>
-#include <asio/use_awaitable.hpp>
-#include <asio/write.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/serializer.hpp>
+#include <boost/beast/http/write.hpp>
 #include <chrono>
 #include <cstdio>
 #include <exception>
-#include <memory>
 #include <string>
+#include <string_view>
+#include <tuple>
 #include <utility>
 
 namespace server {
 namespace {
 
-using asio::ip::tcp;
-using clock_type = std::chrono::steady_clock;
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = net::ip::tcp;
+using beast::error_code;
+// Every operation completes with (error_code, ...) as a tuple: errors are
+// expected here (clients vanish, time out, send garbage), not exceptional.
+constexpr auto no_throw = net::as_tuple(net::use_awaitable);
 
-// The socket and its deadline, shared by the session and its watchdog.
-struct connection {
-    explicit connection(tcp::socket s) : socket(std::move(s)), timer(socket.get_executor()) {}
-
-    void close() {
-        asio::error_code ignored;
-        socket.close(ignored);
-        timer.cancel();
-    }
-
-    tcp::socket socket;
-    asio::steady_timer timer;
-    clock_type::time_point deadline = clock_type::time_point::max();
-};
-
-// Closes the socket once its deadline passes: a pending read or write then
-// completes with operation_aborted, which ends the session. Moving the
-// deadline needs no cancel(): the timer wakes at the old time, sees the new
-// one and sleeps again (the pattern of Asio's own timeout examples).
-asio::awaitable<void> watchdog(std::shared_ptr<connection> c) {
-    while (c->socket.is_open()) {
-        c->timer.expires_at(c->deadline);
-        asio::error_code ec;
-        co_await c->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-        if (c->deadline <= clock_type::now()) {
-            c->close();
-            co_return;
-        }
-    }
-}
-
-// Reads what is available; 0 when the peer closed, an error occurred or the
-// watchdog closed the socket (all of which end the session the same way).
-asio::awaitable<std::size_t> read_some(connection& c, std::string& buffer) {
-    char chunk[8192];
-    asio::error_code ec;
-    std::size_t n = co_await c.socket.async_read_some(
-        asio::buffer(chunk), asio::redirect_error(asio::use_awaitable, ec));
-    if (ec) co_return 0;
-    buffer.append(chunk, n);
-    co_return n;
-}
-
-asio::awaitable<bool> write_response(connection& c, const http::response& r, bool keep_alive,
-                                     const options& opts) {
-    std::string bytes = http::serialize(r, keep_alive);
-    c.deadline = clock_type::now() + opts.request_timeout;  // a client that never reads
-    asio::error_code ec;
-    co_await asio::async_write(c.socket, asio::buffer(bytes),
-                               asio::redirect_error(asio::use_awaitable, ec));
-    co_return !ec;
-}
-
-// Closing a socket that still has unread input makes the kernel send RST,
-// which can destroy the response we just wrote before the client reads it
-// (the client is often still sending an oversized body). So: stop sending,
-// drain the input for a moment, then close — nginx's "lingering close".
-asio::awaitable<void> lingering_close(connection& c) {
-    asio::error_code ignored;
-    c.socket.shutdown(tcp::socket::shutdown_send, ignored);
-    c.deadline = clock_type::now() + std::chrono::seconds(2);
-    std::string sink;
-    std::size_t drained = 0;
-    while (drained < 1024 * 1024) {
-        sink.clear();
-        std::size_t n = co_await read_some(c, sink);
-        if (n == 0) break;
-        drained += n;
-    }
-    c.close();
-}
-
-void count_response(counters& stats, int status) {
+void count_response(counters& stats, unsigned status) {
     if (status < 400) {
         ++stats.responses_2xx;
     } else if (status < 500) {
@@ -114,69 +55,166 @@ struct open_connection_count {
     open_connection_count& operator=(const open_connection_count&) = delete;
 };
 
-asio::awaitable<void> session(std::shared_ptr<connection> c, const handler& handle,
-                              const options& opts, counters& stats) {
-    open_connection_count open(stats);
-    std::string buffer;  // bytes received and not yet consumed (pipelined requests stay here)
-    for (;;) {
-        // 1. The request head. Idle time between requests is allowed up to
-        //    idle_timeout; once a request has started it must arrive within
-        //    request_timeout (a slowloris client cannot hold us forever).
-        c->deadline =
-            clock_type::now() + (buffer.empty() ? opts.idle_timeout : opts.request_timeout);
-        http::parse_result head;
-        for (;;) {
-            head = http::parse_head(buffer, opts.limits);
-            if (head.status != http::parse_result::state::incomplete) break;
-            const bool first_bytes = buffer.empty();
-            if (co_await read_some(*c, buffer) == 0) {
-                c->close();
-                co_return;
-            }
-            if (first_bytes) c->deadline = clock_type::now() + opts.request_timeout;
-        }
-        ++stats.requests;
-        if (head.status == http::parse_result::state::error) {
-            auto r = http::json_error(head.error_status, "bad_request", head.error_detail);
-            count_response(stats, r.status);
-            co_await write_response(*c, r, false, opts);
-            co_await lingering_close(*c);
-            co_return;
-        }
-        buffer.erase(0, head.head_bytes);
+// Beast refuses every version but 1.0 and 1.1 as bad_version; a well-formed
+// "HTTP/2.0" deserves 505 rather than 400. True if the request line in
+// `buffered` ends in HTTP/<digit>.<digit>.
+bool well_formed_version(std::string_view buffered) {
+    const auto eol = buffered.find("\r\n");
+    if (eol == std::string_view::npos || eol < 8) return false;
+    const std::string_view v = buffered.substr(eol - 8, 8);
+    auto digit = [](char c) { return c >= '0' && c <= '9'; };
+    return v.starts_with("HTTP/") && digit(v[5]) && v[6] == '.' && digit(v[7]);
+}
 
-        // 2. The body: no route reads one, but it must be consumed so the next
-        //    request on this connection starts at the right byte.
-        std::size_t body_left = head.req.content_length;
-        while (body_left > 0) {
-            if (buffer.empty() && co_await read_some(*c, buffer) == 0) {
-                c->close();
-                co_return;
+// What Beast accepts but this server does not: a target that is not in
+// origin form ("/path?query"), HTTP/1.1 without Host (RFC 9112 §3.2), and a
+// transfer coding other than chunked, which Beast would pass through
+// undecoded (RFC 9112 §6.1: 501 for a coding the server does not understand).
+// 0 when acceptable.
+int check_head(const http::request& req, std::string& detail) {
+    if (auto te = req.find(bhttp::field::transfer_encoding);
+        te != req.end() && !beast::iequals(te->value(), "chunked")) {
+        detail = "only the chunked transfer coding is supported";
+        return 501;
+    }
+    if (req.target().empty() || req.target().front() != '/') {
+        detail = "the request target must be a path (origin form)";
+        return 400;
+    }
+    if (req.version() == 11 && req.find(bhttp::field::host) == req.end()) {
+        detail = "HTTP/1.1 requires a Host header";
+        return 400;
+    }
+    return 0;
+}
+
+// A failed read of a request → the status to answer with, or 0: close without
+// an answer (the client left, or timed out: Beast's tcp_stream has closed the
+// socket). `buffered`: the bytes not yet consumed by the parser.
+int refusal_status(const error_code& ec, const beast::flat_buffer& buffered) {
+    if (ec == bhttp::error::bad_version) {
+        const auto data = buffered.cdata();
+        const std::string_view text(static_cast<const char*>(data.data()), data.size());
+        return well_formed_version(text) ? 505 : 400;
+    }
+    if (ec == bhttp::error::header_limit) return 431;
+    if (ec == bhttp::error::body_limit) return 413;
+    if (ec == bhttp::error::bad_transfer_encoding) return 501;
+    if (ec == bhttp::error::end_of_stream || ec == bhttp::error::partial_message ||
+        ec == bhttp::error::short_read) {
+        return 0;
+    }
+    if (ec.category() == bhttp::make_error_code(bhttp::error::bad_method).category()) return 400;
+    return 0;  // a socket error, or beast::error::timeout
+}
+
+// Closing a socket that still has unread input makes the kernel send RST,
+// which can destroy the response we just wrote before the client reads it
+// (the client is often still sending an oversized body). So: stop sending,
+// drain the input for a moment, then close — nginx's "lingering close".
+net::awaitable<void> lingering_close(beast::tcp_stream& stream) {
+    error_code ignored;
+    stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream.expires_after(std::chrono::seconds(2));
+    char sink[8192];
+    std::size_t drained = 0;
+    while (drained < 1024 * 1024) {
+        auto [ec, n] = co_await stream.async_read_some(net::buffer(sink), no_throw);
+        if (ec) break;
+        drained += n;
+    }
+    stream.close();
+}
+
+// Reads a request head into `parser`. Beast's header_limit bounds the bytes
+// one parse step looks at, not the head's total (a head arriving in several
+// pieces can exceed it), so the total is counted here too.
+net::awaitable<error_code> read_head(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+                                     bhttp::request_parser<bhttp::string_body>& parser,
+                                     std::size_t max_head_bytes) {
+    std::size_t head_bytes = 0;
+    while (!parser.is_header_done()) {
+        auto [ec, n] = co_await bhttp::async_read_some(stream, buffer, parser, no_throw);
+        head_bytes += n;
+        if (ec) co_return ec;
+        if (head_bytes > max_head_bytes) co_return bhttp::error::header_limit;
+    }
+    co_return error_code{};
+}
+
+// Writes `r` (only its head when answering HEAD); false if the client is gone.
+net::awaitable<bool> write_response(beast::tcp_stream& stream, http::response& r, bool keep_alive,
+                                    bool head_only, const options& opts, counters& stats) {
+    count_response(stats, r.result_int());
+    r.set(bhttp::field::connection, keep_alive ? "keep-alive" : "close");
+    r.prepare_payload();                         // Content-Length: the body's, also for HEAD
+    stream.expires_after(opts.request_timeout);  // a client that never reads
+    error_code ec;
+    if (head_only) {
+        bhttp::response_serializer<bhttp::string_body> sr{r};
+        std::tie(ec, std::ignore) = co_await bhttp::async_write_header(stream, sr, no_throw);
+    } else {
+        std::tie(ec, std::ignore) = co_await bhttp::async_write(stream, r, no_throw);
+    }
+    co_return !ec;
+}
+
+net::awaitable<void> session(beast::tcp_stream stream, const handler& handle, const options& opts,
+                             counters& stats) {
+    open_connection_count open(stats);
+    beast::flat_buffer buffer;  // bytes received and not yet parsed (pipelined requests stay here)
+    for (;;) {
+        // 1. The first byte of the next request, unless it is already here.
+        if (buffer.size() == 0) {
+            stream.expires_after(opts.idle_timeout);
+            auto [ec, n] = co_await stream.async_read_some(buffer.prepare(8192), no_throw);
+            if (ec) co_return;  // gone, or idle too long (the socket is closed)
+            buffer.commit(n);
+        }
+
+        // 2. The request, head then body, whole within request_timeout.
+        stream.expires_after(opts.request_timeout);
+        bhttp::request_parser<bhttp::string_body> parser;
+        parser.header_limit(static_cast<std::uint32_t>(opts.limits.max_header_bytes));
+        parser.body_limit(opts.limits.max_body_bytes);
+        error_code ec = co_await read_head(stream, buffer, parser, opts.limits.max_header_bytes);
+        int refuse = ec ? refusal_status(ec, buffer) : 0;
+        std::string detail = ec ? ec.message() : std::string();
+        if (!ec) refuse = check_head(parser.get(), detail);
+        if (!ec && refuse == 0) {
+            std::tie(ec, std::ignore) =
+                co_await bhttp::async_read(stream, buffer, parser, no_throw);
+            if (ec) {
+                refuse = refusal_status(ec, buffer);
+                detail = ec.message();
             }
-            const std::size_t take = std::min(body_left, buffer.size());
-            buffer.erase(0, take);
-            body_left -= take;
+        }
+        if (ec && refuse == 0) co_return;  // nothing to answer: the client left or timed out
+        ++stats.requests;
+        if (refuse != 0) {
+            http::response r = http::json_error(refuse, detail);
+            co_await write_response(stream, r, false, false, opts, stats);
+            co_await lingering_close(stream);
+            co_return;
         }
 
         // 3. The answer. No deadline while the pools work: the process pool's
         //    task_timeout bounds that instead.
-        c->deadline = clock_type::time_point::max();
+        stream.expires_never();
+        const http::request req = parser.release();
         ++stats.in_flight;
         http::response r;
         try {
-            r = co_await handle(head.req);
+            r = co_await handle(req);
         } catch (const std::exception& e) {  // handlers should not throw; be safe anyway
-            r = http::json_error(500, "internal_error", e.what());
+            r = http::json_error(500, e.what());
         }
         --stats.in_flight;
-        count_response(stats, r.status);
-        const bool keep_alive = head.req.keep_alive && !r.close && !stats.stopping;
-        if (!co_await write_response(*c, r, keep_alive, opts)) {
-            c->close();
-            co_return;
-        }
+        const bool keep_alive = req.keep_alive() && !stats.stopping;
+        const bool head_only = req.method() == bhttp::verb::head;
+        if (!co_await write_response(stream, r, keep_alive, head_only, opts, stats)) co_return;
         if (!keep_alive) {
-            co_await lingering_close(*c);
+            co_await lingering_close(stream);
             co_return;
         }
     }
@@ -184,26 +222,23 @@ asio::awaitable<void> session(std::shared_ptr<connection> c, const handler& hand
 
 }  // namespace
 
-asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, const handler& handle,
-                                  const options& opts, counters& stats) {
-    auto executor = co_await asio::this_coro::executor;
+net::awaitable<void> accept_loop(tcp::acceptor& acceptor, const handler& handle,
+                                 const options& opts, counters& stats) {
+    auto executor = co_await net::this_coro::executor;
     while (acceptor.is_open()) {
-        asio::error_code ec;
-        tcp::socket socket =
-            co_await acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
-        if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
+        auto [ec, socket] = co_await acceptor.async_accept(no_throw);
+        if (ec == net::error::operation_aborted || !acceptor.is_open()) co_return;
         if (ec) {
             // Typically EMFILE: back off briefly instead of spinning on accept.
             std::fprintf(stderr, "server: accept: %s\n", ec.message().c_str());
-            asio::steady_timer pause(executor, std::chrono::milliseconds(50));
-            co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+            net::steady_timer pause(executor, std::chrono::milliseconds(50));
+            co_await pause.async_wait(no_throw);
             continue;
         }
         ++stats.connections_accepted;
         socket.set_option(tcp::no_delay(true), ec);
-        auto c = std::make_shared<connection>(std::move(socket));
-        asio::co_spawn(executor, watchdog(c), asio::detached);
-        asio::co_spawn(executor, session(c, handle, opts, stats), asio::detached);
+        net::co_spawn(executor, session(beast::tcp_stream(std::move(socket)), handle, opts, stats),
+                      net::detached);
     }
 }
 

@@ -1,8 +1,10 @@
-// samples/server — an HTTP/1.1 server on Asio coroutines that sends its
-// CPU-bound work to a coexec executor and its blocking I/O to a thread_pool.
+// samples/server — an HTTP/1.1 server on Boost.Asio coroutines (Boost.Beast
+// for HTTP) that sends its CPU-bound work to a coexec executor and its
+// blocking I/O to a thread_pool.
 //
 //   server [--port 8080] [--root DIR] [--executor process|thread|inline]
 //          [--cpu-workers N] [--io-workers N] [--max-pending N]
+//          [--idle-timeout S] [--request-timeout S]        (server --help)
 //
 //   curl 'http://127.0.0.1:8080/primes?below=100000'
 //   curl 'http://127.0.0.1:8080/wordcount?path=README.md'
@@ -15,32 +17,34 @@
 // SIGINT/SIGTERM: stop accepting, finish in-flight requests (up to 5 s), exit 0.
 //
 // Files, in the order a request meets them:
-//   main.cpp        flags, the executor switch, the event loop, signals
-//   connection.*    accept loop; per-connection coroutine: read, limits, keep-alive, timeouts
-//   http.*          request-head parser, response formatting, query decoding
+//   main.cpp        flags (CLI11), the executor switch, the event loop, signals
+//   connection.*    accept loop; per-connection coroutine: Beast's parser, limits,
+//                   keep-alive, timeouts, HEAD
 //   routes.*        the endpoints, generic over the CPU executor; admission; errors → 5xx
+//   http.*, json.*  responses and their JSON bodies
 //   files.*         reading a file confined to --root (openat, no symlinks)
 //   work.*          the CPU-bound functions sent to the CPU executor
 //   state.hpp       settings and counters
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <CLI/App.hpp>
+#include <CLI/Config.hpp>
+#include <CLI/Formatter.hpp>
 #include <algorithm>
-#include <asio/co_spawn.hpp>
-#include <asio/detached.hpp>
-#include <asio/io_context.hpp>
-#include <asio/ip/tcp.hpp>
-#include <asio/signal_set.hpp>
-#include <asio/steady_timer.hpp>
-#include <asio/use_awaitable.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <string>
-#include <string_view>
 #include <thread>
 
 #include "coexec/inline_executor.hpp"
@@ -53,82 +57,75 @@
 namespace {
 
 using namespace server;
-using asio::ip::tcp;
+namespace net = boost::asio;
+using net::ip::tcp;
 
-[[noreturn]] void usage(const char* why) {
-    std::fprintf(stderr,
-                 "server: %s\n"
-                 "usage: server [--port N] [--root DIR] [--executor process|thread|inline]\n"
-                 "              [--cpu-workers N] [--io-workers N] [--max-pending N]\n",
-                 why);
-    std::exit(2);
+std::chrono::milliseconds to_ms(double seconds) {
+    return std::chrono::milliseconds(static_cast<long long>(seconds * 1000));
 }
 
-std::size_t to_size(const std::string& flag, const std::string& value) {
-    char* end = nullptr;
-    unsigned long long v = std::strtoull(value.c_str(), &end, 10);
-    if (value.empty() || *end != '\0' || value.front() == '-') {
-        usage((flag + " takes a non-negative integer").c_str());
-    }
-    return static_cast<std::size_t>(v);
-}
-
-// Accepts "--flag value" and "--flag=value".
+/// The flags; exits (0 after --help, 2 on a mistake, CLI11's message on stderr).
 options parse_flags(int argc, char** argv) {
     options o;
-    for (int i = 1; i < argc; ++i) {
-        std::string arg = argv[i], value;
-        if (auto eq = arg.find('='); eq != std::string::npos) {
-            value = arg.substr(eq + 1);
-            arg.resize(eq);
-        } else if (i + 1 < argc) {
-            value = argv[++i];
-        } else {
-            usage((arg + " needs a value").c_str());
-        }
-        if (arg == "--port") {
-            std::size_t port = to_size(arg, value);
-            if (port > 65535) usage("--port must be at most 65535");
-            o.port = static_cast<unsigned short>(port);
-        } else if (arg == "--io-workers") {
-            o.io_workers = to_size(arg, value);
-        } else if (arg == "--cpu-workers") {
-            o.cpu_workers = to_size(arg, value);
-        } else if (arg == "--max-pending") {
-            o.max_pending = to_size(arg, value);
-        } else if (arg == "--root") {
-            o.root = value;
-        } else if (arg == "--executor") {
-            if (value == "process") {
-                o.executor = cpu_executor::process;
-            } else if (value == "thread") {
-                o.executor = cpu_executor::thread;
-            } else if (value == "inline") {
-                o.executor = cpu_executor::inline_;
-            } else {
-                usage("--executor must be process, thread or inline");
-            }
-        } else {
-            usage(("unknown flag " + arg).c_str());
-        }
+    double idle = 30, request = 10;
+    CLI::App app{
+        "An HTTP/1.1 server on Boost.Asio coroutines that sends CPU work to a coexec "
+        "executor.\nEndpoints: /health, /primes?below=N, /wordcount?path=REL, /stats "
+        "(GET or HEAD).",
+        "server"};
+    app.add_option("--port", o.port, "TCP port on 127.0.0.1 (0: any free one)")
+        ->capture_default_str();
+    app.add_option("--root", o.root, "directory /wordcount reads from (nothing outside it)")
+        ->check(CLI::ExistingDirectory)
+        ->capture_default_str();
+    std::string executor = "process";
+    app.add_option("--executor", executor,
+                   "where CPU work runs: process (crash-isolated workers), thread, or inline "
+                   "(on the event loop)")
+        ->check(CLI::IsMember({"process", "thread", "inline"}))
+        ->capture_default_str();
+    app.add_option("--cpu-workers", o.cpu_workers, "CPU executor workers (0: one per core)")
+        ->capture_default_str();
+    app.add_option("--io-workers", o.io_workers, "threads for blocking file reads")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
+    app.add_option("--max-pending", o.max_pending,
+                   "requests waiting for the pools before new ones get 503")
+        ->capture_default_str();
+    app.add_option("--idle-timeout", idle,
+                   "seconds a connection may wait for a request's first byte")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
+    app.add_option("--request-timeout", request,
+                   "seconds a request may take to arrive once started (and a response to be read)")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        std::exit(app.exit(e));
     }
-    if (o.io_workers == 0) o.io_workers = 1;
+    o.executor = executor == "process"  ? cpu_executor::process
+                 : executor == "thread" ? cpu_executor::thread
+                                        : cpu_executor::inline_;
+    o.idle_timeout = to_ms(idle);
+    o.request_timeout = to_ms(request);
     if (o.cpu_workers == 0) o.cpu_workers = std::max(1u, std::thread::hardware_concurrency());
     return o;
 }
 
 // SIGINT/SIGTERM: stop accepting, let in-flight requests finish (bounded),
 // then stop the event loop. Idle keep-alive connections are simply dropped.
-asio::awaitable<void> stop_gracefully(tcp::acceptor& acceptor, counters& stats,
-                                      asio::io_context& ctx) {
+net::awaitable<void> stop_gracefully(tcp::acceptor& acceptor, counters& stats,
+                                     net::io_context& ctx) {
     stats.stopping = true;
-    asio::error_code ignored;
+    boost::system::error_code ignored;
     acceptor.close(ignored);
-    asio::steady_timer tick(ctx);
+    net::steady_timer tick(ctx);
     const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(5);
     while (stats.in_flight > 0 && std::chrono::steady_clock::now() < give_up) {
         tick.expires_after(std::chrono::milliseconds(20));
-        co_await tick.async_wait(asio::use_awaitable);
+        co_await tick.async_wait(net::use_awaitable);
     }
     ctx.stop();
 }
@@ -145,25 +142,25 @@ int serve(Cpu& cpu, const char* cpu_name, const options& opts, int root_fd) {
 
     // Declared after everything the connection coroutines refer to, so that
     // its destructor (which destroys suspended coroutine frames) runs first.
-    asio::io_context ctx{1};  // one thread runs it: the hint lets Asio skip locking
+    net::io_context ctx{1};  // one thread runs it: the hint lets Asio skip locking
     tcp::acceptor acceptor(ctx);
-    const tcp::endpoint where(asio::ip::address_v4::loopback(), opts.port);
+    const tcp::endpoint where(net::ip::address_v4::loopback(), opts.port);
     acceptor.open(where.protocol());
     acceptor.set_option(tcp::acceptor::reuse_address(true));
     acceptor.bind(where);
-    acceptor.listen(asio::socket_base::max_listen_connections);
+    acceptor.listen(net::socket_base::max_listen_connections);
     // Tests and scripts read the port from this line (--port 0 picks a free one).
     std::printf("listening on 127.0.0.1:%u\n", acceptor.local_endpoint().port());
     std::fflush(stdout);
     std::fprintf(stderr, "server: executor=%s cpu-workers=%zu io-workers=%zu root=%s\n", cpu_name,
                  cpu.max_workers(), opts.io_workers, opts.root.c_str());
 
-    asio::co_spawn(ctx, accept_loop(acceptor, handle, opts, stats), asio::detached);
-    asio::signal_set signals(ctx, SIGINT, SIGTERM);
-    signals.async_wait([&](const asio::error_code& ec, int signo) {
+    net::co_spawn(ctx, accept_loop(acceptor, handle, opts, stats), net::detached);
+    net::signal_set signals(ctx, SIGINT, SIGTERM);
+    signals.async_wait([&](const boost::system::error_code& ec, int signo) {
         if (ec) return;
         std::fprintf(stderr, "server: %s, shutting down\n", ::strsignal(signo));
-        asio::co_spawn(ctx, stop_gracefully(acceptor, stats, ctx), asio::detached);
+        net::co_spawn(ctx, stop_gracefully(acceptor, stats, ctx), net::detached);
     });
     ctx.run();
 

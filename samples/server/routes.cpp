@@ -1,35 +1,52 @@
 // samples/server/routes.cpp — the non-template parts of routes.hpp.
 #include "routes.hpp"
 
-#include <cctype>
+#include <boost/url/parse.hpp>
 #include <charconv>
 
 #include "coexec/errors.hpp"
 
 namespace server {
-namespace {
 
-std::string field(const char* name, std::uint64_t value, bool last = false) {
-    return std::string("\"") + name + "\":" + std::to_string(value) + (last ? "" : ",");
+json_object stats_json(const coexec::executor_stats& s, std::size_t max_workers) {
+    json_object o;
+    o.add("submitted", s.submitted)
+        .add("completed", s.completed)
+        .add("failed", s.failed)
+        .add("cancelled", s.cancelled)
+        .add("queued", s.queued)
+        .add("running", s.running)
+        .add("workers_alive", s.workers_alive)
+        .add("respawns", s.respawns)
+        .add("max_workers", max_workers);
+    return o;
 }
 
-}  // namespace
-
-std::string stats_json(const coexec::executor_stats& s, std::size_t max_workers) {
-    return "{" + field("submitted", s.submitted) + field("completed", s.completed) +
-           field("failed", s.failed) + field("cancelled", s.cancelled) + field("queued", s.queued) +
-           field("running", s.running) + field("workers_alive", s.workers_alive) +
-           field("respawns", s.respawns) + field("max_workers", max_workers, true) + "}";
+json_object counters_json(const counters& c, const options& opts) {
+    json_object o;
+    o.add("connections_accepted", c.connections_accepted)
+        .add("connections_open", c.connections_open)
+        .add("requests", c.requests)
+        .add("responses_2xx", c.responses_2xx)
+        .add("responses_4xx", c.responses_4xx)
+        .add("responses_5xx", c.responses_5xx)
+        .add("rejected_busy", c.rejected_busy)
+        .add("pool_failures", c.pool_failures)
+        .add("pending", c.pending)
+        .add("pending_peak", c.pending_peak)
+        .add("max_pending", opts.max_pending);
+    return o;
 }
 
-std::string counters_json(const counters& c, const options& opts) {
-    return "{" + field("connections_accepted", c.connections_accepted) +
-           field("connections_open", c.connections_open) + field("requests", c.requests) +
-           field("responses_2xx", c.responses_2xx) + field("responses_4xx", c.responses_4xx) +
-           field("responses_5xx", c.responses_5xx) + field("rejected_busy", c.rejected_busy) +
-           field("pool_failures", c.pool_failures) + field("pending", c.pending) +
-           field("pending_peak", c.pending_peak) + field("max_pending", opts.max_pending, true) +
-           "}";
+std::optional<target> parse_target(std::string_view raw) {
+    auto url = boost::urls::parse_origin_form(raw);
+    if (!url) return std::nullopt;
+    target t;
+    t.path = url->encoded_path();
+    for (const auto& param : url->params()) {
+        t.query.emplace(param.key, param.value);  // keeps the first of a repeated name
+    }
+    return t;
 }
 
 http::response failure_response(std::exception_ptr error, counters& stats) {
@@ -41,7 +58,7 @@ http::response failure_response(std::exception_ptr error, counters& stats) {
         // this request fails; the pool has already started a replacement, so
         // retrying is reasonable.
         auto r = http::json_error(503, "worker_died", e.what());
-        r.extra_headers.emplace_back("Retry-After", "1");
+        r.set(http::beast_http::field::retry_after, "1");
         return r;
     } catch (const coexec::deadline_exceeded& e) {
         return http::json_error(503, "deadline_exceeded", e.what());
@@ -50,9 +67,9 @@ http::response failure_response(std::exception_ptr error, counters& stats) {
     } catch (const coexec::executor_shutdown& e) {
         return http::json_error(503, "shutting_down", e.what());
     } catch (const std::exception& e) {
-        return http::json_error(500, "internal_error", e.what());
+        return http::json_error(500, e.what());
     } catch (...) {
-        return http::json_error(500, "internal_error", "unknown exception");
+        return http::json_error(500, "unknown exception");
     }
 }
 
@@ -60,7 +77,7 @@ http::response busy_response(const options& opts) {
     auto r = http::json_error(503, "busy",
                               "more than " + std::to_string(opts.max_pending) +
                                   " requests are waiting for the pools; retry later");
-    r.extra_headers.emplace_back("Retry-After", "1");
+    r.set(http::beast_http::field::retry_after, "1");
     return r;
 }
 

@@ -16,7 +16,7 @@ namespace server {
 
 enum class cpu_executor { process, thread, inline_ };
 
-/// Command-line settings (see main.cpp for the flags).
+/// Command-line settings (main.cpp: the flags; `server --help` lists them).
 struct options {
     unsigned short port = 8080;
     std::size_t io_workers = 4;
@@ -27,10 +27,12 @@ struct options {
     http::limits limits;
     std::int64_t max_primes_below = 5'000'000;
     std::size_t max_file_bytes = 16 * 1024 * 1024;
-    /// A keep-alive connection idle this long is closed.
-    std::chrono::seconds idle_timeout{30};
-    /// A request head (or body) must arrive within this once it has started.
-    std::chrono::seconds request_timeout{10};
+    /// A connection waiting this long for a request's first byte is closed.
+    std::chrono::milliseconds idle_timeout{30'000};
+    /// Once a request's first byte has arrived, the whole request must arrive
+    /// within this (else 408 and close: a slowloris client cannot hold a
+    /// connection); a response must be taken by the client within it too.
+    std::chrono::milliseconds request_timeout{10'000};
 };
 
 struct counters {

@@ -23,6 +23,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -33,6 +34,7 @@
 #include <string_view>
 #include <system_error>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #ifndef COEXEC_SERVER_BIN
@@ -179,7 +181,8 @@ class client {
     }
 
     /// The next response; nullopt on timeout (timed_out()), EOF or error.
-    std::optional<reply> read_reply() {
+    /// `with_body = false` for the answer to HEAD (Content-Length, no body).
+    std::optional<reply> read_reply(bool with_body = true) {
         std::size_t end;
         while ((end = m_buf.find("\r\n\r\n")) == std::string::npos) {
             if (!fill()) return std::nullopt;
@@ -200,6 +203,7 @@ class client {
             r.headers[name] = line.substr(line.find_first_not_of(' ', colon + 1));
         }
         m_buf.erase(0, end + 4);
+        if (!with_body) return r;
         const auto length = static_cast<std::size_t>(std::stoul(r.header("content-length")));
         while (m_buf.size() < length) {
             if (!fill()) return std::nullopt;
@@ -214,6 +218,12 @@ class client {
             return std::nullopt;
         }
         return read_reply();
+    }
+
+    /// HEAD `target`: the response's head only.
+    std::optional<reply> head(const std::string& target) {
+        if (!send("HEAD " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")) return std::nullopt;
+        return read_reply(false);
     }
 
     /// True if the server closes the connection (EOF or reset) within the timeout.
@@ -257,6 +267,19 @@ inline std::optional<reply> send_raw(int port, const std::string& bytes) {
     client c(port);
     c.send(bytes);
     return c.read_reply();
+}
+
+/// Runs the server binary with `args` to completion (for --help and bad
+/// flags): its exit code and what it printed on stdout and stderr.
+inline std::pair<int, std::string> run_server_to_exit(const std::string& args) {
+    std::string out;
+    FILE* p = ::popen((std::string(COEXEC_SERVER_BIN) + " " + args + " 2>&1").c_str(), "r");
+    REQUIRE(p != nullptr);
+    char buf[4096];
+    while (std::size_t n = std::fread(buf, 1, sizeof buf, p))
+        out.append(buf, n);
+    const int status = ::pclose(p);
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
 }
 
 // ---------------------------------------------------------- served directory

@@ -1,7 +1,10 @@
+// The Asio interop, compiled twice from this one file (tests/CMakeLists.txt):
+// against standalone Asio (test_asio: interop::async_get, interop::asio_executor)
+// and against Boost.Asio (test_boost_asio, COEXEC_TEST_BOOST_ASIO:
+// coexec::boost_net::async_get, coexec::boost_net::asio_executor). `net` is
+// the Asio library under test, `interop` the coexec namespace that goes with it.
 #include <catch2/catch.hpp>
 
-#include <asio.hpp>
-#include <asio/experimental/deferred.hpp>
 #include <atomic>
 #include <future>
 #include <memory>
@@ -10,78 +13,102 @@
 #include <string>
 #include <thread>
 
-#include "coexec/asio.hpp"
 #include "coexec/promise.hpp"
 #include "coexec/thread_pool.hpp"
 #include "helpers.hpp"
 
+#if defined(COEXEC_TEST_BOOST_ASIO)
+#include <boost/asio.hpp>
+#include <boost/asio/deferred.hpp>
+
+#include "coexec/boost_asio.hpp"
+namespace net = boost::asio;
+namespace interop = coexec::boost_asio;
+#define COEXEC_TEST_ASIO_TAG "[boost_asio]"
+#else
+#include <asio.hpp>
+#include <asio/experimental/deferred.hpp>
+
+#include "coexec/asio.hpp"
+namespace net = asio;
+namespace interop = coexec;
+#define COEXEC_TEST_ASIO_TAG "[asio]"
+#endif
+
+namespace {
+// Asio 1.22 still has deferred under experimental; Boost 1.81 (Asio 1.25) does not.
+#if defined(COEXEC_TEST_BOOST_ASIO)
+constexpr auto& deferred = net::deferred;
+#else
+constexpr auto& deferred = net::experimental::deferred;
+#endif
+}  // namespace
+
 using namespace std::chrono_literals;
 
-TEST_CASE("async_get resumes an asio::awaitable on its own io_context thread", "[asio]") {
-    asio::io_context io;
+TEST_CASE("async_get resumes an awaitable on its own io_context thread", COEXEC_TEST_ASIO_TAG) {
+    net::io_context io;
     coexec::thread_pool pool{{.max_workers = 2}};
     std::thread::id resumed_on, pool_thread;
     int value = 0;
-    asio::co_spawn(
+    net::co_spawn(
         io,
-        [&]() -> asio::awaitable<void> {
+        [&]() -> net::awaitable<void> {
             auto f = pool.submit([&] {
                 pool_thread = std::this_thread::get_id();
                 std::this_thread::sleep_for(10ms);
                 return 21;
             });
-            value = 2 * co_await coexec::async_get(f, asio::use_awaitable);
+            value = 2 * co_await interop::async_get(f, net::use_awaitable);
             resumed_on = std::this_thread::get_id();
         },
-        asio::detached);
+        net::detached);
     io.run();  // must not return before the pool has computed (work is counted)
     CHECK(value == 42);
     CHECK(resumed_on == std::this_thread::get_id());
     CHECK(pool_thread != resumed_on);
 }
 
-TEST_CASE("async_get rethrows the task's exception inside the awaitable", "[asio]") {
-    asio::io_context io;
+TEST_CASE("async_get rethrows the task's exception inside the awaitable", COEXEC_TEST_ASIO_TAG) {
+    net::io_context io;
     coexec::thread_pool pool{{.max_workers = 1}};
     bool caught = false;
-    asio::co_spawn(
+    net::co_spawn(
         io,
-        [&]() -> asio::awaitable<void> {
+        [&]() -> net::awaitable<void> {
             try {
-                co_await coexec::async_get(
-                    pool.submit([]() -> int { throw std::out_of_range("x"); }),
-                    asio::use_awaitable);
+                co_await interop::async_get(
+                    pool.submit([]() -> int { throw std::out_of_range("x"); }), net::use_awaitable);
             } catch (const std::out_of_range&) {
                 caught = true;
             }
         },
-        asio::detached);
+        net::detached);
     io.run();
     CHECK(caught);
 }
 
-TEST_CASE("async_get works with use_future, deferred and plain callbacks", "[asio]") {
-    asio::io_context io;
-    auto guard = asio::make_work_guard(io);
+TEST_CASE("async_get works with use_future, deferred and plain callbacks", COEXEC_TEST_ASIO_TAG) {
+    net::io_context io;
+    auto guard = net::make_work_guard(io);
     std::thread runner([&] { io.run(); });
     coexec::thread_pool pool{{.max_workers = 1}};
 
-    std::future<int> sf = coexec::async_get(pool.submit([] { return 5; }), asio::use_future);
+    std::future<int> sf = interop::async_get(pool.submit([] { return 5; }), net::use_future);
     CHECK(sf.get() == 5);
 
     std::promise<int> via_callback;
-    coexec::async_get(pool.submit([] { return 6; }),
-                      asio::bind_executor(io, [&](std::exception_ptr e, int v) {
-                          if (e) {
-                              via_callback.set_exception(e);
-                          } else {
-                              via_callback.set_value(v);
-                          }
-                      }));
+    interop::async_get(pool.submit([] { return 6; }),
+                       net::bind_executor(io, [&](std::exception_ptr e, int v) {
+                           if (e) {
+                               via_callback.set_exception(e);
+                           } else {
+                               via_callback.set_value(v);
+                           }
+                       }));
     CHECK(via_callback.get_future().get() == 6);
 
-    auto op = coexec::async_get(pool.submit([] {}),
-                                asio::experimental::deferred);  // Asio 1.22: still experimental
+    auto op = interop::async_get(pool.submit([] {}), deferred);
     std::promise<bool> deferred_done;
     std::move(op)([&](std::exception_ptr e) { deferred_done.set_value(e == nullptr); });
     CHECK(deferred_done.get_future().get());
@@ -90,16 +117,16 @@ TEST_CASE("async_get works with use_future, deferred and plain callbacks", "[asi
     runner.join();
 }
 
-TEST_CASE("async_get completes through a strand", "[asio]") {
-    asio::io_context io;
-    auto strand = asio::make_strand(io);
+TEST_CASE("async_get completes through a strand", COEXEC_TEST_ASIO_TAG) {
+    net::io_context io;
+    auto strand = net::make_strand(io);
     coexec::thread_pool pool{{.max_workers = 2}};
     std::atomic<int> in_strand{0};
     for (int i = 0; i < 20; ++i) {
-        coexec::async_get(pool.submit([i] { return i; }),
-                          asio::bind_executor(strand, [&, strand](std::exception_ptr, int) {
-                              if (strand.running_in_this_thread()) in_strand.fetch_add(1);
-                          }));
+        interop::async_get(pool.submit([i] { return i; }),
+                           net::bind_executor(strand, [&, strand](std::exception_ptr, int) {
+                               if (strand.running_in_this_thread()) in_strand.fetch_add(1);
+                           }));
     }
     std::thread second([&] { io.run(); });
     io.run();
@@ -107,17 +134,17 @@ TEST_CASE("async_get completes through a strand", "[asio]") {
     CHECK(in_strand.load() == 20);
 }
 
-TEST_CASE("cancelling the Asio operation cancels the queued future", "[asio]") {
-    asio::io_context io;
+TEST_CASE("cancelling the Asio operation cancels the queued future", COEXEC_TEST_ASIO_TAG) {
+    net::io_context io;
     coexec::thread_pool pool{{.max_workers = 1}};
     coexec_test::gate g;
     auto blocker = pool.submit([&] { g.wait(); });
     auto queued = pool.submit([] { return 1; });
-    asio::cancellation_signal signal;
+    net::cancellation_signal signal;
     std::exception_ptr error;
-    coexec::async_get(queued, asio::bind_cancellation_slot(
-                                  signal.slot(), [&](std::exception_ptr e, int) { error = e; }));
-    signal.emit(asio::cancellation_type::terminal);
+    interop::async_get(queued, net::bind_cancellation_slot(
+                                   signal.slot(), [&](std::exception_ptr e, int) { error = e; }));
+    signal.emit(net::cancellation_type::terminal);
     g.open();
     io.run();
     CHECK(queued.cancelled());
@@ -126,9 +153,9 @@ TEST_CASE("cancelling the Asio operation cancels the queued future", "[asio]") {
     blocker.get();
 }
 
-TEST_CASE("asio_executor runs submitted work inside io_context::run", "[asio]") {
-    asio::io_context io;
-    coexec::asio_executor ex{io.get_executor()};
+TEST_CASE("asio_executor runs submitted work inside io_context::run", COEXEC_TEST_ASIO_TAG) {
+    net::io_context io;
+    interop::asio_executor ex{io.get_executor()};
     coexec::thread_pool pool{{.max_workers = 1}};
     auto plain = ex.submit([](int x) { return std::pair{x + 1, std::this_thread::get_id()}; }, 1);
     auto coro = ex.submit([&]() -> coexec::task<bool> {
@@ -149,9 +176,9 @@ TEST_CASE("asio_executor runs submitted work inside io_context::run", "[asio]") 
 }
 
 TEST_CASE("asio_executor's stats count a value, a throw and a task cancelled before it started",
-          "[asio][stats]") {
-    asio::io_context io;
-    coexec::asio_executor ex{io.get_executor()};
+          COEXEC_TEST_ASIO_TAG "[stats]") {
+    net::io_context io;
+    interop::asio_executor ex{io.get_executor()};
     coexec_test::job_counts inside{};
     auto value = ex.submit([&] {
         inside = coexec_test::job_counts_of(ex.stats());
@@ -169,9 +196,9 @@ TEST_CASE("asio_executor's stats count a value, a throw and a task cancelled bef
 }
 
 TEST_CASE("asio_executor signals a running task's stop token on shutdown with cancel_futures",
-          "[asio][cancel]") {
-    asio::io_context io;
-    coexec::asio_executor ex{io.get_executor()};
+          COEXEC_TEST_ASIO_TAG "[cancel]") {
+    net::io_context io;
+    interop::asio_executor ex{io.get_executor()};
     std::atomic<bool> started{false};
     auto f = ex.submit([&](std::stop_token token) {
         started = true;
@@ -187,40 +214,39 @@ TEST_CASE("asio_executor signals a running task's stop token on shutdown with ca
     runner.join();
 }
 
-TEST_CASE("asio_executor's submit passes move-only arguments as rvalues", "[asio][submit]") {
-    asio::io_context io;
-    coexec::asio_executor ex{io.get_executor()};
+TEST_CASE("asio_executor's submit passes move-only arguments as rvalues",
+          COEXEC_TEST_ASIO_TAG "[submit]") {
+    net::io_context io;
+    interop::asio_executor ex{io.get_executor()};
     auto f = ex.submit([](std::unique_ptr<int> p, std::string s) { return s + std::to_string(*p); },
                        std::make_unique<int>(3), std::string("z"));
     io.run();
     CHECK(f.get() == "z3");
 }
 
-static_assert(coexec::executor<coexec::asio_executor<asio::io_context::executor_type>>);
-
 TEST_CASE("a coroutine that awaits work on its own local asio_executor returns instead of hanging",
-          "[asio]") {
+          COEXEC_TEST_ASIO_TAG) {
     // The job resumes the coroutine inline (async_get dispatches to the
     // io_context it already runs on); the coroutine then destroys the
     // executor, whose destructor must not wait for the job it runs inside.
     struct state {
-        asio::io_context io;
+        net::io_context io;
         std::atomic<int> result{0};
         std::atomic<bool> returned{false};
     };
     auto* s = new state;  // leaked if the io_context thread hangs
-    asio::co_spawn(
+    net::co_spawn(
         s->io,
-        [s]() -> asio::awaitable<void> {
+        [s]() -> net::awaitable<void> {
             {
-                coexec::asio_executor aex{s->io.get_executor()};
+                interop::asio_executor aex{s->io.get_executor()};
                 s->result =
-                    co_await coexec::async_get(aex.submit([] { return 7; }), asio::use_awaitable);
-                co_await coexec::async_get(aex.submit([] {}), asio::use_awaitable);
+                    co_await interop::async_get(aex.submit([] { return 7; }), net::use_awaitable);
+                co_await interop::async_get(aex.submit([] {}), net::use_awaitable);
             }  // `aex` is destroyed here, inside the job that resumed us
             s->returned = true;
         },
-        asio::detached);
+        net::detached);
     std::thread runner([s] { s->io.run(); });
     if (!coexec_test::eventually([s] { return s->returned.load(); }, 30s)) {
         runner.detach();  // the old behaviour: that thread waits forever
@@ -230,3 +256,40 @@ TEST_CASE("a coroutine that awaits work on its own local asio_executor returns i
     CHECK(s->result == 7);
     delete s;
 }
+static_assert(coexec::executor<interop::asio_executor<net::io_context::executor_type>>);
+
+#if defined(COEXEC_TEST_BOOST_ASIO)
+// Both interops in one file: different namespaces, no clash.
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/io_context.hpp>
+#include <asio/use_awaitable.hpp>
+
+#include "coexec/asio.hpp"
+
+TEST_CASE("standalone Asio and Boost.Asio interops work side by side in one program",
+          COEXEC_TEST_ASIO_TAG) {
+    coexec::thread_pool pool{{.max_workers = 1}};
+    asio::io_context standalone_io;
+    boost::asio::io_context boost_io;
+    int from_standalone = 0, from_boost = 0;
+    asio::co_spawn(
+        standalone_io,
+        [&]() -> asio::awaitable<void> {
+            from_standalone =
+                co_await coexec::async_get(pool.submit([] { return 1; }), asio::use_awaitable);
+        },
+        asio::detached);
+    boost::asio::co_spawn(
+        boost_io,
+        [&]() -> boost::asio::awaitable<void> {
+            from_boost = co_await coexec::boost_asio::async_get(pool.submit([] { return 2; }),
+                                                                boost::asio::use_awaitable);
+        },
+        boost::asio::detached);
+    standalone_io.run();
+    boost_io.run();
+    CHECK(from_standalone == 1);
+    CHECK(from_boost == 2);
+}
+#endif

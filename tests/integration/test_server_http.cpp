@@ -118,31 +118,35 @@ TEST_CASE("malformed requests get 400 (or 501/505) and the connection is closed"
         const char* what;
         std::string bytes;
         int status;
+        const char* error;  // the "error" field of the body: the status's own name
     };
     const std::vector<bad> cases = {
-        {"garbage", "GARBAGE\r\n\r\n", 400},
-        {"no version", "GET /health\r\nHost: x\r\n\r\n", 400},
-        {"extra field", "GET /health HTTP/1.1 extra\r\nHost: x\r\n\r\n", 400},
-        {"relative target", "GET health HTTP/1.1\r\nHost: x\r\n\r\n", 400},
-        {"absolute-form target", "GET http://x/health HTTP/1.1\r\nHost: x\r\n\r\n", 400},
-        {"bad version", "GET /health HTTP/x.y\r\nHost: x\r\n\r\n", 400},
-        {"no Host in 1.1", "GET /health HTTP/1.1\r\n\r\n", 400},
-        {"header without colon", "GET /health HTTP/1.1\r\nHost: x\r\nBroken\r\n\r\n", 400},
-        {"space in header name", "GET /health HTTP/1.1\r\nHost: x\r\nBad Name: 1\r\n\r\n", 400},
-        {"folded header", "GET /health HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n  more\r\n\r\n", 400},
-        {"bad Content-Length", "GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 1x\r\n\r\n",
-         400},
+        {"garbage", "GARBAGE\r\n\r\n", 400, "bad_request"},
+        {"no version", "GET /health\r\nHost: x\r\n\r\n", 400, "bad_request"},
+        {"extra field", "GET /health HTTP/1.1 extra\r\nHost: x\r\n\r\n", 400, "bad_request"},
+        {"relative target", "GET health HTTP/1.1\r\nHost: x\r\n\r\n", 400, "bad_request"},
+        {"absolute-form target", "GET http://x/health HTTP/1.1\r\nHost: x\r\n\r\n", 400,
+         "bad_request"},
+        {"bad version", "GET /health HTTP/x.y\r\nHost: x\r\n\r\n", 400, "bad_request"},
+        {"no Host in 1.1", "GET /health HTTP/1.1\r\n\r\n", 400, "bad_request"},
+        {"header without colon", "GET /health HTTP/1.1\r\nHost: x\r\nBroken\r\n\r\n", 400,
+         "bad_request"},
+        {"space in header name", "GET /health HTTP/1.1\r\nHost: x\r\nBad Name: 1\r\n\r\n", 400,
+         "bad_request"},
+        {"bad Content-Length", "GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 1x\r\n\r\n", 400,
+         "bad_request"},
         {"negative Content-Length", "GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
-         400},
+         400, "bad_request"},
         {"conflicting Content-Length",
-         "GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
-         400},
-        {"bare LF", "GET /health HTTP/1.1\nHost: x\n\n", 400},
+         "GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", 400,
+         "bad_request"},
+        {"bare LF", "GET /health HTTP/1.1\nHost: x\n\n", 400, "bad_request"},
         {"control character", std::string("GET /health HTTP/1.1\r\nHost: x\r\nX: a\x01z\r\n\r\n"),
-         400},
-        {"HTTP/2.0", "GET /health HTTP/2.0\r\nHost: x\r\n\r\n", 505},
-        {"chunked body", "GET /health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
-         501},
+         400, "bad_request"},
+        {"HTTP/2.0", "GET /health HTTP/2.0\r\nHost: x\r\n\r\n", 505, "http_version_not_supported"},
+        {"unknown transfer coding",
+         "GET /health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501,
+         "not_implemented"},
     };
     for (const auto& b : cases) {
         INFO(b.what);
@@ -152,7 +156,7 @@ TEST_CASE("malformed requests get 400 (or 501/505) and the connection is closed"
         REQUIRE(r);
         CHECK(r->status == b.status);
         CHECK(r->header("connection") == "close");
-        CHECK(contains(r->body, "\"error\""));
+        CHECK(contains(r->body, std::string("\"error\":\"") + b.error + "\""));
         CHECK(c.closed_by_server());
     }
 
@@ -177,13 +181,23 @@ TEST_CASE("malformed requests get 400 (or 501/505) and the connection is closed"
         auto r = c.get(target);
         REQUIRE(r);
         CHECK(r->status == status);
+        CHECK(contains(r->body,
+                       status == 400 ? "\"error\":\"bad_request\"" : "\"error\":\"not_found\""));
         CHECK(r->header("connection") == "keep-alive");
     }
     REQUIRE(c.send("POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"));
     auto post = c.read_reply();
     REQUIRE(post);
     CHECK(post->status == 405);
-    CHECK(post->header("allow") == "GET");
+    CHECK(post->header("allow") == "GET, HEAD");
+    CHECK(contains(post->body, "\"error\":\"method_not_allowed\""));
+    // A chunked body is read (and dropped) like any other.
+    REQUIRE(
+        c.send("GET /health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+               "5\r\nhello\r\n0\r\n\r\n"));
+    auto chunked = c.read_reply();
+    REQUIRE(chunked);
+    CHECK(chunked->status == 200);
     auto after = c.get("/health");
     REQUIRE(after);
     CHECK(after->status == 200);
@@ -203,6 +217,7 @@ TEST_CASE("oversized heads get 431 and oversized bodies 413", "[server]") {
         auto r = c.read_reply();
         REQUIRE(r);
         CHECK(r->status == 431);
+        CHECK(contains(r->body, "\"error\":\"header_fields_too_large\""));
         CHECK(c.closed_by_server());
     }
     {  // many small headers add up too
@@ -228,6 +243,7 @@ TEST_CASE("oversized heads get 431 and oversized bodies 413", "[server]") {
         REQUIRE(r);
         CHECK(r->status == 413);
         CHECK(r->header("connection") == "close");
+        CHECK(contains(r->body, "\"error\":\"payload_too_large\""));
     }
     {  // a body within the limit is read and dropped; the connection goes on
         client c(srv.port());
@@ -287,4 +303,45 @@ TEST_CASE("paths that leave the served directory are refused with 403, missing f
     REQUIRE(r);
     CHECK(r->status == 404);
     CHECK(srv.stop() == 0);
+}
+
+TEST_CASE("HEAD is answered like GET, with the same headers and no body", "[server]") {
+    served_dir dir;
+    server_process srv({"--root", dir.root.string(), "--cpu-workers", "1"});
+    client c(srv.port());
+    for (const std::string target : {"/health", "/primes?below=1000", "/wordcount?path=hello.txt",
+                                     "/nope", "/primes?below=abc"}) {
+        INFO(target);
+        auto get = c.get(target);
+        REQUIRE(get);
+        auto head = c.head(target);
+        REQUIRE(head);
+        CHECK(head->status == get->status);
+        CHECK(head->header("content-type") == get->header("content-type"));
+        CHECK(head->header("content-length") == std::to_string(get->body.size()));
+        CHECK(head->header("connection") == "keep-alive");
+    }
+    // Had a body followed the HEAD answer, this reply would start inside it.
+    auto after = c.get("/health");
+    REQUIRE(after);
+    CHECK(after->status == 200);
+    CHECK(contains(after->body, "\"status\":\"ok\""));
+    CHECK(srv.stop() == 0);
+}
+
+TEST_CASE("--help prints the flags and exits 0, a bad flag exits non-zero saying why", "[server]") {
+    auto [help_code, help] = run_server_to_exit("--help");
+    CHECK(help_code == 0);
+    for (const char* flag : {"--port", "--root", "--executor", "--cpu-workers", "--io-workers",
+                             "--max-pending", "--idle-timeout", "--request-timeout"}) {
+        CHECK(contains(help, flag));
+    }
+    CHECK_FALSE(contains(help, "needs a value"));
+
+    auto [bad_code, bad] = run_server_to_exit("--executor=quantum");
+    CHECK(bad_code != 0);
+    CHECK(contains(bad, "--executor"));
+    auto [unknown_code, unknown] = run_server_to_exit("--frobnicate 3");
+    CHECK(unknown_code != 0);
+    CHECK(contains(unknown, "--frobnicate"));
 }

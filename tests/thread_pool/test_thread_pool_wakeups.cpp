@@ -181,7 +181,7 @@ TEST_CASE("a worker chosen for a wake-up while it found other work passes the wa
         });
         // A: runs Q, then spins in vain (Y slips in), then announces its sleep.
         std::atomic<std::size_t> a_index{0};
-        pool.submit([&s, &a_index, attempt] {
+        pool.submit([&a_index, attempt] {
                 t_chosen_attempt = attempt;
                 a_index = my_worker_index();
             })

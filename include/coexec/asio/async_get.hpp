@@ -17,77 +17,27 @@
 // - The handler's cancellation slot maps to `future::cancel()` (a queued task is
 //   cancelled; on a process_pool a running one is stopped too).
 //
-// Target: coexec::asio (opt-in; needs standalone Asio).
+// Target: coexec::asio (standalone Asio 1.22 or later). For Boost.Asio the
+// same function is coexec::boost_asio::async_get (<coexec/boost_asio/async_get.hpp>,
+// target coexec::boost_asio); both can be used in one program.
 #pragma once
 
-#include <asio/associated_cancellation_slot.hpp>
-#include <asio/associated_executor.hpp>
-#include <asio/async_result.hpp>
-#include <asio/bind_executor.hpp>
-#include <asio/dispatch.hpp>
-#include <asio/executor_work_guard.hpp>
-#include <exception>
-#include <type_traits>
 #include <utility>
 
+#include "coexec/detail/asio_interop/async_get.hpp"
+#include "coexec/detail/asio_interop/standalone.hpp"
 #include "coexec/future.hpp"
 
 namespace coexec {
-namespace detail {
-
-template <class T>
-struct async_get_signature_of {
-    using type = void(std::exception_ptr, T);
-};
-template <>
-struct async_get_signature_of<void> {
-    using type = void(std::exception_ptr);
-};
-template <class T>
-using async_get_signature = typename async_get_signature_of<T>::type;
-
-struct async_get_initiation {
-    template <class Handler, class T>
-    void operator()(Handler&& handler, future<T> fut) const {
-        auto slot = ::asio::get_associated_cancellation_slot(handler);
-        if (slot.is_connected()) {
-            slot.assign([fut](::asio::cancellation_type) { fut.cancel(); });
-        }
-        auto executor = ::asio::get_associated_executor(handler);
-        // The work guard keeps the handler's executor (io_context::run) busy until we complete.
-        auto work = ::asio::make_work_guard(executor);
-        fut.add_done_callback([handler = std::forward<Handler>(handler),
-                               work = std::move(work)](const future<T>& done) mutable {
-            auto ex = work.get_executor();
-            ::asio::dispatch(
-                ex, [handler = std::move(handler), done, work = std::move(work)]() mutable {
-                    auto slot = ::asio::get_associated_cancellation_slot(handler);
-                    if (slot.is_connected()) slot.clear();
-                    std::exception_ptr error = done.exception();
-                    if constexpr (std::is_void_v<T>) {
-                        std::move(handler)(error);
-                    } else if (error) {
-                        std::move(handler)(error, T{});
-                    } else if constexpr (std::is_copy_constructible_v<T>) {
-                        std::move(handler)(error, done.get());
-                    } else {
-                        std::move(handler)(error, std::move(done).get());
-                    }
-                    work.reset();
-                });
-        });
-    }
-};
-
-}  // namespace detail
 
 /// Starts waiting for `fut`; completes through `token` with the value or the
 /// task's exception. T must be default constructible (Asio passes a value
-/// alongside the exception).
+/// alongside the exception). Throws nothing itself; what the token does with
+/// a failure is the token's business (use_awaitable rethrows).
 template <class T, class CompletionToken>
 auto async_get(future<T> fut, CompletionToken&& token) {
-    return ::asio::async_initiate<CompletionToken, detail::async_get_signature<T>>(
-        detail::async_get_initiation{}, token, std::move(fut));
+    return detail::asio_interop::async_get<detail::asio_interop::standalone_asio_library>(
+        std::move(fut), std::forward<CompletionToken>(token));
 }
 
 }  // namespace coexec
