@@ -224,10 +224,10 @@ TEST_CASE("without the sandbox the same task opens /etc/hostname", "[sandbox]") 
 TEST_CASE("a sandboxed task cannot create a socket: EPERM", "[sandbox]") {
     const auto how = GENERATE(start_method::fork_server, start_method::spawn);
     process_pool pool{sandboxed(how)};
-    CHECK(pool.submit(make_socket, AF_INET, SOCK_STREAM).get_for(30s) == EPERM);
-    CHECK(pool.submit(make_socket, AF_INET6, SOCK_DGRAM).get_for(30s) == EPERM);
-    CHECK(pool.submit(make_socket, AF_UNIX, SOCK_STREAM).get_for(30s) == EPERM);
-    CHECK(pool.submit(make_socket, AF_NETLINK, SOCK_RAW).get_for(30s) == EPERM);
+    CHECK(pool.submit(make_socket, AF_INET, int{SOCK_STREAM}).get_for(30s) == EPERM);
+    CHECK(pool.submit(make_socket, AF_INET6, int{SOCK_DGRAM}).get_for(30s) == EPERM);
+    CHECK(pool.submit(make_socket, AF_UNIX, int{SOCK_STREAM}).get_for(30s) == EPERM);
+    CHECK(pool.submit(make_socket, AF_NETLINK, int{SOCK_RAW}).get_for(30s) == EPERM);
     CHECK(pool.submit(make_socketpair).get_for(30s) == EPERM);
 }
 
@@ -285,6 +285,6 @@ TEST_CASE("a sandboxed task cannot map or make memory executable: EPERM", "[sand
 TEST_CASE("the sandbox applies to the fork start method too", "[sandbox]") {
     process_pool pool{sandboxed(start_method::fork)};
     CHECK(pool.submit(open_hostname).get_for(30s) == EPERM);
-    CHECK(pool.submit(make_socket, AF_INET, SOCK_STREAM).get_for(30s) == EPERM);
+    CHECK(pool.submit(make_socket, AF_INET, int{SOCK_STREAM}).get_for(30s) == EPERM);
     CHECK(pool.submit(do_fork).get_for(30s) == EPERM);
 }
