@@ -12,6 +12,13 @@ std::string signal_name(int sig) {
     return "signal " + std::to_string(sig);
 }
 
+std::string describe_violation(int pid, const std::string& task, const std::string& violation) {
+    std::string msg = "process worker " + std::to_string(pid) +
+                      " was killed by the pool for a protocol violation (" + violation + ")";
+    if (!task.empty()) msg += " while running " + task;
+    return msg + "; the task may have corrupted its worker's memory or shared memory";
+}
+
 std::string describe_death(int pid, int sig, int exit_code, const std::string& task) {
     std::string msg = "process worker " + std::to_string(pid);
     if (sig != 0) {
@@ -42,6 +49,16 @@ worker_died::worker_died(int pid, int sig, int exit_code, std::string task_descr
       m_signal(sig),
       m_exit_code(exit_code),
       m_task(std::move(task_description)) {}
+
+worker_died::worker_died(int pid, int sig, int exit_code, std::string task_description,
+                         std::string violation)
+    : error(violation.empty() ? describe_death(pid, sig, exit_code, task_description)
+                              : describe_violation(pid, task_description, violation)),
+      m_pid(pid),
+      m_signal(sig),
+      m_exit_code(exit_code),
+      m_task(std::move(task_description)),
+      m_violation(std::move(violation)) {}
 
 remote_error::remote_error(std::string type_name, const std::string& what)
     : error("a task in a worker process threw " + type_name + ": " + what),
