@@ -36,31 +36,27 @@ class executor_shutdown : public error {
     using error::error;
 };
 
-/// A process worker died (signal, exit, OOM kill) while running this task,
-/// or the pool killed it because it broke the channel protocol (its task
-/// scribbled over the worker's shared memory, sent malformed messages or
-/// descriptors...): then violation() says how, and what() names the
-/// protocol violation.
+/// A process worker died (signal, exit, OOM kill) while running this task.
 class worker_died : public error {
   public:
-    /// `signal` is 0 when the worker exited with `exit_code`.
-    worker_died(int pid, int signal, int exit_code, std::string task_description = {});
-    /// A worker the pool killed for a protocol violation.
-    worker_died(int pid, int signal, int exit_code, std::string task_description,
-                std::string violation);
+    /// `signal` is 0 when the worker exited with `exit_code`. `cause`, when
+    /// the pool knows it (e.g. "it exceeded the pool's cpu_time limit ..."),
+    /// ends what() instead of the generic hint about the signal.
+    worker_died(int pid, int signal, int exit_code, std::string task_description = {},
+                std::string cause = {});
     int pid() const noexcept { return m_pid; }
     int signal() const noexcept { return m_signal; }
     int exit_code() const noexcept { return m_exit_code; }
     const std::string& task() const noexcept { return m_task; }
-    /// How the worker broke the protocol; empty for an ordinary death.
-    const std::string& violation() const noexcept { return m_violation; }
+    /// Why the worker died, when the pool knows (a limit); else empty.
+    const std::string& cause() const noexcept { return m_cause; }
 
   private:
     int m_pid;
     int m_signal;
     int m_exit_code;
     std::string m_task;
-    std::string m_violation;
+    std::string m_cause;
 };
 
 /// The pool is broken (a worker died under `worker_death::break_pool`):

@@ -12,14 +12,8 @@ std::string signal_name(int sig) {
     return "signal " + std::to_string(sig);
 }
 
-std::string describe_violation(int pid, const std::string& task, const std::string& violation) {
-    std::string msg = "process worker " + std::to_string(pid) +
-                      " was killed by the pool for a protocol violation (" + violation + ")";
-    if (!task.empty()) msg += " while running " + task;
-    return msg + "; the task may have corrupted its worker's memory or shared memory";
-}
-
-std::string describe_death(int pid, int sig, int exit_code, const std::string& task) {
+std::string describe_death(int pid, int sig, int exit_code, const std::string& task,
+                           const std::string& cause) {
     std::string msg = "process worker " + std::to_string(pid);
     if (sig != 0) {
         msg += " was killed by " + signal_name(sig) + " (" + ::strsignal(sig) + ")";
@@ -27,7 +21,9 @@ std::string describe_death(int pid, int sig, int exit_code, const std::string& t
         msg += " exited with status " + std::to_string(exit_code);
     }
     if (!task.empty()) msg += " while running " + task;
-    if (sig == SIGKILL) {
+    if (!cause.empty()) {
+        msg += "; " + cause;
+    } else if (sig == SIGKILL) {
         msg +=
             "; SIGKILL from outside the pool is often the kernel's out-of-memory killer "
             "(check dmesg, or lower the task's memory use)";
@@ -43,22 +39,14 @@ std::string describe_death(int pid, int sig, int exit_code, const std::string& t
 
 cancelled_error::cancelled_error() : error("the future was cancelled before it produced a value") {}
 
-worker_died::worker_died(int pid, int sig, int exit_code, std::string task_description)
-    : error(describe_death(pid, sig, exit_code, task_description)),
-      m_pid(pid),
-      m_signal(sig),
-      m_exit_code(exit_code),
-      m_task(std::move(task_description)) {}
-
 worker_died::worker_died(int pid, int sig, int exit_code, std::string task_description,
-                         std::string violation)
-    : error(violation.empty() ? describe_death(pid, sig, exit_code, task_description)
-                              : describe_violation(pid, task_description, violation)),
+                         std::string cause)
+    : error(describe_death(pid, sig, exit_code, task_description, cause)),
       m_pid(pid),
       m_signal(sig),
       m_exit_code(exit_code),
       m_task(std::move(task_description)),
-      m_violation(std::move(violation)) {}
+      m_cause(std::move(cause)) {}
 
 remote_error::remote_error(std::string type_name, const std::string& what)
     : error("a task in a worker process threw " + type_name + ": " + what),

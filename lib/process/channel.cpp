@@ -25,6 +25,7 @@ namespace {
 constexpr std::uint64_t channel_magic = 0x636f65786563'4348ULL;  // "coexecCH"
 constexpr std::size_t arena_granule = std::size_t{2} << 20;
 constexpr std::size_t data_offset = ring_data_offset;
+constexpr int parent_sndbuf = 32 * 1024;
 
 // What a receiver requires of a memfd before it maps it: a size nobody can
 // change (mapping a file that is later shrunk faults with SIGBUS on access).
@@ -54,6 +55,13 @@ unique_fd sealable_memfd(const char* name, std::size_t size) {
 
 void add_seals(int fd, int seals) {
     if (::fcntl(fd, F_ADD_SEALS, seals) != 0) throw_errno("fcntl(F_ADD_SEALS)");
+}
+
+// A worker forked from this process (start_method::fork) would inherit the
+// parent's shared mappings of every other worker's channel and arenas, and
+// its task could scribble over them: they stay out of children.
+void keep_from_children(void* p, std::size_t len) noexcept {
+    ::madvise(p, len, MADV_DONTFORK);
 }
 
 // A socket error that is the peer's doing (it stopped reading, or closed its end).
@@ -88,6 +96,11 @@ channel channel::create(std::size_t ring_capacity, channel_fds& worker_end) {
     if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) throw_errno("socketpair");
     ch.m_socket.reset(sv[0]);
     unique_fd worker_sock(sv[1]);
+    // A small send buffer: an honest worker has at most one message's
+    // descriptors (two packets) queued, so one that stops reading is found
+    // (EAGAIN) after a few dozen packets instead of pinning hundreds.
+    const int sndbuf = parent_sndbuf;
+    ::setsockopt(ch.m_socket.get(), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
 
     channel_fds w;
     w.memfd.reset(::fcntl(ch.m_memfd.get(), F_DUPFD_CLOEXEC, 0));
@@ -126,6 +139,7 @@ void channel::map(int memfd, std::size_t len) {
     if (p == MAP_FAILED) throw_errno("mmap");
     m_base = p;
     m_map_len = len;
+    if (m_side == side::parent) keep_from_children(p, len);
 }
 
 channel::channel(channel&& o) noexcept
@@ -332,6 +346,7 @@ bool channel::send_via_arena(msg_kind kind, std::uint64_t id, std::span<const st
         add_seals(fresh.get(), size_seals | F_SEAL_SEAL);
         target = ::mmap(nullptr, target_len, PROT_READ | PROT_WRITE, MAP_SHARED, fresh.get(), 0);
         if (target == MAP_FAILED) throw_errno("mmap(arena)");
+        if (m_side == side::parent) keep_from_children(target, target_len);
     }
     try {
         auto* dst = static_cast<std::byte*>(target);
@@ -407,6 +422,7 @@ void channel::map_in_arena(int fd, std::size_t needed) {
         violation("it announced an arena whose size does not fit its message");
     void* p = ::mmap(nullptr, len, PROT_READ, MAP_SHARED, fd, 0);
     if (p == MAP_FAILED) throw_errno("mmap(arena)");
+    if (m_side == side::parent) keep_from_children(p, len);
     if (m_in_arena != nullptr) ::munmap(m_in_arena, m_in_arena_len);
     m_in_arena = p;
     m_in_arena_len = len;

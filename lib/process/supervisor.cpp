@@ -25,6 +25,14 @@ namespace {
 
 using namespace proc;
 
+// worker_died's cause for a worker the pool killed (or found dead) after it
+// broke the channel protocol.
+std::string violation_cause(const std::string& violation) {
+    return "protocol violation: " + (violation.empty() ? std::string("unknown") : violation) +
+           " (the task may have corrupted its worker's memory or shared memory; the pool "
+           "stopped trusting that worker)";
+}
+
 worker_status from_wait_status(int st) {
     if (WIFSIGNALED(st)) return {WTERMSIG(st), 0};
     if (WIFEXITED(st)) return {0, WEXITSTATUS(st)};
@@ -316,8 +324,9 @@ void process_pool_core::impl::finish_death(std::size_t i, worker_status st) {
             const std::uint64_t running = s.violated ? 0 : s.ch.running_id();
             if (s.violated) {
                 died_with = std::move(s.current);
-                died_error = std::make_exception_ptr(worker_died(
-                    pid, st.signal, st.exit_code, "a process_pool task", s.violation));
+                died_error = std::make_exception_ptr(worker_died(pid, st.signal, st.exit_code,
+                                                                 "a process_pool task",
+                                                                 violation_cause(s.violation)));
             } else if (running == s.current_id) {
                 died_with = std::move(s.current);
                 died_error = std::make_exception_ptr(
@@ -337,9 +346,9 @@ void process_pool_core::impl::finish_death(std::size_t i, worker_status st) {
                         std::to_string(max_restarts_per_task + 1) + " times before starting it)"));
             } else {
                 died_with = std::move(s.current);
-                died_error = std::make_exception_ptr(
-                    worker_died(pid, st.signal, st.exit_code, "a process_pool task",
-                                "it reported running a task id the pool never gave it"));
+                died_error = std::make_exception_ptr(worker_died(
+                    pid, st.signal, st.exit_code, "a process_pool task",
+                    violation_cause("it reported running a task id the pool never gave it")));
             }
         }
         // A death before ready that is not charged to a task is the
