@@ -225,6 +225,13 @@ class channel {
                      std::uint32_t nfds, std::uint64_t id, std::span<const std::byte> payload,
                      std::span<const int> fds);
 
+    /// This side's mapping of the shared memfd (header, then both rings),
+    /// for the tests and the fuzzer that check where received bytes lie.
+    std::span<const std::byte> mapping() const noexcept {
+        return {static_cast<const std::byte*>(m_base), m_map_len};
+    }
+    std::size_t capacity() const noexcept { return m_capacity; }
+
     explicit operator bool() const noexcept { return m_base != nullptr; }
 
   private:
