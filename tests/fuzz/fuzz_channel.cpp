@@ -92,7 +92,8 @@ int make_fd(unsigned kind, std::size_t size) {
 void check_message(const channel& ch, const message& m) {
     const auto map = ch.mapping();
     const std::byte* ring = map.data() + ring_data_offset + ch.capacity();
-    const bool in_ring = m.bytes.data() >= ring && m.bytes.data() + m.bytes.size() <= ring + ch.capacity();
+    const bool in_ring =
+        m.bytes.data() >= ring && m.bytes.data() + m.bytes.size() <= ring + ch.capacity();
     if (!in_ring && m.spill_map == nullptr && !m.in_arena && !m.bytes.empty())
         fail("message bytes outside the ring");
     if (m.spill_map != nullptr && m.bytes.size() > m.spill_len) fail("message past its spill");
@@ -166,7 +167,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                     } catch (const protocol_violation&) {
                         parent.release(m);
                         if (!parent.poisoned()) fail("a violation that did not poison");
-                        if (parent.try_receive(m) || parent.readable()) fail("poisoned yet readable");
+                        if (parent.try_receive(m) || parent.readable())
+                            fail("poisoned yet readable");
                         break;
                     } catch (const std::system_error&) {
                         parent.release(m);
