@@ -151,7 +151,7 @@ channel::channel(channel&& o) noexcept
       m_peer_head(std::exchange(o.m_peer_head, 0)),
       m_in_head(std::exchange(o.m_in_head, 0)),
       m_peer_tail(std::exchange(o.m_peer_tail, 0)),
-      m_poisoned(std::exchange(o.m_poisoned, false)),
+      m_poisoned(o.m_poisoned.exchange(false, std::memory_order_relaxed)),
       m_memfd(std::move(o.m_memfd)),
       m_wake(std::move(o.m_wake)),
       m_socket(std::move(o.m_socket)),
@@ -198,7 +198,7 @@ std::byte* channel::in_data() const noexcept {
 }
 
 void channel::violation(const char* what) {
-    m_poisoned = true;
+    poison();
     throw protocol_violation(what);
 }
 
@@ -298,7 +298,7 @@ void channel::send(msg_kind kind, std::uint64_t id, std::span<const std::byte> b
 
 void channel::send2(msg_kind kind, std::uint64_t id, std::span<const std::byte> a,
                     std::span<const std::byte> b, std::span<const int> fds) {
-    if (m_poisoned) throw protocol_violation("the channel was closed after a protocol violation");
+    if (poisoned()) throw protocol_violation("the channel was closed after a protocol violation");
     const std::size_t total = a.size() + b.size();
     if (total > UINT32_MAX - 64) {
         throw_system_error(EMSGSIZE, "process channel: message over 4 GiB");
@@ -322,7 +322,7 @@ void channel::send2(msg_kind kind, std::uint64_t id, std::span<const std::byte> 
 void channel::publish_raw(std::uint16_t kind, std::uint16_t flags, std::uint32_t size,
                           std::uint32_t nfds, std::uint64_t id, std::span<const std::byte> payload,
                           std::span<const int> fds) {
-    if (m_poisoned) throw protocol_violation("the channel was closed after a protocol violation");
+    if (poisoned()) throw protocol_violation("the channel was closed after a protocol violation");
     send_descriptors(fds);
     write_record(kind, id, flags, nfds, size, payload, {});
 }
@@ -406,7 +406,7 @@ void channel::send_spilled(msg_kind kind, std::uint64_t id, std::span<const std:
 // ---------------------------------------------------------------------------
 
 bool channel::readable() const noexcept {
-    return !m_poisoned && in_ring().tail.load(std::memory_order_acquire) != m_in_head;
+    return !poisoned() && in_ring().tail.load(std::memory_order_acquire) != m_in_head;
 }
 
 void channel::map_in_arena(int fd, std::size_t needed) {
@@ -429,7 +429,7 @@ void channel::map_in_arena(int fd, std::size_t needed) {
 }
 
 bool channel::try_receive(message& out) {
-    if (m_poisoned) return false;
+    if (poisoned()) return false;
     ring_control& r = in_ring();
     std::byte* data = in_data();
     // acquire: pairs with the producer's release store of tail. Loaded once:

@@ -196,8 +196,8 @@ class channel {
     void release(message& m) noexcept;
 
     /// Refuses all further traffic (after a violation found above this layer).
-    void poison() noexcept { m_poisoned = true; }
-    bool poisoned() const noexcept { return m_poisoned; }
+    void poison() noexcept { m_poisoned.store(true, std::memory_order_relaxed); }
+    bool poisoned() const noexcept { return m_poisoned.load(std::memory_order_relaxed); }
 
     /// Sleep protocol, consumer side: announces sleep; false (and the
     /// announcement withdrawn) if a message arrived meanwhile.
@@ -264,7 +264,9 @@ class channel {
     std::uint64_t m_peer_head = 0;  // the last valid consumer index the peer published
     std::uint64_t m_in_head = 0;    // ours: the consumer index of the in ring
     std::uint64_t m_peer_tail = 0;  // the last valid producer index the peer published
-    bool m_poisoned = false;
+    // Set by either side's thread (a producer under the pool's lock, the
+    // consumer without it), read by both: atomic.
+    std::atomic<bool> m_poisoned{false};
     unique_fd m_memfd;
     unique_fd m_wake;
     unique_fd m_socket;
