@@ -103,9 +103,15 @@ void check_message(const channel& ch, const message& m) {
     if (m.fds.size() > max_fds_per_message + 1) fail("too many descriptors held");
 }
 
-}  // namespace
+// The lowest free descriptor number: a descriptor leaked by one input shows
+// as a higher number after it.
+int lowest_free_fd() {
+    const int fd = ::fcntl(0, F_DUPFD_CLOEXEC, 0);
+    if (fd >= 0) ::close(fd);
+    return fd;
+}
 
-extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+void run(const std::uint8_t* data, std::size_t size) {
     channel_fds worker;
     channel parent = channel::create(capacity, worker);
     // The worker's view of the shared memory, which the input writes.
@@ -206,5 +212,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         }
     }
     ::munmap(shared, len);
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+    const int free_before = lowest_free_fd();
+    run(data, size);
+    if (lowest_free_fd() != free_before) fail("a descriptor leaked");
     return 0;
 }
