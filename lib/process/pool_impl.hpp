@@ -13,12 +13,12 @@
 // - A worker holds at most one task (`slot::current`), so a death or a
 //   deadline is pinned to exactly that task, and a task handed out is running
 //   (try_start succeeded at hand-off). Everything else waits, cancellable, in
-//   `m_pending`.
+//   `m_pending`. (CPython allows workers + 1 ahead; one per worker keeps
+//   deadlines and crash attribution exact, at the cost of one hand-off of a
+//   few µs between tasks — map sends whole chunks, so that cost is per chunk.)
 // - Everything a worker writes is untrusted (docs/threat_model.md): a
 //   protocol violation (channel.hpp) kills that worker and fails its task
-//   once, with worker_died naming the violation; no send to a worker blocks. (CPython allows
-//   workers + 1 ahead; one per worker keeps deadlines and crash attribution exact, at the cost of
-//   one hand-off of a few µs between tasks — map sends whole chunks, so that cost is per chunk.)
+//   once, with worker_died naming the violation; no send to a worker blocks.
 // - Futures are completed, and tasks destroyed, outside `m_mutex`: completing
 //   runs callbacks and resumes coroutines, which may call back into the pool.
 // - No user code runs on the supervisor thread: completing there hands

@@ -94,7 +94,8 @@ void send_fds(int socket, std::span<const int> fds, int flags) {
     const std::byte tag{'F'};
     while (!fds.empty()) {
         const std::size_t n = std::min(fds.size(), max_fds_per_packet);
-        if (send_packet(socket, {&tag, 1}, fds.first(n), flags) < 0) throw_errno("sendmsg(SCM_RIGHTS)");
+        if (send_packet(socket, {&tag, 1}, fds.first(n), flags) < 0)
+            throw_errno("sendmsg(SCM_RIGHTS)");
         fds = fds.subspan(n);
     }
 }
