@@ -12,5 +12,5 @@ apt-get install -y -qq --no-install-recommends \
     g++ make cmake ninja-build pkg-config ca-certificates \
     liburing-dev libasio-dev libcereal-dev catch2 libbenchmark-dev \
     libzstd-dev zlib1g-dev libopenmpi-dev openmpi-bin \
-    python3 python3-mpi4py iproute2 wrk clang-16 clang-format-16 >/dev/null
+    python3 python3-mpi4py iproute2 wrk clang-16 libfuzzer-16-dev clang-format-16 >/dev/null
 echo "install-deps: done"
