@@ -198,12 +198,14 @@ fork_server* fork_server::ensure(bool may_start) {
         ::waitpid(pid, nullptr, 0);
         throw_system_error(err, "pidfd_open");
     }
-    // An old dead one (if any) is intentionally leaked (its process reaped):
-    // pools may still point at it, and it answers them that it is gone.
+    // An old dead one (if any, its process reaped and its descriptors
+    // closed) is kept, reachable from the new one: pools may still point at
+    // it, and it answers them that it is gone.
     auto* server = new fork_server();
     server->m_ctrl = std::move(mine);
     server->m_pid = pid;
     server->m_pidfd = std::move(pidfd);
+    server->m_predecessor = instance;
     instance = server;
     return server;
 }
@@ -233,6 +235,9 @@ void fork_server::mark_dead_locked() noexcept {
            errno == EINTR) {
     }
     // ECHILD: the program reaped it itself (waitpid(-1), SIGCHLD ignored).
+    // Nothing uses them once m_dead is set.
+    m_ctrl.reset();
+    m_pidfd.reset();
 }
 
 fork_server::reply fork_server::transact(std::uint32_t op, std::uint32_t pool_id,

@@ -78,6 +78,7 @@ class fork_server {
     unique_fd m_pidfd;
     pid_t m_pid = -1;
     bool m_dead = false;
+    fork_server* m_predecessor = nullptr;  // the dead one this one replaced (never freed)
 };
 
 /// What the fork server sends on a pool's report socket when it reaps a worker.
