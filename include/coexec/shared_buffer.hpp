@@ -32,13 +32,16 @@ class shared_buffer {
     /// An empty handle: valid() is false, size() is 0, data() is null. Does not allocate.
     shared_buffer() noexcept = default;
 
-    /// Creates a zero-filled shared block of `size` bytes (size may be 0).
+    /// Creates a zero-filled shared block of `size` bytes (size may be 0), a
+    /// memfd sealed at that size (nobody it is shared with can resize it).
     /// Throws std::system_error naming the failing call ("memfd_create",
-    /// "ftruncate", "mmap") when the OS refuses.
+    /// "ftruncate", "fcntl(F_ADD_SEALS)", "mmap") when the OS refuses.
     explicit shared_buffer(std::size_t size);
 
     /// Takes ownership of `fd` (a memfd or any mappable file) and maps all of
-    /// it shared. On failure throws std::system_error and closes `fd`.
+    /// it shared. On failure throws std::system_error and closes `fd`. Only a
+    /// memfd whose size is sealed (or can be: MFD_ALLOW_SEALING; sending
+    /// seals it) can be sent to a process worker.
     static shared_buffer adopt_fd(int fd);
 
     /// The first byte, or null for an empty handle or a zero-sized block.

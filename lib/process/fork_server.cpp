@@ -50,9 +50,9 @@ std::span<std::byte> writable_bytes_of(T& v) noexcept {
 [[noreturn]] void fork_server_main(int ctrl_in, pid_t parent) noexcept {
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (::getppid() != parent) ::_exit(0);
-    struct sigaction sa {};
-    sa.sa_handler = SIG_IGN;
-    ::sigaction(SIGINT, &sa, nullptr);
+    // None of the program's signal handlers (SIGINT ignored): the fork
+    // server and its workers start clean.
+    reset_signals();
     // Keep only stdio and the control socket: the fork server lives as long
     // as the program and must not hold its pipes or sockets open.
     const int ctrl = 3;
@@ -61,7 +61,7 @@ std::span<std::byte> writable_bytes_of(T& v) noexcept {
     } else {
         ::fcntl(ctrl, F_SETFD, 0);
     }
-    ::close_range(ctrl + 1, ~0U, 0);
+    close_descriptors_from(ctrl + 1);
 
     sigset_t chld;
     sigemptyset(&chld);
@@ -128,9 +128,8 @@ std::span<std::byte> writable_bytes_of(T& v) noexcept {
             } else if (req.op == op_unregister) {
                 pools.erase(req.pool_id);
                 answer(rep);
-            } else if (req.op == op_fork_worker && nfds == 4) {
-                channel_fds w{std::move(fds[0]), std::move(fds[1]), std::move(fds[2]),
-                              std::move(fds[3])};
+            } else if (req.op == op_fork_worker && nfds == 3) {
+                channel_fds w{std::move(fds[0]), std::move(fds[1]), std::move(fds[2])};
                 const pid_t child = ::fork();
                 if (child == 0) {
                     ::close(sfd);
@@ -181,6 +180,7 @@ fork_server* fork_server::ensure(bool may_start) {
     static std::mutex mutex;
     static fork_server* instance = nullptr;
     std::lock_guard lock(mutex);
+    // alive() also notices (and reaps) one that died since we last looked.
     if (instance != nullptr && instance->alive()) return instance;
     if (!may_start || !single_threaded()) return nullptr;
 
@@ -195,17 +195,54 @@ fork_server* fork_server::ensure(bool may_start) {
     const pid_t pid = ::fork();
     if (pid < 0) throw_errno("fork");
     if (pid == 0) fork_server_main(theirs.get(), parent);
-    // An old dead one (if any) is intentionally leaked: pools may point at it.
+    // Opened before anyone could reap it: surely this child, not a recycled pid.
+    unique_fd pidfd(pidfd_open(pid));
+    if (!pidfd) {
+        const int err = errno;
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, nullptr, 0);
+        throw_system_error(err, "pidfd_open");
+    }
+    // An old dead one (if any, its process reaped and its descriptors
+    // closed) is kept, reachable from the new one: pools may still point at
+    // it, and it answers them that it is gone.
     auto* server = new fork_server();
     server->m_ctrl = std::move(mine);
     server->m_pid = pid;
+    server->m_pidfd = std::move(pidfd);
+    server->m_predecessor = instance;
     instance = server;
     return server;
 }
 
-bool fork_server::alive() const noexcept {
+bool fork_server::alive() noexcept {
     std::lock_guard lock(m_mutex);
+    if (!m_dead) {
+        pollfd p{m_pidfd.get(), POLLIN, 0};
+        if (::poll(&p, 1, 0) == 1) mark_dead_locked();  // the pidfd is readable once it exits
+    }
     return !m_dead;
+}
+
+void fork_server::notice_death() noexcept {
+    std::lock_guard lock(m_mutex);
+    if (!m_dead) mark_dead_locked();
+}
+
+void fork_server::mark_dead_locked() noexcept {
+    m_dead = true;
+    // Whatever state it is in (exiting, stopped, wedged), it serves no more:
+    // kill it and reap it, so no zombie is left behind. SIGKILL ends even a
+    // stopped process, so the wait is short.
+    pidfd_send_signal(m_pidfd.get(), SIGKILL);
+    siginfo_t info{};
+    while (::waitid(P_PIDFD, static_cast<id_t>(m_pidfd.get()), &info, WEXITED) != 0 &&
+           errno == EINTR) {
+    }
+    // ECHILD: the program reaped it itself (waitpid(-1), SIGCHLD ignored).
+    // Nothing uses them once m_dead is set.
+    m_ctrl.reset();
+    m_pidfd.reset();
 }
 
 fork_server::reply fork_server::transact(std::uint32_t op, std::uint32_t pool_id,
@@ -213,18 +250,31 @@ fork_server::reply fork_server::transact(std::uint32_t op, std::uint32_t pool_id
     std::lock_guard lock(m_mutex);
     if (m_dead) throw_system_error(EPIPE, "coexec fork server (gone)");
     const request req{op, pool_id};
-    if (send_packet(m_ctrl.get(), bytes_of(req), fds) < 0) {
+    // One request at a time, so the socket is empty: a send that would block,
+    // or a reply that does not come (a task may SIGSTOP its fork server), is
+    // a fork server that no longer serves.
+    if (send_packet(m_ctrl.get(), bytes_of(req), fds, MSG_DONTWAIT) < 0) {
         const int err = errno;
-        m_dead = true;
+        mark_dead_locked();
         throw_system_error(err, "sendmsg(coexec fork server)");
+    }
+    pollfd p{m_ctrl.get(), POLLIN, 0};
+    int ready;
+    do {
+        ready = ::poll(&p, 1, static_cast<int>(reply_timeout.count()));
+    } while (ready < 0 && errno == EINTR);
+    if (ready != 1) {
+        mark_dead_locked();
+        throw_system_error(ready == 0 ? ETIMEDOUT : errno, "coexec fork server: no reply");
     }
     reply rep;
     int got = -1;  // a reply carries at most one descriptor (a pidfd)
     std::size_t ngot = 0;
-    const ssize_t r = recv_packet(m_ctrl.get(), writable_bytes_of(rep.msg), {&got, 1}, ngot);
+    const ssize_t r =
+        recv_packet(m_ctrl.get(), writable_bytes_of(rep.msg), {&got, 1}, ngot, MSG_DONTWAIT);
     if (r <= 0) {
         const int err = r < 0 ? errno : EPIPE;
-        m_dead = true;
+        mark_dead_locked();
         throw_system_error(err, "recvmsg(coexec fork server)");
     }
     if (ngot == 1) {
@@ -252,8 +302,7 @@ void fork_server::unregister_pool(std::uint32_t id) noexcept {
 }
 
 launched fork_server::fork_worker(std::uint32_t pool_id, const channel_fds& w) {
-    const int fds[4] = {w.memfd.get(), w.to_worker_event.get(), w.to_parent_event.get(),
-                        w.socket.get()};
+    const int fds[3] = {w.memfd.get(), w.wake.get(), w.socket.get()};
     unique_fd pidfd;
     reply rep = transact(op_fork_worker, pool_id, fds, &pidfd);
     if (rep.msg.err != 0) throw_system_error(rep.msg.err, "fork (in the coexec fork server)");

@@ -13,10 +13,17 @@
 // unregister it, fork a worker with its four channel descriptors; the reply
 // to a fork carries the worker's pidfd). The fork server exits when the
 // control socket hangs up, and dies with the program (PR_SET_PDEATHSIG).
+//
+// A task can kill (or stop) the fork server: it is its workers' parent. The
+// program notices through the fork server's pidfd, a hung-up socket or a
+// reply that does not come, kills and reaps it (no zombie), and the next
+// ensure() starts a new one if the program is single-threaded; otherwise
+// pools fall back to start_method::spawn. Nothing throws for that reason.
 #pragma once
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstdint>
 #include <mutex>
 #include <span>
@@ -31,9 +38,10 @@ namespace coexec::detail::proc {
 /// thread-safe.
 class fork_server {
   public:
-    /// Starts the fork server if there is none and the program is
-    /// single-threaded. Returns the running one, or null (multithreaded, or it
-    /// died). Throws std::system_error if the OS refuses (socketpair, fork).
+    /// Starts the fork server if there is none (or it died) and the program
+    /// is single-threaded. Returns the running one, or null (multithreaded,
+    /// and none is running). Throws std::system_error if the OS refuses
+    /// (socketpair, fork).
     static fork_server* ensure(bool may_start);
 
     /// Registers a pool: the fork server will report the deaths of that
@@ -47,19 +55,30 @@ class fork_server {
     /// std::system_error.
     launched fork_worker(std::uint32_t pool_id, const channel_fds& worker_end);
 
-    /// False once the fork server is known to be gone.
-    bool alive() const noexcept;
+    /// False once the fork server is gone (checks its pidfd; a dead one is
+    /// reaped here).
+    bool alive() noexcept;
+
+    /// A pool saw the fork server hang up: kill and reap it.
+    void notice_death() noexcept;
+
+    /// How long a request may wait for its reply before the fork server is
+    /// given up (a fork of a large program takes well under a second).
+    static constexpr std::chrono::milliseconds reply_timeout{10'000};
 
   private:
     fork_server() = default;
     struct reply;
     reply transact(std::uint32_t op, std::uint32_t pool_id, std::span<const int> fds,
                    unique_fd* received);
+    void mark_dead_locked() noexcept;
 
-    mutable std::mutex m_mutex;
+    std::mutex m_mutex;
     unique_fd m_ctrl;
+    unique_fd m_pidfd;
     pid_t m_pid = -1;
     bool m_dead = false;
+    fork_server* m_predecessor = nullptr;  // the dead one this one replaced (never freed)
 };
 
 /// What the fork server sends on a pool's report socket when it reaps a worker.

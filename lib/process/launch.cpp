@@ -4,12 +4,15 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -46,38 +49,78 @@ bool single_threaded() noexcept {
 namespace {
 
 constexpr const char* worker_env = "COEXEC_PROCESS_WORKER";
-constexpr int first_channel_fd = 3;  // a worker's channel is always on 3..6
+constexpr int first_channel_fd = 3;  // a worker's channel is always on 3..5
+constexpr int channel_fd_count = 3;
+
+// getdents64's record (glibc declares no wrapper we could call async-signal-safely).
+struct linux_dirent64 {
+    std::uint64_t d_ino;
+    std::int64_t d_off;
+    unsigned short d_reclen;
+    unsigned char d_type;
+    char d_name[1];
+};
+
+// A descriptor number from a /proc/self/fd entry name, or -1.
+int parse_fd(const char* name) noexcept {
+    if (*name == '\0') return -1;
+    int v = 0;
+    for (; *name != '\0'; ++name) {
+        if (*name < '0' || *name > '9' || v > 100'000'000) return -1;
+        v = v * 10 + (*name - '0');
+    }
+    return v;
+}
+
+// Closes what /proc/self/fd lists at or above `first`; false without /proc.
+bool close_listed_from(int first) noexcept {
+    const int dir = ::open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0) return false;
+    alignas(linux_dirent64) char buf[4096];
+    // The listing is by descriptor number, so closing while reading skips
+    // nothing; a second pass confirms (and catches a failed close).
+    for (int pass = 0; pass < 3; ++pass) {
+        bool closed_any = false;
+        if (::lseek(dir, 0, SEEK_SET) != 0) break;
+        for (;;) {
+            const long n = ::syscall(SYS_getdents64, dir, buf, sizeof buf);
+            if (n <= 0) break;
+            for (long off = 0; off < n;) {
+                const auto* d = reinterpret_cast<const linux_dirent64*>(buf + off);
+                off += d->d_reclen;
+                const int fd = parse_fd(d->d_name);
+                if (fd >= first && fd != dir) {
+                    ::close(fd);
+                    closed_any = true;
+                }
+            }
+        }
+        if (!closed_any) break;
+    }
+    ::close(dir);
+    return true;
+}
 
 }  // namespace
 
-// ---------------------------------------------------------------------------
-// In a freshly forked child: only async-signal-safe calls from here to exec.
-// ---------------------------------------------------------------------------
-
-void setup_worker_process(pid_t expected_parent, const channel_fds& fds) noexcept {
-    const int in[4] = {fds.memfd.get(), fds.to_worker_event.get(), fds.to_parent_event.get(),
-                       fds.socket.get()};
-    int tmp[4];
-    // First out of the way (the sources may overlap 3..6), then into place.
-    for (int i = 0; i < 4; ++i) {
-        tmp[i] = ::fcntl(in[i], F_DUPFD, 10);
-        if (tmp[i] < 0) ::_exit(121);
+void close_descriptors_from(int first, bool use_close_range) noexcept {
+    if (use_close_range && ::close_range(static_cast<unsigned>(first), ~0U, 0) == 0) return;
+    if (close_listed_from(first)) return;
+    rlimit lim{};
+    if (::getrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur == RLIM_INFINITY) {
+        lim.rlim_cur = 1u << 20;
     }
-    for (int i = 0; i < 4; ++i) {
-        if (::dup2(tmp[i], first_channel_fd + i) < 0) ::_exit(121);  // dup2 clears FD_CLOEXEC
-    }
-    // Nothing else of the parent's: in particular not other workers' sockets,
-    // whose hang-up must reach only their own worker.
-    ::close_range(first_channel_fd + 4, ~0U, 0);
+    const int last = static_cast<int>(std::min<rlim_t>(lim.rlim_cur, 1u << 20));
+    for (int fd = first; fd < last; ++fd)
+        ::close(fd);
+}
 
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    // The parent may have died before the prctl: then we are orphaned already.
-    if (::getppid() != expected_parent) ::_exit(0);
-    ::setpgid(0, 0);  // deadline kills address the whole group
-
+void reset_signals() noexcept {
     struct sigaction sa {};
     sa.sa_handler = SIG_DFL;
-    for (int sig : {SIGTERM, SIGCHLD, SIGPIPE, SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL}) {
+    for (int sig = 1; sig < NSIG; ++sig) {
+        if (sig == SIGKILL || sig == SIGSTOP) continue;
+        // glibc refuses its own two real-time signals (EINVAL): they stay as they are.
         ::sigaction(sig, &sa, nullptr);
     }
     sa.sa_handler = SIG_IGN;
@@ -87,12 +130,40 @@ void setup_worker_process(pid_t expected_parent, const channel_fds& fds) noexcep
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
 }
 
+// ---------------------------------------------------------------------------
+// In a freshly forked child: only async-signal-safe calls from here to exec.
+// ---------------------------------------------------------------------------
+
+void setup_worker_process(pid_t expected_parent, const channel_fds& fds) noexcept {
+    const int in[channel_fd_count] = {fds.memfd.get(), fds.wake.get(), fds.socket.get()};
+    int tmp[channel_fd_count];
+    // First out of the way (the sources may overlap 3..5), then into place.
+    for (int i = 0; i < channel_fd_count; ++i) {
+        tmp[i] = ::fcntl(in[i], F_DUPFD, 10);
+        if (tmp[i] < 0) ::_exit(121);
+    }
+    for (int i = 0; i < channel_fd_count; ++i) {
+        if (::dup2(tmp[i], first_channel_fd + i) < 0) ::_exit(121);  // dup2 clears FD_CLOEXEC
+    }
+    // Nothing else of the parent's: in particular not other workers' sockets,
+    // whose hang-up must reach only their own worker.
+    close_descriptors_from(first_channel_fd + channel_fd_count);
+
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    // The parent may have died before the prctl: then we are orphaned already.
+    if (::getppid() != expected_parent) ::_exit(0);
+    ::setpgid(0, 0);  // deadline kills address the whole group
+    // Nothing of the program's signal handling: its handlers would run the
+    // program's code in the worker, and an ignored signal stays ignored
+    // across exec.
+    reset_signals();
+}
+
 channel_fds fixed_channel_fds() noexcept {
     channel_fds fds;
     fds.memfd.reset(first_channel_fd);
-    fds.to_worker_event.reset(first_channel_fd + 1);
-    fds.to_parent_event.reset(first_channel_fd + 2);
-    fds.socket.reset(first_channel_fd + 3);
+    fds.wake.reset(first_channel_fd + 1);
+    fds.socket.reset(first_channel_fd + 2);
     return fds;
 }
 
@@ -166,7 +237,7 @@ void run_spawned_worker_if_requested() noexcept {
     const char* v = std::getenv(worker_env);
     if (v == nullptr || std::strcmp(v, "1") != 0) return;
     ::unsetenv(worker_env);  // the task's own child processes are not workers
-    for (int fd = first_channel_fd; fd < first_channel_fd + 4; ++fd)
+    for (int fd = first_channel_fd; fd < first_channel_fd + channel_fd_count; ++fd)
         ::fcntl(fd, F_SETFD, FD_CLOEXEC);
     worker_main(fixed_channel_fds());
 }

@@ -15,10 +15,12 @@
 //   fork_server is asked for but no fork server could be made.
 //
 // Every worker: PR_SET_PDEATHSIG(SIGKILL) (then checks getppid() to close the
-// race with a parent that died first), SIGINT ignored, its own process group,
-// descriptors 3..6 = its channel (everything else closed), and it exits when
-// its channel's socket hangs up (worker_loop.hpp). The fork server likewise
-// dies with the program.
+// race with a parent that died first), every signal's disposition reset to
+// the default but SIGINT ignored, an empty signal mask, its own process
+// group, descriptors 3..5 = its channel (everything else closed, with
+// close_range or, where the kernel lacks it, by listing /proc/self/fd), and
+// it exits when its channel's socket hangs up (worker_loop.hpp). The fork
+// server likewise dies with the program and starts from the same clean state.
 #pragma once
 
 #include <sys/types.h>
@@ -61,12 +63,22 @@ bool single_threaded() noexcept;
 
 // ---- the child's side of a launch (also used by the fork server) ----
 
-/// In a freshly forked child: moves `fds` to 3..6 and closes every other
+/// In a freshly forked child: moves `fds` to 3..5 and closes every other
 /// descriptor, ties the child's life to `expected_parent`, resets signals.
 /// Only async-signal-safe calls; exits the child if it cannot.
 void setup_worker_process(pid_t expected_parent, const channel_fds& fds) noexcept;
 
-/// The channel as setup_worker_process left it (descriptors 3..6).
+/// The channel as setup_worker_process left it (descriptors 3..5).
 channel_fds fixed_channel_fds() noexcept;
+
+/// Closes every descriptor >= `first`: close_range, or (kernels before 5.9,
+/// or `use_close_range` false, for the tests) each one listed in
+/// /proc/self/fd, or without /proc each one below RLIMIT_NOFILE.
+/// Async-signal-safe.
+void close_descriptors_from(int first, bool use_close_range = true) noexcept;
+
+/// Resets every signal's disposition to the default (SIGINT: ignored) and
+/// empties the signal mask. Async-signal-safe.
+void reset_signals() noexcept;
 
 }  // namespace coexec::detail::proc

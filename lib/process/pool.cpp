@@ -67,15 +67,7 @@ process_pool_core::impl::impl(const process_pool_options& o)
     m_buffers.reserve(m_workers);
     switch (o.start) {
         case start_method::fork_server:
-            // Only ever made while single-threaded; otherwise fall back to spawn.
-            m_fork_server = fork_server::ensure(true);
-            m_method = m_fork_server != nullptr ? launch_method::fork_server : launch_method::spawn;
-            if (m_fork_server == nullptr) {
-                warn_spawn_fallback(
-                    "no fork server is running and the program already runs several threads, "
-                    "so none can be made safely (process_pool::prepare() was not called while "
-                    "the program had one thread)");
-            }
+            m_method = launch_method::fork_server;
             break;
         case start_method::fork:
             m_method = launch_method::fork;
@@ -95,16 +87,38 @@ process_pool_core::impl::impl(const process_pool_options& o)
         "process_pool", "",
         [](const void* self) noexcept { return static_cast<const impl*>(self)->stats(); }, this);
     if (m_method == launch_method::fork_server) {
-        int sv[2];
-        if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) != 0) {
-            throw_errno("socketpair");
+        // A fork server that died (a task may kill it) is replaced while the
+        // program is single-threaded; otherwise this pool spawns. Either way
+        // the constructor does not fail for it.
+        for (int attempt = 0; attempt < 2 && m_fork_server == nullptr; ++attempt) {
+            fork_server* server = fork_server::ensure(true);
+            if (server == nullptr) break;
+            int sv[2];
+            if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) != 0) {
+                throw_errno("socketpair");
+            }
+            unique_fd mine(sv[0]);
+            unique_fd theirs(sv[1]);
+            try {
+                m_pool_id = server->register_pool(theirs.get());
+            } catch (const std::system_error&) {
+                if (server->alive()) throw;
+                continue;
+            }
+            m_fork_server = server;
+            m_report = std::move(mine);
         }
-        m_report.reset(sv[0]);
-        unique_fd theirs(sv[1]);
-        m_pool_id = m_fork_server->register_pool(theirs.get());
-        e.data.u64 = ev_data(ev::report, 0, 0);
-        if (::epoll_ctl(m_epoll.get(), EPOLL_CTL_ADD, m_report.get(), &e) != 0)
-            throw_errno("epoll_ctl");
+        if (m_fork_server == nullptr) {
+            m_method = launch_method::spawn;
+            warn_spawn_fallback(
+                "no fork server is running and the program already runs several threads, "
+                "so none can be made safely (process_pool::prepare() was not called while "
+                "the program had one thread)");
+        } else {
+            e.data.u64 = ev_data(ev::report, 0, 0);
+            if (::epoll_ctl(m_epoll.get(), EPOLL_CTL_ADD, m_report.get(), &e) != 0)
+                throw_errno("epoll_ctl");
+        }
     }
 }
 
@@ -138,7 +152,7 @@ void process_pool_core::impl::wake() noexcept {
 // Dispatch (under m_mutex)
 // ---------------------------------------------------------------------------
 
-void process_pool_core::impl::dispatch_locked(task_list& dropped) {
+void process_pool_core::impl::dispatch_locked(task_list& dropped, failure_list& failed) {
     bool timed = false;
     while (!m_pending.empty() && !m_idle.empty()) {
         std::unique_ptr<process_task>& front = m_pending.front();
@@ -154,14 +168,25 @@ void process_pool_core::impl::dispatch_locked(task_list& dropped) {
         slot& s = m_slots[i];
         const std::uint64_t id = ++m_next_id;
         try {
+            // Never blocks: a worker that does not drain its ring or socket
+            // is a protocol violation, not a reason to wait under our lock.
             trace::link::sync_worker(s.trace, s.ch, m_trace ? &*m_trace : nullptr, i, s.pid);
             s.ch.send(msg_kind::task, id, front->message, front->fds);
+        } catch (const proc::protocol_violation& e) {
+            // The worker is wedged or hostile; the task never reached it, so
+            // it stays first in line for another worker.
+            violate_locked(i, e.what());
+            continue;
         } catch (...) {
-            // The worker is gone or wedged; its death will be noticed through
-            // its pidfd. Stop giving it work; the task stays first in line.
-            m_idle.pop_back();
-            s.accepting = false;
-            signal_locked(s, SIGKILL);
+            // Ours (out of memory or descriptors): this task fails, the
+            // worker stays, unless a part of the message may have reached it.
+            failed.emplace_back(std::move(front), std::current_exception());
+            m_pending.pop_front();
+            if (s.ch.poisoned()) {
+                std::erase(m_idle, i);
+                s.accepting = false;
+                signal_locked(s, SIGKILL);
+            }
             continue;
         }
         m_idle.pop_back();
@@ -182,6 +207,33 @@ void process_pool_core::impl::dispatch_locked(task_list& dropped) {
     }
     // The supervisor may be asleep with no timer: make it recompute its timeout.
     if (timed && std::this_thread::get_id() != m_thread_id) wake();
+}
+
+void process_pool_core::impl::violate_locked(std::size_t i, const std::string& reason) noexcept {
+    slot& s = m_slots[i];
+    if (!s.live) return;
+    if (!s.violated) {
+        s.violated = true;
+        try {
+            s.violation = reason;
+        } catch (...) {
+            // No memory for the reason: the worker is killed all the same.
+        }
+    }
+    s.ch.poison();
+    s.accepting = false;
+    std::erase(m_idle, i);
+    signal_locked(s, SIGKILL);
+}
+
+void process_pool_core::impl::complete_failures(failure_list& failed) noexcept {
+    for (auto& [t, error] : failed) {
+        if (t->state->is_done()) continue;
+        // Counted before completing: whoever sees the future done sees the counters too.
+        m_failed.fetch_add(1, std::memory_order_relaxed);
+        t->state->set_exception(error);
+    }
+    failed.clear();
 }
 
 void process_pool_core::impl::signal_locked(slot& s, int sig) noexcept {
@@ -226,8 +278,15 @@ void process_pool_core::impl::break_locked(const std::string& reason, task_list&
 // ---------------------------------------------------------------------------
 
 void process_pool_core::impl::submit(std::unique_ptr<process_task> t) {
+    if (t->fds.size() > max_fds_per_message) {
+        throw serialization_error("process_pool::submit: the call holds " +
+                                  std::to_string(t->fds.size()) + " shared_buffers; at most " +
+                                  std::to_string(max_fds_per_message) +
+                                  " may cross in one message");
+    }
     t->state->set_cancel_hook(&cancel_registry::instance());
     task_list dropped;
+    failure_list failed;
     {
         std::lock_guard lock(m_mutex);
         if (m_broken)
@@ -236,8 +295,9 @@ void process_pool_core::impl::submit(std::unique_ptr<process_task> t) {
             throw executor_shutdown("process_pool::submit: the pool has been shut down");
         m_submitted.fetch_add(1, std::memory_order_relaxed);
         m_pending.push_back(std::move(t));
-        dispatch_locked(dropped);
+        dispatch_locked(dropped, failed);
     }
+    complete_failures(failed);
 }
 
 std::unique_ptr<process_task> process_pool_core::impl::take_running(

@@ -16,6 +16,9 @@
 //   `m_pending`. (CPython allows workers + 1 ahead; one per worker keeps
 //   deadlines and crash attribution exact, at the cost of one hand-off of a
 //   few µs between tasks — map sends whole chunks, so that cost is per chunk.)
+// - Everything a worker writes is untrusted (docs/threat_model.md): a
+//   protocol violation (channel.hpp) kills that worker and fails its task
+//   once, with worker_died naming the violation; no send to a worker blocks.
 // - Futures are completed, and tasks destroyed, outside `m_mutex`: completing
 //   runs callbacks and resumes coroutines, which may call back into the pool.
 // - No user code runs on the supervisor thread: completing there hands
@@ -29,6 +32,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <exception>
 #include <future>
 #include <map>
 #include <memory>
@@ -36,6 +40,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "coexec/process_pool.hpp"
@@ -69,6 +74,15 @@ inline constexpr std::chrono::milliseconds status_wait{1000};
 // Workers dying before they are ready this many times in a row break the pool
 // (a crashing initializer would otherwise restart forever).
 inline constexpr int max_start_failures = 5;
+// A task whose worker dies before starting it runs again elsewhere at most
+// this many times; then it fails with worker_died. (The running id that
+// tells "started" from "not started" is written by the worker, so a task can
+// forge it: without a cap it could have itself re-run forever.)
+inline constexpr std::uint8_t max_restarts_per_task = 2;
+// A worker whose wake-up socket hangs up is normally dying; if its pidfd has
+// not fired after this long, it closed the socket itself and is killed (the
+// parent could no longer be woken by its results).
+inline constexpr std::chrono::milliseconds hup_grace{1000};
 
 inline constexpr auto never = clock::time_point::max();
 
@@ -100,10 +114,14 @@ struct slot {
     channel ch;
     std::unique_ptr<process_task> current;
     std::uint64_t current_id = 0;
+    std::uint64_t last_id = 0;  // its last finished task: the other running id it may show
     std::size_t tasks_done = 0;
+    bool violated = false;                   // killed for a protocol violation...
+    std::string violation;                   // ... and why
     clock::time_point deadline = never;      // of the current task
     clock::time_point kill_at = never;       // SIGKILL escalation
     clock::time_point status_until = never;  // dead, waiting for the fork server's report
+    clock::time_point hup_at = never;        // its wake socket hung up: killed then if alive
     clock::time_point dispatched_at{};       // of the current task
     trace::link::worker_state trace;         // what its worker knows of coexec::trace
 };
@@ -117,6 +135,8 @@ struct process_pool_core::impl : std::enable_shared_from_this<process_pool_core:
     using message = proc::message;
 
     using task_list = std::vector<std::unique_ptr<process_task>>;
+    /// Tasks to fail (outside m_mutex) with their error.
+    using failure_list = std::vector<std::pair<std::unique_ptr<process_task>, std::exception_ptr>>;
 
     // ---- callers (pool.cpp) ----
     explicit impl(const process_pool_options& o);
@@ -134,10 +154,16 @@ struct process_pool_core::impl : std::enable_shared_from_this<process_pool_core:
     void join();
 
     // ---- under m_mutex, from either side (pool.cpp) ----
-    void dispatch_locked(task_list& dropped);
+    void dispatch_locked(task_list& dropped, failure_list& failed);
     void retire_locked(std::size_t i) noexcept;
     void signal_locked(slot& s, int sig) noexcept;
     void break_locked(const std::string& reason, task_list& failed);
+    /// Worker `i` broke the channel protocol: poison its channel, kill it;
+    /// its task fails (once) when its death is accounted for.
+    void violate_locked(std::size_t i, const std::string& reason) noexcept;
+
+    /// Outside m_mutex: fails each task with its error (counted first).
+    void complete_failures(failure_list& failed) noexcept;
 
     // ---- the supervisor thread (supervisor.cpp) ----
     /// Under m_mutex: starts a worker in slot `i`.
@@ -146,7 +172,7 @@ struct process_pool_core::impl : std::enable_shared_from_this<process_pool_core:
     bool poll_results();
     void handle_message(std::size_t i, message& m);
     bool check_timers(clock::time_point now);
-    void handle_event(std::uint64_t data);
+    void handle_event(std::uint64_t data, std::uint32_t events);
     void finish_death(std::size_t i, worker_status st);
     bool try_finish_deaths();
 

@@ -14,6 +14,7 @@
 #include <bit>
 #include <cerrno>
 #include <exception>
+#include <string>
 #include <system_error>
 
 #include "coexec/detail/spin.hpp"
@@ -31,6 +32,14 @@ using namespace proc;
 double cpu_seconds_of(const rusage& ru) {
     return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
            static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
+}
+
+// worker_died's cause for a worker the pool killed (or found dead) after it
+// broke the channel protocol.
+std::string violation_cause(const std::string& violation) {
+    return "protocol violation: " + (violation.empty() ? std::string("unknown") : violation) +
+           " (the task may have corrupted its worker's memory or shared memory; the pool "
+           "stopped trusting that worker)";
 }
 
 worker_status from_wait_status(int st) {
@@ -73,12 +82,18 @@ void process_pool_core::impl::launch_locked(std::size_t i) {
     s.direct_child = l.direct_child;
     s.ch = std::move(ch);
     s.tasks_done = 0;
-    s.deadline = s.kill_at = s.status_until = never;
+    s.last_id = 0;
+    s.violated = false;
+    s.violation.clear();
+    s.deadline = s.kill_at = s.status_until = s.hup_at = never;
     epoll_event e{};
-    e.events = EPOLLIN;
+    // RDHUP too: a worker that shuts its wake socket down would otherwise
+    // leave it readable forever (level-triggered) and the supervisor spinning.
+    e.events = EPOLLIN | EPOLLRDHUP;
     e.data.u64 = ev_data(ev::result, i, s.gen);
     if (::epoll_ctl(m_epoll.get(), EPOLL_CTL_ADD, s.ch.wake_fd(), &e) != 0)
         throw_errno("epoll_ctl");
+    e.events = EPOLLIN;
     e.data.u64 = ev_data(ev::pidfd, i, s.gen);
     if (::epoll_ctl(m_epoll.get(), EPOLL_CTL_ADD, s.pidfd.get(), &e) != 0) throw_errno("epoll_ctl");
     std::vector<std::byte> cfg;
@@ -88,6 +103,7 @@ void process_pool_core::impl::launch_locked(std::size_t i) {
                    : 0);
     sandboxing::encode_worker_config(cw, m_options);  // limits and sandbox (lib/sandbox)
     s.ch.send(msg_kind::config, 0, cfg);
+    // Tasks may follow at once: the worker runs its initializer first.
     m_idle.push_back(i);
 }
 
@@ -135,8 +151,10 @@ void process_pool_core::impl::run(std::promise<void>& started) {
             last_epoll = now;
             const int n =
                 ::epoll_wait(m_epoll.get(), events.data(), static_cast<int>(events.size()), 0);
-            for (int k = 0; k < n; ++k)
-                handle_event(events[static_cast<std::size_t>(k)].data.u64);
+            for (int k = 0; k < n; ++k) {
+                const auto& ev = events[static_cast<std::size_t>(k)];
+                handle_event(ev.data.u64, ev.events);
+            }
         }
         progress |= check_timers(now);
         progress |= try_finish_deaths();
@@ -177,7 +195,7 @@ void process_pool_core::impl::run(std::promise<void>& started) {
             {
                 std::lock_guard lock(m_mutex);
                 for (const auto& s : m_slots) {
-                    next = std::min({next, s.deadline, s.kill_at, s.status_until});
+                    next = std::min({next, s.deadline, s.kill_at, s.status_until, s.hup_at});
                 }
                 next = std::min(next, m_stop_deadline);
             }
@@ -189,8 +207,10 @@ void process_pool_core::impl::run(std::promise<void>& started) {
             }
             const int n = ::epoll_wait(m_epoll.get(), events.data(),
                                        static_cast<int>(events.size()), timeout_ms);
-            for (int k = 0; k < n; ++k)
-                handle_event(events[static_cast<std::size_t>(k)].data.u64);
+            for (int k = 0; k < n; ++k) {
+                const auto& ev = events[static_cast<std::size_t>(k)];
+                handle_event(ev.data.u64, ev.events);
+            }
             last_epoll = clock::now();
         }
         for (auto& s : m_slots) {
@@ -203,7 +223,7 @@ void process_pool_core::impl::run(std::promise<void>& started) {
         s.ch = channel();
 }
 
-void process_pool_core::impl::handle_event(std::uint64_t data) {
+void process_pool_core::impl::handle_event(std::uint64_t data, std::uint32_t events) {
     const auto kind = static_cast<ev>(data >> 56);
     const std::size_t i = static_cast<std::size_t>((data >> 32) & 0xff'ffff);
     const auto gen = static_cast<std::uint32_t>(data);
@@ -220,17 +240,29 @@ void process_pool_core::impl::handle_event(std::uint64_t data) {
                     continue;
                 }
                 if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
-                    // The fork server is gone (its workers die with it).
+                    // The fork server is gone (its workers die with it): reap
+                    // it, and start later workers by spawn.
                     ::epoll_ctl(m_epoll.get(), EPOLL_CTL_DEL, m_report.get(), nullptr);
                     m_fork_server_gone = true;
+                    m_fork_server->notice_death();
                 }
                 break;
             }
             break;
         }
         case ev::result:
-            if (i < m_slots.size() && m_slots[i].gen == gen && m_slots[i].live)
-                m_slots[i].ch.drain_wake();
+            if (i < m_slots.size() && m_slots[i].gen == gen && m_slots[i].live) {
+                slot& s = m_slots[i];
+                if ((events & (EPOLLHUP | EPOLLRDHUP | EPOLLERR)) != 0) {
+                    // Normally a dying worker (its pidfd fires next); else it
+                    // shut the socket itself and is killed after hup_grace.
+                    ::epoll_ctl(m_epoll.get(), EPOLL_CTL_DEL, s.ch.wake_fd(), nullptr);
+                    std::lock_guard lock(m_mutex);
+                    if (s.hup_at == never) s.hup_at = clock::now() + hup_grace;
+                } else {
+                    s.ch.drain_wake();
+                }
+            }
             break;
         case ev::pidfd:
             if (i < m_slots.size() && m_slots[i].gen == gen && m_slots[i].live &&
@@ -289,10 +321,13 @@ void process_pool_core::impl::finish_death(std::size_t i, worker_status st) {
             handle_message(i, m);
             s.ch.release(m);
         }
-    } catch (...) {
+    } catch (const std::exception& e) {
         s.ch.release(m);
+        std::lock_guard lock(m_mutex);
+        violate_locked(i, e.what());
     }
     task_list failed;
+    failure_list failures;
     std::unique_ptr<process_task> died_with;
     std::exception_ptr died_error;
     std::string break_reason;
@@ -300,36 +335,61 @@ void process_pool_core::impl::finish_death(std::size_t i, worker_status st) {
         std::lock_guard lock(m_mutex);
         const pid_t pid = s.pid;
         if (s.current) {
-            if (s.ch.running_id() != s.current_id) {
-                // It never started there: run it elsewhere.
+            // The running id is the worker's word: only the ids we know count.
+            const std::uint64_t running = s.violated ? 0 : s.ch.running_id();
+            if (s.violated) {
+                died_with = std::move(s.current);
+                died_error = std::make_exception_ptr(worker_died(pid, st.signal, st.exit_code,
+                                                                 "a process_pool task",
+                                                                 violation_cause(s.violation)));
+            } else if (running == s.current_id) {
+                died_with = std::move(s.current);
+                died_error = std::make_exception_ptr(worker_died(
+                    pid, st.signal, st.exit_code, "a process_pool task",
+                    sandboxing::death_cause(m_options.limits, st.signal, st.cpu_seconds)));
+            } else if (running == s.last_id && !s.ready) {
+                // The initializer died (counted below as a start failure).
                 m_pending.push_front(std::move(s.current));
+            } else if (running == s.last_id && s.current->restarts < max_restarts_per_task) {
+                // It never started there: run it elsewhere.
+                ++s.current->restarts;
+                m_pending.push_front(std::move(s.current));
+            } else if (running == s.last_id) {
+                died_with = std::move(s.current);
+                died_error = std::make_exception_ptr(worker_died(
+                    pid, st.signal, st.exit_code,
+                    "a process_pool task (its workers died " +
+                        std::to_string(max_restarts_per_task + 1) + " times before starting it)"));
             } else {
                 died_with = std::move(s.current);
+                died_error = std::make_exception_ptr(worker_died(
+                    pid, st.signal, st.exit_code, "a process_pool task",
+                    violation_cause("it reported running a task id the pool never gave it")));
             }
         }
         trace::link::worker_died(pid, died_with ? &died_with->state->trace_ticket() : nullptr,
                                  s.dispatched_at, st.signal, st.exit_code, s.expected_exit);
-        const bool unexpected = !s.expected_exit;
-        const bool was_ready = s.ready;
+        // A death before ready that is not charged to a task is the
+        // initializer's (a violation while holding a task is the task's,
+        // even if it garbled the ready message).
+        const bool start_failure = (!s.expected_exit || s.violated) && !s.ready;
         s.live = false;
         s.dead = false;
         s.accepting = false;
         s.pidfd.reset();
         s.ch = channel();
-        s.deadline = s.kill_at = s.status_until = never;
+        s.deadline = s.kill_at = s.status_until = s.hup_at = never;
         std::erase(m_idle, i);
 
-        if (died_with) {
-            worker_died death(pid, st.signal, st.exit_code, "a process_pool task",
-                              sandboxing::death_cause(m_options.limits, st.signal, st.cpu_seconds));
-            if (m_options.on_worker_death == worker_death::break_pool) {
-                break_reason = std::string("a worker died: ") + death.what();
-                failed.push_back(std::move(died_with));
-            } else {
-                died_error = std::make_exception_ptr(death);  // completed below, outside the lock
+        if (died_with && m_options.on_worker_death == worker_death::break_pool) {
+            try {
+                std::rethrow_exception(died_error);
+            } catch (const std::exception& e) {
+                break_reason = std::string("a worker died: ") + e.what();
             }
+            failed.push_back(std::move(died_with));
         }
-        if (unexpected && !was_ready && !died_with && !m_broken) {
+        if (start_failure && !died_with && !m_broken) {
             if (++m_start_failures >= max_start_failures) {
                 worker_died death(pid, st.signal, st.exit_code);
                 break_reason =
@@ -351,15 +411,12 @@ void process_pool_core::impl::finish_death(std::size_t i, worker_status st) {
             }
         }
         task_list dropped;
-        dispatch_locked(dropped);
+        dispatch_locked(dropped, failures);
         for (auto& t : dropped)
             failed.push_back(std::move(t));
     }
-    if (died_with) {
-        // Counted before completing: whoever sees the future done sees the counters too.
-        m_failed.fetch_add(1, std::memory_order_relaxed);
-        died_with->state->set_exception(died_error);
-    }
+    if (died_with) failures.emplace_back(std::move(died_with), died_error);
+    complete_failures(failures);
     const std::string reason = m_broken_reason;
     for (auto& t : failed) {
         if (!t->state->is_done()) {
@@ -382,14 +439,12 @@ bool process_pool_core::impl::poll_results() {
                 handle_message(i, m);
                 s.ch.release(m);
             }
-        } catch (...) {
+        } catch (const std::exception& e) {
             // A malformed message: this worker cannot be trusted any more.
             s.ch.release(m);
             std::lock_guard lock(m_mutex);
-            s.accepting = false;
-            std::erase(m_idle, i);
-            s.expected_exit = false;
-            if (pidfd_send_signal(s.pidfd.get(), SIGKILL) == 0) ::kill(-s.pid, SIGKILL);
+            violate_locked(i, e.what());
+            any = true;
         }
     }
     return any;
@@ -397,14 +452,23 @@ bool process_pool_core::impl::poll_results() {
 
 void process_pool_core::impl::handle_message(std::size_t i, message& m) {
     slot& s = m_slots[i];
+    // Only results carry descriptors (shared_buffers).
+    if (m.kind != msg_kind::result && !m.fds.empty())
+        throw protocol_violation("descriptors with a message that has none");
     switch (m.kind) {
         case msg_kind::ready: {
             std::lock_guard lock(m_mutex);
+            if (s.ready) throw protocol_violation("a second ready message");
             s.ready = true;
             m_start_failures = 0;
             return;
         }
         case msg_kind::init_failed: {
+            {
+                std::lock_guard lock(m_mutex);
+                // Only the initializer may fail this way, and only once.
+                if (s.ready) throw protocol_violation("init_failed after ready");
+            }
             std::string what = "(unknown)";
             try {
                 byte_reader r(m.bytes);
@@ -441,10 +505,19 @@ void process_pool_core::impl::handle_message(std::size_t i, message& m) {
         case msg_kind::result: {
             std::unique_ptr<process_task> t;
             task_list dropped;
+            failure_list failed;
             {
                 std::lock_guard lock(m_mutex);
-                if (!s.current || s.current_id != m.id) return;  // cancelled or timed out meanwhile
+                if (!s.ready) throw protocol_violation("a result before ready");
+                if (!s.current) {
+                    // Its task was cancelled or timed out meanwhile (the
+                    // worker is being stopped), or it made this one up.
+                    if (s.expected_exit) return;
+                    throw protocol_violation("a result while it held no task");
+                }
+                if (s.current_id != m.id) throw protocol_violation("a result for another task");
                 t = std::move(s.current);
+                s.last_id = s.current_id;
                 s.deadline = never;
                 ++s.tasks_done;
                 const std::int64_t took = std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -458,8 +531,9 @@ void process_pool_core::impl::handle_message(std::size_t i, message& m) {
                 } else if (s.accepting) {
                     m_idle.push_back(i);
                 }
-                dispatch_locked(dropped);
+                dispatch_locked(dropped, failed);
             }
+            complete_failures(failed);
             // Counted before completing, so that whoever sees the future done
             // sees the counters too. The first byte is the codec's status (0: value).
             const bool value = !m.bytes.empty() && m.bytes[0] == std::byte{0};
@@ -470,7 +544,7 @@ void process_pool_core::impl::handle_message(std::size_t i, message& m) {
             return;
         }
         default:
-            throw serialization_error("coexec: unexpected message from a process worker");
+            throw protocol_violation("a message of a kind a worker does not send");
     }
 }
 
@@ -479,7 +553,13 @@ bool process_pool_core::impl::check_timers(clock::time_point now) {
     bool any = false;
     {
         std::lock_guard lock(m_mutex);
-        for (auto& s : m_slots) {
+        for (std::size_t i = 0; i < m_slots.size(); ++i) {
+            slot& s = m_slots[i];
+            if (s.live && !s.dead && now >= s.hup_at) {
+                s.hup_at = never;
+                violate_locked(i, "it closed its end of the wake-up socket");
+                any = true;
+            }
             if (s.current && now >= s.deadline) {
                 trace::link::deadline_kill(s.pid, s.current->state->trace_ticket(),
                                            s.dispatched_at);

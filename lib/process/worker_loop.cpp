@@ -6,12 +6,14 @@
 #include <bit>
 #include <cerrno>
 #include <cstdio>
+#include <string>
 #include <vector>
 
 #include "coexec/detail/codec/byte_buffers.hpp"
 #include "coexec/detail/codec/code_address.hpp"
 #include "coexec/detail/codec/exceptions.hpp"
 #include "coexec/detail/spin.hpp"
+#include "coexec/errors.hpp"
 #include "trace/process_link.hpp"
 #include "sandbox/sandbox.hpp"
 
@@ -80,6 +82,12 @@ int worker_loop(channel_fds fds) {
                     ch.set_running_id(m.id);
                     timer.begin();
                     fn(in, w);  // encodes the task's own exceptions itself
+                    if (out_fds.size() > max_fds_per_message) {
+                        throw serialization_error(
+                            "coexec: a task's result holds " + std::to_string(out_fds.size()) +
+                            " shared_buffers; at most " + std::to_string(max_fds_per_message) +
+                            " may cross in one message");
+                    }
                 } catch (...) {
                     encode_failure(out, out_fds);
                 }

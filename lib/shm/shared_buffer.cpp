@@ -38,8 +38,9 @@ shared_buffer::shared_buffer(std::size_t size) {
     unique_fd fd(::memfd_create("coexec-shared-buffer", MFD_CLOEXEC | MFD_ALLOW_SEALING));
     if (!fd) throw_errno("memfd_create");
     if (::ftruncate(fd.get(), static_cast<off_t>(size)) != 0) throw_errno("ftruncate");
-    // The size is fixed for life: a process we share the block with must not
-    // shrink it under our mapping (our next access would fault with SIGBUS).
+    // Its size never changes: a process given the buffer (a worker running
+    // untrusted code) cannot shrink it under another's mapping, which would
+    // fault (SIGBUS) on access. Receivers refuse buffers without these seals.
     if (::fcntl(fd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0)
         throw_errno("fcntl(F_ADD_SEALS)");
     m_state = map_fd(fd.release(), size, false);

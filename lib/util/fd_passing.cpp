@@ -89,12 +89,13 @@ ssize_t recv_packet(int socket, std::span<std::byte> bytes, std::span<int> fds, 
     return r;
 }
 
-void send_fds(int socket, std::span<const int> fds) {
+void send_fds(int socket, std::span<const int> fds, int flags) {
     // One byte per packet: the receiver tells a packet from a hang-up.
     const std::byte tag{'F'};
     while (!fds.empty()) {
         const std::size_t n = std::min(fds.size(), max_fds_per_packet);
-        if (send_packet(socket, {&tag, 1}, fds.first(n)) < 0) throw_errno("sendmsg(SCM_RIGHTS)");
+        if (send_packet(socket, {&tag, 1}, fds.first(n), flags) < 0)
+            throw_errno("sendmsg(SCM_RIGHTS)");
         fds = fds.subspan(n);
     }
 }
@@ -109,6 +110,7 @@ void recv_fds(int socket, std::size_t count, std::vector<int>& out, int flags) {
             socket, {&tag, 1}, std::span(fds, std::min(wanted, max_fds_per_packet)), n, flags);
         if (r < 0) throw_errno("recvmsg(SCM_RIGHTS)");
         if (r == 0) throw_system_error(EPIPE, "recvmsg(SCM_RIGHTS)");
+        if (n == 0) throw_system_error(EPROTO, "recvmsg(SCM_RIGHTS): a packet without descriptors");
         out.insert(out.end(), fds, fds + n);
         wanted -= n;
     }

@@ -37,15 +37,17 @@ ssize_t send_packet(int socket, std::span<const std::byte> bytes, std::span<cons
 ssize_t recv_packet(int socket, std::span<std::byte> bytes, std::span<int> fds, std::size_t& nfds,
                     int flags = 0) noexcept;
 
-/// Sends `fds` alone, in as many packets as they need. Throws std::system_error
-/// (EPIPE: the peer is gone).
-void send_fds(int socket, std::span<const int> fds);
+/// Sends `fds` alone, in as many packets as they need. `flags` as sendmsg's
+/// (MSG_DONTWAIT: fail with EAGAIN rather than wait for a reader). Throws
+/// std::system_error (EPIPE: the peer is gone).
+void send_fds(int socket, std::span<const int> fds, int flags = 0);
 
 /// Receives descriptors sent by send_fds until `out` holds `count` more
 /// (they are appended, owned by the caller, also when this throws).
 /// `flags` as recvmsg's (MSG_DONTWAIT: fail with EAGAIN rather than wait).
 /// Throws std::system_error: EPIPE if the peer hung up, EMSGSIZE if it sent
-/// more than `count`.
+/// more than `count`, EPROTO for a packet without descriptors (so a peer
+/// cannot keep the receiver looping on empty packets).
 void recv_fds(int socket, std::size_t count, std::vector<int>& out, int flags = 0);
 
 }  // namespace coexec::detail

@@ -211,6 +211,46 @@ TEST_CASE("descriptors sent with a message arrive with it", "[process][channel]"
     REQUIRE(WEXITSTATUS(f.finish()) == 0);
 }
 
+TEST_CASE("a channel's memfd is sealed at its size, and so are its spills and arenas",
+          "[process][channel]") {
+    channel_fds w;
+    channel parent = channel::create(64 * 1024, w);
+    const int seals = ::fcntl(w.memfd.get(), F_GET_SEALS);
+    CHECK((seals & (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)) ==
+          (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL));
+    CHECK(::ftruncate(w.memfd.get(), 0) != 0);
+    channel worker = channel::attach(std::move(w));
+    // A one-off spill (the arena busy) and an arena: the receiver checks the
+    // seals; both arrive.
+    const std::string big(1u << 20, 's');
+    worker.send(msg_kind::result, 1, bytes_of(big));  // into the worker's new arena
+    message a;
+    REQUIRE(parent.try_receive(a));
+    CHECK(a.in_arena);
+    worker.send(msg_kind::result, 2, bytes_of(big));  // arena busy: a sealed one-off spill
+    parent.release(a);
+    REQUIRE(parent.try_receive(a));
+    CHECK_FALSE(a.in_arena);
+    CHECK(same(a.bytes, big));
+    parent.release(a);
+}
+
+TEST_CASE("a receiver refuses a record its peer's kind may not send, and stays refused",
+          "[process][channel]") {
+    channel_fds w;
+    channel parent = channel::create(64 * 1024, w);
+    channel worker = channel::attach(std::move(w));
+    worker.send(msg_kind::task, 1, bytes_of("a worker does not send tasks"));
+    message m;
+    CHECK_THROWS_AS(parent.try_receive(m), protocol_violation);
+    parent.release(m);
+    CHECK(parent.poisoned());
+    worker.send(msg_kind::result, 2, bytes_of("too late"));
+    CHECK_FALSE(parent.readable());
+    CHECK_FALSE(parent.try_receive(m));
+    CHECK_THROWS_AS(parent.send(msg_kind::task, 3, bytes_of("x")), protocol_violation);
+}
+
 namespace {
 
 std::size_t open_fd_count() {
@@ -291,7 +331,7 @@ TEST_CASE("a message that brings more descriptors than its record announced is a
     CHECK(open_fd_count() == before);
 }
 
-TEST_CASE("a sleeping receiver is woken by the eventfd", "[process][channel]") {
+TEST_CASE("a sleeping receiver is woken through the wake socket", "[process][channel]") {
     echo_fixture f;
     message m;
     for (int i = 0; i < 20; ++i) {

@@ -330,11 +330,16 @@ TEST_CASE("a received shared block that its sender could shrink is refused",
     const int fd = ::memfd_create("unsealed", MFD_CLOEXEC);
     REQUIRE(fd >= 0);
     REQUIRE(::ftruncate(fd, 4096) == 0);
-    coexec::shared_buffer unsealed = coexec::shared_buffer::adopt_fd(fd);
+    // Our encoder refuses to send it, so the message is forged: a sealed
+    // block's encoding with the unsealed descriptor in its place.
+    coexec::shared_buffer sealed(4096);
     std::vector<std::byte> bytes;
     std::vector<int> fds;
     coexec::detail::byte_writer w(bytes, &fds);
-    coexec::detail::encode(w, unsealed);
+    coexec::detail::encode(w, sealed);
+    REQUIRE(fds.size() == 1);
+    ::close(fds[0]);
+    fds[0] = fd;
     coexec::detail::byte_reader r(bytes, fds);
     CHECK_THROWS_AS(coexec::detail::decode<coexec::process_mutex>(r), coexec::serialization_error);
     coexec::detail::close_fds(fds);

@@ -1,10 +1,12 @@
-// Helper for the "parent SIGKILLed" fault test: makes a process_pool, prints
+// Helper for the "parent SIGKILLed" fault tests: makes a process_pool (whose
+// start method is argv[1]: fork_server, the default, fork or spawn), prints
 // its worker pids (one per line, then "ready"), and waits to be killed.
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 #include <set>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -21,8 +23,12 @@ int sleep_forever() {
 }
 }  // namespace
 
-int main() {
-    coexec::process_pool pool{{.max_workers = 3}};
+int main(int argc, char** argv) {
+    const std::string method = argc > 1 ? argv[1] : "fork_server";
+    coexec::process_pool pool{{.max_workers = 3,
+                               .start = method == "fork"    ? coexec::start_method::fork
+                                        : method == "spawn" ? coexec::start_method::spawn
+                                                            : coexec::start_method::fork_server}};
     // One slow task per worker at once: each lands on a different worker.
     std::vector<coexec::future<int>> fs;
     for (int i = 0; i < 3; ++i)

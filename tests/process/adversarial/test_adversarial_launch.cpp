@@ -1,0 +1,236 @@
+// Adversarial tests, starting workers: a task that kills or stops the fork
+// server (its worker's parent), and what every start path guarantees a
+// worker: none of the program's signal handling, only its channel's
+// descriptors, death with the program.
+#include <dirent.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <set>
+
+#include "adversary.hpp"
+#include "helpers.hpp"
+#include "process_tree.hpp"
+
+using namespace adversary;
+
+namespace {
+
+int parent_pid() {
+    return static_cast<int>(::getppid());
+}
+
+// Kills its worker's parent, the fork server (the worker dies with it).
+int kill_fork_server() {
+    ::kill(::getppid(), SIGKILL);
+    wait_to_be_killed();
+}
+
+// Stops the fork server and returns: the next worker start finds it mute.
+int stop_fork_server() {
+    ::kill(::getppid(), SIGSTOP);
+    return 1;
+}
+
+int crash() {
+    std::abort();
+}
+
+// What a worker has that it should not: signal handlers or ignored signals of
+// the program's, blocked signals, descriptors beyond stdio and its channel.
+std::string worker_hygiene() {
+    std::string bad;
+    for (int sig :
+         {SIGUSR1, SIGUSR2, SIGHUP, SIGTERM, SIGCHLD, SIGPIPE, SIGALRM, SIGQUIT, SIGRTMIN + 3}) {
+        struct sigaction sa {};
+        ::sigaction(sig, nullptr, &sa);
+        if (sa.sa_handler != SIG_DFL) bad += "signal " + std::to_string(sig) + " not default; ";
+    }
+    struct sigaction sa {};
+    ::sigaction(SIGINT, nullptr, &sa);
+    if (sa.sa_handler != SIG_IGN) bad += "SIGINT not ignored; ";
+    sigset_t mask;
+    ::sigprocmask(SIG_SETMASK, nullptr, &mask);
+    for (int sig = 1; sig < SIGRTMIN; ++sig) {
+        if (sigismember(&mask, sig) == 1) bad += "signal " + std::to_string(sig) + " blocked; ";
+    }
+    DIR* d = ::opendir("/proc/self/fd");
+    while (dirent* e = ::readdir(d)) {
+        const int fd = std::atoi(e->d_name);
+        if (e->d_name[0] != '.' && fd > 5 && fd != ::dirfd(d))
+            bad += "fd " + std::to_string(fd) + "; ";
+    }
+    ::closedir(d);
+    return bad;
+}
+
+void on_signal(int) {}
+
+// Under TSan the program is never single-threaded again once it has made a
+// thread (TSan's own background thread stays), so no fork server can be
+// started after the first pool; the pools spawn instead.
+#if defined(__SANITIZE_THREAD__)
+constexpr bool under_tsan = true;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+constexpr bool under_tsan = true;
+#else
+constexpr bool under_tsan = false;
+#endif
+#else
+constexpr bool under_tsan = false;
+#endif
+
+// A fork server, new if the last one died: false only where none can start.
+bool fresh_fork_server() {
+    if (coexec::process_pool::prepare()) return true;
+    REQUIRE(under_tsan);
+    return false;
+}
+
+bool no_fork_server_zombie(int pid) {
+    const auto st = coexec_test::status_of(pid);
+    return !st || st->state != 'Z';
+}
+
+}  // namespace
+
+TEST_CASE("killing the fork server fails its running task, and pools old and new go on",
+          "[process_pool][adversarial][fork_server]") {
+    for (bool busy : {false, true}) {
+        if (!fresh_fork_server()) return;  // single-threaded here: a (new) fork server
+        coexec::process_pool pool{{.max_workers = 2}};
+        const int server = pool.submit(parent_pid).get_for(30s);
+        std::optional<coexec::future<int>> other;
+        if (busy) other = pool.submit(sleep_then, 400, 77);
+        auto bad = pool.submit(kill_fork_server);
+        const ending e = end_of(bad);
+        REQUIRE(e.worker_died);
+        // The fork server's workers die with it, so the other task may fail
+        // too; it must end.
+        if (other) REQUIRE(other->wait_for(30s));
+        // Noticed and reaped: no zombie.
+        REQUIRE(coexec_test::eventually([&] { return no_fork_server_zombie(server); }, 30s));
+        // This pool replaces its workers (by spawn), and a new pool, made
+        // while this one's thread runs, starts without throwing.
+        for (int i = 0; i < 4; ++i)
+            REQUIRE(pool.submit(square, i).get_for(30s) == i * i);
+        coexec::process_pool second{{.max_workers = 1}};
+        REQUIRE(second.submit(square, 5).get_for(30s) == 25);
+    }
+    // Single-threaded again: a new fork server serves a new pool.
+    if (!fresh_fork_server()) return;
+    coexec::process_pool third{{.max_workers = 1}};
+    const int server = third.submit(parent_pid).get_for(30s);
+    REQUIRE(coexec_test::pid_alive(server));
+    REQUIRE(server != static_cast<int>(::getpid()));
+}
+
+TEST_CASE("a stopped fork server is given up after a bound and the pool spawns instead",
+          "[process_pool][adversarial][fork_server]") {
+    REQUIRE(coexec::process_pool::prepare());
+    coexec::process_pool pool{{.max_workers = 2}};
+    const int server = pool.submit(parent_pid).get_for(30s);
+    REQUIRE(pool.submit(stop_fork_server).get_for(30s) == 1);
+    // The crash needs a new worker, which the stopped fork server cannot fork.
+    auto f = pool.submit(crash);
+    REQUIRE(end_of(f).worker_died);
+    for (int i = 0; i < 4; ++i)
+        REQUIRE(pool.submit(square, i).get_for(60s) == i * i);
+    REQUIRE(coexec_test::eventually([&] { return no_fork_server_zombie(server); }, 30s));
+}
+
+TEST_CASE("workers on every start path have default signals, an empty mask and only their channel",
+          "[process_pool][adversarial][hygiene]") {
+    struct sigaction handler {};
+    handler.sa_handler = on_signal;
+    struct sigaction ignore {};
+    ignore.sa_handler = SIG_IGN;
+    for (int sig : {SIGUSR1, SIGHUP, SIGTERM, SIGCHLD, SIGRTMIN + 3})
+        ::sigaction(sig, &handler, nullptr);
+    for (int sig : {SIGUSR2, SIGPIPE, SIGALRM, SIGQUIT})
+        ::sigaction(sig, &ignore, nullptr);
+    sigset_t blocked, old;
+    sigemptyset(&blocked);
+    sigaddset(&blocked, SIGTERM);
+    sigaddset(&blocked, SIGUSR2);
+    ::pthread_sigmask(SIG_BLOCK, &blocked, &old);
+    int leak[2];
+    REQUIRE(::pipe(leak) == 0);  // not close-on-exec: must still not reach workers
+    for (auto method : {coexec::start_method::fork_server, coexec::start_method::fork,
+                        coexec::start_method::spawn}) {
+        coexec::process_pool pool{{.max_workers = 1, .start = method}};
+        INFO("start method " << static_cast<int>(method));
+        REQUIRE(pool.submit(worker_hygiene).get_for(30s) == "");
+    }
+    ::close(leak[0]);
+    ::close(leak[1]);
+    ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    for (int sig :
+         {SIGUSR1, SIGHUP, SIGTERM, SIGCHLD, SIGRTMIN + 3, SIGUSR2, SIGPIPE, SIGALRM, SIGQUIT})
+        ::sigaction(sig, &dfl, nullptr);
+}
+
+TEST_CASE("without close_range, a new worker's descriptors are closed by listing /proc/self/fd",
+          "[process_pool][adversarial][hygiene]") {
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        for (int fd = 20; fd < 40; ++fd)
+            ::dup2(1, fd);
+        proc::close_descriptors_from(10, false);
+        DIR* d = ::opendir("/proc/self/fd");
+        int left = 0;
+        while (dirent* e = ::readdir(d)) {
+            const int fd = std::atoi(e->d_name);
+            if (e->d_name[0] != '.' && fd >= 10 && fd != ::dirfd(d)) ++left;
+        }
+        ::_exit(left == 0 && ::fcntl(2, F_GETFD) >= 0 ? 0 : 1);
+    }
+    int status = 0;
+    REQUIRE(::waitpid(child, &status, 0) == child);
+    REQUIRE(WIFEXITED(status));
+    REQUIRE(WEXITSTATUS(status) == 0);
+}
+
+TEST_CASE("workers started by fork or spawn do not outlive a parent killed with SIGKILL",
+          "[process_pool][adversarial][orphans]") {
+    for (const char* method : {"fork", "spawn"}) {
+        INFO("start method " << method);
+        int out[2];
+        REQUIRE(::pipe(out) == 0);
+        const pid_t child = ::fork();
+        REQUIRE(child >= 0);
+        if (child == 0) {
+            ::dup2(out[1], 1);
+            ::close(out[0]);
+            ::close(out[1]);
+            ::execl(COEXEC_ORPHAN_HELPER, COEXEC_ORPHAN_HELPER, method,
+                    static_cast<char*>(nullptr));
+            ::_exit(127);
+        }
+        ::close(out[1]);
+        FILE* in = ::fdopen(out[0], "r");
+        std::vector<int> pids;
+        char line[64];
+        bool ready = false;
+        while (std::fgets(line, sizeof line, in) != nullptr) {
+            if (std::string(line) == "ready\n") {
+                ready = true;
+                break;
+            }
+            pids.push_back(std::atoi(line));
+        }
+        REQUIRE(ready);
+        REQUIRE(pids.size() == 3);
+        REQUIRE(::kill(child, SIGKILL) == 0);
+        ::waitpid(child, nullptr, 0);
+        std::fclose(in);
+        for (int pid : pids)
+            REQUIRE(coexec_test::eventually([pid] { return !coexec_test::pid_alive(pid); }, 10s));
+    }
+}

@@ -1,0 +1,173 @@
+// Adversarial tests, messages: a plain task function forges what its worker
+// sends the parent (records, ids, message kinds, running ids) through a
+// second view of its own channel. Each checks that the parent lives, the
+// attacked future fails with worker_died naming a protocol violation within
+// a bound, a task on the other worker comes back right, the pool serves new
+// tasks and shuts down.
+#include <signal.h>
+#include <unistd.h>
+
+#include <stdexcept>
+
+#include "adversary.hpp"
+#include "coexec/detail/codec/exceptions.hpp"
+
+using namespace adversary;
+
+namespace {
+
+// A record of a kind no worker sends.
+int send_unknown_kind() {
+    proc::channel ch = own_channel();
+    const std::byte payload[8]{};
+    ch.publish_raw(77, 0, sizeof payload, 0, ch.running_id(), payload, {});
+    wait_to_be_killed();
+}
+
+// A result for a task id the parent never gave out.
+int send_result_for_another_task() {
+    proc::channel ch = own_channel();
+    const std::byte payload[1]{};
+    ch.send(proc::msg_kind::result, ch.running_id() + 1000, payload);
+    wait_to_be_killed();
+}
+
+// init_failed, which only the initializer may send, from a running task.
+int send_init_failed_after_ready() {
+    proc::channel ch = own_channel();
+    std::vector<std::byte> out;
+    coexec::detail::byte_writer w(out);
+    w.put(1);
+    coexec::detail::encode_exception(w, std::make_exception_ptr(std::runtime_error("forged")));
+    ch.send(proc::msg_kind::init_failed, 0, out);
+    wait_to_be_killed();
+}
+
+// A second ready message.
+int send_second_ready() {
+    proc::channel ch = own_channel();
+    ch.send(proc::msg_kind::ready, 0, {});
+    wait_to_be_killed();
+}
+
+// A record whose flags no sender uses.
+int send_invalid_flags() {
+    proc::channel ch = own_channel();
+    const std::byte payload[8]{};
+    ch.publish_raw(static_cast<std::uint16_t>(proc::msg_kind::result), 0x40, sizeof payload, 0,
+                   ch.running_id(), payload, {});
+    wait_to_be_killed();
+}
+
+// A record that claims more payload than the ring holds.
+int send_overlong_record() {
+    proc::channel ch = own_channel();
+    const std::byte payload[8]{};
+    ch.publish_raw(static_cast<std::uint16_t>(proc::msg_kind::result), 0, 1u << 30, 0,
+                   ch.running_id(), payload, {});
+    wait_to_be_killed();
+}
+
+// A record announcing descriptors that were never sent.
+int send_missing_descriptors() {
+    proc::channel ch = own_channel();
+    const auto payload = shared_buffer_result(4096);
+    ch.publish_raw(static_cast<std::uint16_t>(proc::msg_kind::result), 0,
+                   static_cast<std::uint32_t>(payload.size()), 3, ch.running_id(), payload, {});
+    wait_to_be_killed();
+}
+
+// A record announcing far more descriptors than a message may carry.
+int send_too_many_descriptors() {
+    proc::channel ch = own_channel();
+    const auto payload = shared_buffer_result(4096);
+    ch.publish_raw(static_cast<std::uint16_t>(proc::msg_kind::result), 0,
+                   static_cast<std::uint32_t>(payload.size()), 100'000, ch.running_id(), payload,
+                   {});
+    wait_to_be_killed();
+}
+
+// Writes a running id the pool never gave out, then dies.
+int forge_running_id_and_die() {
+    own_channel().set_running_id(0xdead'beef'0000ULL);
+    std::abort();
+}
+
+// Claims not to have started (running id 0, what a fresh worker shows), then
+// dies: the pool re-runs such a task, but only a bounded number of times.
+int pretend_not_started_and_die() {
+    own_channel().set_running_id(0);
+    std::abort();
+}
+
+}  // namespace
+
+TEST_CASE("a record of an unknown kind fails the task as a protocol violation",
+          "[process_pool][adversarial]") {
+    for (bool busy : {false, true})
+        require_violation(against_pool(
+            busy, [](coexec::process_pool& p) { return p.submit(send_unknown_kind); }));
+}
+
+TEST_CASE("a result for a task the worker was not given is a protocol violation",
+          "[process_pool][adversarial]") {
+    require_violation(against_pool(
+        true, [](coexec::process_pool& p) { return p.submit(send_result_for_another_task); }));
+}
+
+TEST_CASE("init_failed after ready is a protocol violation and does not break the pool",
+          "[process_pool][adversarial]") {
+    for (bool busy : {false, true})
+        require_violation(against_pool(
+            busy, [](coexec::process_pool& p) { return p.submit(send_init_failed_after_ready); }));
+}
+
+TEST_CASE("a second ready message is a protocol violation", "[process_pool][adversarial]") {
+    require_violation(
+        against_pool(true, [](coexec::process_pool& p) { return p.submit(send_second_ready); }));
+}
+
+TEST_CASE("a record with invalid flags is a protocol violation", "[process_pool][adversarial]") {
+    require_violation(
+        against_pool(true, [](coexec::process_pool& p) { return p.submit(send_invalid_flags); }));
+}
+
+TEST_CASE("a record longer than the ring is a protocol violation", "[process_pool][adversarial]") {
+    require_violation(
+        against_pool(true, [](coexec::process_pool& p) { return p.submit(send_overlong_record); }));
+}
+
+TEST_CASE("a record announcing descriptors that never came is a protocol violation",
+          "[process_pool][adversarial]") {
+    require_violation(against_pool(
+        true, [](coexec::process_pool& p) { return p.submit(send_missing_descriptors); }));
+}
+
+TEST_CASE("a record announcing more descriptors than a message may carry is a protocol violation",
+          "[process_pool][adversarial]") {
+    require_violation(against_pool(
+        true, [](coexec::process_pool& p) { return p.submit(send_too_many_descriptors); }));
+}
+
+TEST_CASE("a forged running id fails the task once as a protocol violation",
+          "[process_pool][adversarial]") {
+    for (bool busy : {false, true})
+        require_violation(against_pool(
+            busy, [](coexec::process_pool& p) { return p.submit(forge_running_id_and_die); }));
+}
+
+TEST_CASE("a task that keeps dying before it seems to start is re-run at most twice",
+          "[process_pool][adversarial]") {
+    for (bool busy : {false, true}) {
+        coexec::executor_stats stats;
+        const ending e = against_pool(busy, [&stats](coexec::process_pool& p) {
+            auto f = p.submit(pretend_not_started_and_die);
+            f.wait_for(30s);
+            stats = p.stats();
+            return f;
+        });
+        INFO("ended with: " << (e.value ? "a value" : e.what));
+        REQUIRE(e.worker_died);
+        REQUIRE(stats.respawns <= 3);
+    }
+}
