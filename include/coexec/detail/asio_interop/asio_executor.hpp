@@ -32,7 +32,7 @@ namespace coexec::detail::asio_interop {
 template <class Net, class AsioExecutor>
 class asio_executor_core final
     : public resumer,
-      public std::enable_shared_from_this<asio_executor_core<AsioExecutor>> {
+      public std::enable_shared_from_this<asio_executor_core<Net, AsioExecutor>> {
   public:
     explicit asio_executor_core(AsioExecutor ex) : m_ex(std::move(ex)) {}
 
