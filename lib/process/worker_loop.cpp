@@ -12,8 +12,8 @@
 #include "coexec/detail/codec/code_address.hpp"
 #include "coexec/detail/codec/exceptions.hpp"
 #include "coexec/detail/spin.hpp"
-#include "trace/process_link.hpp"
 #include "sandbox/sandbox.hpp"
+#include "trace/process_link.hpp"
 
 namespace coexec::detail::proc {
 namespace {
