@@ -14,8 +14,8 @@
 #include "coexec/detail/codec/exceptions.hpp"
 #include "coexec/detail/spin.hpp"
 #include "coexec/errors.hpp"
-#include "trace/process_link.hpp"
 #include "sandbox/sandbox.hpp"
+#include "trace/process_link.hpp"
 
 namespace coexec::detail::proc {
 namespace {
