@@ -468,10 +468,11 @@ bool channel::try_receive(message& out) {
         }
         const bool from_worker = m_side == side::parent;
         const auto kind = static_cast<msg_kind>(rec.kind);
-        const bool kind_ok = from_worker ? (kind == msg_kind::ready || kind == msg_kind::result ||
-                                            kind == msg_kind::init_failed)
-                                         : (kind == msg_kind::config || kind == msg_kind::task ||
-                                            kind == msg_kind::exit);
+        const bool kind_ok = from_worker
+                                 ? (kind == msg_kind::ready || kind == msg_kind::result ||
+                                    kind == msg_kind::init_failed || kind == msg_kind::trace_span)
+                                 : (kind == msg_kind::config || kind == msg_kind::task ||
+                                    kind == msg_kind::exit || kind == msg_kind::trace_config);
         if (!kind_ok) violation("a record of an unknown kind");
         const bool spilled = (rec.flags & record_flag::spilled) != 0;
         const bool arena = (rec.flags & record_flag::arena) != 0;
