@@ -148,8 +148,9 @@ struct nth<I, cd::type_list<T, Ts...>> : nth<I - 1, cd::type_list<Ts...>> {};
 template <std::size_t I>
 using nth_type = typename nth<I, value_types>::type;
 
+// [[maybe_unused]]: the seed writer (COEXEC_FUZZ_SEED_WRITER) does not check.
 template <class T>
-inline constexpr bool unordered = false;
+[[maybe_unused]] inline constexpr bool unordered = false;
 template <class K, class V>
 inline constexpr bool unordered<std::unordered_map<K, V>> = true;
 template <class K>
@@ -198,7 +199,7 @@ void encode_into(encoding& e, const T& value) {
 }
 
 template <class T>
-inline constexpr bool is_std_array_type = false;
+[[maybe_unused]] inline constexpr bool is_std_array_type = false;
 template <class T, std::size_t N>
 inline constexpr bool is_std_array_type<std::array<T, N>> = true;
 
@@ -248,7 +249,7 @@ void check_value(const T& value) {
     }
 }
 
-void check_exception(const std::exception_ptr& e) {
+[[maybe_unused]] void check_exception(const std::exception_ptr& e) {
     std::vector<std::byte> first;
     cd::byte_writer w1(first);
     cd::encode_exception(w1, e);
