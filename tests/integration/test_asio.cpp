@@ -269,9 +269,12 @@ static_assert(coexec::executor<interop::asio_executor<net::io_context::executor_
 
 TEST_CASE("standalone Asio and Boost.Asio interops work side by side in one program",
           COEXEC_TEST_ASIO_TAG) {
-    coexec::thread_pool pool{{.max_workers = 1}};
     asio::io_context standalone_io;
     boost::asio::io_context boost_io;
+    // Declared after the io_contexts, so destroyed (workers joined) first: a
+    // worker that posted a completion may still be inside the io_context's
+    // wake-up (Asio signals after unlocking) when run() has already returned.
+    coexec::thread_pool pool{{.max_workers = 1}};
     int from_standalone = 0, from_boost = 0;
     asio::co_spawn(
         standalone_io,
