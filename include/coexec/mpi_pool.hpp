@@ -73,7 +73,7 @@ enum class mpi_isolation {
     thread,   ///< on a thread pool in the rank: faster; a crash ends the job
 };
 
-/// Options of an mpi_pool. Fields in API.md's order, then extras.
+/// Options of an mpi_pool. The documented fields first (docs/api.md), then extras.
 struct mpi_pool_options {
     /// Worker ranks used (ranks 1..max_workers); 0 = all of them.
     std::size_t max_workers = 0;
