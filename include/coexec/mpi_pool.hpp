@@ -193,16 +193,7 @@ class mpi_pool {
     /// codec sends: detail::wire_element_t).
     template <class F, class Arg>
     auto submit_chunk(const F& f, std::vector<Arg> chunk) {
-        using wire = detail::wire_element_t<F, Arg>;
-        if constexpr (std::is_same_v<wire, Arg>) {
-            return send_chunk(f, std::move(chunk));
-        } else {
-            std::vector<wire> elements;
-            elements.reserve(chunk.size());
-            for (auto& e : chunk)
-                elements.push_back(detail::to_wire_element<wire>(std::move(e)));
-            return send_chunk(f, std::move(elements));
-        }
+        return send_chunk(f, detail::to_wire_chunk<F>(std::move(chunk)));
     }
 
     template <class F, class Arg>

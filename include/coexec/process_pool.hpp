@@ -186,12 +186,25 @@ struct wire_element<F, std::tuple<Ts...>> {
 template <class F, class Arg>
 using wire_element_t = typename wire_element<F, Arg>::type;
 
-template <class Wire, class Arg>
-Wire to_wire_element(Arg&& element) {
-    if constexpr (std::is_constructible_v<Wire, Arg&&>) {
-        return Wire(std::move(element));  // tuple<Arg> from Arg, tuple from pair
+/// A map chunk in the form the codec sends (wire_element_t), for every pool
+/// that sends chunks (process_pool, mpi_pool); passed through when unchanged.
+template <class F, class Arg>
+std::vector<wire_element_t<F, Arg>> to_wire_chunk(std::vector<Arg> chunk) {
+    using Wire = wire_element_t<F, Arg>;
+    if constexpr (std::is_same_v<Wire, Arg>) {
+        return chunk;
     } else {
-        return std::apply([](auto&&... e) { return Wire(std::move(e)...); }, std::move(element));
+        std::vector<Wire> elements;
+        elements.reserve(chunk.size());
+        for (auto& e : chunk) {
+            if constexpr (std::is_constructible_v<Wire, Arg&&>) {
+                elements.emplace_back(std::move(e));  // tuple<Arg> from Arg, tuple from pair
+            } else {
+                elements.push_back(
+                    std::apply([](auto&&... x) { return Wire(std::move(x)...); }, std::move(e)));
+            }
+        }
+        return elements;
     }
 }
 
@@ -307,16 +320,7 @@ class process_pool {
     /// so they are first put in the form the codec sends (detail::wire_element_t).
     template <class F, class Arg>
     auto submit_chunk(const F& f, std::vector<Arg> chunk) {
-        using wire = detail::wire_element_t<F, Arg>;
-        if constexpr (std::is_same_v<wire, Arg>) {
-            return send_chunk(f, std::move(chunk));
-        } else {
-            std::vector<wire> elements;
-            elements.reserve(chunk.size());
-            for (auto& e : chunk)
-                elements.push_back(detail::to_wire_element<wire>(std::move(e)));
-            return send_chunk(f, std::move(elements));
-        }
+        return send_chunk(f, detail::to_wire_chunk<F>(std::move(chunk)));
     }
 
     template <class F, class Arg>
