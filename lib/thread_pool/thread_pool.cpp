@@ -379,11 +379,16 @@ void thread_pool_core::worker_main(std::size_t index) noexcept {
             hook(pool_event::sleep_announced, index);
             item = find_work(self);
             if (item == nullptr) {
+                hook(pool_event::last_look_empty, index);
                 if (may_exit()) {
                     if (reactor == nullptr || reactor->outstanding() == 0) {
                         self.state.store(awake, std::memory_order_relaxed);
                         m_shared->idle.fetch_sub(1, std::memory_order_relaxed);
-                        // Another worker may be waiting for our queue to drain; it is empty.
+                        // A worker may sleep because the inbox still held an
+                        // item when it looked, which a spinner then took (the
+                        // poster woke nobody: the spinner was counted on).
+                        // Nothing else would make it look again: wake them all.
+                        wake_all();
                         break;
                     }
                     // I/O of coroutines that are not pool jobs (they hopped here

@@ -132,6 +132,42 @@ void strand_hook(pool_event e, std::size_t) noexcept {
     (void)await_flag(s.shut_down);
 }
 
+// ---- a worker that stayed for an item a spinner then took, at shutdown ----
+
+struct exit_case {
+    std::atomic<unsigned> asleep{0};
+    std::atomic<bool> armed{false}, reached{false}, released{false}, pushed{false};
+    std::atomic<bool> other_sleeps{false};
+    std::atomic<std::size_t> spinner{~std::size_t{0}}, other{~std::size_t{0}};
+};
+exit_case* g_exit = nullptr;
+
+void exit_hook(pool_event e, std::size_t w) noexcept {
+    exit_case& s = *g_exit;
+    constexpr std::size_t none = ~std::size_t{0};
+    if (e == pool_event::about_to_sleep) s.asleep.fetch_or(1u << w);
+    if (!s.armed.load()) return;
+    if (e == pool_event::before_inbox_push && w == none) {
+        // The submitter, past the shutdown check: queues once both are placed.
+        s.reached = true;
+        (void)await_flag(s.released);
+    } else if (e == pool_event::spin_begin) {
+        std::size_t expected = none;
+        if (!s.spinner.compare_exchange_strong(expected, w)) return;
+        // The spinner holds its place until the item is queued, then takes it.
+        (void)await_flag(s.other_sleeps);
+    } else if (e == pool_event::last_look_empty && w != s.spinner.load()) {
+        std::size_t expected = none;
+        if (!s.other.compare_exchange_strong(expected, w)) return;
+        // The other worker looked for work before the item came; it decides
+        // whether to exit only after: the inbox is not empty, so it sleeps.
+        s.released = true;
+        (void)await_flag(s.pushed);
+    } else if (e == pool_event::about_to_sleep && w == s.other.load()) {
+        s.other_sleeps = true;
+    }
+}
+
 }  // namespace
 
 TEST_CASE("an item posted while the only spinner already found work wakes a sleeping worker",
@@ -165,28 +201,54 @@ TEST_CASE("a worker chosen for a wake-up while it found other work passes the wa
     thread_pool pool{{.max_workers = 3, .thread_name_prefix = "w"}};
     s.pool = &pool;
     bool absorbed_seen = false;
-    for (int attempt = 1; attempt <= 24 && !absorbed_seen; ++attempt) {
-        INFO("attempt " << attempt << ", asleep mask " << s.asleep.load());
+    int staged = 0;  // attempts that reached the interleaving
+    for (int attempt = 1; attempt <= 48 && !absorbed_seen; ++attempt) {
         REQUIRE(coexec_test::eventually([&] { return s.asleep.load() == 7u; }));
+        if (attempt > 1) {
+            // Wake-ups go round the sleepers from a cursor: one more wake-up
+            // shifts which sleeper X's will find, so a fixed pattern cannot
+            // keep missing A.
+            pool.submit([] {}).get();
+            REQUIRE(coexec_test::eventually([&] { return s.asleep.load() == 7u; }));
+        }
         s.stage = 0;
         s.chooser = ~std::size_t{0};
         s.post_x = s.x_posted = s.x_ran = s.y_queued = s.want_y = false;
         s.attempt = attempt;
         // C: runs L, which posts X onto C's own queue when told, then waits for it.
-        auto l = pool.submit([&s] {
+        std::atomic<std::size_t> c_index{~std::size_t{0}};
+        auto l = pool.submit([&s, &c_index] {
+            c_index = my_worker_index();
             if (!await_flag(s.post_x)) return false;
             (void)s.pool->submit([&s] { s.x_ran = true; });
             s.x_posted = true;
             return await_flag(s.x_ran);
         });
         // A: runs Q, then spins in vain (Y slips in), then announces its sleep.
+        // Spinners are capped (one on two cores): Q returns once the third
+        // worker, woken for L or Q, has gone back to sleep, so A may spin.
         std::atomic<std::size_t> a_index{0};
-        pool.submit([&a_index, attempt] {
+        pool.submit([&s, &a_index, &c_index, attempt] {
                 t_chosen_attempt = attempt;
                 a_index = my_worker_index();
+                (void)coexec_test::eventually([&] {
+                    const std::size_t c = c_index.load();
+                    if (c == ~std::size_t{0}) return false;
+                    const unsigned others = 7u & ~(1u << a_index.load()) & ~(1u << c);
+                    return (s.asleep.load() & others) == others;
+                });
             })
             .get();
-        REQUIRE(await_flag(s.want_y));
+        if (!await_flag(s.want_y, 1s)) {
+            // A did not spin (another worker held the spinner's place): leave
+            // this attempt alone and release whatever part of it did happen.
+            s.attempt = -attempt;
+            s.y_queued = true;
+            s.post_x = true;
+            CHECK(l.get());
+            continue;
+        }
+        ++staged;
         // Y holds its worker (A, which finds it in its last look) until X ran.
         auto y = pool.submit([&s] { return await_flag(s.x_ran); });
         s.y_queued = true;
@@ -199,6 +261,7 @@ TEST_CASE("a worker chosen for a wake-up while it found other work passes the wa
         CHECK(l_saw_x);
         absorbed_seen = absorbed;
     }
+    INFO(staged << " attempts reached the staged interleaving");
     CHECK(absorbed_seen);  // the case under test happened at least once
 }
 
@@ -254,4 +317,35 @@ TEST_CASE("every future accepted by a pool racing shutdown(wait) ends", "[thread
         REQUIRE(ended == accepted.size());
         REQUIRE(right == accepted.size());
     }
+}
+
+TEST_CASE("a worker that stayed at shutdown for an item another worker took still exits",
+          "[thread_pool][shutdown]") {
+    exit_case s;
+    g_exit = &s;
+    hook_scope h(&exit_hook);
+    auto pool = std::make_unique<thread_pool>(coexec::thread_pool_options{.max_workers = 2});
+    REQUIRE(coexec_test::eventually([&] { return s.asleep.load() == 3u; }));
+    s.armed = true;
+    std::optional<future<int>> f;
+    std::thread submitter([&] {
+        f = pool->submit([] { return 7; });  // held in the hook until `released`
+        s.pushed = true;
+    });
+    // The submitter passed submit's shutdown check and waits to queue: now
+    // the pool shuts down and both workers wake to leave.
+    REQUIRE(await_flag(s.reached));
+    pool->shutdown(false);
+    submitter.join();
+    REQUIRE(f.has_value());
+    CHECK(f->wait_for(bound));
+    const bool all_left =
+        coexec_test::eventually([&] { return pool->stats().workers_alive == 0; }, bound);
+    INFO("spinner " << s.spinner.load() << ", other " << s.other.load());
+    if (!all_left) {
+        // A worker sleeps forever: joining it would hang the test run.
+        (void)pool.release();
+        FAIL("a worker slept through shutdown: shutdown(wait) would never return");
+    }
+    pool->shutdown(true);
 }

@@ -28,6 +28,7 @@ enum class pool_event {
     spin_found_work,    ///< a spinner has an item, still counted as a spinner
     spin_ended_empty,   ///< a spinner gave up, still counted as a spinner
     sleep_announced,    ///< a worker counts as sleeping, before its last look for work
+    last_look_empty,    ///< that look found nothing; next: may it exit, or sleep
     about_to_sleep,     ///< that look found nothing: it sleeps now
     notified,           ///< wake_one chose this sleeping worker
     before_inbox_push,  ///< a thread that is not a worker is about to queue an item
