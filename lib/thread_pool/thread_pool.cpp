@@ -80,6 +80,7 @@ struct thread_pool_core::worker {
     std::unique_ptr<io_reactor> reactor;  // owner thread only
     unsigned runs_since_poll = 0;
     std::thread thread;
+    job_counters counters;  // the jobs this worker took and finished
 };
 
 struct thread_pool_core::shared {
@@ -87,6 +88,10 @@ struct thread_pool_core::shared {
     // Submissions from threads that are not workers. A worker takes them all
     // at once and runs them oldest first.
     alignas(64) inbox_stack inbox;
+    // Workers between announcing their sleep and being woken: a waker that
+    // moves one to `notified` takes it off (so posters do not scan the
+    // workers for a sleeper while the only one is already woken, waiting for
+    // a core); one that wakes by itself takes itself off.
     alignas(64) std::atomic<int> idle{0};
     std::atomic<std::size_t> wake_cursor{0};
     // Idle workers spinning for work right now. Capped at half the cores:
@@ -107,6 +112,14 @@ thread_local thread_pool_core::worker* t_worker = nullptr;
 /// Takes every item from the inbox, oldest first (nothing once it is closed).
 work_item* take_inbox(inbox_stack& inbox) noexcept {
     return inbox_stack::reversed(inbox.take_open());
+}
+
+/// The worker leaves the idle state; true if a waker had notified it (and
+/// so already took it off `idle`).
+bool leave_idle(thread_pool_core::worker& self, std::atomic<int>& idle) noexcept {
+    const bool was_notified = self.state.exchange(awake, std::memory_order_acq_rel) == notified;
+    if (!was_notified) idle.fetch_sub(1, std::memory_order_relaxed);
+    return was_notified;
 }
 
 /// Publishes the queue's length for work_visible(). Under `w.lock`.
@@ -151,6 +164,10 @@ thread_pool_core::~thread_pool_core() {
     m_stop.request_stop();
     shutdown(true, false);
     m_shared->trace.reset();  // before the counters it samples go
+}
+
+job_counters& thread_pool_core::counters() noexcept {
+    return on_worker_thread() ? t_worker->counters : m_counters;
 }
 
 bool thread_pool_core::on_worker_thread() const noexcept {
@@ -211,6 +228,7 @@ void thread_pool_core::wake_one() noexcept {
         std::uint32_t expected = sleeping;
         if (w.state.load(std::memory_order_seq_cst) == sleeping &&
             w.state.compare_exchange_strong(expected, notified, std::memory_order_acq_rel)) {
+            m_shared->idle.fetch_sub(1, std::memory_order_relaxed);
             hook(pool_event::notified, w.index);
             // Seeing `sleeping` (seq_cst) we also see how it sleeps.
             if (w.sleeps_in_reactor.load(std::memory_order_relaxed)) {
@@ -227,7 +245,9 @@ void thread_pool_core::wake_all() noexcept {
     // Rare (shutdown): both doors, whichever way each worker sleeps.
     for (auto& w : m_shared->workers) {
         std::uint32_t expected = sleeping;
-        w->state.compare_exchange_strong(expected, notified, std::memory_order_seq_cst);
+        if (w->state.compare_exchange_strong(expected, notified, std::memory_order_seq_cst)) {
+            m_shared->idle.fetch_sub(1, std::memory_order_relaxed);
+        }
         w->state.notify_one();
         eventfd_signal(w->wake_fd.get());
     }
@@ -254,16 +274,19 @@ void thread_pool_core::pass_on_wake() noexcept {
 }
 
 work_item* thread_pool_core::find_work(worker& self) noexcept {
-    // 1. Own queue.
-    self.lock.lock();
-    if (!self.queue.empty()) {
-        work_item* item = self.queue.front();
-        self.queue.pop_front();
-        set_queued(self);
+    // 1. Own queue. Only the owner adds to it, so a zero it reads stays zero:
+    // no need to take the lock (whose line thieves touch) to see it empty.
+    if (self.queued.load(std::memory_order_relaxed) != 0) {
+        self.lock.lock();
+        work_item* item = nullptr;
+        if (!self.queue.empty()) {  // a thief may have emptied it meanwhile
+            item = self.queue.front();
+            self.queue.pop_front();
+            set_queued(self);
+        }
         self.lock.unlock();
-        return item;
+        if (item != nullptr) return item;
     }
-    self.lock.unlock();
     // 2. The shared inbox: run the oldest, keep the rest where others can steal.
     if (work_item* batch = take_inbox(m_shared->inbox)) {
         work_item* rest = batch->next;
@@ -382,8 +405,7 @@ void thread_pool_core::worker_main(std::size_t index) noexcept {
                 hook(pool_event::last_look_empty, index);
                 if (may_exit()) {
                     if (reactor == nullptr || reactor->outstanding() == 0) {
-                        self.state.store(awake, std::memory_order_relaxed);
-                        m_shared->idle.fetch_sub(1, std::memory_order_relaxed);
+                        leave_idle(self, m_shared->idle);
                         // A worker may sleep because the inbox still held an
                         // item when it looked, which a spinner then took (the
                         // poster woke nobody: the spinner was counted on).
@@ -407,10 +429,7 @@ void thread_pool_core::worker_main(std::size_t index) noexcept {
             }
             // Found work in the last look, yet a poster chose us meanwhile:
             // its item may be another one, so its wake-up goes on.
-            const bool absorbed =
-                self.state.exchange(awake, std::memory_order_acq_rel) == notified &&
-                item != nullptr;
-            m_shared->idle.fetch_sub(1, std::memory_order_relaxed);
+            const bool absorbed = leave_idle(self, m_shared->idle) && item != nullptr;
             if (absorbed) pass_on_wake();
             if (item == nullptr) {
                 if (reactor != nullptr) reactor->run_ready();
@@ -497,7 +516,10 @@ void thread_pool_core::shutdown(bool wait, bool cancel_futures) {
 }
 
 executor_stats thread_pool_core::stats() const noexcept {
-    executor_stats s = m_counters.snapshot();
+    job_counters::totals t = m_counters.load();
+    for (const auto& w : m_shared->workers)
+        t += w->counters.load();
+    executor_stats s = job_counters::to_stats(t);
     s.workers_alive = m_alive.load(std::memory_order_relaxed);
     return s;
 }

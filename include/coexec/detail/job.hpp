@@ -60,19 +60,42 @@ class job_counters {
                 break;
         }
     }
+    /// The raw counts, which add up across the shards of one executor.
+    struct totals {
+        std::uint64_t submitted = 0, taken = 0, completed = 0, failed = 0, cancelled = 0;
+        totals& operator+=(const totals& o) noexcept {
+            submitted += o.submitted;
+            taken += o.taken;
+            completed += o.completed;
+            failed += o.failed;
+            cancelled += o.cancelled;
+            return *this;
+        }
+    };
+    totals load() const noexcept {
+        totals t;
+        // Later stages first: a job seen finished is then also seen taken
+        // and submitted, or the derived queued/running clamp at zero.
+        t.completed = m_completed.load(std::memory_order_relaxed);
+        t.failed = m_failed.load(std::memory_order_relaxed);
+        t.cancelled = m_cancelled.load(std::memory_order_relaxed);
+        t.taken = m_taken.load(std::memory_order_relaxed);
+        t.submitted = m_submitted.load(std::memory_order_relaxed);
+        return t;
+    }
     /// Every field but workers_alive and respawns (the executor's own).
-    executor_stats snapshot() const noexcept {
+    static executor_stats to_stats(const totals& t) noexcept {
         executor_stats s;
-        s.submitted = m_submitted.load(std::memory_order_relaxed);
-        s.completed = m_completed.load(std::memory_order_relaxed);
-        s.failed = m_failed.load(std::memory_order_relaxed);
-        s.cancelled = m_cancelled.load(std::memory_order_relaxed);
-        const std::uint64_t taken = m_taken.load(std::memory_order_relaxed);
-        const std::uint64_t finished = s.completed + s.failed + s.cancelled;
-        s.queued = s.submitted > taken ? s.submitted - taken : 0;
-        s.running = taken > finished ? taken - finished : 0;
+        s.submitted = t.submitted;
+        s.completed = t.completed;
+        s.failed = t.failed;
+        s.cancelled = t.cancelled;
+        const std::uint64_t finished = t.completed + t.failed + t.cancelled;
+        s.queued = t.submitted > t.taken ? t.submitted - t.taken : 0;
+        s.running = t.taken > finished ? t.taken - finished : 0;
         return s;
     }
+    executor_stats snapshot() const noexcept { return to_stats(load()); }
 
   private:
     // Submitters and workers write different lines.

@@ -56,7 +56,10 @@ class thread_pool_core final : public resumer {
     void post(work_item* item) noexcept override;
 
     // ---- the job runner's host (detail/job.hpp) ----
-    job_counters& counters() noexcept { return m_counters; }
+    /// The calling worker's own counters (a worker's share of the pool's
+    /// figures, so two workers never write one line per task), else the
+    /// pool's.
+    job_counters& counters() noexcept;
     /// Signalled by shutdown(cancel_futures = true) and by destruction.
     std::stop_token stop_token() const noexcept { return m_stop.get_token(); }
     /// A coroutine job is in flight (suspended or running) while its lease
