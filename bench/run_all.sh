@@ -44,7 +44,9 @@ while IFS= read -r exe; do
         echo "== $name (run $r/$runs)" >&2
         # Human-readable lines go to the terminal; protocol lines are kept,
         # tagged with the run number.
-        if ! "$exe" | while IFS= read -r line; do
+        # stdin: /dev/null, or a launcher (mpirun forwards its stdin to rank 0)
+        # would eat the list of benchmarks this loop reads.
+        if ! "$exe" </dev/null | while IFS= read -r line; do
             case $line in
                 RESULT\|* | GOAL\|* | NOTE\|*) printf '%s|%s\n' "$r" "$line" >>"$raw" ;;
                 *) printf '%s\n' "$line" >&2 ;;
