@@ -151,6 +151,7 @@ class mpi_pool {
         using R = detail::remote_result_t<F, Args...>;
         auto* state = new detail::shared_state<R>();
         future<R> result(state);
+        detail::trace::on_submit(state->trace_ticket(), f);
         auto task = std::make_unique<detail::process_task>();
         task->state = state;  // takes the creation reference
         task->complete = &detail::complete_single<R>;
@@ -204,6 +205,7 @@ class mpi_pool {
         using V = std::vector<detail::outcome<R>>;
         auto* state = new detail::shared_state<V>();
         future<V> result(state);
+        detail::trace::on_submit(state->trace_ticket(), f);
         auto task = std::make_unique<detail::process_task>();
         task->state = state;
         task->complete = &detail::complete_chunk<R>;
