@@ -143,7 +143,8 @@ std::int64_t rank_track::task(const task_ticket& t, clock::time_point sent, cons
         r.name = t.name != 0 ? t.name : intern_literal("mpi_pool task");
         r.aux = t.submitter;
         r.track = remote_track(static_cast<std::uint32_t>(m_rank), lane(s.worker, s.thread));
-        r.flags = flags & (task_flag::died | task_flag::killed);
+        // One reason it ended, at most (each is one "ended" argument).
+        r.flags = (flags & task_flag::died) != 0 ? task_flag::died : flags & task_flag::killed;
         push(r);
         return end;
     } catch (...) {  // out of memory: the span is lost
