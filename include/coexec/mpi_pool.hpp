@@ -32,6 +32,11 @@
 // worker under process isolation; under thread isolation the future is
 // cancelled but the task runs to its end on its rank (its result is dropped).
 //
+// @par Tracing
+// While rank 0's coexec::trace records, each worker rank is drawn in rank 0's
+// file as a process "rank R (host)" with its tasks, their flows from submit,
+// and worker deaths and respawns; the ranks write no file (docs/trace.md).
+//
 // @par Thread safety
 // mpi_pool members may be called from any thread, like process_pool's; one
 // progress thread of the pool makes every MPI call. mpi_environment's members
