@@ -33,10 +33,10 @@ mpi_pool_core::impl::start_result mpi_pool_core::impl::start_locked(
     const std::uint64_t id = ++m_env.next_task_id;
     const auto timeout = t->timeout.count() != 0 ? t->timeout : m_options.task_timeout;
     std::vector<std::byte> message = std::move(t->message);
-    // The one trace check per task: is it timed on its rank?
-    append_trailer(
-        message,
-        task_trailer{id, timeout.count(), trace::on() ? task_traced : std::uint8_t{0}, {}});
+    // Timed on its rank if it was submitted while a trace recorded (its
+    // ticket is stamped): no trace check of its own here.
+    const std::uint8_t flags = t->state->trace_ticket().name != 0 ? task_traced : 0;
+    append_trailer(message, task_trailer{id, timeout.count(), flags, {}});
     m_link.send(m_ranks[best].rank, tag_task, std::move(message));  // size checked at submit
     ++m_ranks[best].in_flight;
     ++m_running;

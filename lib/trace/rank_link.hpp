@@ -1,7 +1,7 @@
 // lib/trace/rank_link.hpp — mpi_pool's worker ranks in rank 0's trace.
 //
-// A worker rank records nothing itself and writes no file. While rank 0's
-// trace records, rank 0 marks each task it sends as traced; the rank times it
+// A worker rank records nothing itself and writes no file. Rank 0 marks each
+// task submitted while its trace records as traced; the rank times it
 // (arrival; start and end as its worker process or thread took them; when the
 // outcome was known) on its own CLOCK_MONOTONIC and sends the times back in
 // the task's result message. Rank 0 draws the span here, named after the task
