@@ -32,6 +32,11 @@
 // worker under process isolation; under thread isolation the future is
 // cancelled but the task runs to its end on its rank (its result is dropped).
 //
+// @par Tracing
+// While rank 0's coexec::trace records, each worker rank is drawn in rank 0's
+// file as a process "rank R (host)" with its tasks, their flows from submit,
+// and worker deaths and respawns; the ranks write no file (docs/trace.md).
+//
 // @par Thread safety
 // mpi_pool members may be called from any thread, like process_pool's; one
 // progress thread of the pool makes every MPI call. mpi_environment's members
@@ -151,6 +156,7 @@ class mpi_pool {
         using R = detail::remote_result_t<F, Args...>;
         auto* state = new detail::shared_state<R>();
         future<R> result(state);
+        detail::trace::on_submit(state->trace_ticket(), f);
         auto task = std::make_unique<detail::process_task>();
         task->state = state;  // takes the creation reference
         task->complete = &detail::complete_single<R>;
@@ -204,6 +210,7 @@ class mpi_pool {
         using V = std::vector<detail::outcome<R>>;
         auto* state = new detail::shared_state<V>();
         future<V> result(state);
+        detail::trace::on_submit(state->trace_ticket(), f);
         auto task = std::make_unique<detail::process_task>();
         task->state = state;
         task->complete = &detail::complete_chunk<R>;

@@ -2,12 +2,13 @@
 //
 // While a trace records, every executor writes what it does to a Chrome
 // trace-event JSON file that ui.perfetto.dev and chrome://tracing open: a
-// track per thread_pool worker and per process_pool worker process, a slice
-// per task named after its function, flow arrows from submit to the task's
-// start to the coroutine that awaited it, coexec::io operations, pipeline
-// stages, counters (queue depth, tasks in flight, workers alive) and instant
-// events for worker deaths, respawns and deadline kills. docs/trace.md walks
-// through the file.
+// track per thread_pool worker and per process_pool worker process (and,
+// from rank 0, a process per mpi_pool worker rank with its workers' tracks,
+// times aligned to rank 0's clock), a slice per task named after its
+// function, flow arrows from submit to the task's start to the coroutine
+// that awaited it, coexec::io operations, pipeline stages, counters (queue
+// depth, tasks in flight, workers alive) and instant events for worker
+// deaths, respawns and deadline kills. docs/trace.md walks through the file.
 //
 //   COEXEC_TRACE=out.json ./program           // the whole run ("%p": the pid)
 //   coexec::trace::start("out.json");  ...  coexec::trace::stop();

@@ -120,7 +120,7 @@ void mpi_pool_core::impl::open_ranks() {
             byte_reader r(in.bytes);
             if (r.get() == 0) {
                 m_ranks[ri].slots = r.get_u64();
-                (void)r.get_u64();  // pid
+                m_ranks[ri].pid = r.get_u64();
                 m_ranks[ri].host = r.get_string();
                 if (m_ranks[ri].slots == 0) throw serialization_error("no slots");
                 opened[ri] = true;
@@ -137,6 +137,7 @@ void mpi_pool_core::impl::open_ranks() {
     }
     if (failure.empty()) {
         m_slots_alive.store(m_total_slots, std::memory_order_relaxed);
+        measure_clocks(opened);
         return;
     }
     // Close the ranks that did open, then report.
@@ -156,7 +157,57 @@ void mpi_pool_core::impl::open_ranks() {
     throw error("coexec::mpi_pool: " + failure);
 }
 
+// Each rank's clock offset, for the trace (rank_link.hpp): `clock_pings`
+// rounds of one ping per rank; Cristian's method keeps the exchange with the
+// smallest round trip. Done whether or not a trace records (a trace may
+// start later), at a cost of a few round trips per rank when the pool opens.
+void mpi_pool_core::impl::measure_clocks(const std::vector<bool>& opened) {
+    constexpr std::uint64_t clock_pings = 8;
+    constexpr auto patience = std::chrono::seconds(5);  // then the offset stays unknown
+    const std::size_t used = m_ranks.size();
+    std::vector<std::vector<trace::ranks::clock_sample>> samples(used);
+    std::vector<std::int64_t> sent(used, 0);
+    incoming in;
+    for (std::uint64_t round = 1; round <= clock_pings; ++round) {
+        std::vector<std::byte> ping;
+        byte_writer(ping).put_u64(round);
+        std::size_t waiting = 0;
+        for (std::size_t i = 0; i < used; ++i) {
+            if (!opened[i]) continue;
+            sent[i] = trace::now();
+            m_link.send_now(m_ranks[i].rank, tag_clock, ping);
+            ++waiting;
+        }
+        const auto give_up = std::chrono::steady_clock::now() + patience;
+        while (waiting > 0 && std::chrono::steady_clock::now() < give_up) {
+            if (!m_link.try_receive(MPI_ANY_SOURCE, in)) {
+                std::this_thread::yield();
+                continue;
+            }
+            const std::int64_t received = trace::now();
+            const std::size_t ri = static_cast<std::size_t>(in.source) - 1;
+            // A late answer to an earlier round, or a stray: not a sample.
+            if (in.tag != tag_clock_reply || in.source < 1 || ri >= used ||
+                in.bytes.size() != 2 * sizeof(std::uint64_t))
+                continue;
+            byte_reader r(in.bytes);
+            if (r.get_u64() != round) continue;
+            const auto remote = static_cast<std::int64_t>(r.get_u64());
+            samples[ri].push_back({sent[ri], remote, received});
+            --waiting;
+        }
+        if (waiting > 0) break;
+    }
+    for (std::size_t i = 0; i < used; ++i) {
+        m_ranks[i].trace.identify(m_ranks[i].rank, m_ranks[i].pid, m_ranks[i].host,
+                                  trace::ranks::estimate_offset(samples[i]));
+    }
+}
+
 void mpi_pool_core::impl::start() {
+    m_trace.emplace(
+        "mpi_pool", "",
+        [](const void* self) noexcept { return static_cast<const impl*>(self)->stats(); }, this);
     m_thread = std::thread([self = shared_from_this()] { self->run(); });
     cancel_registry::instance().add(this);
 }

@@ -32,6 +32,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -41,6 +42,9 @@
 #include "coexec/mpi_pool.hpp"
 #include "mpi/environment.hpp"
 #include "mpi/link.hpp"
+#include "mpi/protocol.hpp"
+#include "trace/rank_link.hpp"
+#include "trace/registry.hpp"
 #include "util/backoff.hpp"
 
 namespace coexec::detail::mpi {
@@ -54,6 +58,10 @@ struct rank_state {
     std::uint64_t respawns = 0;  // progress thread only: the rank's last report
     bool closed = false;         // closed, or no longer trusted
     std::string host;
+    std::uint64_t pid = 0;
+    // The rank in the trace: its tracks and clock offset (the constructor,
+    // then the progress thread only).
+    trace::ranks::rank_track trace;
 };
 
 struct flight {
@@ -77,6 +85,7 @@ struct mpi_pool_core::impl : std::enable_shared_from_this<mpi_pool_core::impl> {
 
     // ---- client.cpp: the callers' side ----
     void open_ranks();
+    void measure_clocks(const std::vector<bool>& opened);
     void start();
     void submit(std::unique_ptr<process_task> t);
     void shutdown(bool wait, bool cancel_futures);
@@ -95,6 +104,9 @@ struct mpi_pool_core::impl : std::enable_shared_from_this<mpi_pool_core::impl> {
     bool dispatch();
     bool receive();
     void handle_result(std::size_t ri, std::vector<std::byte>& bytes);
+    void trace_result(std::size_t ri, const process_task& t,
+                      std::chrono::steady_clock::time_point sent, const mpi::span_trailer& span,
+                      const std::exception_ptr& failure) noexcept;
     void fail_rank(std::size_t ri, const std::string& why);
     bool close_when_done();
     void idle(idle_backoff& backoff);
@@ -136,6 +148,9 @@ struct mpi_pool_core::impl : std::enable_shared_from_this<mpi_pool_core::impl> {
     // Mean time from sending a task to its answer, an exponential moving
     // average over the last ~8 tasks; decides whether idle() sleeps.
     std::atomic<std::int64_t> m_service_ns{0};
+
+    // Last: its counters are sampled until it goes, so it goes first.
+    std::optional<trace::executor_track> m_trace;
 };
 
 }  // namespace coexec::detail

@@ -10,6 +10,7 @@
 #include "coexec/detail/codec/values.hpp"
 #include "mpi/client.hpp"
 #include "mpi/protocol.hpp"
+#include "trace/recorder.hpp"
 
 namespace coexec::detail {
 
@@ -32,7 +33,10 @@ mpi_pool_core::impl::start_result mpi_pool_core::impl::start_locked(
     const std::uint64_t id = ++m_env.next_task_id;
     const auto timeout = t->timeout.count() != 0 ? t->timeout : m_options.task_timeout;
     std::vector<std::byte> message = std::move(t->message);
-    append_trailer(message, task_trailer{id, timeout.count()});
+    // Timed on its rank if it was submitted while a trace recorded (its
+    // ticket is stamped): no trace check of its own here.
+    const std::uint8_t flags = t->state->trace_ticket().name != 0 ? task_traced : 0;
+    append_trailer(message, task_trailer{id, timeout.count(), flags, {}});
     m_link.send(m_ranks[best].rank, tag_task, std::move(message));  // size checked at submit
     ++m_ranks[best].in_flight;
     ++m_running;
@@ -57,6 +61,7 @@ void mpi_pool_core::impl::send_cancel_locked(std::size_t rank_index, std::uint64
 
 void mpi_pool_core::impl::run() noexcept {
     idle_backoff backoff(spin::mpi_poll);
+    trace::ranks::name_progress_thread(m_trace->text());
     try {
         for (;;) {
             bool any = dispatch();
@@ -85,6 +90,8 @@ void mpi_pool_core::impl::run() noexcept {
             m_running = 0;
         }
         const std::string what = e.what();
+        for (auto& r : m_ranks)
+            r.trace.fault("MPI failure", what);
         for (auto& t : failed) {
             m_failed.fetch_add(1, std::memory_order_relaxed);
             t->state->set_exception(std::make_exception_ptr(
@@ -194,17 +201,21 @@ bool mpi_pool_core::impl::receive() {
 
 void mpi_pool_core::impl::handle_result(std::size_t ri, std::vector<std::byte>& bytes) {
     result_trailer tr{};
-    if (!take_trailer(bytes, tr) || tr.kind > static_cast<std::uint8_t>(result_kind::cancelled)) {
+    span_trailer span{};
+    if (!take_trailer(bytes, tr) || tr.kind > static_cast<std::uint8_t>(result_kind::cancelled) ||
+        ((tr.flags & result_has_span) != 0 && !take_trailer(bytes, span))) {
         fail_rank(ri, "a malformed result");
         return;
     }
     std::unique_ptr<process_task> t;
     bool matched = false;
+    std::chrono::steady_clock::time_point sent;
     {
         std::lock_guard lock(m_mutex);
         auto it = m_flights.find(tr.id);
         if (it != m_flights.end() && it->second.rank_index == ri) {
             matched = true;
+            sent = it->second.sent;
             t = std::move(it->second.task);
             if (t) --m_running;
             --m_ranks[ri].in_flight;
@@ -222,11 +233,31 @@ void mpi_pool_core::impl::handle_result(std::size_t ri, std::vector<std::byte>& 
     }
     // A rank reports its running total; the pool's is the sum over ranks.
     if (tr.respawns > m_ranks[ri].respawns) {
-        m_respawns.fetch_add(tr.respawns - m_ranks[ri].respawns, std::memory_order_relaxed);
+        const std::uint64_t more = tr.respawns - m_ranks[ri].respawns;
+        m_respawns.fetch_add(more, std::memory_order_relaxed);
         m_ranks[ri].respawns = tr.respawns;
+        if (trace::on()) {
+            m_ranks[ri].trace.fault("worker respawned",
+                                    "the rank started " + std::to_string(more) +
+                                        " worker process(es) in place of dead ones (" +
+                                        std::to_string(tr.respawns) + " so far)");
+        }
     }
     if (!t) return;  // cancelled or abandoned: the answer is dropped
     const auto kind = static_cast<result_kind>(tr.kind);
+    // Drawn before the future completes: a thread it wakes may stop the trace.
+    if ((tr.flags & result_has_span) != 0 && kind != result_kind::cancelled && trace::on()) {
+        std::exception_ptr failure;
+        if (kind == result_kind::failure) {
+            try {
+                byte_reader r(bytes);
+                failure = decode_exception(r);
+            } catch (...) {
+                failure = std::current_exception();
+            }
+        }
+        trace_result(ri, *t, sent, span, failure);
+    }
     if (kind == result_kind::cancelled) {
         if (t->state->set_cancelled()) m_cancelled.fetch_add(1, std::memory_order_relaxed);
         return;
@@ -249,6 +280,42 @@ void mpi_pool_core::impl::handle_result(std::size_t ri, std::vector<std::byte>& 
     (value ? m_completed : m_failed).fetch_add(1, std::memory_order_relaxed);
     byte_reader r(bytes);
     t->complete(t->state, r, t->count);
+}
+
+// A traced task's span on its rank's track, and the fault that ended it if
+// any (the worker's death, a deadline). `failure`: the task's exception.
+void mpi_pool_core::impl::trace_result(std::size_t ri, const process_task& t,
+                                       std::chrono::steady_clock::time_point sent,
+                                       const span_trailer& span,
+                                       const std::exception_ptr& failure) noexcept {
+    trace::ranks::remote_span s;
+    s.received = span.received;
+    s.started = span.started;
+    s.finished = span.finished;
+    s.worker = span.worker;
+    s.thread = (span.flags & span_worker_thread) != 0;
+    std::uint8_t flags = 0;
+    const char* fault = nullptr;
+    std::string reason;
+    if (failure) {
+        try {
+            std::rethrow_exception(failure);
+        } catch (const worker_died& e) {
+            flags = trace::task_flag::died;
+            fault = "worker died";
+            reason = e.what();
+        } catch (const deadline_exceeded& e) {
+            flags = trace::task_flag::killed;
+            fault = "deadline kill";
+            reason = e.what();
+        } catch (...) {
+        }
+    }
+    const trace::task_ticket& ticket = t.state->trace_ticket();
+    auto& track = m_ranks[ri].trace;
+    const std::int64_t end = track.task(ticket, sent, s, flags);
+    // Where the task's span ends: when its rank learnt of the fault.
+    if (fault != nullptr) track.fault(fault, reason, ticket.name, s.worker, s.thread, end);
 }
 
 // A rank that broke the protocol: fail what it holds, give it nothing more.
@@ -275,6 +342,7 @@ void mpi_pool_core::impl::fail_rank(std::size_t ri, const std::string& why) {
     }
     const std::string what = "mpi_pool: rank " + std::to_string(m_ranks[ri].rank) + " (host " +
                              m_ranks[ri].host + ") sent " + why + "; it is no longer used";
+    m_ranks[ri].trace.fault("rank failed", what);
     for (auto& t : failed) {
         m_failed.fetch_add(1, std::memory_order_relaxed);
         t->state->set_exception(std::make_exception_ptr(broken_pool(what)));

@@ -11,10 +11,12 @@
 //   open    0 → r      isolation u8, slots u64 (0: the rank's cores),
 //                      initializer code address u64 (build-id form; 0: none)
 //   opened  r → 0      0 u8, slots u64, pid u64, host string  |  1 u8, error string
+//   clock   0 → r      empty: the rank answers with its clock (clock_reply)
+//   clock_reply r → 0  the rank's CLOCK_MONOTONIC now, i64 ns
 //   task    0 → r      the process_pool's task message (trampoline code address,
 //                      encoded call), then a task_trailer
 //   cancel  0 → r      id u64
-//   result  r → 0      a payload, then a result_trailer (the kinds below)
+//   result  r → 0      a payload, [a span_trailer,] then a result_trailer (the kinds below)
 //   close   0 → r      now u8 (1: kill what runs, as terminate_workers does)
 //   closed  r → 0      empty
 //   exit    0 → r      empty: the rank's serve() returns
@@ -44,6 +46,8 @@ enum tag : int {
     tag_close,
     tag_closed,
     tag_exit,
+    tag_clock,
+    tag_clock_reply,
 };
 
 /// What a result message's payload holds.
@@ -53,16 +57,39 @@ enum class result_kind : std::uint8_t {
     cancelled = 2,  ///< empty: the rank cancelled the task as asked
 };
 
+/// task_trailer::flags
+inline constexpr std::uint8_t task_traced = 1;  ///< a trace records: time the task (span_trailer)
+
 struct task_trailer {
     std::uint64_t id;
     std::int64_t timeout_ns;  ///< 0: the pool's task_timeout
+    std::uint8_t flags;
+    std::uint8_t padding[7];
 };
+
+/// result_trailer::flags
+inline constexpr std::uint8_t result_has_span = 1;  ///< a span_trailer precedes the result_trailer
 
 struct result_trailer {
     std::uint64_t id;
     std::uint64_t respawns;  ///< the rank's process workers started to replace dead ones, so far
     std::uint8_t kind;
-    std::uint8_t padding[7];
+    std::uint8_t flags;
+    std::uint8_t padding[6];
+};
+
+/// span_trailer::flags
+/// `worker` is a thread id (thread isolation), not a process id.
+inline constexpr std::uint32_t span_worker_thread = 1;
+
+/// How a traced task went on its rank, on the rank's own clock (CLOCK_MONOTONIC
+/// ns; rank 0 moves it onto its own: lib/trace/rank_link.hpp). Untrusted.
+struct span_trailer {
+    std::int64_t received;  ///< the task arrived on the rank
+    std::int64_t started;   ///< it began to run; 0: unknown (it crashed, or never ran)
+    std::int64_t finished;  ///< its outcome was known on the rank
+    std::uint32_t worker;   ///< the local worker process's pid or thread's id; 0: unknown
+    std::uint32_t flags;
 };
 
 template <class T>

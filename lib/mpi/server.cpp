@@ -10,12 +10,20 @@
 // task; otherwise completions reach the loop through `m_finished`, under
 // `m_mutex`, with a wake-up if it sleeps, and the loop sends them. The loop
 // backs off when idle (lib/util/backoff.hpp).
+//
+// Tracing: a task rank 0 marks traced is timed here (arrival, the outcome)
+// and where it runs (process isolation: timed_run in the worker process;
+// thread isolation: the pool thread), and the times go back in its result
+// message (span_trailer). The rank records nothing itself: rank 0 draws the
+// spans (lib/trace/rank_link.hpp).
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <bit>
 #include <chrono>
 #include <condition_variable>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -45,6 +53,50 @@ using bytes = std::vector<std::byte>;
 std::int64_t now_ns() {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now().time_since_epoch())
         .count();
+}
+
+// Process isolation, traced: runs in the local worker process around the
+// task's own trampoline and puts the worker's times (and pid) in front of
+// its outcome. If the task's trampoline throws, the worker replaces the
+// whole output with the failure, whose first byte is the codec's status,
+// never timed_tag: the server then has no worker times.
+constexpr std::byte timed_tag{0x54};
+struct worker_times {
+    std::int64_t begin;
+    std::int64_t end;
+    std::uint32_t pid;
+    std::uint32_t reserved;
+};
+
+void timed_run(byte_reader& in, byte_writer& out) {
+    const std::size_t at = out.size();
+    worker_times t{0, 0, static_cast<std::uint32_t>(::getpid()), 0};
+    out.put(static_cast<std::uint8_t>(timed_tag));
+    out.write(&t, sizeof t);
+    t.begin = now_ns();
+    decode_trampoline(in)(in, out);
+    t.end = now_ns();
+    std::memcpy(out.bytes().data() + at + 1, &t, sizeof t);
+}
+
+/// The local process pool's form of timed_run's address (this image: the
+/// workers are forked from it).
+std::uint64_t timed_run_address() {
+    static const std::uint64_t address =
+        encode_code_address(std::bit_cast<const void*>(&timed_run));
+    return address;
+}
+
+/// Takes timed_run's header off `payload` into `span`, if it is there.
+void take_worker_times(bytes& payload, span_trailer& span) {
+    constexpr std::size_t header = 1 + sizeof(worker_times);
+    if (payload.size() < header || payload[0] != timed_tag) return;
+    worker_times t;
+    std::memcpy(&t, payload.data() + 1, sizeof t);
+    payload.erase(payload.begin(), payload.begin() + header);
+    span.started = t.begin;
+    span.finished = t.end;
+    span.worker = t.pid;
 }
 
 bytes encode_error(std::exception_ptr e) {
@@ -91,19 +143,24 @@ void keep_result(shared_state_base* base, byte_reader& in, std::size_t) noexcept
 struct running_task {
     std::uint64_t id = 0;
     std::int64_t timeout_ns = 0;
-    std::atomic<std::int64_t> started_ns{0};  // thread isolation: when a thread took it
-    std::atomic<bool> reported{false};        // rank 0 has its outcome (result or deadline)
-    process_pool_core* pool = nullptr;        // process isolation: for its respawn count
-    shared_state<bytes>* state = nullptr;     // process isolation: the result, kept by `local`
-    bytes result;                             // thread isolation: the result, once `local` is done
-    future<bytes> local;                      // to cancel, and to learn the outcome
+    bool traced = false;                       // rank 0 wants its times (span_trailer)
+    std::int64_t received_ns = 0;              // traced: when it arrived here
+    std::atomic<std::int64_t> started_ns{0};   // thread isolation: when a thread took it
+    std::atomic<std::int64_t> finished_ns{0};  // thread isolation, traced: when it returned
+    std::atomic<std::uint32_t> thread_id{0};   // thread isolation, traced: the thread running it
+    std::atomic<bool> reported{false};         // rank 0 has its outcome (result or deadline)
+    process_pool_core* pool = nullptr;         // process isolation: for its respawn count
+    shared_state<bytes>* state = nullptr;      // process isolation: the result, kept by `local`
+    bytes result;                              // thread isolation: the result, once `local` is done
+    future<bytes> local;                       // to cancel, and to learn the outcome
 };
 
 struct finished {
     std::shared_ptr<running_task> task;
     result_kind kind;
     bytes payload;
-    bool sent = false;  // the completing thread sent it: the loop only forgets the task
+    span_trailer span{};  // the task's times, if traced
+    bool sent = false;    // the completing thread sent it: the loop only forgets the task
 };
 
 class server {
@@ -122,7 +179,9 @@ class server {
     void on_done(const std::shared_ptr<running_task>& task, const future<bytes>& f) noexcept;
     bool send_finished();
     bool check_deadlines();
-    void send_result(const running_task& task, result_kind kind, bytes payload);
+    void send_result(const running_task& task, result_kind kind, bytes payload,
+                     const span_trailer& span = {});
+    span_trailer thread_span(const running_task& task) const;
 
     link m_link;
     bool m_direct;
@@ -183,6 +242,18 @@ bool server::handle(incoming& in) {
         case tag_cancel:
             cancel(in.bytes);
             return true;
+        case tag_clock: {  // rank 0 estimates our clock's offset (Cristian's method)
+            bytes reply;
+            byte_writer w(reply);
+            try {
+                w.put_u64(byte_reader(in.bytes).get_u64());  // the round, echoed
+            } catch (...) {
+                return true;
+            }
+            w.put_u64(static_cast<std::uint64_t>(now_ns()));
+            m_link.send(0, tag_clock_reply, std::move(reply));
+            return true;
+        }
         case tag_close: {
             const bool now = !in.bytes.empty() && in.bytes[0] != std::byte{0};
             close_local(now);
@@ -238,6 +309,10 @@ void server::start(bytes message) {
     auto task = std::make_shared<running_task>();
     task->id = t.id;
     task->timeout_ns = t.timeout_ns;
+    if ((t.flags & task_traced) != 0) {
+        task->traced = true;
+        task->received_ns = now_ns();
+    }
     m_running[t.id] = task;
     try {
         if (m_processes) {
@@ -248,15 +323,27 @@ void server::start(bytes message) {
             auto pt = std::make_unique<process_task>();
             pt->state = state;  // the creation reference
             pt->complete = &keep_result;
-            pt->message = std::move(message);
+            if (task->traced) {
+                // Behind timed_run, which calls the task's own trampoline.
+                pt->message.reserve(sizeof(std::uint64_t) + message.size());
+                byte_writer(pt->message).put_u64(timed_run_address());
+                pt->message.insert(pt->message.end(), message.begin(), message.end());
+            } else {
+                pt->message = std::move(message);
+            }
             pt->timeout = std::chrono::nanoseconds(t.timeout_ns);
             m_processes->submit(std::move(pt));
         } else if (m_threads) {
             if (t.timeout_ns > 0) ++m_timed;
             // The result goes into `task` (the future's copy would be a second one).
             task->local = m_threads->submit([task, message = std::move(message)] {
+                if (task->traced) {
+                    task->thread_id.store(static_cast<std::uint32_t>(::syscall(SYS_gettid)),
+                                          std::memory_order_relaxed);
+                }
                 task->started_ns.store(now_ns(), std::memory_order_release);
                 task->result = run_message(message);
+                if (task->traced) task->finished_ns.store(now_ns(), std::memory_order_release);
                 return bytes{};
             });
         } else {
@@ -264,7 +351,10 @@ void server::start(bytes message) {
         }
     } catch (...) {
         // Refused locally (a broken local pool): the reason goes back as the failure.
-        send_result(*task, result_kind::failure, encode_error(std::current_exception()));
+        span_trailer span{};
+        span.received = task->received_ns;
+        span.finished = now_ns();
+        send_result(*task, result_kind::failure, encode_error(std::current_exception()), span);
         task->reported.store(true);
         if (task->timeout_ns > 0 && m_threads) --m_timed;
         m_running.erase(t.id);
@@ -310,11 +400,30 @@ void server::on_done(const std::shared_ptr<running_task>& task, const future<byt
         done.kind = result_kind::failure;
         done.payload.clear();
     }
+    if (task->traced) {
+        if (m_processes) {
+            done.span.received = task->received_ns;
+            done.span.finished = now_ns();
+            if (done.kind == result_kind::value) {
+                take_worker_times(done.payload, done.span);
+            } else if (done.kind == result_kind::failure) {
+                // A worker that died holding it: its track on rank 0.
+                try {
+                    std::rethrow_exception(f.exception());
+                } catch (const worker_died& e) {
+                    done.span.worker = static_cast<std::uint32_t>(e.pid());
+                } catch (...) {
+                }
+            }
+        } else {
+            done.span = thread_span(*task);
+        }
+    }
     if (m_direct) {
         // From this thread (MPI_THREAD_MULTIPLE); the loop only forgets the task.
         try {
             if (!task->reported.exchange(true))
-                send_result(*task, done.kind, std::move(done.payload));
+                send_result(*task, done.kind, std::move(done.payload), done.span);
         } catch (...) {
             // An MPI failure: the loop's own calls will report it.
         }
@@ -341,7 +450,7 @@ bool server::send_finished() {
         if (m_running.erase(t.id) != 0 && t.timeout_ns > 0 && m_threads) --m_timed;
         // Sent already by the completing thread, or its deadline was reported.
         if (f.sent || t.reported.exchange(true)) continue;
-        send_result(t, f.kind, std::move(f.payload));
+        send_result(t, f.kind, std::move(f.payload), f.span);
     }
     return true;
 }
@@ -359,17 +468,34 @@ bool server::check_deadlines() {
         send_result(*t, result_kind::failure,
                     encode_error(std::make_exception_ptr(deadline_exceeded(
                         "mpi_pool: the task ran past its deadline (thread isolation: it could not "
-                        "be stopped and keeps running on its rank)"))));
+                        "be stopped and keeps running on its rank)"))),
+                    t->traced ? thread_span(*t) : span_trailer{});
         any = true;
     }
     return any;
 }
 
-void server::send_result(const running_task& task, result_kind kind, bytes payload) {
+// Thread isolation: the times a traced task's thread took (finished: now if
+// it has not returned, as when its deadline is reported).
+span_trailer server::thread_span(const running_task& task) const {
+    span_trailer span{};
+    span.received = task.received_ns;
+    span.started = task.started_ns.load(std::memory_order_acquire);
+    span.finished = task.finished_ns.load(std::memory_order_acquire);
+    if (span.finished == 0) span.finished = now_ns();
+    span.worker = task.thread_id.load(std::memory_order_relaxed);
+    span.flags = span_worker_thread;
+    return span;
+}
+
+void server::send_result(const running_task& task, result_kind kind, bytes payload,
+                         const span_trailer& span) {
     result_trailer t{};
     t.id = task.id;
     t.respawns = task.pool != nullptr ? task.pool->stats().respawns : 0;
     t.kind = static_cast<std::uint8_t>(kind);
+    t.flags = task.traced ? result_has_span : 0;
+    if (task.traced) append_trailer(payload, span);
     append_trailer(payload, t);
     try {
         m_link.send(0, tag_result, std::move(payload));
@@ -377,6 +503,7 @@ void server::send_result(const running_task& task, result_kind kind, bytes paylo
         // Too large for one MPI message: report that instead of the result.
         bytes failure = encode_error(std::current_exception());
         t.kind = static_cast<std::uint8_t>(result_kind::failure);
+        if (task.traced) append_trailer(failure, span);
         append_trailer(failure, t);
         m_link.send(0, tag_result, std::move(failure));
     }

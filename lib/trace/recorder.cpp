@@ -391,10 +391,22 @@ namespace {
 // every program linked with coexec (this file is linked whenever any event
 // site is, since it defines the flag they read). The variable is removed so
 // that programs this one starts do not write the same file; a spawned
-// process_pool worker (COEXEC_PROCESS_WORKER) never records by itself.
+// process_pool worker (COEXEC_PROCESS_WORKER) never records by itself, nor
+// does an MPI rank other than 0 (its launcher names the rank in the
+// environment before main): rank 0's trace draws the worker ranks
+// (lib/trace/rank_link.hpp), and they would all write the same file.
+bool worker_rank() {
+    for (const char* v : {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"}) {
+        const char* rank = std::getenv(v);
+        if (rank != nullptr && rank[0] != '\0' && std::strcmp(rank, "0") != 0) return true;
+    }
+    return false;
+}
+
 const bool traced_from_environment = [] {
     const char* path = std::getenv("COEXEC_TRACE");
-    if (path == nullptr || path[0] == '\0' || std::getenv("COEXEC_PROCESS_WORKER") != nullptr) {
+    if (path == nullptr || path[0] == '\0' || std::getenv("COEXEC_PROCESS_WORKER") != nullptr ||
+        worker_rank()) {
         return false;
     }
     const std::string p = path;

@@ -59,12 +59,31 @@ struct record {
     std::uint64_t c = 0;
     std::uint32_t name = 0;
     std::uint32_t aux = 0;
-    std::uint32_t track = 0;  // 0: the recording thread; else a worker process's pid
+    std::uint32_t track = 0;  // 0: the recording thread; else a worker's pid, or a remote_track
     kind what = kind::task;
     std::uint8_t flags = 0;
     std::uint16_t reserved = 0;
 };
 static_assert(sizeof(record) == 48, "the documented bound counts 48-byte events");
+
+/// Tracks of processes on other hosts (mpi_pool's worker ranks), whose pids
+/// may collide with this host's: ids that no Linux pid reaches (pid_max is
+/// at most 2^22). Track (tid) 2^31 | rank << 12 | lane, in the file's process
+/// 2^30 | rank. Ranks from 2^19 up, and lanes from 2^12 up, are not drawn.
+inline constexpr std::uint32_t remote_track_bit = std::uint32_t{1} << 31;
+inline constexpr std::uint32_t remote_process_bit = std::uint32_t{1} << 30;
+inline constexpr std::uint32_t max_remote_ranks = std::uint32_t{1} << 19;
+inline constexpr std::uint32_t max_remote_lanes = std::uint32_t{1} << 12;
+
+constexpr std::uint32_t remote_track(std::uint32_t rank, std::uint32_t lane) noexcept {
+    return remote_track_bit | (rank % max_remote_ranks) << 12 | (lane % max_remote_lanes);
+}
+
+/// The process (pid) in the file of a record's `track` (non-zero).
+constexpr std::uint32_t track_process(std::uint32_t track) noexcept {
+    if ((track & remote_track_bit) == 0) return track;  // a local worker process: pid = tid
+    return remote_process_bit | ((track >> 12) % max_remote_ranks);
+}
 
 struct thread_buffer {
     // claiming: a thread is filling in the identity below; the writer skips it.

@@ -223,7 +223,7 @@ void emit_task(writer_state& w, std::uint32_t pid, std::uint32_t tid, const reco
 }
 
 void emit(writer_state& w, const thread_buffer& b, const record& r) {
-    const std::uint32_t pid = r.track != 0 ? r.track : b.pid;
+    const std::uint32_t pid = r.track != 0 ? track_process(r.track) : b.pid;
     const std::uint32_t tid = r.track != 0 ? r.track : b.tid;
     switch (r.what) {
         case kind::task:
