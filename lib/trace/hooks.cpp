@@ -21,15 +21,7 @@ void stamp(task_ticket& t, std::uint32_t name) noexcept {
 }
 
 void task_ran(const task_ticket& t, std::int64_t start) noexcept {
-    record r;
-    r.what = kind::task;
-    r.ts = start;
-    r.a = static_cast<std::uint64_t>(now());
-    r.b = t.flow;
-    r.c = static_cast<std::uint64_t>(t.submitted);
-    r.name = t.name;
-    r.aux = t.submitter;
-    push(r);
+    push(task_record(t, start, now()));
 }
 
 void awaited(const task_ticket& t) noexcept {

@@ -51,14 +51,8 @@ void instant(pid_t pid, const char* what, const std::string& reason, std::uint32
 
 void task_span(pid_t pid, const task_ticket& t, std::int64_t begin, std::int64_t end,
                std::uint8_t flags) {
-    record r;
-    r.what = kind::task;
-    r.ts = begin;
-    r.a = static_cast<std::uint64_t>(end);
-    r.b = t.flow;
-    r.c = static_cast<std::uint64_t>(t.submitted);
-    r.name = t.name != 0 ? t.name : intern_literal("process_pool task");
-    r.aux = t.submitter;
+    record r = task_record(t, begin, end);
+    if (r.name == 0) r.name = intern_literal("process_pool task");
     r.track = static_cast<std::uint32_t>(pid);
     r.flags = flags;
     push(r);

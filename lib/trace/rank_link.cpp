@@ -134,14 +134,8 @@ std::int64_t rank_track::task(const task_ticket& t, clock::time_point sent, cons
         const std::int64_t start =
             s.started != 0 ? to_local(s.started, m_clock, received, hi) : received;
         const std::int64_t end = to_local(s.finished, m_clock, start, hi);
-        record r;
-        r.what = kind::task;
-        r.ts = start;
-        r.a = static_cast<std::uint64_t>(end);
-        r.b = t.flow;
-        r.c = static_cast<std::uint64_t>(t.submitted);
-        r.name = t.name != 0 ? t.name : intern_literal("mpi_pool task");
-        r.aux = t.submitter;
+        record r = task_record(t, start, end);
+        if (r.name == 0) r.name = intern_literal("mpi_pool task");
         r.track = remote_track(static_cast<std::uint32_t>(m_rank), lane(s.worker, s.thread));
         // One reason it ended, at most (each is one "ended" argument).
         r.flags = (flags & task_flag::died) != 0 ? task_flag::died : flags & task_flag::killed;

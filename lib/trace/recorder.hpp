@@ -66,6 +66,21 @@ struct record {
 };
 static_assert(sizeof(record) == 48, "the documented bound counts 48-byte events");
 
+/// The span of task `t` from `begin` to `end`, with its flow, submit time,
+/// name and submitter; on the recording thread's track unless the caller
+/// sets `track`.
+inline record task_record(const task_ticket& t, std::int64_t begin, std::int64_t end) noexcept {
+    record r;
+    r.what = kind::task;
+    r.ts = begin;
+    r.a = static_cast<std::uint64_t>(end);
+    r.b = t.flow;
+    r.c = static_cast<std::uint64_t>(t.submitted);
+    r.name = t.name;
+    r.aux = t.submitter;
+    return r;
+}
+
 /// Tracks of processes on other hosts (mpi_pool's worker ranks), whose pids
 /// may collide with this host's: ids that no Linux pid reaches (pid_max is
 /// at most 2^22). Track (tid) 2^31 | rank << 12 | lane, in the file's process
