@@ -51,6 +51,16 @@ def touch(payload):
     return buf
 
 
+def size_of(payload):
+    """Takes the payload and returns its size (one way: to a worker)."""
+    return len(payload)
+
+
+def build(n):
+    """Builds n bytes, every one 1, and returns them (one way: from a worker)."""
+    return b"\x01" * n
+
+
 def emit(key, value):
     print(f"PY|{key}|{value:.6g}", flush=True)
 
@@ -139,17 +149,37 @@ def primes(args):
 
 def payload(args):
     data = bytes(args.mib << 20)
-    with cf.ProcessPoolExecutor(args.workers) as ex:
-        ex.submit(noop).result()
+    n = len(data)
+
+    def median_ms(call):
         times = []
         for _ in range(args.reps):
             t0 = time.perf_counter()
-            out = ex.submit(touch, data).result()
+            call()
             times.append(time.perf_counter() - t0)
-            assert len(out) == len(data) and out[0] == 1
-    t = statistics.median(times)
-    say(f"  python PPE {args.mib} MiB there and back (pickle): {t * 1e3:.1f} ms")
-    emit("ppe_ms", t * 1e3)
+        return statistics.median(times) * 1e3
+
+    def to_worker():
+        assert ex.submit(size_of, data).result() == n
+
+    def from_worker():
+        out = ex.submit(build, n).result()
+        assert len(out) == n and out[-1] == 1
+
+    def there_and_back():
+        out = ex.submit(touch, data).result()
+        assert len(out) == n and out[0] == 1
+
+    with cf.ProcessPoolExecutor(args.workers) as ex:
+        ex.submit(noop).result()
+        to_ms = median_ms(to_worker)
+        from_ms = median_ms(from_worker)
+        both_ms = median_ms(there_and_back)
+    say(f"  python PPE {args.mib} MiB (pickle): to a worker {to_ms:.1f} ms, from a worker "
+        f"{from_ms:.1f} ms, there and back {both_ms:.1f} ms")
+    emit("to_ms", to_ms)
+    emit("from_ms", from_ms)
+    emit("ppe_ms", both_ms)
 
 
 def startup(args):

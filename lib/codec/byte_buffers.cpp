@@ -1,6 +1,9 @@
 #include "coexec/detail/codec/byte_buffers.hpp"
 
+#include <sys/mman.h>
 #include <unistd.h>
+
+#include <cstdint>
 
 #include "coexec/errors.hpp"
 
@@ -20,6 +23,16 @@ std::size_t byte_writer::add_fd(int fd) {
         throw;
     }
     return m_fds->size() - 1;
+}
+
+void advise_bulk_fill(void* p, std::size_t n) noexcept {
+    if (n < bulk_fill_bytes) return;
+    constexpr std::uintptr_t huge = std::uintptr_t{2} << 20;
+    const auto begin = (reinterpret_cast<std::uintptr_t>(p) + huge - 1) & ~(huge - 1);
+    const auto end = (reinterpret_cast<std::uintptr_t>(p) + n) & ~(huge - 1);
+    // Advice only: EINVAL (no THP in this kernel) or a range malloc did not
+    // map changes nothing but the speed, so the result is not checked.
+    if (end > begin) (void)::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
 }
 
 void byte_writer::rollback(mark m) noexcept {

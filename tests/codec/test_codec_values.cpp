@@ -263,3 +263,40 @@ TEST_CASE("a corrupt element count throws instead of allocating", "[codec]") {
     cd::byte_reader r(bytes);
     CHECK_THROWS_AS(cd::decode<std::vector<point>>(r), coexec::serialization_error);
 }
+
+TEST_CASE("large byte and word containers round-trip through the bulk path", "[codec]") {
+    // Above detail::bulk_fill_bytes the loaders reserve, advise huge pages
+    // and copy once; the bytes must be the same, also for unaligned input.
+    const std::size_t n = cd::bulk_fill_bytes + 4097;
+    std::vector<unsigned char> bytes_in(n);
+    for (std::size_t i = 0; i < n; ++i)
+        bytes_in[i] = static_cast<unsigned char>(i * 131 + 7);
+    std::vector<std::uint32_t> words_in(n / 4 + 3);
+    for (std::size_t i = 0; i < words_in.size(); ++i)
+        words_in[i] = static_cast<std::uint32_t>(i * 2654435761u);
+    std::string text_in(n, 'x');
+    text_in[n / 2] = '\0';
+    std::vector<std::byte> wire;
+    cd::byte_writer w(wire);
+    cd::encode(w, char{1}, bytes_in, words_in, text_in);  // one leading byte: nothing aligned
+    cd::byte_reader r(wire);
+    CHECK(cd::decode<char>(r) == 1);
+    CHECK(cd::decode<std::vector<unsigned char>>(r) == bytes_in);
+    CHECK(cd::decode<std::vector<std::uint32_t>>(r) == words_in);
+    CHECK(cd::decode<std::string>(r) == text_in);
+    CHECK(r.at_end());
+}
+
+TEST_CASE("a large container cut short throws serialization_error", "[codec]") {
+    const std::vector<unsigned char> in(cd::bulk_fill_bytes * 2, 0x5a);
+    std::vector<std::byte> wire;
+    cd::byte_writer w(wire);
+    cd::encode(w, in);
+    for (std::size_t cut : {wire.size() - 1, wire.size() / 2, std::size_t{9}}) {
+        INFO("cut at " << cut);
+        cd::byte_reader r(std::span<const std::byte>(wire).first(cut));
+        CHECK_THROWS_AS(cd::decode<std::vector<unsigned char>>(r), coexec::serialization_error);
+        cd::byte_reader s(std::span<const std::byte>(wire).first(cut));
+        CHECK_THROWS_AS(cd::decode<std::string>(s), coexec::serialization_error);
+    }
+}

@@ -28,7 +28,9 @@
 #include <forward_list>
 #include <list>
 #include <map>
+#include <memory>
 #include <set>
+#include <span>
 #include <string>
 #include <type_traits>
 #include <unordered_map>
@@ -53,6 +55,28 @@ inline std::uint64_t load_count(binary_input_archive& ar, std::size_t min_bytes_
     return static_cast<std::uint64_t>(n);
 }
 
+// Fills `c` (empty, of bit-copyable elements) with `n` elements straight
+// from the input: storage reserved and advised first (advise_bulk_fill) so a
+// large payload is faulted in huge pages, then one copy (no zero-fill pass
+// when the elements are bytes).
+template <class C>
+void load_bulk(binary_input_archive& ar, C& c, std::uint64_t n) {
+    using T = typename C::value_type;
+    const std::size_t bytes = static_cast<std::size_t>(n) * sizeof(T);
+    c.reserve(static_cast<std::size_t>(n));
+    if constexpr (std::is_same_v<typename C::allocator_type, std::allocator<T>>) {
+        if (bytes >= bulk_fill_bytes) advise_bulk_fill(c.data(), bytes);
+    }
+    if constexpr (alignof(T) == 1) {
+        const std::span<const std::byte> in = ar.reader().take(bytes);
+        const auto* first = reinterpret_cast<const T*>(in.data());
+        c.insert(c.end(), first, first + n);
+    } else {
+        c.resize(static_cast<std::size_t>(n));
+        ar.loadBinary(c.data(), bytes);
+    }
+}
+
 // A reservation that costs no more memory than the bytes that remain.
 template <class T>
 std::size_t bounded_reservation(const binary_input_archive& ar, std::uint64_t count) {
@@ -67,8 +91,8 @@ void CEREAL_LOAD_FUNCTION_NAME(binary_input_archive& ar, std::basic_string<C, Tr
     static_assert(every_bit_pattern_valid<C>,
                   "coexec: a string of this character type is not sent");
     const std::uint64_t n = load_count(ar, sizeof(C));
-    s.resize(static_cast<std::size_t>(n));
-    ar.loadBinary(s.data(), s.size() * sizeof(C));
+    s.clear();
+    load_bulk(ar, s, n);
 }
 
 // --- sequences ----------------------------------------------------------------
@@ -88,8 +112,7 @@ void CEREAL_LOAD_FUNCTION_NAME(binary_input_archive& ar, std::vector<T, A>& v) {
     const std::uint64_t n = load_count(ar, min_encoded_size<T>);
     v.clear();
     if constexpr (every_bit_pattern_valid<T>) {
-        v.resize(static_cast<std::size_t>(n));
-        ar.loadBinary(v.data(), v.size() * sizeof(T));
+        load_bulk(ar, v, n);
     } else {
         v.reserve(bounded_reservation<T>(ar, n));
         for (std::uint64_t i = 0; i < n; ++i)
