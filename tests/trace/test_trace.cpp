@@ -280,7 +280,7 @@ void run_batches(int n, int batch) {
     coexec::thread_pool pool{{.max_workers = 2}};
     std::vector<coexec::future<int>> fs;
     for (int done = 0; done < n; done += batch) {
-        for (int i = 0; i < batch; ++i)
+        for (int i = done; i < done + batch && i < n; ++i)
             fs.push_back(pool.submit(&trace_test::traced_square, i));
         for (auto& f : fs)
             f.wait();
@@ -295,10 +295,10 @@ TEST_CASE("a session holding many times more events than the buffers converts ev
     // The writer moves the buffers into the session's spill as they fill;
     // the JSON is made from the spill at stop(): every event recorded is in
     // the file, every other one is counted as dropped.
-    const int tasks = 40'000;
-    const std::size_t buffer = 256;
+    const int tasks = 10'000;
+    const std::size_t buffer = 64;
     const std::string path =
-        record("spill", [] { run_batches(tasks, 64); },
+        record("spill", [] { run_batches(tasks, 32); },
                {.buffer_events = buffer, .flush_interval = std::chrono::milliseconds(1)});
     trace_file t(path);
     const auto slices = t.slices_named("traced_square");
@@ -333,13 +333,13 @@ TEST_CASE("a program ended by SIGTERM during a long trace leaves every recorded 
     // The handler waits while the writer turns the whole spill into JSON.
     const std::string path =
         "/tmp/coexec_test_trace_term_long_" + std::to_string(::getpid()) + ".json";
-    const int tasks = 100'000;
+    const int tasks = 20'000;
     const pid_t child = ::fork();
     REQUIRE(child >= 0);
     if (child == 0) {
         ::signal(SIGTERM, SIG_DFL);  // Catch's handler off: the trace installs its own
-        coexec::trace::start(path);
-        run_batches(tasks, 1000);
+        coexec::trace::start(path, {.buffer_events = 1024});
+        run_batches(tasks, 256);
         ::kill(::getpid(), SIGTERM);
         for (;;)
             ::pause();
