@@ -27,10 +27,11 @@
 // @par Ending the file
 // The file is complete JSON after stop() (which blocks while it converts the
 // session: about 0.5 s per million tasks), after exit() (an atexit handler
-// stops the trace), and after SIGINT or SIGTERM if the program has no
-// handler of its own for them when the trace starts (the trace's handler
-// has the file finished, then the signal takes its default action). A
-// program killed otherwise (SIGKILL, a crash) leaves only the file's header.
+// stops the trace), and after SIGINT, SIGTERM or a crash (SIGSEGV, SIGBUS,
+// SIGFPE, SIGILL, SIGABRT) for each of them the program has no handler of
+// its own for when the trace starts (the trace's handler has the file
+// finished, then the signal takes its default action). SIGKILL leaves only
+// the file's header.
 //
 // @par Thread safety
 // start() and stop() may be called from any thread; events are recorded from

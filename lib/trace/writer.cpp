@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -49,7 +50,8 @@ struct writer_state {
 
     std::atomic<int> signal_request{0};
     std::atomic<int> signal_done{0};
-    std::atomic<std::uint64_t> progress{0};  // output blocks written: the signal wait's clock
+    std::atomic<std::uint64_t> progress{0};    // output blocks written: the signal wait's clock
+    std::atomic<std::uint32_t> thread_tid{0};  // the writer thread's, while it runs
 };
 
 writer_state& ws() {
@@ -166,6 +168,7 @@ void finish(writer_state& w, bool counters) {
 
 void writer_main(writer_state& w) {
     ::pthread_setname_np(::pthread_self(), "coexec-trace");
+    w.thread_tid.store(this_tid(), std::memory_order_release);
     using clock = std::chrono::steady_clock;
     const auto interval = w.session.opts.flush_interval;
     const auto slice = std::min<std::chrono::milliseconds>(interval, std::chrono::milliseconds(10));
@@ -278,6 +281,7 @@ void writer_finish() noexcept {
         w.wake.notify_all();
         t->join();
         delete t;
+        w.thread_tid.store(0, std::memory_order_release);
     }
     if (w.signal_done.load(std::memory_order_acquire) == 0 && w.fd >= 0) finish(w, true);
     w.thread_started.store(false, std::memory_order_release);
@@ -285,6 +289,9 @@ void writer_finish() noexcept {
 
 void writer_finish_from_signal() noexcept {
     writer_state& w = ws();
+    // A crash of the writer itself: nobody is left to finish the file.
+    const auto self = static_cast<std::uint32_t>(::syscall(SYS_gettid));
+    if (w.thread_tid.load(std::memory_order_acquire) == self) return;
     if (w.thread_started.load(std::memory_order_acquire)) {
         w.signal_request.store(1, std::memory_order_release);
         // The writer checks every few milliseconds, then turns the whole

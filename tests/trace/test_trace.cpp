@@ -2,6 +2,7 @@
 // traced run's file is parsed (strictly) and checked for its structure, never
 // for its timings.
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -351,5 +352,30 @@ TEST_CASE("a program ended by SIGTERM during a long trace leaves every recorded 
     trace_file t(path);
     CHECK(static_cast<double>(t.slices_named("traced_square").size()) + t.dropped() == tasks);
     CHECK(t.slices_named("traced_square").size() > 0);
+    std::remove(path.c_str());
+}
+
+TEST_CASE("a program that crashes mid-trace leaves a complete file and still crashes", "[trace]") {
+    const std::string path = "/tmp/coexec_test_trace_crash_" + std::to_string(::getpid()) + ".json";
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        const rlimit no_core{0, 0};
+        ::setrlimit(RLIMIT_CORE, &no_core);
+        ::signal(SIGSEGV, SIG_DFL);  // Catch's handler off: the trace installs its own
+        coexec::trace::start(path);
+        coexec::thread_pool pool{{.max_workers = 2}};
+        for (int i = 0; i < 10; ++i)
+            pool.submit(&trace_test::traced_square, i).wait();
+        volatile std::uintptr_t address = 8;  // a real fault, not a raise()
+        *reinterpret_cast<volatile int*>(address) = 1;
+        std::_Exit(0);
+    }
+    int status = 0;
+    REQUIRE(::waitpid(child, &status, 0) == child);
+    REQUIRE(WIFSIGNALED(status));  // the crash still took its default action
+    CHECK(WTERMSIG(status) == SIGSEGV);
+    trace_file t(path);
+    CHECK(t.slices_named("traced_square").size() == 10);
     std::remove(path.c_str());
 }
