@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 #include "util/system_error.hpp"
@@ -23,23 +24,34 @@ std::string directory_of(const std::string& path) {
     return path.substr(0, slash);
 }
 
+int open_unnamed(const std::string& dir, const std::string& prefix) {
+    // No name at all where the file system allows it; else a named file
+    // removed at once. Either way the space is freed when the file closes,
+    // also if the program dies.
+    int fd = ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd >= 0) return fd;
+    std::string name = prefix + ".spill-XXXXXX";
+    fd = ::mkostemp(name.data(), O_CLOEXEC);
+    if (fd >= 0) ::unlink(name.c_str());
+    return fd;
+}
+
 }  // namespace
 
 void spill::open(const std::string& output) {
     close();
     m_block.resize(block_records);
     m_read.resize(block_records);
+    // Beside the output, where its user put the trace; if that directory
+    // takes no files (e.g. the output is /dev/stdout), in the temporary one.
     const std::string dir = directory_of(output);
-    // No name at all where the file system allows it; else a named file
-    // removed at once. Either way the space is freed when the file closes,
-    // also if the program dies.
-    int fd = ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    int fd = open_unnamed(dir, output);
     if (fd < 0) {
-        std::string name = output + ".spill-XXXXXX";
-        fd = ::mkostemp(name.data(), O_CLOEXEC);
-        if (fd < 0) throw_errno(("coexec::trace::start: a spill file in " + dir).c_str());
-        ::unlink(name.c_str());
+        const char* tmp = std::getenv("TMPDIR");
+        const std::string tmpdir = tmp != nullptr && tmp[0] != '\0' ? tmp : "/tmp";
+        fd = open_unnamed(tmpdir, tmpdir + "/coexec-trace");
     }
+    if (fd < 0) throw_errno(("coexec::trace::start: a spill file in " + dir).c_str());
     m_fd = fd;
     m_failed = false;
     m_used = 0;
