@@ -25,9 +25,9 @@
 // server made after start() is still made single-threaded.
 //
 // @par Ending the file
-// The file is complete JSON after stop() (which blocks while it converts the
-// session: about 0.5 s per million tasks), after exit() (an atexit handler
-// stops the trace), and after SIGINT, SIGTERM or a crash (SIGSEGV, SIGBUS,
+// The file is complete JSON after stop() (which blocks while it converts
+// the session: about 0.5 to 1 s per million tasks), after exit() (an atexit
+// handler stops the trace), and after SIGINT, SIGTERM or a crash (SIGSEGV, SIGBUS,
 // SIGFPE, SIGILL, SIGABRT) for each of them the program has no handler of
 // its own for when the trace starts (the trace's handler has the file
 // finished, then the signal takes its default action). SIGKILL leaves only
