@@ -17,17 +17,21 @@
 // Off by default: each event site is one relaxed atomic load. While
 // recording, each thread appends fixed-size records to its own bounded
 // buffer (options::buffer_events, 64 Ki events = 3 MiB per thread by
-// default) and a writer thread drains the buffers into the file. A full
-// buffer drops new events and counts them (never blocks); the counts are in
-// the file. The writer thread starts with the first recorded event, so a
-// process_pool fork server made after start() is still made single-threaded.
+// default) and a writer thread copies the buffers, unformatted, into a spill
+// file without a name in the output's directory (48 bytes per event on
+// disk); the JSON is made from it when the session ends. A full buffer drops
+// new events and counts them (never blocks); the counts are in the file. The
+// writer thread starts with the first recorded event, so a process_pool fork
+// server made after start() is still made single-threaded.
 //
 // @par Ending the file
-// The file is valid JSON after stop(), after exit() (an atexit handler
-// stops the trace), and after SIGINT or SIGTERM if the program has no handler
-// of its own for them when the trace starts (the trace's handler finishes the
-// file, then the signal takes its default action). A program killed
-// otherwise leaves a file without its closing brackets (Perfetto still loads it).
+// The file is complete JSON after stop() (which blocks while it converts
+// the session: about 0.5 to 1 s per million tasks), after exit() (an atexit
+// handler stops the trace), and after SIGINT, SIGTERM or a crash (SIGSEGV, SIGBUS,
+// SIGFPE, SIGILL, SIGABRT) for each of them the program has no handler of
+// its own for when the trace starts (the trace's handler has the file
+// finished, then the signal takes its default action). SIGKILL leaves only
+// the file's header.
 //
 // @par Thread safety
 // start() and stop() may be called from any thread; events are recorded from

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <bit>
+#include <iterator>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -25,6 +26,11 @@ std::atomic<bool> g_recording{false};
 
 namespace {
 
+// The endings a trace can still finish the file for: interrupts and
+// terminations, and crashes (the writer thread, which makes the JSON, is
+// most likely intact; the crash then takes its default action, core and all).
+constexpr int traced_signals[] = {SIGINT, SIGTERM, SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
+
 struct control {
     std::mutex mutex;  // start/stop, the writer thread's start
     session_info session;
@@ -37,7 +43,7 @@ struct control {
     pid_t owner = 0;  // the process that writes the file (not a fork child)
     std::string path;
     bool hooks_installed = false;  // atexit and atfork, once
-    bool signals_installed[2] = {false, false};
+    bool signals_installed[std::size(traced_signals)] = {};
 };
 
 control& ctl() {
@@ -45,7 +51,6 @@ control& ctl() {
     return *c;
 }
 
-constexpr int traced_signals[2] = {SIGINT, SIGTERM};
 
 /// Per-thread state: plain data (no constructor or destructor), so it stays
 /// usable while other thread-local objects are destroyed; `exit_guard`
@@ -163,7 +168,7 @@ void on_signal(int sig) {
 }
 
 void install_signal_handlers(control& c) {
-    for (int k = 0; k < 2; ++k) {
+    for (std::size_t k = 0; k < std::size(traced_signals); ++k) {
         struct sigaction old {};
         if (::sigaction(traced_signals[k], nullptr, &old) != 0) continue;
         // Only where the program has no handler of its own (nor ignores it).
@@ -176,7 +181,7 @@ void install_signal_handlers(control& c) {
 }
 
 void remove_signal_handlers(control& c) {
-    for (int k = 0; k < 2; ++k) {
+    for (std::size_t k = 0; k < std::size(traced_signals); ++k) {
         if (!c.signals_installed[k]) continue;
         c.signals_installed[k] = false;
         struct sigaction cur {};

@@ -20,7 +20,7 @@
 
 namespace coexec::detail::trace {
 
-/// What a record is; the writer turns each into one or more JSON events.
+/// What a record is; the writer turns each into one or more JSON events (json.cpp).
 enum class kind : std::uint8_t {
     /// A task's run: ts..a; b = flow, c = submitted, aux = submitter tid;
     /// flags: see task_flag. With a track, it ran in that worker process.
@@ -40,6 +40,13 @@ enum class kind : std::uint8_t {
     counter,
     /// Names the worker process `track`: name = process name, aux = thread name.
     worker_track,
+    // Made by the writer, only in the spill (spill.hpp), never in a buffer:
+    /// The recording thread's track name is `name`.
+    thread_name,
+    /// The thread's full buffer dropped `c` events, noticed at ts.
+    dropped,
+    /// The records after it are thread b's of process a.
+    spill_thread,
 };
 
 /// flags of kind::task.

@@ -1,12 +1,16 @@
 target_sources(coexec PRIVATE
     ${CMAKE_CURRENT_LIST_DIR}/hooks.cpp
     ${CMAKE_CURRENT_LIST_DIR}/hooks.hpp
+    ${CMAKE_CURRENT_LIST_DIR}/json.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/json.hpp
     ${CMAKE_CURRENT_LIST_DIR}/names.cpp
     ${CMAKE_CURRENT_LIST_DIR}/names.hpp
     ${CMAKE_CURRENT_LIST_DIR}/process_link.cpp
     ${CMAKE_CURRENT_LIST_DIR}/process_link.hpp
     ${CMAKE_CURRENT_LIST_DIR}/rank_link.cpp
     ${CMAKE_CURRENT_LIST_DIR}/rank_link.hpp
+    ${CMAKE_CURRENT_LIST_DIR}/spill.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/spill.hpp
     ${CMAKE_CURRENT_LIST_DIR}/recorder.cpp
     ${CMAKE_CURRENT_LIST_DIR}/recorder.hpp
     ${CMAKE_CURRENT_LIST_DIR}/registry.cpp

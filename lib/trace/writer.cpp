@@ -1,23 +1,15 @@
-// lib/trace/writer.cpp — records → Chrome trace-event JSON. See writer.hpp.
-//
-// The file: {"displayTimeUnit":"ns","traceEvents":[ ...events... ],
-// "otherData":{...}}. Timestamps are microseconds (with nanosecond
-// decimals) since the session started. Flow events (s/t/f) must sit inside
-// a slice on their thread for Perfetto to bind them, so each flow point gets
-// a slice: the task's own, or a 2 ns "submit"/"resume" marker, with the flow
-// event 1 ns into it (never on a slice's first nanosecond, where its order
-// against the slice would be up to the viewer's sort).
+// lib/trace/writer.cpp — the writer thread: buffers → spill → JSON. See writer.hpp.
 #include "trace/writer.hpp"
 
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <charconv>
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
@@ -25,26 +17,27 @@
 #include <thread>
 #include <utility>
 
+#include "trace/json.hpp"
 #include "trace/names.hpp"
 #include "trace/registry.hpp"
+#include "trace/spill.hpp"
 #include "util/system_error.hpp"
 
 namespace coexec::detail::trace {
 namespace {
 
 constexpr std::size_t flush_bytes = std::size_t{1} << 20;
-constexpr std::int64_t marker_ns = 2;  // the width of submit/resume marker slices
 
 struct writer_state {
-    // The output, owned by whichever thread is the consumer: the writer
-    // thread while it runs, else the thread finishing the session.
+    // The output and the spill, owned by whichever thread is the consumer:
+    // the writer thread while it runs, else the thread finishing the session.
     int fd = -1;
     bool failed = false;  // a write failed (disk full...): stop writing, keep draining
-    std::string out;
-    bool first = true;
+    json_sink json;
+    spill raw;
+    std::uint64_t converted = 0;  // spill records already in the output
+    spill::reader_state reader;
     session_info session;
-    std::uint32_t self_pid = 0;
-    std::uint32_t name_submit = 0, name_resume = 0, name_buffer_full = 0;
 
     std::mutex thread_mutex;  // starting and taking the thread
     std::thread* thread = nullptr;
@@ -57,6 +50,8 @@ struct writer_state {
 
     std::atomic<int> signal_request{0};
     std::atomic<int> signal_done{0};
+    std::atomic<std::uint64_t> progress{0};    // output blocks written: the signal wait's clock
+    std::atomic<std::uint32_t> thread_tid{0};  // the writer thread's, while it runs
 };
 
 writer_state& ws() {
@@ -64,210 +59,23 @@ writer_state& ws() {
     return *w;
 }
 
-// ---- JSON text ----
-
-void append_number(std::string& o, std::uint64_t v) {
-    char buf[24];
-    auto r = std::to_chars(buf, buf + sizeof buf, v);
-    o.append(buf, r.ptr);
-}
-
-void append_signed(std::string& o, std::int64_t v) {
-    char buf[24];
-    auto r = std::to_chars(buf, buf + sizeof buf, v);
-    o.append(buf, r.ptr);
-}
-
-/// Nanoseconds as microseconds with three decimals.
-void append_micros(std::string& o, std::int64_t ns) {
-    if (ns < 0) ns = 0;
-    append_number(o, static_cast<std::uint64_t>(ns) / 1000);
-    const auto frac = static_cast<unsigned>(static_cast<std::uint64_t>(ns) % 1000);
-    const char digits[4] = {'.', static_cast<char>('0' + frac / 100),
-                            static_cast<char>('0' + frac / 10 % 10),
-                            static_cast<char>('0' + frac % 10)};
-    o.append(digits, 4);
-}
-
-void append_hex_id(std::string& o, std::uint64_t id) {
-    char buf[24];
-    auto r = std::to_chars(buf, buf + sizeof buf, id, 16);
-    o += "\"0x";
-    o.append(buf, r.ptr);
-    o += '"';
-}
-
-/// One event: opened by the constructor, closed by the destructor.
-class event {
-  public:
-    event(writer_state& w, char ph, std::string_view cat, std::string_view escaped_name,
-          std::uint32_t pid, std::uint32_t tid)
-        : m_w(w), m_o(w.out) {
-        m_o += w.first ? "\n{\"ph\":\"" : ",\n{\"ph\":\"";
-        w.first = false;
-        m_o += ph;
-        m_o += '"';
-        if (!cat.empty()) {
-            m_o += ",\"cat\":\"";
-            m_o += cat;
-            m_o += '"';
-        }
-        m_o += ",\"name\":\"";
-        m_o += escaped_name;
-        m_o += "\",\"pid\":";
-        append_number(m_o, pid);
-        m_o += ",\"tid\":";
-        append_number(m_o, tid);
-    }
-    event(const event&) = delete;
-    event& operator=(const event&) = delete;
-    ~event() {
-        if (m_args) m_o += '}';
-        m_o += '}';
-    }
-
-    event& ts(std::int64_t absolute_ns) {
-        m_o += ",\"ts\":";
-        append_micros(m_o, absolute_ns - m_w.session.origin);
-        return *this;
-    }
-    event& dur(std::int64_t ns) {
-        m_o += ",\"dur\":";
-        append_micros(m_o, ns);
-        return *this;
-    }
-    event& id(std::uint64_t v) {
-        m_o += ",\"id\":";
-        append_hex_id(m_o, v);
-        return *this;
-    }
-    event& raw(std::string_view text) {
-        m_o += text;
-        return *this;
-    }
-    event& arg_number(std::string_view key, std::uint64_t v) {
-        open_arg(key);
-        append_number(m_o, v);
-        return *this;
-    }
-    event& arg_signed(std::string_view key, std::int64_t v) {
-        open_arg(key);
-        append_signed(m_o, v);
-        return *this;
-    }
-    event& arg_micros(std::string_view key, std::int64_t ns) {
-        open_arg(key);
-        append_micros(m_o, ns);
-        return *this;
-    }
-    event& arg_string(std::string_view key, std::string_view escaped_value) {
-        open_arg(key);
-        m_o += '"';
-        m_o += escaped_value;
-        m_o += '"';
-        return *this;
-    }
-
-  private:
-    void open_arg(std::string_view key) {
-        m_o += m_args ? ",\"" : ",\"args\":{\"";
-        m_args = true;
-        m_o += key;
-        m_o += "\":";
-    }
-
-    writer_state& m_w;
-    std::string& m_o;
-    bool m_args = false;
-};
-
 void flush_out(writer_state& w) {
+    std::string& out = w.json.out;
     std::size_t done = 0;
-    while (done < w.out.size() && w.fd >= 0 && !w.failed) {
-        const ssize_t n = ::write(w.fd, w.out.data() + done, w.out.size() - done);
+    while (done < out.size() && w.fd >= 0 && !w.failed) {
+        const ssize_t n = ::write(w.fd, out.data() + done, out.size() - done);
         if (n > 0) {
             done += static_cast<std::size_t>(n);
         } else if (n < 0 && errno != EINTR) {
             w.failed = true;  // the rest of the trace is lost; the program goes on
         }
     }
-    w.out.clear();
+    out.clear();
+    w.progress.fetch_add(1, std::memory_order_release);
 }
 
-// ---- records → events ----
-
-void emit_task(writer_state& w, std::uint32_t pid, std::uint32_t tid, const record& r) {
-    const std::int64_t start = r.ts;
-    const std::int64_t end = std::max(static_cast<std::int64_t>(r.a), start + marker_ns);
-    const auto submitted = static_cast<std::int64_t>(r.c);
-    const bool flow = r.b != 0 && r.what == kind::task;
-    if (flow && submitted >= w.session.origin && r.aux != 0) {
-        // The submit marker on the submitting thread (of this process).
-        event(w, 'X', "submit", escaped(w.name_submit), w.self_pid, r.aux)
-            .ts(submitted)
-            .dur(marker_ns);
-        event(w, 's', "flow", "task", w.self_pid, r.aux).ts(submitted + 1).id(r.b);
-    }
-    {
-        event e(w, 'X', r.what == kind::task ? "task" : "resumed", escaped(r.name), pid, tid);
-        e.ts(start).dur(end - start);
-        if (r.what == kind::task && submitted != 0 && submitted <= start) {
-            e.arg_micros("queued_us", start - submitted);
-        }
-        if ((r.flags & task_flag::died) != 0) e.arg_string("ended", "its worker died");
-        if ((r.flags & task_flag::killed) != 0) e.arg_string("ended", "its worker was killed");
-    }
-    if (flow) {
-        event(w, 't', "flow", "task", pid, tid).ts(start + (end - start) / 2).id(r.b);
-    }
-}
-
-void emit(writer_state& w, const thread_buffer& b, const record& r) {
-    const std::uint32_t pid = r.track != 0 ? track_process(r.track) : b.pid;
-    const std::uint32_t tid = r.track != 0 ? r.track : b.tid;
-    switch (r.what) {
-        case kind::task:
-        case kind::resumed_run:
-            emit_task(w, pid, tid, r);
-            break;
-        case kind::awaited:
-            event(w, 'X', "await", escaped(w.name_resume), pid, tid).ts(r.ts).dur(marker_ns);
-            event(w, 'f', "flow", "task", pid, tid).ts(r.ts + 1).id(r.b).raw(",\"bp\":\"e\"");
-            break;
-        case kind::async_begin:
-        case kind::async_end: {
-            const bool io = r.flags == static_cast<std::uint8_t>(async_cat::io);
-            const bool begin = r.what == kind::async_begin;
-            event e(w, begin ? 'b' : 'e', io ? "io" : "stage", escaped(r.name), pid, tid);
-            e.ts(r.ts).id(r.b);
-            if (io && begin && static_cast<std::int64_t>(r.c) >= 0) e.arg_number("fd", r.c);
-            if (io && !begin) e.arg_signed("result", static_cast<std::int64_t>(r.c));
-            if (!io && begin) e.arg_number("items", r.c);
-            break;
-        }
-        case kind::instant: {
-            event e(w, 'i', "coexec", escaped(r.name), pid, tid);
-            e.ts(r.ts).raw(",\"s\":\"t\"");
-            if (r.aux != 0) e.arg_string("reason", escaped(r.aux));
-            if (r.c != 0) e.arg_string("task", escaped(static_cast<std::uint32_t>(r.c)));
-            break;
-        }
-        case kind::counter:
-            event(w, 'C', "", escaped(r.name), w.self_pid, w.self_pid)
-                .ts(r.ts)
-                .arg_number("queued", r.a)
-                .arg_number("in flight", r.b)
-                .arg_number("workers alive", r.c);
-            break;
-        case kind::worker_track:
-            event(w, 'M', "", "process_name", pid, tid).arg_string("name", escaped(r.name));
-            event(w, 'M', "", "thread_name", pid, tid).arg_string("name", escaped(r.aux));
-            event(w, 'M', "", "process_sort_index", pid, tid).arg_number("sort_index", r.c);
-            break;
-    }
-}
-
-/// Drains every buffer into `w.out` (and the file). The caller is the only consumer.
+/// Moves every buffer's records into the spill (no formatting: a copy).
+/// The caller is the only consumer.
 void drain(writer_state& w) {
     const session_info& s = w.session;
     for (thread_buffer* b = all_buffers(); b != nullptr; b = b->next) {
@@ -277,26 +85,31 @@ void drain(writer_state& w) {
         if (b->meta_session != s.number || b->meta_name != name) {
             b->meta_session = s.number;
             b->meta_name = name;
-            event(w, 'M', "", "thread_name", b->pid, b->tid).arg_string("name", escaped(name));
+            record meta;
+            meta.what = kind::thread_name;
+            meta.name = name;
+            w.raw.add(b->pid, b->tid, &meta, 1);
         }
         const std::uint64_t tail = b->tail.load(std::memory_order_acquire);
-        std::uint64_t head = b->head.load(std::memory_order_relaxed);
-        for (; head != tail; ++head) {
-            const record r = b->slots[head & (b->capacity - 1)];
-            // Older records are leftovers of an earlier session.
-            if (r.ts >= s.origin || r.what == kind::worker_track) emit(w, *b, r);
-            if (w.out.size() >= flush_bytes) flush_out(w);
+        const std::uint64_t head = b->head.load(std::memory_order_relaxed);
+        if (tail != head) {
+            // At most two runs: up to the ring's end, then from its start.
+            const std::size_t mask = b->capacity - 1;
+            const std::size_t first = static_cast<std::size_t>(head) & mask;
+            const std::size_t n = static_cast<std::size_t>(tail - head);
+            const std::size_t run = std::min(n, b->capacity - first);
+            w.raw.add(b->pid, b->tid, b->slots + first, run);
+            w.raw.add(b->pid, b->tid, b->slots, n - run);
         }
         // Frees the slots for the owner (release: our reads of them came first).
         b->head.store(tail, std::memory_order_release);
         const std::uint64_t dropped = b->dropped.load(std::memory_order_relaxed);
         if (dropped > b->dropped_reported) {
-            timespec ts;
-            ::clock_gettime(CLOCK_MONOTONIC, &ts);
-            event(w, 'i', "coexec", escaped(w.name_buffer_full), b->pid, b->tid)
-                .ts(static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec)
-                .raw(",\"s\":\"t\"")
-                .arg_number("dropped", dropped - b->dropped_reported);
+            record d;
+            d.what = kind::dropped;
+            d.ts = now();
+            d.c = dropped - b->dropped_reported;
+            w.raw.add(b->pid, b->tid, &d, 1);
             b->dropped_reported = dropped;
         }
         // Abandoned before we read `tail`: everything its owner wrote is drained.
@@ -304,14 +117,31 @@ void drain(writer_state& w) {
     }
 }
 
+/// Turns the spill's records up to its end into JSON in the output file.
+void convert(writer_state& w) {
+    w.raw.flush();
+    const std::uint64_t end = w.raw.size();
+    w.raw.replay(w.converted, end, w.reader,
+                 [&w](std::uint32_t pid, std::uint32_t tid, const record& r) {
+                     json_record(w.json, pid, tid, r);
+                     if (w.json.out.size() >= flush_bytes) flush_out(w);
+                 });
+    w.converted = end;
+    flush_out(w);
+}
+
 void sample_counters(writer_state& w, bool force) {
     const std::int64_t t = now();
+    const auto self = w.json.self_pid;
     sample_executors(force, [&](const counter_sample& c) {
-        event(w, 'C', "", escaped(c.name), w.self_pid, w.self_pid)
-            .ts(t)
-            .arg_number("queued", c.queued)
-            .arg_number("in flight", c.in_flight)
-            .arg_number("workers alive", c.workers);
+        record r;
+        r.what = kind::counter;
+        r.ts = t;
+        r.name = c.name;
+        r.a = c.queued;
+        r.b = c.in_flight;
+        r.c = c.workers;
+        w.raw.add(self, self, &r, 1);
     });
 }
 
@@ -324,21 +154,21 @@ std::uint64_t total_dropped() {
     return n;
 }
 
-/// The last pass: drain, (counters), footer, close.
+/// The last pass: drain, (counters), the whole spill into JSON, footer, close.
 void finish(writer_state& w, bool counters) {
     drain(w);
     if (counters) sample_counters(w, true);
-    w.out += "\n],\"otherData\":{\"producer\":\"coexec::trace\",\"dropped_events\":\"";
-    append_number(w.out, total_dropped());
-    w.out += "\",\"buffer_events_per_thread\":\"";
-    append_number(w.out, w.session.capacity);
-    w.out += "\"}}\n";
+    convert(w);
+    json_end(w.json, total_dropped(), w.raw.lost(), w.session.capacity);
     flush_out(w);
+    w.raw.close();
     if (w.fd >= 0) ::close(w.fd);
     w.fd = -1;
 }
 
 void writer_main(writer_state& w) {
+    ::pthread_setname_np(::pthread_self(), "coexec-trace");
+    w.thread_tid.store(this_tid(), std::memory_order_release);
     using clock = std::chrono::steady_clock;
     const auto interval = w.session.opts.flush_interval;
     const auto slice = std::min<std::chrono::milliseconds>(interval, std::chrono::milliseconds(10));
@@ -358,7 +188,6 @@ void writer_main(writer_state& w) {
             lock.unlock();
             drain(w);
             sample_counters(w, false);
-            flush_out(w);
             lock.lock();
             last = clock::now();
         }
@@ -387,21 +216,25 @@ void writer_open(const std::string& path, const session_info& session) {
     writer_state& w = ws();
     const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) throw_errno(("coexec::trace::start: open " + path).c_str());
+    try {
+        w.raw.open(path);
+    } catch (...) {
+        ::close(fd);
+        throw;
+    }
     w.fd = fd;
     w.failed = false;
     w.session = session;
-    w.first = true;
-    w.self_pid = static_cast<std::uint32_t>(::getpid());
-    w.name_submit = intern_literal("submit");
-    w.name_resume = intern_literal("resume");
-    w.name_buffer_full = intern_literal("trace buffer full: events dropped");
+    w.converted = 0;
+    w.reader = {};
     w.signal_request.store(0, std::memory_order_relaxed);
     w.signal_done.store(0, std::memory_order_relaxed);
     reset_samples();
-    w.out = "{\"displayTimeUnit\":\"ns\",\"traceEvents\":[";
-    event(w, 'M', "", "process_name", w.self_pid, w.self_pid)
-        .arg_string("name", escaped(intern(program_name())));
-    event(w, 'M', "", "process_sort_index", w.self_pid, w.self_pid).arg_number("sort_index", 0);
+    w.json.self_pid = static_cast<std::uint32_t>(::getpid());
+    json_begin(w.json, session.origin, program_name());
+    // Room for a block of text and its last event: the signal-time finish
+    // then rarely allocates.
+    w.json.out.reserve(flush_bytes + 4096);
     flush_out(w);
     std::lock_guard lock(w.thread_mutex);
     w.closed = false;
@@ -448,6 +281,7 @@ void writer_finish() noexcept {
         w.wake.notify_all();
         t->join();
         delete t;
+        w.thread_tid.store(0, std::memory_order_release);
     }
     if (w.signal_done.load(std::memory_order_acquire) == 0 && w.fd >= 0) finish(w, true);
     w.thread_started.store(false, std::memory_order_release);
@@ -455,13 +289,21 @@ void writer_finish() noexcept {
 
 void writer_finish_from_signal() noexcept {
     writer_state& w = ws();
+    // A crash of the writer itself: nobody is left to finish the file.
+    const auto self = static_cast<std::uint32_t>(::syscall(SYS_gettid));
+    if (w.thread_tid.load(std::memory_order_acquire) == self) return;
     if (w.thread_started.load(std::memory_order_acquire)) {
         w.signal_request.store(1, std::memory_order_release);
-        // The writer checks every few milliseconds; give it up to 5 s to
-        // write what it holds.
-        for (int i = 0; i < 5000 && w.signal_done.load(std::memory_order_acquire) == 0; ++i) {
+        // The writer checks every few milliseconds, then turns the whole
+        // spill into JSON, which takes long for a long session: wait while
+        // it makes progress, and give up only after 5 s without any.
+        std::uint64_t seen = w.progress.load(std::memory_order_acquire);
+        for (int idle = 0; idle < 5000 && w.signal_done.load(std::memory_order_acquire) == 0;) {
             timespec ms{0, 1'000'000};
             ::nanosleep(&ms, nullptr);
+            const std::uint64_t p = w.progress.load(std::memory_order_acquire);
+            idle = p != seen ? 0 : idle + 1;
+            seen = p;
         }
     } else if (w.fd >= 0) {
         // Nothing was recorded (the writer starts with the first event).

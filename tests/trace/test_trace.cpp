@@ -2,6 +2,7 @@
 // traced run's file is parsed (strictly) and checked for its structure, never
 // for its timings.
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -10,6 +11,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <set>
 #include <string>
 #include <thread>
@@ -267,6 +269,112 @@ TEST_CASE("a program ended by SIGTERM mid-trace leaves a complete file", "[trace
     REQUIRE(::waitpid(child, &status, 0) == child);
     REQUIRE(WIFSIGNALED(status));  // the signal still took its default action
     CHECK(WTERMSIG(status) == SIGTERM);
+    trace_file t(path);
+    CHECK(t.slices_named("traced_square").size() == 10);
+    std::remove(path.c_str());
+}
+
+namespace {
+
+// Runs `n` traced_square tasks on 2 workers, `batch` at a time.
+void run_batches(int n, int batch) {
+    coexec::thread_pool pool{{.max_workers = 2}};
+    std::vector<coexec::future<int>> fs;
+    for (int done = 0; done < n; done += batch) {
+        for (int i = done; i < done + batch && i < n; ++i)
+            fs.push_back(pool.submit(&trace_test::traced_square, i));
+        for (auto& f : fs)
+            f.wait();
+        fs.clear();
+    }
+}
+
+}  // namespace
+
+TEST_CASE("a session holding many times more events than the buffers converts every one",
+          "[trace]") {
+    // The writer moves the buffers into the session's spill as they fill;
+    // the JSON is made from the spill at stop(): every event recorded is in
+    // the file, every other one is counted as dropped.
+    const int tasks = 10'000;
+    const std::size_t buffer = 64;
+    const std::string path =
+        record("spill", [] { run_batches(tasks, 32); },
+               {.buffer_events = buffer, .flush_interval = std::chrono::milliseconds(1)});
+    trace_file t(path);
+    const auto slices = t.slices_named("traced_square");
+    CHECK(static_cast<double>(slices.size()) + t.dropped() == tasks);
+    CHECK(slices.size() > 8 * buffer);  // far more than the two workers' buffers hold
+    CHECK(t.flow_ids("s") == t.flow_ids("t"));
+    std::remove(path.c_str());
+}
+
+TEST_CASE("a trace leaves no file but its own in its directory", "[trace]") {
+    char dir[] = "/tmp/coexec_test_trace_dir_XXXXXX";
+    REQUIRE(::mkdtemp(dir) != nullptr);
+    auto entries = [&dir] {
+        std::set<std::string> names;
+        for (const auto& e : std::filesystem::directory_iterator(dir))
+            names.insert(e.path().filename().string());
+        return names;
+    };
+    const std::string path = std::string(dir) + "/out.json";
+    coexec::trace::start(path);
+    run_batches(1000, 100);
+    const auto during = entries();  // the spill has no name (or lost it at once)
+    coexec::trace::stop();
+    CHECK(during == std::set<std::string>{"out.json"});
+    CHECK(entries() == std::set<std::string>{"out.json"});
+    trace_file t(path);
+    CHECK(static_cast<double>(t.slices_named("traced_square").size()) + t.dropped() == 1000);
+    std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("a program ended by SIGTERM during a long trace leaves every recorded event", "[trace]") {
+    // The handler waits while the writer turns the whole spill into JSON.
+    const std::string path =
+        "/tmp/coexec_test_trace_term_long_" + std::to_string(::getpid()) + ".json";
+    const int tasks = 20'000;
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        ::signal(SIGTERM, SIG_DFL);  // Catch's handler off: the trace installs its own
+        coexec::trace::start(path, {.buffer_events = 1024});
+        run_batches(tasks, 256);
+        ::kill(::getpid(), SIGTERM);
+        for (;;)
+            ::pause();
+    }
+    int status = 0;
+    REQUIRE(::waitpid(child, &status, 0) == child);
+    REQUIRE(WIFSIGNALED(status));
+    CHECK(WTERMSIG(status) == SIGTERM);
+    trace_file t(path);
+    CHECK(static_cast<double>(t.slices_named("traced_square").size()) + t.dropped() == tasks);
+    CHECK(t.slices_named("traced_square").size() > 0);
+    std::remove(path.c_str());
+}
+
+TEST_CASE("a program that crashes mid-trace leaves a complete file and still crashes", "[trace]") {
+    const std::string path = "/tmp/coexec_test_trace_crash_" + std::to_string(::getpid()) + ".json";
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        const rlimit no_core{0, 0};
+        ::setrlimit(RLIMIT_CORE, &no_core);
+        ::signal(SIGSEGV, SIG_DFL);  // Catch's handler off: the trace installs its own
+        coexec::trace::start(path);
+        coexec::thread_pool pool{{.max_workers = 2}};
+        for (int i = 0; i < 10; ++i)
+            pool.submit(&trace_test::traced_square, i).wait();
+        volatile std::uintptr_t address = 8;  // a real fault, not a raise()
+        *reinterpret_cast<volatile int*>(address) = 1;
+        std::_Exit(0);
+    }
+    int status = 0;
+    REQUIRE(::waitpid(child, &status, 0) == child);
+    REQUIRE(WIFSIGNALED(status));  // the crash still took its default action
+    CHECK(WTERMSIG(status) == SIGSEGV);
     trace_file t(path);
     CHECK(t.slices_named("traced_square").size() == 10);
     std::remove(path.c_str());
