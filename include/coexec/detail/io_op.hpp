@@ -105,8 +105,8 @@ struct io_op : work_item {
     std::optional<std::stop_callback<io_cancel_fn>> stop_link;
     io_op* cancel_next = nullptr;  // the reactor's cross-thread cancel stack
     // The ready list and the worker queues link through work_item::next.
-    io_op* wait_next = nullptr;    // the epoll backend's per-fd wait queue
-    io_op* list_prev = nullptr;    // the reactor's in-flight list
+    io_op* wait_next = nullptr;  // the epoll backend's per-fd wait queue
+    io_op* list_prev = nullptr;  // the reactor's in-flight list
     io_op* list_next = nullptr;
 
     /// work_item::run of a completed op (lib/io/reactor.cpp).
