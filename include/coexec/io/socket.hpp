@@ -2,7 +2,10 @@
 //
 // Socket operations on descriptors the caller created (blocking or not; the
 // backend never blocks a worker on them). The coroutine holds no thread while
-// it waits and resumes on the thread_pool worker it started on.
+// it waits and resumes on its thread_pool: the completion is queued on the
+// worker whose ring saw it, which usually resumes it itself, but an idle
+// worker of the pool may take it (so many connections accepted on one worker
+// do not keep the others idle).
 //
 //     int client = co_await io::accept(listener);
 //     std::size_t n = co_await io::recv(client, buf);     // 0: the peer closed
