@@ -1,8 +1,8 @@
-// Where io completions resume: a completion is queued on the worker whose
-// reactor saw it, where an idle worker of the same pool can steal it, so a
-// burst of io started on one worker is resumed by all of them; and io whose
-// resumptions sit in those queues still ends every future at cancellation and
-// shutdown. Runs on both backends (see tests/CMakeLists.txt).
+// Where io completions resume: on the worker whose reactor saw them, or, when
+// that worker is saturated, queued where an idle worker of the same pool can
+// steal them, so a burst of io started on one busy worker is resumed by all of
+// them; and io whose resumptions sit in those queues still ends every future
+// at cancellation and shutdown. Runs on both backends (see tests/CMakeLists.txt).
 #include <fcntl.h>
 #include <unistd.h>
 #include <catch2/catch.hpp>
@@ -72,7 +72,8 @@ bool ends_cancelled(coexec::future<void>& f, std::chrono::seconds bound) {
 }
 
 /// Loops on zero-length sleeps, which every backend completes at its next
-/// reap (never inline): its resumptions keep passing through worker queues.
+/// reap (never inline): 64 of them keep both workers saturated, so their
+/// resumptions pass through the worker queues.
 task<void> ticker(std::atomic<long>& ticks) {
     for (;;) {
         co_await io::sleep_for(0ms);
@@ -85,8 +86,8 @@ task<void> ticker(std::atomic<long>& ticks) {
 TEST_CASE("io completions of coroutines that all started on one worker are resumed on both",
           "[io][scheduling]") {
     // Worker B is held while 8 coroutines start a read each on worker A (on 8
-    // empty pipes); then A is held while every pipe gets its byte, so A's
-    // next reap finds the 8 completions together. The first coroutine
+    // empty pipes); then A is held (busy) while every pipe gets its byte, so
+    // A's next reap finds the 8 completions together. The first coroutine
     // resumed holds its worker until a coroutine has resumed on another
     // thread: only a worker that takes completions queued by A can do that.
     // (Were they resumed inline on A, it would give up after 10 s.)
@@ -125,6 +126,9 @@ TEST_CASE("io completions of coroutines that all started on one worker are resum
     REQUIRE(eventually([&] { return hold_a.running.load(); }));
     for (auto& p : pipes)
         REQUIRE(::write(p.fd[1], "x", 1) == 1);
+    // A worker shares its completions only when saturated, busy for 1 ms
+    // without running out of work (lib/thread_pool): A is, held this long.
+    std::this_thread::sleep_for(20ms);
     hold_b.release();
     hold_a.release();
     for (auto& f : fs)
