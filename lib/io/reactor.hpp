@@ -13,9 +13,8 @@
 //
 // Completion is two-step so the worker's sleep protocol stays simple:
 // reap() only collects finished ops into a ready list; take_ready() hands
-// them, as work items, to the worker, which queues them where an idle worker
-// can steal them (lib/thread_pool): a burst of completions on one ring is
-// resumed by every worker of the pool, not just the one that started it.
+// them, as work items, to the worker, which resumes them, or queues them
+// where an idle worker can steal them when it is saturated (lib/thread_pool).
 #pragma once
 
 #include <atomic>

@@ -4,10 +4,10 @@
 // opcode and its arguments, then hands the op to the reactor of the worker
 // it runs on (io_start, in lib/). The backend (io_uring or epoll, lib/) turns
 // the op into a submission, and when the operation finishes it stores the
-// result (a byte count / fd, or -errno) and queues the op itself, a work
-// item, on that worker: the coroutine resumes there, or on another worker
-// of the same pool that steals it (sticky to the pool, like every other
-// await). No kernel type appears here: the backends keep their private data
+// result (a byte count / fd, or -errno) and hands the op itself, a work
+// item, to that worker: the coroutine resumes there, or, if the worker is
+// saturated, on another worker of the same pool that steals it from its
+// queue (sticky to the pool, like every other await). No kernel type appears here: the backends keep their private data
 // in the `backend_*` fields.
 #pragma once
 

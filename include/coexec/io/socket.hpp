@@ -2,10 +2,9 @@
 //
 // Socket operations on descriptors the caller created (blocking or not; the
 // backend never blocks a worker on them). The coroutine holds no thread while
-// it waits and resumes on its thread_pool: the completion is queued on the
-// worker whose ring saw it, which usually resumes it itself, but an idle
-// worker of the pool may take it (so many connections accepted on one worker
-// do not keep the others idle).
+// it waits and resumes on its thread_pool: usually on the worker it started
+// on, or, when that worker is saturated, on an idle worker that took the
+// completion from its queue.
 //
 //     int client = co_await io::accept(listener);
 //     std::size_t n = co_await io::recv(client, buf);     // 0: the peer closed
