@@ -149,8 +149,10 @@ int main() {
                        std::string(std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp") +
                        "; cold = POSIX_FADV_DONTNEED before each run; " +
                        std::string(coexec::io::backend_name()) +
-                       " backend. An io op resumes on the worker that started it and the 32 "
-                       "coroutines start in a burst, mostly on one worker: the cached figure is "
-                       "about one thread's copy bandwidth, the blocking pools use both cores.");
+                       " backend. A saturated worker hands its completions to the idle one, so the "
+                       "32 readers run on both workers; cached, ~90% of their time is the "
+                       "kernel's copy (_copy_to_iter) into 32 distinct 64 KiB buffers, as for "
+                       "pread on thread_pool{32} (thread_pool{2} reuses 2 buffers that stay in "
+                       "L2).");
     return 0;
 }

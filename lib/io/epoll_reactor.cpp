@@ -244,9 +244,9 @@ class epoll_reactor final : public io_reactor {
     int enqueue(io_op& op) noexcept {
         waiters& w = m_fds[op.fd];
         queue& q = is_writer(op.opcode) ? w.writers : w.readers;
-        op.next = nullptr;
+        op.wait_next = nullptr;
         if (q.tail != nullptr) {
-            q.tail->next = &op;
+            q.tail->wait_next = &op;
         } else {
             q.head = &op;
         }
@@ -261,11 +261,11 @@ class epoll_reactor final : public io_reactor {
 
     static void unlink(queue& q, io_op& op) noexcept {
         io_op* prev = nullptr;
-        for (io_op* it = q.head; it != nullptr; prev = it, it = it->next) {
+        for (io_op* it = q.head; it != nullptr; prev = it, it = it->wait_next) {
             if (it != &op) continue;
-            (prev != nullptr ? prev->next : q.head) = it->next;
+            (prev != nullptr ? prev->wait_next : q.head) = it->wait_next;
             if (q.tail == it) q.tail = prev;
-            it->next = nullptr;
+            it->wait_next = nullptr;
             return;
         }
     }
@@ -311,9 +311,9 @@ class epoll_reactor final : public io_reactor {
             io_op& op = *q.head;
             std::int64_t r = attempt(op, false);
             if (r == -EAGAIN) return;
-            q.head = op.next;
+            q.head = op.wait_next;
             if (q.head == nullptr) q.tail = nullptr;
-            op.next = nullptr;
+            op.wait_next = nullptr;
             complete(op, r);
             // read/write/connect on a blocking fd are only safe once per
             // readiness report; level-triggered epoll reports again if more.
@@ -332,8 +332,8 @@ class epoll_reactor final : public io_reactor {
         for (queue* q : {&w.readers, &w.writers}) {
             while (q->head != nullptr) {
                 io_op& op = *q->head;
-                q->head = op.next;
-                op.next = nullptr;
+                q->head = op.wait_next;
+                op.wait_next = nullptr;
                 complete(op, -ECANCELED);
             }
             q->tail = nullptr;

@@ -143,13 +143,11 @@ void io_reactor::complete(io_op& op, std::int64_t result) noexcept {
     ++m_ready_count;
 }
 
-std::size_t io_reactor::run_ready() noexcept {
-    std::size_t n = 0;
-    while (m_ready_head != nullptr) {
-        io_op* op = m_ready_head;
-        m_ready_head = op->next;
-        if (m_ready_head == nullptr) m_ready_tail = nullptr;
-        --m_ready_count;
+work_item* io_reactor::take_ready(std::size_t& count) noexcept {
+    work_item* const head = m_ready_head;
+    // drain_requests may complete more ops (cancelled sleeps): they join the
+    // tail and this walk, so the count is read afterwards.
+    for (io_op* op = m_ready_head; op != nullptr; op = static_cast<io_op*>(op->next)) {
         // After this reset no stop callback runs or will run for `op` (the
         // destructor waits for one running on another thread).
         op->stop_link.reset();
@@ -157,13 +155,19 @@ std::size_t io_reactor::run_ready() noexcept {
         // before the coroutine (and with it `op`) can go away.
         if (op->cancel_queued.load(std::memory_order_acquire)) drain_requests();
         if (trace::on()) trace::io_end(op, op->name, op->result);
-        shared_state_base* previous = exchange_current_io_job(op->job);
-        trace::resume_scope traced(op->job);
-        op->handle.resume();  // may free `op`
-        exchange_current_io_job(previous);
-        ++n;
     }
-    return n;
+    count = m_ready_count;
+    m_ready_head = m_ready_tail = nullptr;
+    m_ready_count = 0;
+    return head;
+}
+
+void io_op::resume(work_item* self) noexcept {
+    auto* op = static_cast<io_op*>(self);
+    shared_state_base* previous = exchange_current_io_job(op->job);
+    trace::resume_scope traced(op->job);
+    op->handle.resume();  // may free `op`
+    exchange_current_io_job(previous);
 }
 
 void io_reactor::request_cancel(io_op& op) noexcept {
@@ -186,7 +190,7 @@ bool io_reactor::drain_requests() noexcept {
     if (op == nullptr) return acted;
     while (op != nullptr) {
         io_op* next = op->cancel_next;
-        // Completed ops are still alive (not yet resumed, see run_ready): skip them.
+        // Completed ops are still alive (not yet handed out, see take_ready): skip them.
         if (op->in_flight) backend_cancel(*op);
         op = next;
     }

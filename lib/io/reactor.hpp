@@ -12,8 +12,9 @@
 // is woken by the eventfd).
 //
 // Completion is two-step so the worker's sleep protocol stays simple:
-// reap() only collects finished ops into a ready list; run_ready() resumes
-// their coroutines, after the worker has left its "sleeping" state.
+// reap() only collects finished ops into a ready list; take_ready() hands
+// them, as work items, to the worker, which resumes them, or queues them
+// where an idle worker can steal them when it is saturated (lib/thread_pool).
 #pragma once
 
 #include <atomic>
@@ -60,8 +61,10 @@ class io_reactor {
     bool ready_hint() const noexcept;
     /// True if polling could find anything (ops in flight, requests queued).
     bool has_work() const noexcept;
-    /// Resumes the coroutines of collected ops, oldest first; their count.
-    std::size_t run_ready() noexcept;
+    /// The collected ops, oldest first, linked through work_item::next (null
+    /// if none); `count` receives how many. Each is detached from this
+    /// reactor: running it (on any thread of the pool) resumes its coroutine.
+    work_item* take_ready(std::size_t& count) noexcept;
     /// Ops started and not yet resumed.
     std::size_t outstanding() const noexcept { return m_in_flight + m_ready_count; }
     /// Cancels everything in flight and completes later starts with ECANCELED.
@@ -87,7 +90,7 @@ class io_reactor {
     virtual void backend_reap(bool block) noexcept = 0;
     virtual bool backend_ready_hint() const noexcept { return false; }
 
-    /// Owner thread: `op` finished with `result`; queue it for run_ready().
+    /// Owner thread: `op` finished with `result`; queue it for take_ready().
     void complete(io_op& op, std::int64_t result) noexcept;
     /// Called from the derived constructor once the backend is ready.
     void link_pool_stop(std::stop_token pool_stop);

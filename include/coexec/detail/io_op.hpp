@@ -4,9 +4,11 @@
 // opcode and its arguments, then hands the op to the reactor of the worker
 // it runs on (io_start, in lib/). The backend (io_uring or epoll, lib/) turns
 // the op into a submission, and when the operation finishes it stores the
-// result (a byte count / fd, or -errno) and resumes the coroutine on that
-// same worker. No kernel type appears here: the backends keep their private
-// data in the `backend_*` fields.
+// result (a byte count / fd, or -errno) and hands the op itself, a work
+// item, to that worker: the coroutine resumes there, or, if the worker is
+// saturated, on another worker of the same pool that steals it from its
+// queue (sticky to the pool, like every other await). No kernel type appears here: the backends keep their private data
+// in the `backend_*` fields.
 #pragma once
 
 #include <atomic>
@@ -16,6 +18,8 @@
 #include <optional>
 #include <stop_token>
 #include <utility>
+
+#include "coexec/detail/work_item.hpp"
 
 namespace coexec::detail {
 
@@ -43,8 +47,10 @@ struct io_cancel_fn {
     void operator()() const noexcept;
 };
 
-struct io_op {
-    io_op() noexcept = default;
+/// A work item once it completed: running it resumes the awaiting coroutine
+/// (with its job restored), on whichever worker of the pool takes it.
+struct io_op : work_item {
+    io_op() noexcept { run = &io_op::resume; }
     io_op(const io_op&) = delete;
     io_op& operator=(const io_op&) = delete;
 
@@ -98,9 +104,13 @@ struct io_op {
     shared_state_base* job = nullptr;  // the job whose frames were running at start
     std::optional<std::stop_callback<io_cancel_fn>> stop_link;
     io_op* cancel_next = nullptr;  // the reactor's cross-thread cancel stack
-    io_op* next = nullptr;         // ready list / per-fd wait queue
-    io_op* list_prev = nullptr;    // the reactor's in-flight list
+    // The ready list and the worker queues link through work_item::next.
+    io_op* wait_next = nullptr;  // the epoll backend's per-fd wait queue
+    io_op* list_prev = nullptr;  // the reactor's in-flight list
     io_op* list_next = nullptr;
+
+    /// work_item::run of a completed op (lib/io/reactor.cpp).
+    static void resume(work_item* self) noexcept;
 };
 
 /// Throws coexec::error naming `name` unless the calling thread is a

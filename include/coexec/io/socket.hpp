@@ -2,7 +2,9 @@
 //
 // Socket operations on descriptors the caller created (blocking or not; the
 // backend never blocks a worker on them). The coroutine holds no thread while
-// it waits and resumes on the thread_pool worker it started on.
+// it waits and resumes on its thread_pool: usually on the worker it started
+// on, or, when that worker is saturated, on an idle worker that took the
+// completion from its queue.
 //
 //     int client = co_await io::accept(listener);
 //     std::size_t n = co_await io::recv(client, buf);     // 0: the peer closed

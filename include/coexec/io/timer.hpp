@@ -2,8 +2,9 @@
 //
 // `co_await io::sleep_for(10ms)` suspends the coroutine without holding a
 // thread (an IORING_OP_TIMEOUT, or a timerfd-driven heap under epoll) and
-// resumes it on the same thread_pool worker. Ten thousand sleepers cost ten
-// thousand small awaiters in their frames, nothing else.
+// resumes it on a worker of the same thread_pool (see io/socket.hpp). Ten
+// thousand sleepers cost ten thousand small awaiters in their frames, nothing
+// else.
 //
 // @par Cancellation
 // By `token` if one is given, else by the stop token of the submitted

@@ -1,0 +1,214 @@
+// Where io completions resume: on the worker whose reactor saw them, or, when
+// that worker is saturated, queued where an idle worker of the same pool can
+// steal them, so a burst of io started on one busy worker is resumed by all of
+// them; and io whose resumptions sit in those queues still ends every future
+// at cancellation and shutdown. Runs on both backends (see tests/CMakeLists.txt).
+#include <fcntl.h>
+#include <unistd.h>
+#include <catch2/catch.hpp>
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <set>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+#include "coexec/errors.hpp"
+#include "coexec/io.hpp"
+#include "coexec/task.hpp"
+#include "coexec/thread_pool.hpp"
+#include "helpers.hpp"
+#include "io_helpers.hpp"
+
+using namespace std::chrono_literals;
+using coexec::task;
+using coexec::thread_pool;
+using namespace coexec_test;
+namespace io = coexec::io;
+
+namespace {
+
+/// Holds whichever worker runs hold() until release() (blocking, on purpose).
+struct worker_hold {
+    std::atomic<bool> running{false};
+    std::atomic<bool> released{false};
+    void hold() {
+        running = true;
+        while (!released.load())
+            std::this_thread::sleep_for(1ms);
+    }
+    void release() { released = true; }
+};
+
+struct pipe_pair {
+    std::array<int, 2> fd{-1, -1};
+    pipe_pair() {
+        if (::pipe2(fd.data(), O_CLOEXEC) != 0)
+            throw std::system_error(errno, std::generic_category());
+    }
+    ~pipe_pair() {
+        ::close(fd[0]);
+        ::close(fd[1]);
+    }
+};
+
+/// True if `f` ends cancelled within `bound`: cancelled_error if it was
+/// cancelled before it ran, operation_canceled from the io it awaited else.
+bool ends_cancelled(coexec::future<void>& f, std::chrono::seconds bound) {
+    try {
+        f.get_for(bound);
+    } catch (const coexec::cancelled_error&) {
+        return true;
+    } catch (const std::system_error& e) {
+        return e.code().value() == ECANCELED;
+    } catch (...) {
+    }
+    return false;
+}
+
+/// Loops on zero-length sleeps, which every backend completes at its next
+/// reap (never inline): 64 of them keep both workers saturated, so their
+/// resumptions pass through the worker queues.
+task<void> ticker(std::atomic<long>& ticks) {
+    for (;;) {
+        co_await io::sleep_for(0ms);
+        ticks.fetch_add(1, std::memory_order_relaxed);
+    }
+}
+
+}  // namespace
+
+TEST_CASE("io completions of coroutines that all started on one worker are resumed on both",
+          "[io][scheduling]") {
+    // Worker B is held while 8 coroutines start a read each on worker A (on 8
+    // empty pipes); then A is held (busy) while every pipe gets its byte, so
+    // A's next reap finds the 8 completions together. The first coroutine
+    // resumed holds its worker until a coroutine has resumed on another
+    // thread: only a worker that takes completions queued by A can do that.
+    // (Were they resumed inline on A, it would give up after 10 s.)
+    constexpr int n = 8;
+    thread_pool pool{{.max_workers = 2}};
+    worker_hold hold_b, hold_a;
+    auto fb = pool.submit([&] { hold_b.hold(); });
+    REQUIRE(eventually([&] { return hold_b.running.load(); }));
+
+    std::vector<pipe_pair> pipes(n);
+    std::mutex m;
+    std::condition_variable cv;
+    std::set<std::thread::id> started_on, resumed_on;
+    bool gave_up = false;
+    std::atomic<int> started{0};
+    auto reader = [&](int fd) -> task<char> {
+        {
+            std::lock_guard lock(m);
+            started_on.insert(std::this_thread::get_id());
+        }
+        started.fetch_add(1);
+        char c = 0;
+        co_await io::read(fd, io::mutable_buffer(&c, 1));
+        std::unique_lock lock(m);
+        resumed_on.insert(std::this_thread::get_id());
+        cv.notify_all();
+        if (!cv.wait_for(lock, 10s, [&] { return resumed_on.size() > 1 || gave_up; }))
+            gave_up = true;
+        co_return c;
+    };
+    std::vector<coexec::future<char>> fs;
+    for (auto& p : pipes)
+        fs.push_back(pool.submit(reader, p.fd[0]));
+    REQUIRE(eventually([&] { return started.load() == n; }));
+    auto fa = pool.submit([&] { hold_a.hold(); });
+    REQUIRE(eventually([&] { return hold_a.running.load(); }));
+    for (auto& p : pipes)
+        REQUIRE(::write(p.fd[1], "x", 1) == 1);
+    // A worker shares its completions only when saturated, busy for 1 ms
+    // without running out of work (lib/thread_pool): A is, held this long.
+    std::this_thread::sleep_for(20ms);
+    hold_b.release();
+    hold_a.release();
+    for (auto& f : fs)
+        CHECK(f.get_for(30s) == 'x');
+    fa.get_for(30s);
+    fb.get_for(30s);
+    std::lock_guard lock(m);
+    CHECK(started_on.size() == 1);
+    CHECK(resumed_on.size() == 2);
+    CHECK_FALSE(gave_up);
+}
+
+TEST_CASE("an io operation resumes its coroutine on a worker of the pool that started it",
+          "[io][scheduling]") {
+    std::mutex m;
+    std::set<std::thread::id> workers;
+    thread_pool pool{{.max_workers = 3, .initializer = [&] {
+                          std::lock_guard lock(m);
+                          workers.insert(std::this_thread::get_id());
+                      }}};
+    int zero = ::open("/dev/zero", O_RDONLY | O_CLOEXEC);
+    REQUIRE(zero >= 0);
+    std::vector<coexec::future<std::vector<std::thread::id>>> fs;
+    for (int i = 0; i < 16; ++i) {
+        fs.push_back(pool.submit([zero]() -> task<std::vector<std::thread::id>> {
+            std::vector<std::thread::id> seen{std::this_thread::get_id()};
+            char buf[256];
+            for (int k = 0; k < 50; ++k) {
+                co_await io::read(zero, io::mutable_buffer(buf, sizeof buf), 0);
+                seen.push_back(std::this_thread::get_id());
+            }
+            co_return seen;
+        }));
+    }
+    std::size_t resumptions = 0, on_workers = 0;
+    for (auto& f : fs) {
+        for (std::thread::id id : f.get_for(30s)) {
+            ++resumptions;
+            std::lock_guard lock(m);
+            on_workers += workers.count(id);
+        }
+    }
+    ::close(zero);
+    CHECK(resumptions == 16 * 51);
+    CHECK(on_workers == resumptions);
+}
+
+TEST_CASE("cancelling coroutines whose io completions are queued ends every future",
+          "[io][scheduling][cancel]") {
+    // 64 coroutines loop on sleeps that are due at once: at any moment many
+    // completions wait in the workers' queues rather than in a reactor.
+    thread_pool pool{{.max_workers = 2}};
+    std::atomic<long> ticks{0};
+    std::vector<coexec::future<void>> fs;
+    for (int i = 0; i < 64; ++i)
+        fs.push_back(pool.submit(ticker, std::ref(ticks)));
+    REQUIRE(eventually([&] { return ticks.load() > 10'000; }, 30s));
+    for (auto& f : fs)
+        f.cancel();
+    int cancelled = 0;
+    for (auto& f : fs)
+        cancelled += ends_cancelled(f, 30s) ? 1 : 0;
+    CHECK(cancelled == 64);
+}
+
+TEST_CASE("shutdown(cancel_futures) with io completions queued ends every future",
+          "[io][scheduling][shutdown]") {
+    std::atomic<long> ticks{0};
+    std::vector<coexec::future<void>> fs;
+    auto t0 = std::chrono::steady_clock::now();
+    {
+        thread_pool pool{{.max_workers = 2}};
+        for (int i = 0; i < 64; ++i)
+            fs.push_back(pool.submit(ticker, std::ref(ticks)));
+        REQUIRE(eventually([&] { return ticks.load() > 10'000; }, 30s));
+        pool.shutdown(true, true);
+    }
+    CHECK(std::chrono::steady_clock::now() - t0 < 60s);
+    int cancelled = 0;
+    for (auto& f : fs)
+        cancelled += ends_cancelled(f, 1s) ? 1 : 0;
+    CHECK(cancelled == 64);
+}
