@@ -313,8 +313,9 @@ class job
         host.coroutine_ended();
     }
 
-    F m_fn;
-    std::tuple<Args...> m_args;
+    // An empty callable (a lambda without captures) or no arguments take no room.
+    [[no_unique_address]] F m_fn;
+    [[no_unique_address]] std::tuple<Args...> m_args;
 };
 
 }  // namespace coexec::detail
