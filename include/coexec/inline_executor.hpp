@@ -77,12 +77,10 @@ class inline_executor {
     // ---- the job runner's host (detail/job.hpp) ----
     template <class, class, class...>
     friend class detail::job;
-    template <class, class>
-    friend struct detail::coroutine_finisher;
     detail::job_counters& counters() noexcept { return m_counters; }
     std::stop_token stop_token() const noexcept { return m_stop.get_token(); }
-    struct no_lease {};
-    no_lease coroutine_started() noexcept { return {}; }
+    void coroutine_started() noexcept {}
+    void coroutine_ended() noexcept {}
     void job_ended() noexcept {}
 
     std::atomic<bool> m_shutdown{false};

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <coroutine>
+#include <cstdint>
 #include <exception>
 #include <memory>
 #include <type_traits>
@@ -19,15 +20,29 @@ class task;
 
 namespace detail {
 
+/// Who finishes a task that no coroutine awaits: a submitted coroutine job
+/// takes the outcome from the finished frame, destroys it and publishes the
+/// outcome, with no coroutine frame of its own in between. `finish` runs at
+/// the task's final suspension point, on the thread that ran it last.
+struct task_driver {
+    void (*finish)(task_driver* self, std::coroutine_handle<> frame) noexcept = nullptr;
+};
+
 class task_promise_base {
   public:
     struct final_awaiter {
         bool await_ready() const noexcept { return false; }
         template <class P>
         std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) noexcept {
+            task_promise_base& p = h.promise();
+            if ((p.m_next & driver_tag) != 0) {
+                auto* driver = reinterpret_cast<task_driver*>(p.m_next & ~driver_tag);
+                driver->finish(driver, h);  // destroys the frame: touch nothing after
+                return std::noop_coroutine();
+            }
             // Symmetric transfer: the awaiter resumes without a nested call.
-            auto next = h.promise().m_continuation;
-            return next ? next : std::noop_coroutine();
+            if (p.m_next == 0) return std::noop_coroutine();
+            return std::coroutine_handle<>::from_address(reinterpret_cast<void*>(p.m_next));
         }
         void await_resume() const noexcept {}
     };
@@ -35,7 +50,13 @@ class task_promise_base {
     std::suspend_always initial_suspend() const noexcept { return {}; }
     final_awaiter final_suspend() const noexcept { return {}; }
     void unhandled_exception() noexcept { m_exception = std::current_exception(); }
-    void set_continuation(std::coroutine_handle<> c) noexcept { m_continuation = c; }
+    void set_continuation(std::coroutine_handle<> c) noexcept {
+        m_next = reinterpret_cast<std::uintptr_t>(c.address());
+    }
+    /// Instead of resuming an awaiter, the task ends by calling `d->finish`.
+    void set_driver(task_driver* d) noexcept {
+        m_next = reinterpret_cast<std::uintptr_t>(d) | driver_tag;
+    }
 
   protected:
     void rethrow_if_failed() const {
@@ -43,7 +64,12 @@ class task_promise_base {
     }
 
   private:
-    std::coroutine_handle<> m_continuation;
+    // The awaiter's frame or the driver, in one word so that the driver costs
+    // no frame any space: a coroutine frame starts with its resume and
+    // destroy pointers, so its address (like a driver's) has the low bit clear.
+    static constexpr std::uintptr_t driver_tag = 1;
+    static_assert(alignof(task_driver) > driver_tag);
+    std::uintptr_t m_next = 0;
     std::exception_ptr m_exception;
 };
 

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <chrono>
 #include <ctime>
+#include <thread>
 
 #include "coexec/detail/spin.hpp"
 #include "coexec/errors.hpp"
@@ -65,11 +66,11 @@ resumer* exchange_user_code_sink(resumer* sink) noexcept {
 bool shared_state_base::transition(status from_a, status from_b, status to) noexcept {
     std::uint32_t cur = m_status.load(std::memory_order_relaxed);
     for (;;) {
-        auto s = static_cast<status>(cur & ~waiters_bit);
+        auto s = static_cast<status>(cur & status_mask);
         if (s != from_a && s != from_b) return false;
         // acq_rel: the winner of a transition sees everything published by earlier ones.
         if (m_status.compare_exchange_weak(cur,
-                                           (cur & waiters_bit) | static_cast<std::uint32_t>(to),
+                                           (cur & ~status_mask) | static_cast<std::uint32_t>(to),
                                            std::memory_order_acq_rel, std::memory_order_relaxed)) {
             return true;
         }
@@ -86,8 +87,11 @@ bool shared_state_base::begin_completion() noexcept {
 
 void shared_state_base::finish_completion(status final) noexcept {
     // release: the result written above is visible to whoever reads the terminal status.
-    std::uint32_t old =
-        m_status.exchange(static_cast<std::uint32_t>(final), std::memory_order_acq_rel);
+    // The status is `completing` (ours): the xor turns it into `final` and
+    // keeps the flags other threads may be setting meanwhile.
+    std::uint32_t old = m_status.fetch_xor(
+        static_cast<std::uint32_t>(status::completing) ^ static_cast<std::uint32_t>(final),
+        std::memory_order_acq_rel);
     if ((old & waiters_bit) != 0) futex_wake_all(&m_status);
     run_continuations();
 }
@@ -99,23 +103,57 @@ void shared_state_base::set_exception(std::exception_ptr e) noexcept {
 bool shared_state_base::set_cancelled() noexcept {
     if (!begin_completion()) return false;
     finish_completion(status::cancelled);
-    m_stop.request_stop();
+    request_stop();
     return true;
 }
 
 bool shared_state_base::cancel() noexcept {
     if (transition(status::pending, status::pending, status::completing)) {
         finish_completion(status::cancelled);
-        m_stop.request_stop();
+        request_stop();
         return true;
     }
     status s = load_status();
     if (s == status::running) {
-        m_stop.request_stop();
+        request_stop();
         if (m_hook != nullptr && m_hook->cancel_running(*this)) return true;
         s = load_status();
     }
     return s == status::cancelled;
+}
+
+std::stop_token shared_state_base::stop_token() noexcept {
+    std::uint32_t cur = m_status.load(std::memory_order_acquire);
+    for (int round = 1;; ++round) {
+        if ((cur & stop_made_bit) != 0) return m_stop.get_token();
+        if ((cur & stop_enabled_bit) == 0) return {};
+        if ((cur & stop_making_bit) != 0) {  // another thread makes it: one allocation
+            if (round % spin_burst == 0) {
+                std::this_thread::yield();  // it may have lost its core
+            } else {
+                cpu_relax();
+            }
+            cur = m_status.load(std::memory_order_acquire);
+            continue;
+        }
+        if (m_status.compare_exchange_weak(cur, cur | stop_making_bit, std::memory_order_acquire,
+                                           std::memory_order_acquire)) {
+            break;
+        }
+    }
+    m_stop = std::stop_source();
+    // making → made; release: a thread that sees `made` sees m_stop. A stop
+    // requested before this saw no state to signal: signal it now.
+    std::uint32_t old =
+        m_status.fetch_xor(stop_making_bit | stop_made_bit, std::memory_order_acq_rel);
+    if ((old & stop_requested_bit) != 0) m_stop.request_stop();
+    return m_stop.get_token();
+}
+
+void shared_state_base::request_stop() noexcept {
+    // Whoever sets `made` sees this flag and signals (above), or we see `made`.
+    std::uint32_t old = m_status.fetch_or(stop_requested_bit, std::memory_order_acq_rel);
+    if ((old & stop_made_bit) != 0) m_stop.request_stop();
 }
 
 bool shared_state_base::add_continuation(continuation* c) noexcept {
@@ -137,7 +175,7 @@ bool shared_state_base::block_until(
     const std::chrono::steady_clock::time_point* deadline) const noexcept {
     for (;;) {
         std::uint32_t cur = m_status.load(std::memory_order_acquire);
-        if ((cur & ~waiters_bit) >= static_cast<std::uint32_t>(status::has_value)) return true;
+        if ((cur & status_mask) >= static_cast<std::uint32_t>(status::has_value)) return true;
         if (deadline != nullptr && std::chrono::steady_clock::now() >= *deadline) return false;
         if ((cur & waiters_bit) == 0) {
             if (!m_status.compare_exchange_weak(cur, cur | waiters_bit, std::memory_order_acq_rel,

@@ -4,8 +4,10 @@
 // in one allocation. Running it is the same everywhere: take it (counted),
 // start the state (a job cancelled while queued is counted and dropped),
 // call the function (handing it the job's stop token if it wants one, see
-// detail/invoke.hpp) or, if it returns task<U>, drive that coroutine on the
-// executor; count the outcome, then publish it. Counting before publishing
+// detail/invoke.hpp) or, if it returns task<U>, start that coroutine on the
+// executor with the job as its driver (task.hpp: the frame's final
+// suspension hands the outcome to the job, no frame of its own between);
+// count the outcome, then publish it. Counting before publishing
 // means a caller woken by the future already sees its task in stats().
 //
 // What differs between executors is supplied by the `Host` (the executor's
@@ -13,11 +15,13 @@
 //   job_counters& counters() noexcept;
 //   std::stop_token stop_token() const noexcept;  // the executor's stop, forwarded
 //                                                 // to jobs that take a token
-//   Lease coroutine_started() noexcept;           // kept while a coroutine job lives
-//   void job_ended() noexcept;                    // after a job's state is released
+//   void coroutine_started() noexcept;  // a coroutine job starts: the host stays
+//   void coroutine_ended() noexcept;    //   alive (and running) until it ends
+//   void job_ended() noexcept;          // after a job's state is released
 #pragma once
 
 #include <atomic>
+#include <coroutine>
 #include <cstdint>
 #include <exception>
 #include <memory>
@@ -31,6 +35,7 @@
 #include "coexec/detail/shared_state.hpp"
 #include "coexec/detail/trace_hooks.hpp"
 #include "coexec/detail/work_item.hpp"
+#include "coexec/errors.hpp"
 #include "coexec/executor.hpp"
 #include "coexec/task.hpp"
 
@@ -112,8 +117,7 @@ struct stop_forwarder {
     void operator()() const noexcept { job->request_stop(); }
 };
 
-/// A fire-and-forget coroutine used to run a submitted task<U> to completion
-/// on the executor that picked it up.
+/// A fire-and-forget coroutine (tests drive tasks with it).
 struct detached_coro {
     struct promise_type {
         detached_coro get_return_object() noexcept { return {}; }
@@ -124,59 +128,29 @@ struct detached_coro {
     };
 };
 
-/// The end of a coroutine job, kept in its driver's frame. (At namespace
-/// scope, not local to job: GCC rejects frames holding local types of
-/// templates instantiated with lambdas, -Wsubobject-linkage.)
-template <class R, class Host>
-struct coroutine_finisher {
-    Host* host;
-    decltype(std::declval<Host&>().coroutine_started()) lease;
-    std::unique_ptr<std::stop_callback<stop_forwarder>> link;
-
-    void before(status final) const noexcept { host->counters().on_finished(final); }
-    void after(shared_state<R>* state) noexcept {
-        link.reset();  // no stop callback may outlive the job
-        state->release();
-        host->job_ended();
-    }  // `lease` ends with the frame, after this
+/// What a coroutine job adds to a job: it drives its task (task_driver) for
+/// a host whose type only the job runner's templates know.
+template <bool IsCoroutine, bool WantsToken>
+struct coroutine_part : task_driver {
+    void* m_host = nullptr;
 };
-
-/// Awaits `t` and stores its outcome in `state`; `end.before(status)` runs
-/// just before the outcome is published, `end.after(state)` just after.
-// GCC 12 names coroutine frames with external linkage and then warns
-// (-Wsubobject-linkage) when a frame holds a type from an anonymous namespace
-// or a lambda, which is every user's case. The warning is about the frame
-// type's name only; silence it here rather than in every user's build.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wsubobject-linkage"
-#endif
-template <class U, class End>
-detached_coro drive_task_into(task<U> t, shared_state<U>* state, End end) {
-    try {
-        if constexpr (std::is_void_v<U>) {
-            co_await std::move(t);
-            end.before(status::has_value);
-            state->set_value();
-        } else {
-            U value = co_await std::move(t);
-            end.before(status::has_value);
-            state->set_value(std::move(value));
-        }
-    } catch (...) {
-        end.before(status::has_exception);
-        state->set_exception(std::current_exception());
-    }
-    end.after(state);
-}
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
+template <>
+struct coroutine_part<false, false> {};
+template <>
+struct coroutine_part<false, true> {};
+/// A coroutine that takes a token is also linked to the executor's stop
+/// while it lives.
+template <>
+struct coroutine_part<true, true> : coroutine_part<true, false> {
+    std::optional<std::stop_callback<stop_forwarder>> m_link;
+};
 
 /// A submitted call `F(Args...)` producing R. Created with one reference for
 /// whoever will run it (the queue) besides the future's.
 template <class R, class F, class... Args>
-class job : public shared_state<R> {
+class job
+    : public shared_state<R>,
+      public coroutine_part<is_task_v<call_result_t<F, Args...>>, takes_stop_token_v<F, Args...>> {
   public:
     template <class FF, class... AA>
     explicit job(FF&& f, AA&&... args)
@@ -277,25 +251,71 @@ class job : public shared_state<R> {
 
     template <class Host>
     void start_coroutine(Host& host) noexcept {
-        coroutine_finisher<R, Host> done{&host, host.coroutine_started(), nullptr};
-        try {
-            if constexpr (wants_token) {
-                std::stop_token executor_stop = host.stop_token();
-                if (executor_stop.stop_possible()) {
-                    done.link = std::make_unique<std::stop_callback<stop_forwarder>>(
-                        std::move(executor_stop), stop_forwarder{this});
-                }
-            }
-            drive_task_into<R>(call(), this, std::move(done));
-        } catch (...) {  // the call itself threw before producing a coroutine
-            done.before(status::has_exception);
-            this->set_exception(std::current_exception());
-            done.after(this);
+        host.coroutine_started();
+        this->m_host = &host;
+        this->finish = &job::finish_coroutine<Host>;
+        if constexpr (wants_token) {
+            std::stop_token executor_stop = host.stop_token();
+            if (executor_stop.stop_possible())
+                this->m_link.emplace(std::move(executor_stop), stop_forwarder{this});
         }
+        std::coroutine_handle<typename call_type::promise_type> frame;
+        try {
+            frame = call().release();
+            if (!frame) throw no_state("submit: the coroutine function returned an empty task");
+        } catch (...) {  // the call itself threw before producing a coroutine
+            host.counters().on_finished(status::has_exception);
+            this->set_exception(std::current_exception());
+            end_coroutine(host);
+            return;
+        }
+        frame.promise().set_driver(this);
+        frame.resume();  // runs to its first suspension; if it ends, the job may be gone
     }
 
-    F m_fn;
-    std::tuple<Args...> m_args;
+    /// The task's final suspension: take its outcome, destroy its frame (its
+    /// parameters are gone before anyone sees the outcome), count, publish.
+    template <class Host>
+    static void finish_coroutine(task_driver* driver, std::coroutine_handle<> done) noexcept {
+        auto* self = static_cast<job*>(static_cast<coroutine_part<true, wants_token>*>(driver));
+        Host& host = *static_cast<Host*>(self->m_host);
+        auto frame =
+            std::coroutine_handle<typename call_type::promise_type>::from_address(done.address());
+        std::exception_ptr failure;
+        try {
+            if constexpr (std::is_void_v<R>) {
+                frame.promise().take_result();
+                frame.destroy();
+                host.counters().on_finished(status::has_value);
+                self->set_value();
+            } else {
+                R value = frame.promise().take_result();
+                frame.destroy();
+                host.counters().on_finished(status::has_value);
+                self->set_value(std::move(value));
+            }
+        } catch (...) {
+            failure = std::current_exception();
+        }
+        if (failure) {
+            frame.destroy();
+            host.counters().on_finished(status::has_exception);
+            self->set_exception(std::move(failure));
+        }
+        self->end_coroutine(host);
+    }
+
+    template <class Host>
+    void end_coroutine(Host& host) noexcept {
+        if constexpr (wants_token) this->m_link.reset();  // no stop callback may outlive the job
+        this->release();
+        host.job_ended();
+        host.coroutine_ended();
+    }
+
+    // An empty callable (a lambda without captures) or no arguments take no room.
+    [[no_unique_address]] F m_fn;
+    [[no_unique_address]] std::tuple<Args...> m_args;
 };
 
 }  // namespace coexec::detail

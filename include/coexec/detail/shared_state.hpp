@@ -9,6 +9,11 @@
 // Terminal states never change again. The value/exception is written before
 // the terminal status is stored with release order, so any thread that reads
 // a terminal status with acquire order sees the result.
+//
+// The same word holds the stop flags of tasks that have a stop token: the
+// token's std::stop_source (one allocation) is made only when someone first
+// asks for the token, and a stop requested before that is remembered here
+// and applied when it is made.
 #pragma once
 
 #include <atomic>
@@ -72,7 +77,7 @@ class shared_state_base {
 
     // ---- queries ----
     status load_status(std::memory_order mo = std::memory_order_acquire) const noexcept {
-        return static_cast<status>(m_status.load(mo) & ~waiters_bit);
+        return static_cast<status>(m_status.load(mo) & status_mask);
     }
     bool is_done() const noexcept { return load_status() >= status::has_value; }
 
@@ -84,9 +89,14 @@ class shared_state_base {
     /// Completes cancelled from pending or running. True if it took effect.
     bool set_cancelled() noexcept;
     /// Makes `stop_token()` stoppable. Call before the state is shared.
-    void enable_stop() { m_stop = std::stop_source(); }
-    std::stop_token stop_token() const noexcept { return m_stop.get_token(); }
-    void request_stop() noexcept { m_stop.request_stop(); }
+    void enable_stop() noexcept { m_status.fetch_or(stop_enabled_bit, std::memory_order_relaxed); }
+    /// The task's token (no stop state unless enable_stop() was called): its
+    /// stop state is made by the first call, from any thread, already
+    /// signalled if a stop was requested before. Terminates if that
+    /// allocation fails.
+    std::stop_token stop_token() noexcept;
+    /// Signals the token, now or, if it was never asked for, when it is.
+    void request_stop() noexcept;
     /// Installs the hook `cancel()` uses on a running task. Before sharing.
     void set_cancel_hook(cancel_hook* hook) noexcept { m_hook = hook; }
 
@@ -124,6 +134,11 @@ class shared_state_base {
 
   private:
     static constexpr std::uint32_t waiters_bit = 0x8000'0000u;
+    static constexpr std::uint32_t stop_requested_bit = 0x4000'0000u;
+    static constexpr std::uint32_t stop_made_bit = 0x2000'0000u;    // m_stop holds the state
+    static constexpr std::uint32_t stop_making_bit = 0x1000'0000u;  // one thread makes it now
+    static constexpr std::uint32_t stop_enabled_bit = 0x0800'0000u;
+    static constexpr std::uint32_t status_mask = 0xffu;
     bool transition(status from_a, status from_b, status to) noexcept;
     void run_continuations() noexcept;
     bool block_until(const std::chrono::steady_clock::time_point* deadline) const noexcept;

@@ -62,24 +62,10 @@ class thread_pool_core final : public resumer {
     job_counters& counters() noexcept;
     /// Signalled by shutdown(cancel_futures = true) and by destruction.
     std::stop_token stop_token() const noexcept { return m_stop.get_token(); }
-    /// A coroutine job is in flight (suspended or running) while its lease
-    /// lives: workers do not exit at shutdown before it ends.
-    class coroutine_lease {
-      public:
-        explicit coroutine_lease(thread_pool_core* core) noexcept : m_core(core) {}
-        coroutine_lease(coroutine_lease&& o) noexcept : m_core(std::exchange(o.m_core, nullptr)) {}
-        coroutine_lease& operator=(coroutine_lease&&) = delete;
-        ~coroutine_lease() {
-            if (m_core != nullptr) m_core->on_coroutine_finished();
-        }
-
-      private:
-        thread_pool_core* m_core;
-    };
-    coroutine_lease coroutine_started() noexcept {
-        m_coroutines.fetch_add(1, std::memory_order_acq_rel);
-        return coroutine_lease(this);
-    }
+    /// A coroutine job is in flight (suspended or running) from started to
+    /// ended: workers do not exit at shutdown before it ends.
+    void coroutine_started() noexcept { m_coroutines.fetch_add(1, std::memory_order_acq_rel); }
+    void coroutine_ended() noexcept { on_coroutine_finished(); }
     void job_ended() noexcept {}
 
     void shutdown(bool wait, bool cancel_futures);

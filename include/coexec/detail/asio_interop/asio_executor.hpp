@@ -13,6 +13,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <stop_token>
 #include <type_traits>
 #include <utility>
@@ -70,14 +72,23 @@ class asio_executor_core final
     // ---- the job runner's host (detail/job.hpp) ----
     job_counters& counters() noexcept { return m_counters; }
     std::stop_token stop_token() const noexcept { return m_stop.get_token(); }
-    /// Keeps run() going while a coroutine job is suspended on other
-    /// executors (its resumption is posted back here), and keeps this core
-    /// alive until the coroutine ends.
-    struct lease {
-        decltype(Net::make_work_guard(std::declval<AsioExecutor&>())) work;
-        std::shared_ptr<asio_executor_core> core;
-    };
-    lease coroutine_started() { return {Net::make_work_guard(m_ex), this->shared_from_this()}; }
+    /// While coroutine jobs are in flight, one work guard keeps run() going
+    /// (a suspended job's resumption is posted back here) and the core keeps
+    /// itself alive (a job may end after its executor was destroyed).
+    void coroutine_started() noexcept {
+        std::lock_guard lock(m_lease_mutex);
+        if (m_coroutines++ != 0) return;
+        m_work.emplace(Net::make_work_guard(m_ex));
+        m_self = this->shared_from_this();
+    }
+    void coroutine_ended() noexcept {
+        std::unique_lock lock(m_lease_mutex);
+        if (--m_coroutines != 0) return;
+        std::shared_ptr<asio_executor_core> self = std::move(m_self);  // destroyed last
+        std::optional<work_guard> work = std::move(m_work);
+        m_work.reset();
+        lock.unlock();  // `self` may be the last owner of the mutex
+    }
     void job_ended() noexcept {
         if (m_outstanding.fetch_sub(1, std::memory_order_acq_rel) == 1) m_outstanding.notify_all();
     }
@@ -114,8 +125,14 @@ class asio_executor_core final
         const running_here* m_outer;
     };
 
+    using work_guard = decltype(Net::make_work_guard(std::declval<AsioExecutor&>()));
+
     AsioExecutor m_ex;
     std::atomic<std::uint64_t> m_outstanding{0};
+    std::mutex m_lease_mutex;
+    std::uint64_t m_coroutines = 0;
+    std::optional<work_guard> m_work;
+    std::shared_ptr<asio_executor_core> m_self;
     std::stop_source m_stop;
     job_counters m_counters;
 };
