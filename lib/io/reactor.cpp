@@ -93,6 +93,11 @@ void io_reactor::link_pool_stop(std::stop_token pool_stop) {
 }
 
 bool io_reactor::start(io_op& op) noexcept {
+    // A close asked for by another thread (the pool's stop) is acted on here
+    // too, not only when this worker next reaps: a coroutine whose ops all
+    // finish at once (regular files on the epoll backend) never lets its
+    // worker get back to reaping, and its next op must still be cancelled.
+    if (!m_closing && m_close_requested.load(std::memory_order_acquire)) close();
     op.job = t_io_job;
     // close is never cancelled: cleanup after a cancellation must not leak the fd.
     if (op.opcode == io_opcode::close) {

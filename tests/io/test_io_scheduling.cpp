@@ -212,3 +212,34 @@ TEST_CASE("shutdown(cancel_futures) with io completions queued ends every future
         cancelled += ends_cancelled(f, 1s) ? 1 : 0;
     CHECK(cancelled == 64);
 }
+
+TEST_CASE("shutdown(cancel_futures) ends a coroutine whose file reads never suspend",
+          "[io][scheduling][shutdown]") {
+    // On the epoll backend a regular file's read is done at once, inside
+    // start: the coroutine never suspends and its worker never reaps, so the
+    // pool's stop must reach it through its next read. (The loop gives up
+    // after 20 s so that a miss fails the test instead of hanging it.)
+    temp_dir dir;
+    const std::string path = dir.file("data");
+    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    REQUIRE(fd >= 0);
+    REQUIRE(::write(fd, "0123456789abcdef", 16) == 16);
+    std::atomic<long> reads{0};
+    auto reader = [&]() -> task<void> {
+        const auto give_up = std::chrono::steady_clock::now() + 20s;
+        char buf[16];
+        while (std::chrono::steady_clock::now() < give_up) {
+            co_await io::read(fd, io::mutable_buffer(buf, sizeof buf), 0);
+            reads.fetch_add(1, std::memory_order_relaxed);
+        }
+    };
+    coexec::future<void> f;
+    {
+        thread_pool pool{{.max_workers = 2}};
+        f = pool.submit(reader);
+        REQUIRE(eventually([&] { return reads.load() > 1000; }, 30s));
+        pool.shutdown(true, true);
+    }
+    CHECK(ends_cancelled(f, 1s));
+    ::close(fd);
+}
