@@ -4,7 +4,8 @@
 #
 #   bench/run_all.sh                 # 3 runs of each benchmark
 #   RUNS=5 bench/run_all.sh          # more runs
-#   bench/run_all.sh fan_out         # only benchmarks whose name contains "fan_out"
+#   bench/run_all.sh fan_out echo    # only benchmarks whose name contains "fan_out" or "echo"
+#   OUT=/tmp/r.md bench/run_all.sh   # write the table there instead of bench/results.md
 #   NO_BUILD=1 bench/run_all.sh      # use what build/release already holds
 #
 # Adding a benchmark: declare it in bench/<dir>/CMakeLists.txt with
@@ -18,9 +19,9 @@ set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build="$root/build/release"
-out="$root/bench/results.md"
+out=${OUT:-$root/bench/results.md}
 runs=${RUNS:-3}
-filter=${1:-}
+filters=("$@")
 jobs=${JOBS:-2}
 
 cd "$root"
@@ -39,7 +40,11 @@ trap 'rm -f "$raw"' EXIT
 while IFS= read -r exe; do
     [[ -n $exe ]] || continue
     name=$(basename "$exe")
-    [[ -z $filter || $name == *"$filter"* ]] || continue
+    if ((${#filters[@]} > 0)); then
+        wanted=
+        for f in "${filters[@]}"; do [[ $name == *"$f"* ]] && wanted=1; done
+        [[ -n $wanted ]] || continue
+    fi
     for ((r = 1; r <= runs; ++r)); do
         echo "== $name (run $r/$runs)" >&2
         # Human-readable lines go to the terminal; protocol lines are kept,
