@@ -166,8 +166,18 @@ struct process_pool_core::impl : std::enable_shared_from_this<process_pool_core:
     void complete_failures(failure_list& failed) noexcept;
 
     // ---- the supervisor thread (supervisor.cpp) ----
-    /// Under m_mutex: starts a worker in slot `i`.
+    /// Under m_mutex: starts a worker in slot `i` (start_process, then install_locked).
     void launch_locked(std::size_t i);
+    /// Forks (or spawns) a worker process for the channel end `w`; the lock
+    /// is not needed (supervisor-only state), so submits do not wait for it.
+    proc::launched start_process(const proc::channel_fds& w);
+    /// Under m_mutex: makes the started process slot `i`'s worker.
+    void install_locked(std::size_t i, proc::channel ch, proc::launched l);
+    /// After the constructor returned: starts slots 1.. without holding the
+    /// lock while each forks; a failure breaks the pool.
+    void start_remaining_workers();
+    /// Outside m_mutex: fails `tasks` with broken_pool (the pool broke).
+    void fail_broken(task_list& tasks) noexcept;
     void run(std::promise<void>& started);
     bool poll_results();
     void handle_message(std::size_t i, message& m);

@@ -51,11 +51,14 @@ worker_status from_wait_status(int st) {
 }  // namespace
 
 void process_pool_core::impl::launch_locked(std::size_t i) {
-    slot& s = m_slots[i];
     // The worker's end is closed here once the worker has it: the parent must
     // not keep it, as its hang-up is the worker's signal that we are gone.
     channel_fds w;
     channel ch = channel::create(ring_capacity, w);
+    install_locked(i, std::move(ch), start_process(w));
+}
+
+launched process_pool_core::impl::start_process(const channel_fds& w) {
     launched l;
     if (m_method == launch_method::fork_server && !m_fork_server_gone) {
         try {
@@ -70,6 +73,11 @@ void process_pool_core::impl::launch_locked(std::size_t i) {
         l = launch_direct(
             m_method == launch_method::fork ? launch_method::fork : launch_method::spawn, w);
     }
+    return l;
+}
+
+void process_pool_core::impl::install_locked(std::size_t i, channel ch, launched l) {
+    slot& s = m_slots[i];
     s.gen++;
     s.trace = {};  // a new worker process has been told nothing of the trace
     s.live = true;
@@ -112,9 +120,11 @@ void process_pool_core::impl::run(std::promise<void>& started) {
     m_thread_id = std::this_thread::get_id();
     trace::link::name_supervisor(&*m_trace);
     try {
+        // One worker before the constructor returns; the others follow
+        // (start_remaining_workers), so a first task waits for one fork, not
+        // for all of them (each ~0.1 ms from the fork server).
         std::lock_guard lock(m_mutex);
-        for (std::size_t i = 0; i < m_slots.size(); ++i)
-            launch_locked(i);
+        launch_locked(0);
     } catch (...) {
         // Kill whatever did start, then report the failure to the constructor.
         for (auto& s : m_slots) {
@@ -133,6 +143,7 @@ void process_pool_core::impl::run(std::promise<void>& started) {
     // Completing a future here wakes its blocked waiters and posts its
     // coroutines to their executors; callbacks go to the completion thread.
     exchange_user_code_sink(&m_completions);
+    start_remaining_workers();
 
     auto last_activity = clock::now();
     auto last_epoll = last_activity;
@@ -417,8 +428,62 @@ void process_pool_core::impl::finish_death(std::size_t i, worker_status st) {
     }
     if (died_with) failures.emplace_back(std::move(died_with), died_error);
     complete_failures(failures);
+    fail_broken(failed);
+}
+
+void process_pool_core::impl::start_remaining_workers() {
+    for (std::size_t i = 1; i < m_slots.size(); ++i) {
+        std::string failure;
+        channel_fds w;
+        channel ch;
+        launched l;
+        try {
+            ch = channel::create(ring_capacity, w);
+            l = start_process(w);
+        } catch (const std::exception& e) {
+            failure = e.what();
+        }
+        task_list failed;
+        failure_list failures;
+        {
+            std::lock_guard lock(m_mutex);
+            if (failure.empty() && !m_broken) {
+                try {
+                    install_locked(i, std::move(ch), std::move(l));
+                } catch (const std::exception& e) {
+                    failure = e.what();
+                }
+            }
+            if (!failure.empty()) {
+                break_locked("could not start a worker process: " + failure, failed);
+            } else if (m_broken) {
+                failure = m_broken_reason;  // broken meanwhile: this one is not wanted
+            } else {
+                task_list dropped;
+                dispatch_locked(dropped, failures);  // tasks queued while it started
+                for (auto& t : dropped)
+                    failed.push_back(std::move(t));
+            }
+        }
+        if (!failure.empty() && l.pidfd) {
+            // Started but never installed (install_locked took the pidfd
+            // otherwise): nobody else knows of it.
+            pidfd_send_signal(l.pidfd.get(), SIGKILL);
+            if (l.direct_child) {
+                siginfo_t info;
+                ::waitid(P_PIDFD, static_cast<id_t>(l.pidfd.get()), &info, WEXITED);
+            }
+        }
+        complete_failures(failures);
+        fail_broken(failed);
+        if (!failure.empty()) return;
+    }
+}
+
+void process_pool_core::impl::fail_broken(task_list& tasks) noexcept {
+    if (tasks.empty()) return;  // (the reason is set before any task is failed)
     const std::string reason = m_broken_reason;
-    for (auto& t : failed) {
+    for (auto& t : tasks) {
         if (!t->state->is_done()) {
             m_failed.fetch_add(1, std::memory_order_relaxed);
             t->state->set_exception(std::make_exception_ptr(
