@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <set>
@@ -395,3 +396,35 @@ template <class P>
 concept has_public_submit_chunk =
     requires(P& p, std::vector<int> chunk) { p.submit_chunk(&square, std::move(chunk)); };
 static_assert(!has_public_submit_chunk<coexec::process_pool>);
+
+TEST_CASE("tasks submitted right after construction run, and every worker comes to take them",
+          "[process_pool][start]") {
+    // The constructor waits for one worker; the others start after it
+    // returns. Tasks queued meanwhile must reach them: 4 tasks that each hold
+    // their worker until all 4 run can only finish on 4 distinct workers.
+    for (auto m : {coexec::start_method::fork_server, coexec::start_method::fork,
+                   coexec::start_method::spawn}) {
+        INFO("start method " << static_cast<int>(m));
+        process_pool pool{{.max_workers = 4, .start = m}};
+        coexec::shared_buffer arrived(sizeof(int));
+        auto meet = [](coexec::shared_buffer b) {
+            auto* n = reinterpret_cast<std::atomic<int>*>(b.data());
+            n->fetch_add(1);
+            const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+            while (n->load() < 4 && std::chrono::steady_clock::now() < until)
+                std::this_thread::sleep_for(std::chrono::milliseconds(1));
+            return static_cast<int>(::getpid()) * (n->load() >= 4 ? 1 : -1);
+        };
+        std::vector<coexec::future<int>> fs;
+        for (int i = 0; i < 4; ++i)
+            fs.push_back(pool.submit(meet, arrived));
+        std::set<int> pids;
+        for (auto& f : fs) {
+            const int pid = f.get_for(std::chrono::seconds(60));
+            CHECK(pid > 0);  // negative: it gave up waiting for the others
+            pids.insert(pid);
+        }
+        CHECK(pids.size() == 4);
+        CHECK(pool.stats().workers_alive == 4);
+    }
+}
