@@ -242,8 +242,10 @@ class process_pool {
   public:
     /// Starts the pool with default options. Throws std::system_error.
     process_pool() : process_pool(process_pool_options{}) {}
-    /// Starts the pool and its workers. Throws std::system_error if the OS
-    /// refuses (memfd, fork, ...).
+    /// Starts the pool and its first worker; the others start right after
+    /// it returns (a first task waits for one fork, not all). Throws
+    /// std::system_error if the OS refuses the first (memfd, fork, ...); a
+    /// later worker that cannot be started breaks the pool (broken_pool).
     explicit process_pool(process_pool_options options) : m_core(options) {}
     /// shutdown(wait = true).
     ~process_pool() = default;
