@@ -16,7 +16,9 @@
 namespace coexec::detail::trace {
 
 struct conversion {
-    int spill_fd = -1;  // the spill's, read through a spill_reader (own dup)
+    // Its own descriptor of the spill, taken by conversion_start: the
+    // thread may first run after the session ended and closed the spill's.
+    spill_reader reader;
     json_sink sink;
     std::uint64_t from = 0;
     spill_position position;
@@ -62,8 +64,7 @@ void nap() noexcept {
 void run(const std::shared_ptr<conversion>& c) noexcept {
     ::pthread_setname_np(::pthread_self(), "coexec-trace-cv");
     lower_priority();
-    spill_reader reader;
-    if (!reader.open(c->spill_fd)) return;
+    spill_reader& reader = c->reader;
     json_sink j = c->sink;
     std::uint64_t pos = c->from;
     spill_position who = c->position;
@@ -107,7 +108,7 @@ std::shared_ptr<conversion> conversion_start(int spill_fd, const json_sink& sink
                                              std::uint64_t from, spill_position position) noexcept {
     try {
         auto c = std::make_shared<conversion>();
-        c->spill_fd = spill_fd;
+        if (!c->reader.open(spill_fd)) return nullptr;
         c->sink.first = sink.first;
         c->sink.origin = sink.origin;
         c->sink.self_pid = sink.self_pid;
