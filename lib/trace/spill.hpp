@@ -4,13 +4,15 @@
 // (a memcpy and, per block, one write): formatting JSON during the run took
 // the CPU the traced program's own threads needed (on a 2-core machine the
 // writer's formatting cost more than the program's work). The JSON is made
-// from the spill when the session ends (writer.cpp). The spill is an
+// from the spill by an idle-priority thread (converter.hpp) and, for what
+// it has not done, when the session ends (writer.cpp). The spill is an
 // unlinked file in the output's directory, so a trace's disk use is where
 // its user put the trace, memory stays bounded, and nothing is left behind.
 //
 // The spill is a sequence of 48-byte records; a kind::spill_thread record
 // (a = pid, b = tid) says which thread the records after it came from.
-// Used by one thread at a time (the writer's consumer).
+// Used by one thread at a time (the writer's consumer); a spill_reader
+// reads it back from another thread.
 #pragma once
 
 #include <cstddef>
