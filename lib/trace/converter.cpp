@@ -26,7 +26,6 @@ struct conversion {
     std::atomic<std::uint64_t> written{0};  // records the converter may read
     std::atomic<bool> abandoned{false};
     std::atomic<converted_block*> ready{nullptr};  // one block at a time
-    std::atomic<std::uint64_t> cpu_ns{0};
 
     ~conversion() { delete ready.load(std::memory_order_acquire); }
 };
@@ -47,13 +46,6 @@ void lower_priority() noexcept {
     ::setpriority(PRIO_PROCESS, tid, 19);
 }
 
-std::uint64_t thread_cpu_ns() noexcept {
-    timespec t{};
-    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-    return static_cast<std::uint64_t>(t.tv_sec) * 1'000'000'000u +
-           static_cast<std::uint64_t>(t.tv_nsec);
-}
-
 void nap() noexcept {
     // Polling, not a condition variable: the writer must never take a lock
     // this thread could hold while starved.
@@ -61,7 +53,7 @@ void nap() noexcept {
     ::nanosleep(&t, nullptr);
 }
 
-void run(const std::shared_ptr<conversion>& c) noexcept {
+void convert(const std::shared_ptr<conversion>& c) {
     ::pthread_setname_np(::pthread_self(), "coexec-trace-cv");
     lower_priority();
     spill_reader& reader = c->reader;
@@ -71,7 +63,6 @@ void run(const std::shared_ptr<conversion>& c) noexcept {
     while (!c->abandoned.load(std::memory_order_acquire)) {
         const std::uint64_t written = c->written.load(std::memory_order_acquire);
         if (pos == written || c->ready.load(std::memory_order_acquire) != nullptr) {
-            c->cpu_ns.store(thread_cpu_ns(), std::memory_order_relaxed);
             nap();
             continue;
         }
@@ -99,7 +90,14 @@ void run(const std::shared_ptr<conversion>& c) noexcept {
         if (c->abandoned.load(std::memory_order_acquire)) break;
         c->ready.store(block.release(), std::memory_order_release);
     }
-    c->cpu_ns.store(thread_cpu_ns(), std::memory_order_relaxed);
+}
+
+void run(const std::shared_ptr<conversion>& c) noexcept {
+    try {
+        convert(c);
+    } catch (...) {
+        // Out of memory: no more blocks; the session's end converts the rest.
+    }
 }
 
 }  // namespace
@@ -137,10 +135,6 @@ std::unique_ptr<converted_block> conversion_take(conversion& c) noexcept {
 
 void conversion_abandon(conversion& c) noexcept {
     c.abandoned.store(true, std::memory_order_release);
-}
-
-std::uint64_t conversion_cpu_ns(const conversion& c) noexcept {
-    return c.cpu_ns.load(std::memory_order_relaxed);
 }
 
 }  // namespace coexec::detail::trace

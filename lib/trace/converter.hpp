@@ -54,7 +54,4 @@ std::unique_ptr<converted_block> conversion_take(conversion& c) noexcept;
 /// Blocks it had handed over can still be taken.
 void conversion_abandon(conversion& c) noexcept;
 
-/// The converting thread's CPU time so far, in nanoseconds.
-std::uint64_t conversion_cpu_ns(const conversion& c) noexcept;
-
 }  // namespace coexec::detail::trace
