@@ -79,7 +79,7 @@ times run_once(std::size_t scale) {
 // CPU time (ms) of this process's threads named `name` (utime + stime from
 // /proc; the clock ticks are assumed to be 100 Hz, as on every Linux build
 // this runs on): the trace's background converter, before stop() ends it.
-double thread_cpu_ms(const std::string& name) {
+[[maybe_unused]] double thread_cpu_ms(const std::string& name) {
     double ms = 0;
     std::error_code ec;
     for (const auto& t : std::filesystem::directory_iterator("/proc/self/task", ec)) {
