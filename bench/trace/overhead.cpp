@@ -7,8 +7,10 @@
 //
 // "On" times the traced run itself: while a session records, the writer
 // thread only copies the threads' records into the session's spill file,
-// and the JSON is made from it by stop(). stop()'s time (that conversion)
-// is printed apart, as a NOTE: it is paid once, after the traced work.
+// and the JSON is made from it by a thread at idle priority (with CPU the
+// workload leaves unused; its share of the run is printed) and, for the
+// rest, by stop(). stop()'s time is printed apart, as a NOTE: it is paid
+// once, after the traced work.
 //
 //   bench_trace_overhead [rounds=3] [scale=1]     scale divides the task counts
 #include <coexec/future.hpp>
