@@ -418,3 +418,31 @@ TEST_CASE("a program killed by SIGKILL after idling leaves the events converted 
     CHECK_FALSE(t.names("thread_name").empty());
     std::remove(path.c_str());
 }
+
+TEST_CASE("a session converted partly in the background ends as one complete file", "[trace]") {
+    // stop() goes on from the converter's last block: no event twice, none lost.
+    const std::string path = "/tmp/coexec_test_trace_bg_" + std::to_string(::getpid()) + ".json";
+    coexec::trace::start(path);
+    {
+        coexec::thread_pool pool{{.max_workers = 2}};
+        for (int i = 0; i < 10; ++i)
+            pool.submit(&trace_test::traced_square, i).wait();
+        std::size_t seen = 0;
+        for (int i = 0; i < 600 && seen < 10; ++i) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+            try {
+                seen = trace_file::cut_short(path).slices_named("traced_square").size();
+            } catch (const std::exception&) {
+                seen = 0;
+            }
+        }
+        REQUIRE(seen == 10);  // converted while the program idled
+        for (int i = 0; i < 10; ++i)
+            pool.submit(&trace_test::traced_square, i).wait();
+    }
+    coexec::trace::stop();
+    trace_file t(path);
+    CHECK(t.slices_named("traced_square").size() == 20);
+    CHECK(t.flow_ids("s") == t.flow_ids("t"));
+    std::remove(path.c_str());
+}
