@@ -19,7 +19,8 @@
 // buffer (options::buffer_events, 64 Ki events = 3 MiB per thread by
 // default) and a writer thread copies the buffers, unformatted, into a spill
 // file without a name in the output's directory (48 bytes per event on
-// disk); the JSON is made from it when the session ends. A full buffer drops
+// disk); a thread at idle priority turns it into JSON in the file with
+// CPU nothing else wants, and the session's end converts the rest. A full buffer drops
 // new events and counts them (never blocks); the counts are in the file. The
 // writer thread starts with the first recorded event, so a process_pool fork
 // server made after start() is still made single-threaded.
@@ -30,8 +31,10 @@
 // handler stops the trace), and after SIGINT, SIGTERM or a crash (SIGSEGV, SIGBUS,
 // SIGFPE, SIGILL, SIGABRT) for each of them the program has no handler of
 // its own for when the trace starts (the trace's handler has the file
-// finished, then the signal takes its default action). SIGKILL leaves only
-// the file's header.
+// finished, then the signal takes its default action). SIGKILL leaves the
+// events converted so far, as an event array without its end (Perfetto
+// opens it): everything if the program idled a moment before, only the
+// header if it kept every core busy.
 //
 // @par Thread safety
 // start() and stop() may be called from any thread; events are recorded from

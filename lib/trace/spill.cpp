@@ -41,7 +41,6 @@ int open_unnamed(const std::string& dir, const std::string& prefix) {
 void spill::open(const std::string& output) {
     close();
     m_block.resize(block_records);
-    m_read.resize(block_records);
     // Beside the output, where its user put the trace; if that directory
     // takes no files (e.g. the output is /dev/stdout), in the temporary one.
     const std::string dir = directory_of(output);
@@ -52,6 +51,10 @@ void spill::open(const std::string& output) {
         fd = open_unnamed(tmpdir, tmpdir + "/coexec-trace");
     }
     if (fd < 0) throw_errno(("coexec::trace::start: a spill file in " + dir).c_str());
+    if (!m_reader.open(fd)) {
+        ::close(fd);
+        throw_errno("coexec::trace::start: dup of the spill file");
+    }
     m_fd = fd;
     m_failed = false;
     m_used = 0;
@@ -105,7 +108,25 @@ void spill::flush() noexcept {
     m_used = 0;
 }
 
-std::size_t spill::read_block(std::uint64_t from, std::uint64_t to) noexcept {
+bool spill_reader::open(int fd) noexcept {
+    close();
+    m_fd = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (m_fd < 0) return false;
+    try {
+        m_read.resize(block_records);
+    } catch (...) {
+        close();
+        return false;
+    }
+    return true;
+}
+
+void spill_reader::close() noexcept {
+    if (m_fd >= 0) ::close(m_fd);
+    m_fd = -1;
+}
+
+std::size_t spill_reader::read_block(std::uint64_t from, std::uint64_t to) noexcept {
     if (m_fd < 0 || m_read.empty()) return 0;
     const std::size_t want =
         static_cast<std::size_t>(std::min<std::uint64_t>(to - from, m_read.size()));
@@ -125,6 +146,7 @@ std::size_t spill::read_block(std::uint64_t from, std::uint64_t to) noexcept {
 }
 
 void spill::close() noexcept {
+    m_reader.close();
     if (m_fd >= 0) ::close(m_fd);
     m_fd = -1;
     m_used = 0;

@@ -13,10 +13,12 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <utility>
 
+#include "trace/converter.hpp"
 #include "trace/json.hpp"
 #include "trace/names.hpp"
 #include "trace/registry.hpp"
@@ -27,6 +29,9 @@ namespace coexec::detail::trace {
 namespace {
 
 constexpr std::size_t flush_bytes = std::size_t{1} << 20;
+// How often the spill's buffered records are written for the background
+// converter: each is a write of the records since the last.
+constexpr std::chrono::milliseconds publish_interval{100};
 
 struct writer_state {
     // The output and the spill, owned by whichever thread is the consumer:
@@ -38,6 +43,7 @@ struct writer_state {
     std::uint64_t converted = 0;  // spill records already in the output
     spill::reader_state reader;
     session_info session;
+    std::shared_ptr<conversion> background;  // converter.hpp; null if none
 
     std::mutex thread_mutex;  // starting and taking the thread
     std::thread* thread = nullptr;
@@ -59,19 +65,43 @@ writer_state& ws() {
     return *w;
 }
 
-void flush_out(writer_state& w) {
-    std::string& out = w.json.out;
+void write_out(writer_state& w, const std::string& text) {
     std::size_t done = 0;
-    while (done < out.size() && w.fd >= 0 && !w.failed) {
-        const ssize_t n = ::write(w.fd, out.data() + done, out.size() - done);
+    while (done < text.size() && w.fd >= 0 && !w.failed) {
+        const ssize_t n = ::write(w.fd, text.data() + done, text.size() - done);
         if (n > 0) {
             done += static_cast<std::size_t>(n);
         } else if (n < 0 && errno != EINTR) {
             w.failed = true;  // the rest of the trace is lost; the program goes on
         }
     }
-    out.clear();
     w.progress.fetch_add(1, std::memory_order_release);
+}
+
+void flush_out(writer_state& w) {
+    write_out(w, w.json.out);
+    w.json.out.clear();
+}
+
+/// Writes the background converter's next block, if it has one, and
+/// adopts the conversion state after it. The caller is the consumer.
+void take_converted(writer_state& w) {
+    if (!w.background) return;
+    const auto block = conversion_take(*w.background);
+    if (!block || block->begin != w.converted) return;
+    write_out(w, block->text);
+    w.converted = block->end;
+    w.reader = block->position;
+    w.json.first = block->first;
+}
+
+/// Ends the background conversion: its last finished block is kept, what
+/// it is working on is not waited for (the caller converts it again).
+void end_background(writer_state& w) {
+    if (!w.background) return;
+    conversion_abandon(*w.background);
+    take_converted(w);
+    w.background.reset();
 }
 
 /// Moves every buffer's records into the spill (no formatting: a copy).
@@ -156,6 +186,7 @@ std::uint64_t total_dropped() {
 
 /// The last pass: drain, (counters), the whole spill into JSON, footer, close.
 void finish(writer_state& w, bool counters) {
+    end_background(w);
     drain(w);
     if (counters) sample_counters(w, true);
     convert(w);
@@ -173,6 +204,9 @@ void writer_main(writer_state& w) {
     const auto interval = w.session.opts.flush_interval;
     const auto slice = std::min<std::chrono::milliseconds>(interval, std::chrono::milliseconds(10));
     auto last = clock::now();
+    auto published = last;
+    // Made here, it inherits this thread's blocked signals.
+    w.background = conversion_start(w.raw.fd(), w.json, w.converted, w.reader);
     std::unique_lock lock(w.wake_mutex);
     while (!w.stop_requested) {
         w.wake.wait_for(lock, slice);
@@ -188,8 +222,14 @@ void writer_main(writer_state& w) {
             lock.unlock();
             drain(w);
             sample_counters(w, false);
-            lock.lock();
             last = clock::now();
+            if (w.background && last - published >= publish_interval) {
+                w.raw.flush();
+                conversion_publish(*w.background, w.raw.size());
+                published = last;
+            }
+            take_converted(w);
+            lock.lock();
         }
     }
 }

@@ -3,9 +3,10 @@
 // The writer owns the output file and the session's spill (spill.hpp).
 // While a session records, every flush_interval it moves each thread's
 // buffered records into the spill (a copy, no formatting) and samples the
-// registered executors' counters (registry.hpp). When the session ends
-// (stop(), exit(), a traced signal) the spill becomes Chrome trace-event
-// JSON (json.hpp) in the output file. It is the only consumer of the
+// registered executors' counters (registry.hpp), and it writes the blocks
+// of JSON (json.hpp) an idle-priority thread made of the spill
+// (converter.hpp). When the session ends (stop(), exit(), a traced signal)
+// the rest of the spill becomes JSON in the output file. It is the only consumer of the
 // buffers, and it takes no lock that a recording thread may hold, so the
 // signal-time finish can rely on it.
 #pragma once
@@ -26,7 +27,7 @@ void writer_open(const std::string& path, const session_info& session);
 void writer_ensure_thread() noexcept;
 
 /// Stops the writer thread, drains every buffer, writes the last counters,
-/// converts the spill, writes the footer and closes the file. Called by
+/// converts the rest of the spill, writes the footer and closes the file. Called by
 /// stop() after recording ended.
 void writer_finish() noexcept;
 

@@ -379,3 +379,70 @@ TEST_CASE("a program that crashes mid-trace leaves a complete file and still cra
     CHECK(t.slices_named("traced_square").size() == 10);
     std::remove(path.c_str());
 }
+
+TEST_CASE("a program killed by SIGKILL after idling leaves the events converted while it idled",
+          "[trace]") {
+    // Nothing runs at SIGKILL: what the file holds is what the idle-priority
+    // converter wrote before, whole events in an unclosed array.
+    const std::string path = "/tmp/coexec_test_trace_kill_" + std::to_string(::getpid()) + ".json";
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        coexec::trace::start(path);
+        coexec::thread_pool pool{{.max_workers = 2}};
+        for (int i = 0; i < 10; ++i)
+            pool.submit(&trace_test::traced_square, i).wait();
+        for (;;)
+            ::pause();  // idle: the converter catches up
+    }
+    // Converted in the background, never finished: wait for the events to
+    // appear (a generous bound: the machine may be busy, and the converter
+    // only gets idle CPU).
+    std::size_t seen = 0;
+    for (int i = 0; i < 600 && seen < 10; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        try {
+            seen = trace_file::cut_short(path).slices_named("traced_square").size();
+        } catch (const std::exception&) {
+            seen = 0;  // not a whole number of events: not written as such
+        }
+    }
+    ::kill(child, SIGKILL);
+    int status = 0;
+    REQUIRE(::waitpid(child, &status, 0) == child);
+    REQUIRE(WIFSIGNALED(status));
+    CHECK(WTERMSIG(status) == SIGKILL);
+    const trace_file t = trace_file::cut_short(path);  // throws (fails) if cut mid-event
+    CHECK(t.slices_named("traced_square").size() == 10);
+    CHECK(t.flow_ids("s") == t.flow_ids("t"));
+    CHECK_FALSE(t.names("thread_name").empty());
+    std::remove(path.c_str());
+}
+
+TEST_CASE("a session converted partly in the background ends as one complete file", "[trace]") {
+    // stop() goes on from the converter's last block: no event twice, none lost.
+    const std::string path = "/tmp/coexec_test_trace_bg_" + std::to_string(::getpid()) + ".json";
+    coexec::trace::start(path);
+    {
+        coexec::thread_pool pool{{.max_workers = 2}};
+        for (int i = 0; i < 10; ++i)
+            pool.submit(&trace_test::traced_square, i).wait();
+        std::size_t seen = 0;
+        for (int i = 0; i < 600 && seen < 10; ++i) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+            try {
+                seen = trace_file::cut_short(path).slices_named("traced_square").size();
+            } catch (const std::exception&) {
+                seen = 0;
+            }
+        }
+        REQUIRE(seen == 10);  // converted while the program idled
+        for (int i = 0; i < 10; ++i)
+            pool.submit(&trace_test::traced_square, i).wait();
+    }
+    coexec::trace::stop();
+    trace_file t(path);
+    CHECK(t.slices_named("traced_square").size() == 20);
+    CHECK(t.flow_ids("s") == t.flow_ids("t"));
+    std::remove(path.c_str());
+}
