@@ -202,7 +202,10 @@ TEST_CASE("a worker chosen for a wake-up while it found other work passes the wa
     s.pool = &pool;
     bool absorbed_seen = false;
     int staged = 0;  // attempts that reached the interleaving
-    for (int attempt = 1; attempt <= 48 && !absorbed_seen; ++attempt) {
+    // Measured: X's wake-up picks A in about 1 staged attempt of 6 (the
+    // third worker, asleep for longer, is picked the rest of the time), and
+    // runs under load needed up to 35 attempts; 160 keeps a miss unlikely.
+    for (int attempt = 1; attempt <= 160 && !absorbed_seen; ++attempt) {
         REQUIRE(coexec_test::eventually([&] { return s.asleep.load() == 7u; }));
         if (attempt > 1) {
             // Wake-ups go round the sleepers from a cursor: one more wake-up
