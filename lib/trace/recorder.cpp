@@ -9,9 +9,9 @@
 #include <unistd.h>
 
 #include <bit>
-#include <iterator>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <mutex>
 #include <new>
 #include <utility>
@@ -50,7 +50,6 @@ control& ctl() {
     static auto* c = new control();  // never destroyed: used at exit and by signal handlers
     return *c;
 }
-
 
 /// Per-thread state: plain data (no constructor or destructor), so it stays
 /// usable while other thread-local objects are destroyed; `exit_guard`

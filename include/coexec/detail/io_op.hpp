@@ -7,8 +7,8 @@
 // result (a byte count / fd, or -errno) and hands the op itself, a work
 // item, to that worker: the coroutine resumes there, or, if the worker is
 // saturated, on another worker of the same pool that steals it from its
-// queue (sticky to the pool, like every other await). No kernel type appears here: the backends keep their private data
-// in the `backend_*` fields.
+// queue (sticky to the pool, like every other await). No kernel type appears here: the backends
+// keep their private data in the `backend_*` fields.
 #pragma once
 
 #include <atomic>
