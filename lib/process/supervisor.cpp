@@ -122,9 +122,14 @@ void process_pool_core::impl::run(std::promise<void>& started) {
     try {
         // One worker before the constructor returns; the others follow
         // (start_remaining_workers), so a first task waits for one fork, not
-        // for all of them (each ~0.1 ms from the fork server).
+        // for all of them (each ~0.1 ms from the fork server). Except with
+        // start_method::fork: this thread forks the program itself, which is
+        // only sound while the caller waits here (after the constructor
+        // returns, its threads may hold locks or be mid-update when we fork).
         std::lock_guard lock(m_mutex);
-        launch_locked(0);
+        const std::size_t now = m_method == launch_method::fork ? m_slots.size() : 1;
+        for (std::size_t i = 0; i < now; ++i)
+            launch_locked(i);
     } catch (...) {
         // Kill whatever did start, then report the failure to the constructor.
         for (auto& s : m_slots) {
@@ -433,6 +438,7 @@ void process_pool_core::impl::finish_death(std::size_t i, worker_status st) {
 
 void process_pool_core::impl::start_remaining_workers() {
     for (std::size_t i = 1; i < m_slots.size(); ++i) {
+        if (m_slots[i].live) continue;  // started by run() (start_method::fork)
         std::string failure;
         channel_fds w;
         channel ch;
@@ -447,7 +453,7 @@ void process_pool_core::impl::start_remaining_workers() {
         failure_list failures;
         {
             std::lock_guard lock(m_mutex);
-            if (failure.empty() && !m_broken) {
+            if (failure.empty() && !m_broken && !m_shutdown) {
                 try {
                     install_locked(i, std::move(ch), std::move(l));
                 } catch (const std::exception& e) {
@@ -456,8 +462,10 @@ void process_pool_core::impl::start_remaining_workers() {
             }
             if (!failure.empty()) {
                 break_locked("could not start a worker process: " + failure, failed);
-            } else if (m_broken) {
-                failure = m_broken_reason;  // broken meanwhile: this one is not wanted
+            } else if (m_broken || m_shutdown) {
+                // Broken or shut down (terminate_workers too) meanwhile: the
+                // workers already there finish what was accepted.
+                failure = "not wanted any more";
             } else {
                 task_list dropped;
                 dispatch_locked(dropped, failures);  // tasks queued while it started
