@@ -243,7 +243,8 @@ class process_pool {
     /// Starts the pool with default options. Throws std::system_error.
     process_pool() : process_pool(process_pool_options{}) {}
     /// Starts the pool and its first worker; the others start right after
-    /// it returns (a first task waits for one fork, not all). Throws
+    /// it returns (a first task waits for one fork, not all; with
+    /// start_method::fork all are forked before it returns). Throws
     /// std::system_error if the OS refuses the first (memfd, fork, ...); a
     /// later worker that cannot be started breaks the pool (broken_pool).
     explicit process_pool(process_pool_options options) : m_core(options) {}
