@@ -171,8 +171,12 @@ struct process_pool_core::impl : std::enable_shared_from_this<process_pool_core:
     /// Forks (or spawns) a worker process for the channel end `w`; the lock
     /// is not needed (supervisor-only state), so submits do not wait for it.
     proc::launched start_process(const proc::channel_fds& w);
-    /// Under m_mutex: makes the started process slot `i`'s worker.
-    void install_locked(std::size_t i, proc::channel ch, proc::launched l);
+    /// Under m_mutex: makes the started process slot `i`'s worker. Takes `ch`
+    /// and `l.pidfd` once the supervisor watches both; if that fails, throws
+    /// std::system_error with the slot and both arguments unchanged.
+    void install_locked(std::size_t i, proc::channel& ch, proc::launched& l);
+    /// Kills and reaps a worker that was started but not installed.
+    static void discard_unstarted(proc::launched& l) noexcept;
     /// After the constructor returned: starts slots 1.. without holding the
     /// lock while each forks; a failure breaks the pool.
     void start_remaining_workers();

@@ -55,7 +55,23 @@ void process_pool_core::impl::launch_locked(std::size_t i) {
     // not keep it, as its hang-up is the worker's signal that we are gone.
     channel_fds w;
     channel ch = channel::create(ring_capacity, w);
-    install_locked(i, std::move(ch), start_process(w));
+    launched l = start_process(w);
+    try {
+        install_locked(i, ch, l);
+    } catch (...) {
+        discard_unstarted(l);
+        throw;
+    }
+}
+
+void process_pool_core::impl::discard_unstarted(launched& l) noexcept {
+    if (!l.pidfd) return;
+    pidfd_send_signal(l.pidfd.get(), SIGKILL);
+    if (l.direct_child) {
+        siginfo_t info;
+        ::waitid(P_PIDFD, static_cast<id_t>(l.pidfd.get()), &info, WEXITED);
+    }
+    l.pidfd.reset();
 }
 
 launched process_pool_core::impl::start_process(const channel_fds& w) {
@@ -76,9 +92,27 @@ launched process_pool_core::impl::start_process(const channel_fds& w) {
     return l;
 }
 
-void process_pool_core::impl::install_locked(std::size_t i, channel ch, launched l) {
+void process_pool_core::impl::install_locked(std::size_t i, channel& ch, launched& l) {
     slot& s = m_slots[i];
-    s.gen++;
+    const auto gen = s.gen + 1;
+    // Watch the worker before the slot says it is there: a live slot the
+    // supervisor does not watch would never report the worker's death, and
+    // shutdown would wait for it forever. On failure nothing has changed.
+    epoll_event e{};
+    // RDHUP too: a worker that shuts its wake socket down would otherwise
+    // leave it readable forever (level-triggered) and the supervisor spinning.
+    e.events = EPOLLIN | EPOLLRDHUP;
+    e.data.u64 = ev_data(ev::result, i, gen);
+    if (::epoll_ctl(m_epoll.get(), EPOLL_CTL_ADD, ch.wake_fd(), &e) != 0) throw_errno("epoll_ctl");
+    e.events = EPOLLIN;
+    e.data.u64 = ev_data(ev::pidfd, i, gen);
+    if (::epoll_ctl(m_epoll.get(), EPOLL_CTL_ADD, l.pidfd.get(), &e) != 0) {
+        const int err = errno;
+        ::epoll_ctl(m_epoll.get(), EPOLL_CTL_DEL, ch.wake_fd(), nullptr);
+        errno = err;
+        throw_errno("epoll_ctl");
+    }
+    s.gen = gen;
     s.trace = {};  // a new worker process has been told nothing of the trace
     s.live = true;
     s.dead = false;
@@ -94,16 +128,6 @@ void process_pool_core::impl::install_locked(std::size_t i, channel ch, launched
     s.violated = false;
     s.violation.clear();
     s.deadline = s.kill_at = s.status_until = s.hup_at = never;
-    epoll_event e{};
-    // RDHUP too: a worker that shuts its wake socket down would otherwise
-    // leave it readable forever (level-triggered) and the supervisor spinning.
-    e.events = EPOLLIN | EPOLLRDHUP;
-    e.data.u64 = ev_data(ev::result, i, s.gen);
-    if (::epoll_ctl(m_epoll.get(), EPOLL_CTL_ADD, s.ch.wake_fd(), &e) != 0)
-        throw_errno("epoll_ctl");
-    e.events = EPOLLIN;
-    e.data.u64 = ev_data(ev::pidfd, i, s.gen);
-    if (::epoll_ctl(m_epoll.get(), EPOLL_CTL_ADD, s.pidfd.get(), &e) != 0) throw_errno("epoll_ctl");
     std::vector<std::byte> cfg;
     byte_writer cw(cfg);
     cw.put_u64(m_options.initializer != nullptr
@@ -455,7 +479,7 @@ void process_pool_core::impl::start_remaining_workers() {
             std::lock_guard lock(m_mutex);
             if (failure.empty() && !m_broken && !m_shutdown) {
                 try {
-                    install_locked(i, std::move(ch), std::move(l));
+                    install_locked(i, ch, l);
                 } catch (const std::exception& e) {
                     failure = e.what();
                 }
@@ -473,15 +497,9 @@ void process_pool_core::impl::start_remaining_workers() {
                     failed.push_back(std::move(t));
             }
         }
-        if (!failure.empty() && l.pidfd) {
-            // Started but never installed (install_locked took the pidfd
-            // otherwise): nobody else knows of it.
-            pidfd_send_signal(l.pidfd.get(), SIGKILL);
-            if (l.direct_child) {
-                siginfo_t info;
-                ::waitid(P_PIDFD, static_cast<id_t>(l.pidfd.get()), &info, WEXITED);
-            }
-        }
+        // Started but never installed (install_locked took the pidfd
+        // otherwise): nobody else knows of it.
+        if (!failure.empty()) discard_unstarted(l);
         complete_failures(failures);
         fail_broken(failed);
         if (!failure.empty()) return;
