@@ -18,6 +18,8 @@
 #include <coexec/thread_pool.hpp>
 #include <coexec/trace.hpp>
 
+#include <malloc.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -109,10 +111,21 @@ times run_once(std::size_t scale) {
 int main(int argc, char** argv) {
     const int rounds = argc > 1 ? std::max(1, std::atoi(argv[1])) : 3;
     const std::size_t scale = argc > 2 ? std::max(1, std::atoi(argv[2])) : 1;
+    // glibc returns the top of the heap to the kernel when more than
+    // M_TRIM_THRESHOLD (128 KiB) is free there, and raises that threshold
+    // the first time a large mmap'd block is freed. Each 10k-task batch
+    // frees ~1.5 MiB of jobs, so a process whose threshold was never raised
+    // faults those pages in again every batch: 2.5x slower per task on this
+    // VM. A trace session frees large buffers and raises it, which made
+    // "off" and "on" (after the first session) look 2.5x faster than
+    // "compiled out" (a fresh child). Both sides fix it here instead.
+    ::mallopt(M_TRIM_THRESHOLD, 256 << 20);
+    ::mallopt(M_TOP_PAD, 16 << 20);
     coexec::process_pool::prepare();  // the fork server, while single-threaded
 #if !defined(COEXEC_BENCH_TRACE_NONE)
     (void)rounds;
-    times t = run_once(scale);  // the compiled-out child: one round, one line
+    (void)run_once(scale);  // the compiled-out child: a warm-up round, then one timed round
+    times t = run_once(scale);
     std::printf("%.6g %.6g\n", t.tp_ns, t.pp_us);
     return 0;
 #else
@@ -121,6 +134,7 @@ int main(int argc, char** argv) {
     const std::string out = "/tmp/coexec_bench_trace_%p.json";
     std::uint64_t dropped = 0;
     std::vector<double> stop_ms, cv_share;
+    (void)run_once(scale);  // warm-up (see the child above)
     for (int r = 0; r < rounds; ++r) {
         FILE* p = ::popen(child.c_str(), "r");
         times none;

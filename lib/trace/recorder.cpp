@@ -282,12 +282,6 @@ void recycle(thread_buffer& b) noexcept {
     b.state.store(thread_buffer::free, std::memory_order_release);
 }
 
-std::int64_t now() noexcept {
-    timespec ts;
-    ::clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
-
 std::uint32_t name_override() noexcept {
     return t_state.name_override;
 }

@@ -1,4 +1,6 @@
 target_sources(coexec PRIVATE
+    ${CMAKE_CURRENT_LIST_DIR}/clock.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/clock.hpp
     ${CMAKE_CURRENT_LIST_DIR}/converter.cpp
     ${CMAKE_CURRENT_LIST_DIR}/converter.hpp
     ${CMAKE_CURRENT_LIST_DIR}/hooks.cpp
