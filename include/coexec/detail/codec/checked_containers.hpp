@@ -63,9 +63,12 @@ template <class C>
 void load_bulk(binary_input_archive& ar, C& c, std::uint64_t n) {
     using T = typename C::value_type;
     const std::size_t bytes = static_cast<std::size_t>(n) * sizeof(T);
+    // Only storage this call allocates is advised: memory the container
+    // already held may share its pages with other objects of the program.
+    const bool fresh = c.capacity() < static_cast<std::size_t>(n);
     c.reserve(static_cast<std::size_t>(n));
     if constexpr (std::is_same_v<typename C::allocator_type, std::allocator<T>>) {
-        if (bytes >= bulk_fill_bytes) advise_bulk_fill(c.data(), bytes);
+        if (fresh && bytes >= bulk_fill_bytes) advise_bulk_fill(c.data(), bytes);
     }
     if constexpr (alignof(T) == 1) {
         const std::span<const std::byte> in = ar.reader().take(bytes);
