@@ -172,8 +172,10 @@ struct process_pool_core::impl : std::enable_shared_from_this<process_pool_core:
     /// is not needed (supervisor-only state), so submits do not wait for it.
     proc::launched start_process(const proc::channel_fds& w);
     /// Under m_mutex: makes the started process slot `i`'s worker. Takes `ch`
-    /// and `l.pidfd` once the supervisor watches both; if that fails, throws
-    /// std::system_error with the slot and both arguments unchanged.
+    /// and `l.pidfd` once the supervisor watches both; if watching fails,
+    /// throws std::system_error with the slot and both arguments unchanged.
+    /// Later failures (sending the worker its configuration) throw with the
+    /// worker installed and watched: breaking the pool then kills it.
     void install_locked(std::size_t i, proc::channel& ch, proc::launched& l);
     /// Kills and reaps a worker that was started but not installed.
     static void discard_unstarted(proc::launched& l) noexcept;

@@ -69,7 +69,9 @@ void process_pool_core::impl::discard_unstarted(launched& l) noexcept {
     pidfd_send_signal(l.pidfd.get(), SIGKILL);
     if (l.direct_child) {
         siginfo_t info;
-        ::waitid(P_PIDFD, static_cast<id_t>(l.pidfd.get()), &info, WEXITED);
+        while (::waitid(P_PIDFD, static_cast<id_t>(l.pidfd.get()), &info, WEXITED) != 0 &&
+               errno == EINTR) {
+        }
     }
     l.pidfd.reset();
 }

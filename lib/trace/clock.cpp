@@ -1,6 +1,7 @@
 // lib/trace/clock.cpp — now(): CLOCK_MONOTONIC through the TSC (clock.hpp).
 #include "trace/clock.hpp"
 
+#include <sys/prctl.h>
 #include <time.h>
 
 #include <atomic>
@@ -44,9 +45,12 @@ bool cpu_has_invariant_tsc() {
     return false;
 }
 
-// The kernel trusts the TSC itself (tsc), or through the hypervisor's
-// stable pvclock (kvm-clock): it already turned away a TSC that differs
-// between cores or stops in sleep states.
+// The kernel reads time from the TSC: itself (tsc), or scaled by the
+// hypervisor's pvclock (kvm-clock). A kvm-clock guest may have marked the
+// raw TSC unstable (tsc=unstable, as on snapshot-restored VMs, where the
+// TSC jumps), so the mapping is never trusted blindly: every new anchor
+// checks the old one's prediction (reanchor), and a TSC that keeps
+// disagreeing with clock_gettime is given up for the process.
 bool kernel_clock_is_tsc_based() {
     std::ifstream f("/sys/devices/system/clocksource/clocksource0/current_clocksource");
     std::string source;
@@ -54,12 +58,17 @@ bool kernel_clock_is_tsc_based() {
     return source == "tsc" || source == "kvm-clock";
 }
 
+bool rdtsc_allowed() {
+    int mode = 0;  // PR_TSC_SIGSEGV would make every rdtsc a SIGSEGV
+    return ::prctl(PR_GET_TSC, &mode, 0, 0, 0) != 0 || mode == PR_TSC_ENABLE;
+}
+
 bool decide_tsc() noexcept {
     try {
         if (const char* v = std::getenv("COEXEC_TRACE_CLOCK"); v != nullptr) {
             if (std::string(v) == "monotonic") return false;
         }
-        return cpu_has_invariant_tsc() && kernel_clock_is_tsc_based();
+        return rdtsc_allowed() && cpu_has_invariant_tsc() && kernel_clock_is_tsc_based();
     } catch (...) {
         return false;
     }
@@ -70,24 +79,6 @@ struct pair {
     std::int64_t ns;
 };
 
-// One clock_gettime bracketed by two TSC reads; the tightest of a few
-// tries, so that a preemption in between does not skew the anchor.
-pair read_pair() noexcept {
-    pair best{0, 0};
-    std::uint64_t best_spread = ~std::uint64_t{0};
-    for (int i = 0; i < 4; ++i) {
-        const std::uint64_t t1 = __rdtsc();
-        const std::int64_t ns = monotonic_now();
-        const std::uint64_t t2 = __rdtsc();
-        if (t2 - t1 < best_spread) {
-            best_spread = t2 - t1;
-            best = pair{t1 + (t2 - t1) / 2, ns};
-        }
-        if (best_spread < 4096) break;
-    }
-    return best;
-}
-
 // Ticks between two rate bases (about 2 s at 2 GHz): the rate is measured
 // over one to two of these, so its error is ~1e-7 of a window.
 constexpr std::uint64_t rate_span = std::uint64_t{1} << 32;
@@ -95,6 +86,36 @@ constexpr std::uint64_t rate_span = std::uint64_t{1} << 32;
 constexpr std::uint64_t min_rate_span = std::uint64_t{1} << 20;
 constexpr std::uint64_t min_window = std::uint64_t{1} << 16;
 constexpr std::uint64_t max_window = std::uint64_t{1} << 21;
+// A pair read within this many ticks (~0.5 us; ~60 is usual) is exact
+// enough to check the mapping with and to measure the rate from.
+constexpr std::uint64_t tight_spread = 1024;
+// How far a new anchor may differ from the old anchor's prediction before
+// the rate is measured again from scratch, and how many such resets a
+// process takes before it reads clock_gettime for good.
+constexpr std::int64_t max_miss_ns = 2'000;
+constexpr std::uint32_t max_resets = 8;
+
+std::atomic<std::uint32_t> g_resets{0};
+std::atomic<bool> g_abandoned{false};
+
+// One clock_gettime bracketed by two TSC reads; the tightest of a few
+// tries, so that a preemption in between does not skew the anchor.
+// `spread`: the ticks between the two reads (the pair's uncertainty).
+pair read_pair(std::uint64_t& spread) noexcept {
+    pair best{0, 0};
+    spread = ~std::uint64_t{0};
+    for (int i = 0; i < 4; ++i) {
+        const std::uint64_t t1 = __rdtsc();
+        const std::int64_t ns = monotonic_now();
+        const std::uint64_t t2 = __rdtsc();
+        if (t2 - t1 < spread) {
+            spread = t2 - t1;
+            best = pair{t1 + (t2 - t1) / 2, ns};
+        }
+        if (spread < tight_spread) break;
+    }
+    return best;
+}
 
 // The process-wide rate, nanoseconds per tick, measured from `base` (the
 // first anchor, later one taken at least rate_span ticks before the latest).
@@ -115,16 +136,22 @@ struct rate_reading {
     std::uint64_t span = 0;    // ticks it was measured over (0: not known this time)
 };
 
-// Folds anchor `p` into the rate and returns it.
-rate_reading update_rate(const pair& p) noexcept {
+// Folds anchor `p` into the rate and returns it. `reset`: the old rate
+// mispredicted `p`; measure it again from `p`.
+rate_reading update_rate(const pair& p, bool reset) noexcept {
     rate_state& r = rates();
     std::unique_lock lock(r.mutex, std::try_to_lock);
     if (!lock.owns_lock()) return {r.ns_per_tick.load(std::memory_order_relaxed), 0};
-    if (r.base.ticks == 0 || p.ticks < r.base.ticks) {  // first, or the TSC was reset
+    // First, mispredicted, or the TSC went back while the time went on (a
+    // restored VM snapshot): start over from this pair.
+    if (reset || r.base.ticks == 0 || (p.ticks < r.base.ticks && p.ns > r.base.ns)) {
         r.base = r.next_base = p;
         r.ns_per_tick.store(0.0, std::memory_order_relaxed);
         return {};
     }
+    // A pair read before another thread's newer one (it was preempted
+    // before taking the lock): too old to move the bases with.
+    if (p.ticks < r.next_base.ticks) return {r.ns_per_tick.load(std::memory_order_relaxed), 0};
     const std::uint64_t span = p.ticks - r.base.ticks;
     if (span >= min_rate_span) {
         r.ns_per_tick.store(static_cast<double>(p.ns - r.base.ns) / static_cast<double>(span),
@@ -145,15 +172,36 @@ struct thread_clock {
     std::uint64_t window = 0;  // 0: no anchor yet
     double ns_per_tick = 0.0;
     std::int64_t last = 0;
+    bool anchor_tight = false;  // the anchor's pair was read within tight_spread
 };
 
 thread_local thread_clock t_clock;
 
 [[gnu::noinline]] std::int64_t reanchor(thread_clock& c) noexcept {
-    const pair p = read_pair();
-    const rate_reading rate = update_rate(p);
+    std::uint64_t spread = 0;
+    const pair p = read_pair(spread);
+    // Check the mapping this thread used against clock_gettime, where both
+    // pairs are tight and close enough for the rate's error not to count.
+    bool reset = false;
+    if (c.ns_per_tick > 0.0 && c.anchor_tight && spread < tight_spread &&
+        p.ticks >= c.anchor_ticks && p.ticks - c.anchor_ticks <= 4 * max_window) {
+        const auto predicted =
+            c.anchor_ns + static_cast<std::int64_t>(static_cast<double>(p.ticks - c.anchor_ticks) *
+                                                    c.ns_per_tick);
+        const std::int64_t miss = predicted > p.ns ? predicted - p.ns : p.ns - predicted;
+        if (miss > max_miss_ns) {
+            reset = true;
+            if (g_resets.fetch_add(1, std::memory_order_relaxed) + 1 >= max_resets)
+                g_abandoned.store(true, std::memory_order_relaxed);
+        }
+    }
+    const rate_reading rate =
+        spread < tight_spread || reset
+            ? update_rate(p, reset)
+            : rate_reading{rates().ns_per_tick.load(std::memory_order_relaxed), 0};
     c.anchor_ticks = p.ticks;
     c.anchor_ns = p.ns;
+    c.anchor_tight = spread < tight_spread;
     c.ns_per_tick = rate.ns_per_tick;
     if (rate.ns_per_tick > 0.0) {
         // The rate's error shrinks as its span grows: a window of 1/64 of
@@ -173,7 +221,11 @@ thread_local thread_clock t_clock;
 
 bool clock_uses_tsc() noexcept {
     static const bool tsc = decide_tsc();
-    return tsc;
+    return tsc && !g_abandoned.load(std::memory_order_relaxed);
+}
+
+std::uint32_t clock_resets() noexcept {
+    return g_resets.load(std::memory_order_relaxed);
 }
 
 std::int64_t now() noexcept {
@@ -195,6 +247,10 @@ std::int64_t now() noexcept {
 
 bool clock_uses_tsc() noexcept {
     return false;
+}
+
+std::uint32_t clock_resets() noexcept {
+    return 0;
 }
 
 std::int64_t now() noexcept {

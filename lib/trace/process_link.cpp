@@ -4,6 +4,7 @@
 #include <cstring>
 #include <string>
 
+#include "trace/clock.hpp"
 #include "trace/names.hpp"
 #include "trace/recorder.hpp"
 
@@ -101,9 +102,11 @@ void worker_span(std::span<const std::byte> bytes, const task_ticket& t,
     wire_span s;
     std::memcpy(&s, bytes.data(), sizeof s);  // read the shared bytes once
     if (s.magic != wire_magic || s.what != wire_task) return;
-    // Only inside [dispatch, now], whatever the worker wrote.
+    // Only inside [dispatch, now], whatever the worker wrote. Both ends are
+    // read with clock_gettime, as `dispatched` was, so the interval is never
+    // empty (now() may be a few ns off: clock.hpp).
     const std::int64_t lo = ns(dispatched);
-    const std::int64_t hi = now();
+    const std::int64_t hi = std::max(lo, monotonic_now());
     const std::int64_t begin = std::clamp(s.begin, lo, hi);
     const std::int64_t end = std::clamp(s.end, begin, hi);
     task_span(pid, t, begin, end, 0);
@@ -113,7 +116,9 @@ void worker_died(pid_t pid, const task_ticket* t, clock::time_point dispatched, 
                  int exit_code, bool expected) noexcept {
     if (!on()) return;
     try {
-        if (t != nullptr) task_span(pid, *t, ns(dispatched), now(), task_flag::died);
+        if (t != nullptr)
+            task_span(pid, *t, ns(dispatched), std::max(ns(dispatched), monotonic_now()),
+                      task_flag::died);
         if (!expected || t != nullptr) {
             instant(pid, "worker died", death_reason(signal, exit_code),
                     t != nullptr ? t->name : 0);
@@ -125,7 +130,8 @@ void worker_died(pid_t pid, const task_ticket* t, clock::time_point dispatched, 
 void deadline_kill(pid_t pid, const task_ticket& t, clock::time_point dispatched) noexcept {
     if (!on()) return;
     try {
-        task_span(pid, t, ns(dispatched), now(), task_flag::killed);
+        task_span(pid, t, ns(dispatched), std::max(ns(dispatched), monotonic_now()),
+                  task_flag::killed);
         instant(pid, "deadline kill", "the task ran past its deadline: SIGTERM, then SIGKILL",
                 t.name);
     } catch (...) {
@@ -145,13 +151,16 @@ void task_timer::configure(std::span<const std::byte> bytes) noexcept {
     m_on = bytes.size() == 1 && bytes[0] == std::byte{1};
 }
 
+// A worker reads clock_gettime itself, not now(): one pair per task is
+// cheap next to the round trip, needs no calibration of its own in a fresh
+// process, and reads nothing from /proc (which a sandbox may refuse).
 void task_timer::begin() noexcept {
-    m_begin = m_on ? now() : 0;
+    m_begin = m_on ? monotonic_now() : 0;
 }
 
 void task_timer::ship(proc::channel& ch, std::uint64_t task_id) {
     if (m_begin == 0) return;
-    const wire_span s{wire_magic, wire_task, m_begin, now()};
+    const wire_span s{wire_magic, wire_task, m_begin, monotonic_now()};
     m_begin = 0;
     ch.send(proc::msg_kind::trace_span, task_id, std::as_bytes(std::span(&s, 1)));
 }

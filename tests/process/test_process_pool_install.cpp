@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <exception>
@@ -41,9 +42,9 @@ bool fail_epoll_add_from_now_on() {
 }
 
 // The child's checks, as an exit code: 0 all held; 1..: which failed.
-int child_body() {
+int child_body(coexec::start_method method) {
     // Each worker retires after one task, so the second task needs a new one.
-    coexec::process_pool pool{{.max_workers = 1, .max_tasks_per_child = 1}};
+    coexec::process_pool pool{{.max_workers = 1, .max_tasks_per_child = 1, .start = method}};
     if (pool.submit(square, 2).get_for(30s) != 4) return 1;  // the first worker is watched
     if (!fail_epoll_add_from_now_on()) return 2;
     // The replacement cannot be watched: the pool breaks. A task either is
@@ -62,22 +63,23 @@ int child_body() {
         }
     }
     pool.shutdown();  // returns: no slot waits for a death nobody watches
+    if (method == coexec::start_method::spawn) {
+        // This process started its workers itself: the one it could not
+        // install was killed and reaped too (no child, not even a zombie).
+        siginfo_t info{};
+        if (::waitid(P_ALL, 0, &info, WEXITED | WNOHANG) != -1 || errno != ECHILD) return 7;
+    }
     return 0;
 }
 
-}  // namespace
-
-TEST_CASE(
-    "a worker whose descriptors the supervisor cannot watch is never installed: the pool "
-    "breaks and every future ends",
-    "[process_pool][faults]") {
+void run_in_child(coexec::start_method method) {
     const pid_t pid = ::fork();
     REQUIRE(pid >= 0);
     if (pid == 0) {
         ::alarm(60);  // a hang ends as SIGALRM, a failure here
         int code = 6;
         try {
-            code = child_body();
+            code = child_body(method);
         } catch (const std::exception& e) {
             std::fprintf(stderr, "child: %s\n", e.what());
         }
@@ -89,4 +91,18 @@ TEST_CASE(
     INFO("child status " << status);
     REQUIRE(WIFEXITED(status));
     CHECK(WEXITSTATUS(status) == 0);
+}
+
+}  // namespace
+
+TEST_CASE(
+    "a worker whose descriptors the supervisor cannot watch is never installed: the pool "
+    "breaks and every future ends",
+    "[process_pool][faults]") {
+    SECTION("workers from the fork server") {
+        run_in_child(coexec::start_method::fork_server);
+    }
+    SECTION("workers spawned by the pool itself, killed and reaped") {
+        run_in_child(coexec::start_method::spawn);
+    }
 }

@@ -8,7 +8,8 @@
 // Timestamps are CLOCK_MONOTONIC nanoseconds (steady_clock on Linux): the
 // same clock in every thread and every process of the machine, so a process
 // worker's timestamps need no translation. now() reads it through the TSC
-// where that is safe (lib/trace/clock.hpp): a third of clock_gettime's cost.
+// where the CPU allows (lib/trace/clock.hpp): a third of clock_gettime's
+// cost, within tens of ns of it, checked against it every millisecond.
 #pragma once
 
 #include <atomic>
