@@ -22,7 +22,10 @@
 //   fix; COEXEC_NO_SPAWN_WARNING=1 silences it, as does asking for spawn).
 // - fork: forked straight from this process (only for programs that have no
 //   other threads: a lock held by another thread at fork stays locked in the
-//   worker forever).
+//   worker forever). All workers are forked before the constructor returns,
+//   but replacements (after a death, or max_tasks_per_child) are forked by
+//   the pool's supervisor thread while the program runs: prefer fork_server
+//   where workers are replaced and the program has threads of its own.
 // - spawn: re-executes /proc/self/exe; libcoexec catches the worker before
 //   main runs (a static initializer), so static objects of other translation
 //   units may not be constructed yet in the worker. Safe from any state.
