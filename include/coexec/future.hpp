@@ -106,6 +106,11 @@ struct callback_node;
 /// Throws coexec::no_state for `member` (e.g. "future::get") used without a state.
 [[noreturn]] void throw_no_state(const char* member);
 
+/// The shared state of `f` (null if it has none): for the library's waits,
+/// which register continuations of their own (detail/multi_wait.hpp).
+template <class T>
+shared_state<T>* state_of(const future<T>& f) noexcept;
+
 }  // namespace detail
 
 template <class T>
@@ -272,6 +277,8 @@ class future {
     }
     template <class U, class F>
     friend void detail::add_signal_callback(const future<U>& f, F&& fn);
+    template <class U>
+    friend detail::shared_state<U>* detail::state_of(const future<U>& f) noexcept;
 
     detail::shared_state<T>* m_state = nullptr;
 };
@@ -315,6 +322,11 @@ struct callback_node final : continuation, work_item {
 template <class T, class F>
 void add_signal_callback(const future<T>& f, F&& fn) {
     f.template register_callback<false>(std::forward<F>(fn));
+}
+
+template <class T>
+shared_state<T>* state_of(const future<T>& f) noexcept {
+    return f.m_state;
 }
 
 }  // namespace detail

@@ -2,6 +2,7 @@
 
 #include <future>
 #include <map>
+#include <memory>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -9,6 +10,7 @@
 #include "coexec/as_completed.hpp"
 #include "coexec/promise.hpp"
 #include "coexec/sync_wait.hpp"
+#include "coexec/task.hpp"
 #include "coexec/thread_pool.hpp"
 #include "coexec/wait.hpp"
 #include "coexec/when_all.hpp"
@@ -290,4 +292,50 @@ TEST_CASE("when_any copies the futures at the call so the range may go away befo
     auto [index, f] = coexec::sync_wait(std::move(t));
     CHECK(index == 0);
     CHECK(f.get() == 3);
+}
+
+TEST_CASE("when_all over 20k children registers while they finish on other workers",
+          "[when_all][when_any]") {
+    // The wait's nodes (one array per wait) are registered on states that
+    // two workers complete at the same time; every value arrives in order.
+    coexec::thread_pool pool{{.max_workers = 2}};
+    for (int round = 0; round < 5; ++round) {
+        auto sum = pool.submit([&pool]() -> coexec::task<long> {
+            std::vector<future<int>> children;
+            for (int i = 0; i < 20'000; ++i)
+                children.push_back(pool.submit([i] { return i; }));
+            auto values = co_await coexec::when_all(children);
+            long s = 0;
+            for (std::size_t i = 0; i < values.size(); ++i)
+                s += values[i] == static_cast<int>(i) ? values[i] : -1'000'000;
+            co_return s;
+        });
+        CHECK(sum.get_for(60s) == 20'000L * 19'999 / 2);
+    }
+}
+
+TEST_CASE("futures that finish after when_any resumed, and after its futures are gone, are safe",
+          "[when_any]") {
+    // when_any resumes at the first; the other 999 complete later, after the
+    // coroutine, its copies of the futures and the caller's vector are gone:
+    // their nodes must still be there when they fire (ASan checks it), and
+    // the wait must be freed once the last has fired (LeakSanitizer).
+    auto ps = std::make_unique<std::vector<promise<int>>>(1000);
+    {
+        std::vector<future<int>> fs;
+        for (auto& p : *ps)
+            fs.push_back(p.get_future());
+        std::thread first([&] { (*ps)[500].set_value(5); });
+        auto [index, f] = coexec::sync_wait(coexec::when_any(fs));
+        first.join();
+        CHECK(index == 500);
+        CHECK(f.get() == 5);
+    }
+    std::thread a([&] {
+        for (std::size_t i = 0; i < 500; ++i)
+            (*ps)[i].set_value(static_cast<int>(i));
+    });
+    ps->resize(501);  // the destroyed promises break theirs: those nodes fire too
+    a.join();
+    ps.reset();
 }

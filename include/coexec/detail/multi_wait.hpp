@@ -8,6 +8,7 @@
 #include <atomic>
 #include <coroutine>
 #include <cstddef>
+#include <memory>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -19,6 +20,21 @@ namespace coexec::detail {
 
 enum class wait_mode { any, all, all_or_failure };
 
+class multi_wait_block;
+
+/// One future's place in a wait: a continuation of its state, made in one
+/// array for the whole wait (one allocation, not one per future: a
+/// when_all over 100k children spent a quarter of its time in malloc). It
+/// holds no reference to the state: it runs inside the state's completion,
+/// and a state is only destroyed uncompleted if nobody can complete it.
+struct wait_node : continuation {
+    multi_wait_block* block = nullptr;
+    const shared_state_base* state = nullptr;
+    std::size_t index = 0;
+
+    static void fire(continuation* c) noexcept;
+};
+
 /// The part of a wait the completion callbacks share; it outlives the
 /// awaitable if callbacks arrive after the coroutine has resumed.
 class multi_wait_block {
@@ -26,6 +42,23 @@ class multi_wait_block {
     static constexpr std::size_t npos = static_cast<std::size_t>(-1);
 
     explicit multi_wait_block(wait_mode mode) noexcept : m_mode(mode) {}
+
+    /// Room for `count` nodes (before any is registered). Throws bad_alloc.
+    void make_nodes(std::size_t count) { m_nodes.reset(new wait_node[count]); }
+
+    /// Registers node `index` on `state`; false if the state is done already
+    /// (nothing registered).
+    bool register_node(std::size_t index, shared_state_base& state) noexcept {
+        wait_node& n = m_nodes[index];
+        n.fn = &wait_node::fire;
+        n.block = this;
+        n.state = &state;
+        n.index = index;
+        add_ref();
+        if (state.add_continuation(&n)) return true;
+        m_refs.fetch_sub(1, std::memory_order_relaxed);  // the awaitable still holds one
+        return false;
+    }
 
     /// Future `index` finished (`ok`: with a value).
     void on_done(std::size_t index, bool ok) noexcept {
@@ -66,6 +99,7 @@ class multi_wait_block {
     bool open_gate() noexcept { return m_gates.fetch_sub(1, std::memory_order_acq_rel) == 1; }
 
   private:
+    std::unique_ptr<wait_node[]> m_nodes;
     std::atomic<int> m_refs{1};  // the awaitable + one per pending callback
     wait_mode m_mode;
     std::atomic<std::size_t> m_remaining{0};
@@ -74,6 +108,13 @@ class multi_wait_block {
     std::atomic<int> m_gates{2};
     resume_item m_item;
 };
+
+inline void wait_node::fire(continuation* c) noexcept {
+    auto* n = static_cast<wait_node*>(c);
+    multi_wait_block* b = n->block;  // release() may free the node with the block
+    b->on_done(n->index, n->state->load_status() == status::has_value);
+    b->release();
+}
 
 /// Awaitable over `Futures` (a std::vector<future<R>> or a std::tuple of
 /// futures, which must outlive the co_await): resumes when the condition of
@@ -95,18 +136,15 @@ class multi_wait {
 
     bool await_suspend(std::coroutine_handle<> h) {
         multi_wait_block* b = m_block;
+        b->make_nodes(size());  // may throw: before anything is registered
         b->start(h, size());
         for_each_future([b](std::size_t i, const auto& f) {
             if (b->triggered()) return;
-            if (f.done()) {  // fast path: no callback node
+            if (f.done()) {  // fast path (and no_state for a future without one)
                 b->on_done(i, f.has_value());
                 return;
             }
-            b->add_ref();
-            add_signal_callback(f, [b, i](const auto& done) {
-                b->on_done(i, done.has_value());
-                b->release();
-            });
+            if (!b->register_node(i, *state_of(f))) b->on_done(i, f.has_value());
         });
         return !b->open_gate();  // if we opened the last gate, do not suspend at all
     }
