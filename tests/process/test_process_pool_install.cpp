@@ -34,9 +34,12 @@ int square(int x) {
 bool fail_epoll_add_from_now_on() {
     scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
     if (ctx == nullptr) return false;
-    bool ok = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSPC), SCMP_SYS(epoll_ctl), 1,
-                               SCMP_A1(SCMP_CMP_EQ, EPOLL_CTL_ADD)) == 0 &&
-              seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1) == 0 && seccomp_load(ctx) == 0;
+    // Argument 1 (op) == EPOLL_CTL_ADD; spelled out, as SCMP_A1 is a C
+    // compound literal that ISO C++ lacks.
+    const scmp_arg_cmp op_is_add{1, SCMP_CMP_EQ, EPOLL_CTL_ADD, 0};
+    bool ok =
+        seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSPC), SCMP_SYS(epoll_ctl), 1, op_is_add) == 0 &&
+        seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1) == 0 && seccomp_load(ctx) == 0;
     seccomp_release(ctx);
     return ok;
 }
