@@ -26,6 +26,13 @@ std::int64_t ns(clock::time_point t) {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
 }
 
+// Now, read as `dispatched` was (clock_gettime, not now(), which may be a
+// few ns off: clock.hpp), and never before it: [dispatched, this] is never
+// an empty interval.
+std::int64_t now_after(clock::time_point dispatched) {
+    return std::max(ns(dispatched), monotonic_now());
+}
+
 void describe_worker(const executor_track* pool, std::size_t slot, pid_t pid) {
     const std::string pool_name = pool != nullptr ? pool->text() : std::string("process_pool");
     record r;
@@ -102,11 +109,9 @@ void worker_span(std::span<const std::byte> bytes, const task_ticket& t,
     wire_span s;
     std::memcpy(&s, bytes.data(), sizeof s);  // read the shared bytes once
     if (s.magic != wire_magic || s.what != wire_task) return;
-    // Only inside [dispatch, now], whatever the worker wrote. Both ends are
-    // read with clock_gettime, as `dispatched` was, so the interval is never
-    // empty (now() may be a few ns off: clock.hpp).
+    // Only inside [dispatch, now], whatever the worker wrote.
     const std::int64_t lo = ns(dispatched);
-    const std::int64_t hi = std::max(lo, monotonic_now());
+    const std::int64_t hi = now_after(dispatched);
     const std::int64_t begin = std::clamp(s.begin, lo, hi);
     const std::int64_t end = std::clamp(s.end, begin, hi);
     task_span(pid, t, begin, end, 0);
@@ -117,8 +122,7 @@ void worker_died(pid_t pid, const task_ticket* t, clock::time_point dispatched, 
     if (!on()) return;
     try {
         if (t != nullptr)
-            task_span(pid, *t, ns(dispatched), std::max(ns(dispatched), monotonic_now()),
-                      task_flag::died);
+            task_span(pid, *t, ns(dispatched), now_after(dispatched), task_flag::died);
         if (!expected || t != nullptr) {
             instant(pid, "worker died", death_reason(signal, exit_code),
                     t != nullptr ? t->name : 0);
@@ -130,8 +134,7 @@ void worker_died(pid_t pid, const task_ticket* t, clock::time_point dispatched, 
 void deadline_kill(pid_t pid, const task_ticket& t, clock::time_point dispatched) noexcept {
     if (!on()) return;
     try {
-        task_span(pid, t, ns(dispatched), std::max(ns(dispatched), monotonic_now()),
-                  task_flag::killed);
+        task_span(pid, t, ns(dispatched), now_after(dispatched), task_flag::killed);
         instant(pid, "deadline kill", "the task ran past its deadline: SIGTERM, then SIGKILL",
                 t.name);
     } catch (...) {
