@@ -14,6 +14,6 @@ apt-get install -y -qq --no-install-recommends \
     g++ make cmake ninja-build pkg-config ca-certificates \
     liburing-dev libseccomp-dev libasio-dev libcereal-dev catch2 libbenchmark-dev \
     libzstd-dev zlib1g-dev libopenmpi-dev openmpi-bin \
-    python3 python3-mpi4py iproute2 wrk clang-16 clang-format-16 libfuzzer-16-dev \
+    python3 python3-mpi4py iproute2 wrk clang-16 clang-format-16 libfuzzer-16-dev libclang-rt-16-dev \
     libboost1.81-dev libboost-url1.81-dev libcli11-dev >/dev/null
 echo "install-deps: done"
