@@ -85,6 +85,9 @@ struct thread_pool_core::worker {
     std::chrono::steady_clock::time_point awake_since{};
     std::thread thread;
     job_counters counters;  // the jobs this worker took and finished
+    // Lent to the worker's thread as its first_run_here() (detail/job.hpp):
+    // written by the owner twice per coroutine job, read by may_exit.
+    alignas(64) first_run_slot first_run{nullptr};
 };
 
 struct thread_pool_core::shared {
@@ -334,14 +337,26 @@ work_item* thread_pool_core::find_work(worker& self) noexcept {
 }
 
 bool thread_pool_core::may_exit() const noexcept {
-    return m_shutdown.load(std::memory_order_acquire) &&
-           m_coroutines.load(std::memory_order_acquire) == 0 &&
-           m_shared->inbox.empty(std::memory_order_acquire);
+    if (!m_shutdown.load(std::memory_order_acquire) ||
+        m_coroutines.load(std::memory_order_acquire) != 0 ||
+        !m_shared->inbox.empty(std::memory_order_acquire)) {
+        return false;
+    }
+    // A coroutine job is counted only after its first run suspends (see
+    // detail/job.hpp): one a worker started and another resumed may be in
+    // flight uncounted, its ops even on this worker's ring. Its starter is
+    // still in that first run; the record is cleared after the count, so
+    // reading the count again after the records catches a count just made.
+    for (const auto& w : m_shared->workers) {
+        if (w->first_run.load(std::memory_order_acquire) != nullptr) return false;
+    }
+    return m_coroutines.load(std::memory_order_acquire) == 0;
 }
 
 void thread_pool_core::worker_main(std::size_t index) noexcept {
     worker& self = *m_shared->workers[index];
     t_worker = &self;
+    t_lent_first_run = &self.first_run;  // the worker outlives the thread
     exchange_current_resumer(this);
     const thread_pool_options& options = m_shared->options;
     std::string name = options.thread_name_prefix + "-" + std::to_string(index);
@@ -499,6 +514,7 @@ void thread_pool_core::worker_main(std::size_t index) noexcept {
     self.reactor.reset();
     exchange_current_resumer(nullptr);
     t_worker = nullptr;
+    t_lent_first_run = nullptr;
     // The last worker out closes the inbox and runs what reached it after
     // the others left: with shutdown(wait = false) nobody else would.
     if (m_alive.fetch_sub(1, std::memory_order_acq_rel) == 1) run_leftovers();
@@ -513,8 +529,8 @@ void thread_pool_core::run_leftovers() noexcept {
     }
 }
 
-void thread_pool_core::on_coroutine_finished() noexcept {
-    if (m_coroutines.fetch_sub(1, std::memory_order_acq_rel) == 1 &&
+void thread_pool_core::on_coroutine_count(std::int64_t delta) noexcept {
+    if (m_coroutines.fetch_add(delta, std::memory_order_acq_rel) + delta == 0 &&
         m_shutdown.load(std::memory_order_acquire)) {
         wake_all();
     }

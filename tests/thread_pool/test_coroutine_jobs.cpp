@@ -193,3 +193,95 @@ TEST_CASE("shutdown with cancel_futures stops a suspended coroutine job that tak
     resumer.join();
     CHECK(f.get_for(30s));
 }
+
+// A coroutine job is counted as in flight only once its first run suspends
+// (detail/job.hpp), and its end may be counted before that start, by the
+// worker that resumed it. Whatever the order, shutdown(wait) returns only
+// after every job has ended, and does return.
+TEST_CASE("shutdown waits for coroutine jobs that end in their first run, after a hop, or later",
+          "[thread_pool][coroutine][concurrency]") {
+    for (int round = 0; round < 8; ++round) {
+        thread_pool pool{{.max_workers = 2}};
+        constexpr int per_kind = 1500;
+        std::vector<coexec::promise<int>> gates(per_kind);
+        std::vector<coexec::future<int>> futures;
+        futures.reserve(4 * per_kind);
+        for (int i = 0; i < per_kind; ++i) {
+            futures.push_back(pool.submit([]() -> task<int> { co_return 1; }));
+            // Posted to the starting worker's queue: the other one may steal
+            // it and end the job before its starter has counted it.
+            futures.push_back(pool.submit([&pool]() -> task<int> {
+                co_await pool.schedule();
+                co_return 1;
+            }));
+            futures.push_back(pool.submit([]() -> task<int> {
+                co_await io::sleep_for(1ms);
+                co_return 1;
+            }));
+            futures.push_back(pool.submit(
+                [g = gates[static_cast<std::size_t>(i)].get_future()]() mutable -> task<int> {
+                    co_return co_await std::move(g);
+                }));
+        }
+        std::thread opener([&] {
+            std::this_thread::sleep_for(2ms);  // most of them wait by then, shutdown too
+            for (auto& g : gates)
+                g.set_value(1);
+        });
+        pool.shutdown(true);
+        int done = 0, sum = 0;
+        for (auto& f : futures)
+            done += f.done() ? 1 : 0;
+        opener.join();
+        for (auto& f : futures)
+            sum += f.get();
+        REQUIRE(done == 4 * per_kind);
+        REQUIRE(sum == 4 * per_kind);
+        CHECK(pool.stats().completed == 4u * per_kind);
+    }
+}
+
+namespace {
+
+/// Hands the coroutine to `inner` (which queues it), then keeps the
+/// starting thread inside the first run for a while: the window in which
+/// another worker may resume the job before its starter has counted it.
+template <class Inner>
+struct stall_after_suspend {
+    Inner inner;
+    std::chrono::milliseconds stall;
+    bool await_ready() { return inner.await_ready(); }
+    void await_suspend(std::coroutine_handle<> h) {
+        const auto how_long = stall;  // the frame, this awaiter with it, may be gone next
+        inner.await_suspend(h);
+        std::this_thread::sleep_for(how_long);
+    }
+    void await_resume() { inner.await_resume(); }
+};
+
+}  // namespace
+
+TEST_CASE("a worker does not exit, closing its ring, while another is in a job's first run",
+          "[thread_pool][coroutine][concurrency]") {
+    // The job hops (its resumption queued on its starter's queue), the other
+    // worker steals it and starts a timer on its own ring, and runs out of
+    // work with shutdown requested while the starter is still stalled in the
+    // first run: the job is in flight, not yet counted. The timer must run
+    // to its end, not be cancelled by a worker leaving.
+    int stolen = 0;
+    for (int attempt = 0; attempt < 6 && stolen < 2; ++attempt) {
+        thread_pool pool{{.max_workers = 2}};
+        std::atomic<bool> other_thread{false};
+        auto f = pool.submit([&]() -> task<int> {
+            const auto starter = std::this_thread::get_id();
+            co_await stall_after_suspend<decltype(pool.schedule())>{pool.schedule(), 60ms};
+            other_thread = std::this_thread::get_id() != starter;
+            co_await io::sleep_for(5ms);
+            co_return 7;
+        });
+        pool.shutdown(true);
+        CHECK(f.get() == 7);
+        stolen += other_thread ? 1 : 0;
+    }
+    CHECK(stolen > 0);  // else the window was never reached
+}

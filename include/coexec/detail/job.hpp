@@ -15,9 +15,21 @@
 //   job_counters& counters() noexcept;
 //   std::stop_token stop_token() const noexcept;  // the executor's stop, forwarded
 //                                                 // to jobs that take a token
-//   void coroutine_started() noexcept;  // a coroutine job starts: the host stays
+//   void coroutine_started() noexcept;  // a coroutine job suspended: the host stays
 //   void coroutine_ended() noexcept;    //   alive (and running) until it ends
 //   void job_ended() noexcept;          // after a job's state is released
+//
+// coroutine_started() is called only for a job whose first run suspends, after
+// that run returns: one that ends without suspending never left the thread
+// that runs it, which is inside the host's own loop (or handler) until it
+// returns, so it needs no count, and a pool of synchronous coroutine children
+// does not bounce one counter's cache line between its workers (two contended
+// atomics per child). So coroutine_ended() may come first, from the thread
+// that resumed and finished the job while its starter had not counted it yet:
+// hosts count with a signed (or wrapping) counter and treat the pair in either
+// order. The count may read low meanwhile, while the starter is still inside
+// the host; a host that acts on the count from another thread (thread_pool's
+// workers exiting at shutdown) also checks its threads' first_run_here().
 #pragma once
 
 #include <atomic>
@@ -128,11 +140,33 @@ struct detached_coro {
     };
 };
 
+/// The first run of a coroutine job, on its starter's stack: from the call
+/// that makes its frame to the first suspension. An end reached inside it
+/// clears `job`: the job never suspended and is not counted.
+struct first_run_record {
+    const void* job;
+};
+/// Where a thread keeps its innermost first run (null: none). Atomic so that
+/// a pool may read a worker's from another thread (thread_pool's exit test:
+/// a job between its first suspension and its count is in flight uncounted);
+/// its own thread reads it relaxed. A host may lend its threads a slot that
+/// outlives them (thread_pool keeps one per worker); else the thread's own.
+using first_run_slot = std::atomic<first_run_record*>;
+inline thread_local first_run_slot t_own_first_run{nullptr};
+inline thread_local first_run_slot* t_lent_first_run = nullptr;
+inline first_run_slot& first_run_here() noexcept {
+    return t_lent_first_run != nullptr ? *t_lent_first_run : t_own_first_run;
+}
+
 /// What a coroutine job adds to a job: it drives its task (task_driver) for
 /// a host whose type only the job runner's templates know.
 template <bool IsCoroutine, bool WantsToken>
 struct coroutine_part : task_driver {
     void* m_host = nullptr;
+    /// Its first run's record. An end matches it only if it is the thread's
+    /// innermost record and names this job: a job ending elsewhere, or one
+    /// that reuses the address of a job freed meanwhile, holds another record.
+    first_run_record* m_first_run = nullptr;
 };
 template <>
 struct coroutine_part<false, false> {};
@@ -251,7 +285,6 @@ class job
 
     template <class Host>
     void start_coroutine(Host& host) noexcept {
-        host.coroutine_started();
         this->m_host = &host;
         this->finish = &job::finish_coroutine<Host>;
         if constexpr (wants_token) {
@@ -259,6 +292,13 @@ class job
             if (executor_stop.stop_possible())
                 this->m_link.emplace(std::move(executor_stop), stop_forwarder{this});
         }
+        // Set before anything can publish the job (nested starts nest); a
+        // pool reading it elsewhere synchronizes through that publication.
+        first_run_slot& here = first_run_here();
+        first_run_record record{this};
+        this->m_first_run = &record;
+        first_run_record* const outer = here.load(std::memory_order_relaxed);
+        here.store(&record, std::memory_order_relaxed);
         std::coroutine_handle<typename call_type::promise_type> frame;
         try {
             frame = call().release();
@@ -267,10 +307,14 @@ class job
             host.counters().on_finished(status::has_exception);
             this->set_exception(std::current_exception());
             end_coroutine(host);
+            here.store(outer, std::memory_order_release);
             return;
         }
         frame.promise().set_driver(this);
         frame.resume();  // runs to its first suspension; if it ends, the job may be gone
+        if (record.job != nullptr) host.coroutine_started();  // in flight beyond this run
+        // After the count: a pool that sees the record gone also sees the count.
+        here.store(outer, std::memory_order_release);
     }
 
     /// The task's final suspension: take its outcome, destroy its frame (its
@@ -308,9 +352,14 @@ class job
     template <class Host>
     void end_coroutine(Host& host) noexcept {
         if constexpr (wants_token) this->m_link.reset();  // no stop callback may outlive the job
+        // Ending inside its first run: it was never counted (see start_coroutine).
+        first_run_record* const current = first_run_here().load(std::memory_order_relaxed);
+        const bool counted =
+            current == nullptr || current != this->m_first_run || current->job != this;
+        if (!counted) current->job = nullptr;
         this->release();
         host.job_ended();
-        host.coroutine_ended();
+        if (counted) host.coroutine_ended();
     }
 
     // An empty callable (a lambda without captures) or no arguments take no room.

@@ -62,10 +62,12 @@ class thread_pool_core final : public resumer {
     job_counters& counters() noexcept;
     /// Signalled by shutdown(cancel_futures = true) and by destruction.
     std::stop_token stop_token() const noexcept { return m_stop.get_token(); }
-    /// A coroutine job is in flight (suspended or running) from started to
-    /// ended: workers do not exit at shutdown before it ends.
-    void coroutine_started() noexcept { m_coroutines.fetch_add(1, std::memory_order_acq_rel); }
-    void coroutine_ended() noexcept { on_coroutine_finished(); }
+    /// A coroutine job suspended in its first run and is in flight until it
+    /// ends: workers do not exit at shutdown before it ends. The end may be
+    /// counted first (detail/job.hpp): the count is signed, and whichever
+    /// brings it back to zero after shutdown wakes the workers.
+    void coroutine_started() noexcept { on_coroutine_count(+1); }
+    void coroutine_ended() noexcept { on_coroutine_count(-1); }
     void job_ended() noexcept {}
 
     void shutdown(bool wait, bool cancel_futures);
@@ -85,7 +87,7 @@ class thread_pool_core final : public resumer {
     void pass_on_wake() noexcept;
     bool work_visible() const noexcept;
     bool may_exit() const noexcept;
-    void on_coroutine_finished() noexcept;
+    void on_coroutine_count(std::int64_t delta) noexcept;
     void run_leftovers() noexcept;
 
     std::size_t m_worker_count;

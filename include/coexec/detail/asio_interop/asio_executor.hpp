@@ -74,7 +74,9 @@ class asio_executor_core final
     std::stop_token stop_token() const noexcept { return m_stop.get_token(); }
     /// While coroutine jobs are in flight, one work guard keeps run() going
     /// (a suspended job's resumption is posted back here) and the core keeps
-    /// itself alive (a job may end after its executor was destroyed).
+    /// itself alive (a job may end after its executor was destroyed). The end
+    /// may be counted before the start (detail/job.hpp): the counter wraps
+    /// and comes back, and the starter's handler holds the core meanwhile.
     void coroutine_started() noexcept {
         std::lock_guard lock(m_lease_mutex);
         if (m_coroutines++ != 0) return;
