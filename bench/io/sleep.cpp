@@ -3,7 +3,9 @@
 // RSS is that side's alone (it includes the ~few MiB of the program itself).
 //
 //   coexec   thread_pool{2}: 100k submitted task<void> coroutines, each
-//            `co_await io::sleep_for(10ms)` (no thread held while asleep)
+//            `co_await io::sleep_for(10ms)` (no thread held while asleep),
+//            futures dropped, then shutdown(wait); also shown with every
+//            future kept and get() in turn
 //   asio     io_context run by 2 threads: 100k co_spawn'ed awaitable<void>
 //            coroutines, each awaiting a steady_timer
 //   python   ThreadPoolExecutor(max_workers=1000) with time.sleep(0.01): a
@@ -35,7 +37,21 @@ constexpr int tasks = 100'000;
 constexpr auto nap = 10ms;
 constexpr int python_workers = 1000;
 
+// The measured shape: futures dropped at once (as Asio's detached
+// co_spawn), so a job is freed when its coroutine ends; shutdown(wait)
+// returns once every coroutine job has ended.
 std::array<double, 4> coexec_side() {
+    coexec::thread_pool pool{{.max_workers = threads}};
+    auto t0 = clock::now();
+    for (int i = 0; i < tasks; ++i)
+        (void)pool.submit([]() -> coexec::task<void> { co_await coexec::io::sleep_for(nap); });
+    pool.shutdown(true);
+    auto t1 = clock::now();
+    return {coexec_bench::seconds_between(t0, t1), 0, 0, 0};
+}
+
+// Shown too: every future kept and get() in turn (each job lives to the end).
+std::array<double, 4> coexec_side_futures_kept() {
     coexec::thread_pool pool{{.max_workers = threads}};
     std::vector<coexec::future<void>> fs;
     fs.reserve(tasks);
@@ -74,6 +90,7 @@ int main() {
     // Baseline: the RSS of this program doing nothing, for reading the others.
     auto idle = coexec_bench_io::in_child([] { return std::array<double, 4>{}; });
     auto co = coexec_bench_io::in_child(coexec_side);
+    auto kept = coexec_bench_io::in_child(coexec_side_futures_kept);
     auto as = coexec_bench_io::in_child(asio_side);
     auto py = coexec_bench::run_python("../io/sleep_peer.py",
                                        "--tasks " + std::to_string(tasks) + " --workers " +
@@ -83,6 +100,8 @@ int main() {
                 static_cast<long long>(nap.count()), threads);
     std::printf("  %-40s %8.3f s  peak RSS %7.1f MiB\n", "coexec thread_pool + io::sleep_for",
                 co.figures[0], co.maxrss_mib);
+    std::printf("  %-40s %8.3f s  peak RSS %7.1f MiB\n", "  the same, every future kept",
+                kept.figures[0], kept.maxrss_mib);
     std::printf("  %-40s %8.3f s  peak RSS %7.1f MiB\n", "asio co_spawn + steady_timer",
                 as.figures[0], as.maxrss_mib);
     if (py) {
@@ -90,9 +109,9 @@ int main() {
                     (*py)["wall_s"], (*py)["maxrss_kib"] / 1024.0);
     }
     std::printf("  (the program idle: peak RSS %.1f MiB)\n", idle.maxrss_mib);
-    if (!co.ok || !as.ok) {
-        std::printf("NOTE|bench_io_sleep: a measured child failed (coexec %d, asio %d).\n", co.ok,
-                    as.ok);
+    if (!co.ok || !kept.ok || !as.ok) {
+        std::printf("NOTE|bench_io_sleep: a measured child failed (coexec %d / %d, asio %d).\n",
+                    co.ok, kept.ok, as.ok);
     }
 
     using coexec_bench::better;
@@ -110,7 +129,8 @@ int main() {
                              (*py)["maxrss_kib"] / 1024.0, better::lower);
     }
     coexec_bench::note(
-        "100k sleeps: coexec and Asio on 2 threads, each side in its own forked child (peak RSS "
+        "100k sleeps: coexec and Asio on 2 threads, futures dropped (Asio: detached), each side "
+        "in its own forked child (peak RSS "
         "is that child's, program included: " +
         std::to_string(static_cast<int>(idle.maxrss_mib + 0.5)) +
         " MiB idle); Python holds a thread per sleep, 1000 threads; coexec on the " +
