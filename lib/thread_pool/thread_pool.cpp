@@ -133,6 +133,35 @@ bool leave_idle(thread_pool_core::worker& self, std::atomic<int>& idle) noexcept
 void set_queued(thread_pool_core::worker& w) noexcept {
     w.queued.store(static_cast<std::uint32_t>(w.queue.size()), std::memory_order_relaxed);
 }
+
+// A worker's queue is a std::deque, which allocates a block every 64 items;
+// the inbox is intrusive and never allocates. So an item the queue cannot
+// take (out of memory) goes to the inbox: a worker short of memory neither
+// loses work nor terminates inside a noexcept path.
+
+/// Appends the chain `first` (linked through `next`) to `w`'s queue, under
+/// `w.lock`. Returns the part that found no room (null: all of it queued).
+work_item* append_to_queue(thread_pool_core::worker& w, work_item* first) noexcept {
+    for (; first != nullptr; first = first->next) {
+        try {
+            w.queue.push_back(first);
+        } catch (...) {
+            break;
+        }
+    }
+    set_queued(w);
+    return first;
+}
+
+/// Queues on the inbox what append_to_queue could not (not under a lock);
+/// once the inbox is closed (the workers are gone), runs it here.
+void spill_to_inbox(inbox_stack& inbox, work_item* first) noexcept {
+    while (first != nullptr) {
+        work_item* next = first->next;
+        if (!inbox.try_push(first)) first->run(first);
+        first = next;
+    }
+}
 }  // namespace
 
 void set_pool_test_hook(pool_hook h) noexcept {
@@ -194,12 +223,14 @@ void thread_pool_core::submit_job(work_item* job) {
 }
 
 void thread_pool_core::post(work_item* item) noexcept {
+    bool queued = false;
     if (on_worker_thread() && t_worker->lock.try_lock()) {
         worker& self = *t_worker;
-        self.queue.push_back(item);
-        set_queued(self);
+        item->next = nullptr;
+        queued = append_to_queue(self, item) == nullptr;
         self.lock.unlock();
-    } else {
+    }
+    if (!queued) {
         // From outside, or a thief holds our queue's lock: the shared inbox.
         // Waiting for the thief instead makes a worker that produces many
         // items (a fan-out) fight an idle thief for its lock once per item,
@@ -299,10 +330,9 @@ work_item* thread_pool_core::find_work(worker& self) noexcept {
         work_item* rest = batch->next;
         if (rest != nullptr) {
             self.lock.lock();
-            for (; rest != nullptr; rest = rest->next)
-                self.queue.push_back(rest);
-            set_queued(self);
+            rest = append_to_queue(self, rest);
             self.lock.unlock();
+            spill_to_inbox(m_shared->inbox, rest);
             if (m_shared->idle.load(std::memory_order_relaxed) > 0) wake_one();
         }
         return batch;
@@ -317,19 +347,24 @@ work_item* thread_pool_core::find_work(worker& self) noexcept {
             victim.lock.unlock();
             continue;
         }
-        std::size_t take = (n + 1) / 2;
-        std::vector<work_item*> stolen(victim.queue.end() - static_cast<std::ptrdiff_t>(take),
-                                       victim.queue.end());
-        victim.queue.erase(victim.queue.end() - static_cast<std::ptrdiff_t>(take),
-                           victim.queue.end());
+        // The back half, chained through `next` (queued items do not use
+        // it): no allocation while the victim waits, and none to hand it on.
+        const auto from = victim.queue.end() - static_cast<std::ptrdiff_t>((n + 1) / 2);
+        work_item* first = *from;
+        work_item* last = first;
+        for (auto it = from + 1; it != victim.queue.end(); ++it) {
+            last->next = *it;
+            last = *it;
+        }
+        last->next = nullptr;
+        victim.queue.erase(from, victim.queue.end());  // at the end: frees, never allocates
         set_queued(victim);
         victim.lock.unlock();
-        work_item* first = stolen.front();
-        if (stolen.size() > 1) {
+        if (work_item* rest = first->next) {
             self.lock.lock();
-            self.queue.insert(self.queue.end(), stolen.begin() + 1, stolen.end());
-            set_queued(self);
+            rest = append_to_queue(self, rest);
             self.lock.unlock();
+            spill_to_inbox(m_shared->inbox, rest);
         }
         return first;
     }
@@ -408,10 +443,9 @@ void thread_pool_core::worker_main(std::size_t index) noexcept {
             return true;
         }
         self.lock.lock();
-        for (work_item* it = first; it != nullptr; it = it->next)
-            self.queue.push_back(it);
-        set_queued(self);
+        work_item* rest = append_to_queue(self, first);
         self.lock.unlock();
+        spill_to_inbox(m_shared->inbox, rest);
         // As in post: pairs with the sleeper's fence (no lost wake-up).
         std::atomic_thread_fence(std::memory_order_seq_cst);
         if (m_shared->idle.load(std::memory_order_relaxed) > 0 &&
@@ -540,25 +574,31 @@ void thread_pool_core::shutdown(bool wait, bool cancel_futures) {
     m_shutdown.store(true, std::memory_order_seq_cst);
     if (cancel_futures) {
         m_stop.request_stop();
-        std::vector<work_item*> drained;
-        for (work_item* it = take_inbox(m_shared->inbox); it != nullptr;) {
-            work_item* next = it->next;
-            drained.push_back(it);
-            it = next;
-        }
+        // Chained through `next`, allocating nothing (shutdown runs in the
+        // destructor too): the inbox's items, then every worker's queue.
+        work_item* drained = take_inbox(m_shared->inbox);
+        work_item** tail = &drained;
+        while (*tail != nullptr)
+            tail = &(*tail)->next;
         for (auto& w : m_shared->workers) {
             w->lock.lock();
-            drained.insert(drained.end(), w->queue.begin(), w->queue.end());
+            for (work_item* it : w->queue) {
+                *tail = it;
+                tail = &it->next;
+            }
+            *tail = nullptr;
             w->queue.clear();
             set_queued(*w);
             w->lock.unlock();
         }
-        for (work_item* it : drained) {
-            if (it->discard != nullptr) {
-                it->discard(it, nullptr);
-            } else if (!m_shared->inbox.try_push(it)) {
-                it->run(it);  // a coroutine resumption: it must still run
+        while (drained != nullptr) {
+            work_item* next = drained->next;
+            if (drained->discard != nullptr) {
+                drained->discard(drained, nullptr);
+            } else if (!m_shared->inbox.try_push(drained)) {
+                drained->run(drained);  // a coroutine resumption: it must still run
             }
+            drained = next;
         }
     }
     wake_all();
