@@ -70,8 +70,30 @@ struct no_default {
 
 enum class color : std::uint8_t { red, green, blue };
 
-struct not_serializable {
-    std::string text;  // not trivially copyable, and no serialize()
+// A class with constructors and private fields, no serialize().
+class not_serializable {
+  public:
+    explicit not_serializable(std::string t) : text(std::move(t)) {}
+
+  private:
+    std::string text;
+};
+
+// A plain struct of fields that are not trivially copyable: field by field.
+struct order {
+    std::string id;
+    std::vector<double> prices;
+    std::optional<point> where;
+    std::unordered_map<std::string, int> tags;
+    bool urgent = false;
+    friend bool operator==(const order&, const order&) = default;
+};
+
+// A field whose own layout is not standard (std::map, std::set, std::list,
+// std::tuple in libstdc++) makes the struct look like one with base classes,
+// which coexec does not take apart: it needs a serialize().
+struct with_map_field {
+    std::map<int, int> m;
 };
 
 // A stateful function object with serialize() is a serializable value.
@@ -120,6 +142,10 @@ static_assert(coexec::serializable<std::chrono::system_clock::time_point>);
 static_assert(coexec::serializable<coexec::shared_buffer>);
 static_assert(coexec::serializable<std::vector<coexec::shared_buffer>>);
 static_assert(coexec::serializable<multiply_by>);
+static_assert(coexec::serializable<order>);
+static_assert(coexec::serializable<std::vector<order>>);
+static_assert(!cd::bitwise_serializable<order>);
+static_assert(!coexec::serializable<with_map_field>);
 static_assert(!coexec::serializable<int*>);
 static_assert(!coexec::serializable<const char*>);
 static_assert(!coexec::serializable<int point::*>);
@@ -235,6 +261,22 @@ TEST_CASE("a user type with serialize round-trips", "[codec]") {
     CHECK(round_trip<person>(alice) == alice);
     std::vector<person> people{alice, person{"bob", {}, std::nullopt}};
     CHECK(round_trip<std::vector<person>>(people) == people);
+}
+
+TEST_CASE("a plain struct of strings and containers round-trips field by field", "[codec]") {
+    order o{"A-17", {1.5, 2.25}, point{3, 4.5}, {{"rush", 1}, {"gift", 0}}, true};
+    CHECK(round_trip<order>(o) == o);
+    std::vector<order> many{o, order{}, order{"B", {}, std::nullopt, {}, false}};
+    CHECK(round_trip<std::vector<order>>(many) == many);
+    // Each field is checked as it would be alone: a bool byte of 2 is refused.
+    std::vector<std::byte> bytes;
+    std::vector<int> fds;
+    cd::byte_writer w(bytes, &fds);
+    cd::encode(w, order{"x", {}, std::nullopt, {}, true});
+    REQUIRE(bytes.back() == std::byte{1});  // `urgent`, the last field
+    bytes.back() = std::byte{2};
+    cd::byte_reader r(bytes, fds);
+    CHECK_THROWS_AS(cd::decode<order>(r), coexec::serialization_error);
 }
 
 TEST_CASE("a user serialize is respected even for a trivially copyable type", "[codec]") {

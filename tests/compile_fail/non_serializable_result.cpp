@@ -3,13 +3,18 @@
 #include <coexec/detail/codec/remote_call.hpp>
 
 #include <string>
+#include <utility>
 
-struct report {
-    std::string text;  // not trivially copyable, and no serialize()
+class report {  // private fields, a constructor, and no serialize()
+  public:
+    explicit report(std::string t) : text(std::move(t)) {}
+
+  private:
+    std::string text;
 };
 
 report make_report(int n) {
-    return {std::to_string(n)};
+    return report(std::to_string(n));
 }
 
 int main() {

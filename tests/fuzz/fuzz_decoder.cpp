@@ -111,6 +111,15 @@ struct person {
     }
 };
 
+// A plain struct that is not trivially copyable: field by field, no serialize().
+struct order {
+    std::string id;
+    std::vector<record> lines;
+    std::optional<person> buyer;
+    std::vector<std::optional<bool>> notes;
+    bool urgent;
+};
+
 using time_point = std::chrono::system_clock::time_point;
 
 // The types byte 0 chooses from. Append only: the corpus refers to them by index.
@@ -129,7 +138,7 @@ using value_types = cd::type_list<
     nested, std::vector<point>, std::vector<record>, person, std::vector<person>,
     coexec::shared_buffer, std::vector<coexec::shared_buffer>, std::optional<coexec::shared_buffer>,
     std::queue<int>, std::stack<std::string>, std::priority_queue<int>, std::vector<std::byte>,
-    std::vector<std::optional<bool>>>;
+    std::vector<std::optional<bool>>, order, std::vector<order>>;
 
 template <class List>
 struct list_size;

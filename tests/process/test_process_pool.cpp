@@ -9,6 +9,7 @@
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -58,7 +59,30 @@ coexec::shared_buffer make_buffer(std::size_t n) {
     return b;
 }
 
+// A plain struct of strings and containers: no serialize() needed.
+struct order {
+    std::string id;
+    std::vector<int> quantities;
+    std::optional<double> discount;
+};
+order total_order(order o) {
+    int sum = 0;
+    for (int q : o.quantities)
+        sum += q;
+    o.id += "-total";
+    o.quantities = {sum};
+    return o;
+}
+
 }  // namespace
+
+TEST_CASE("plain structs of strings and containers cross to a worker and back", "[process_pool]") {
+    process_pool pool{{.max_workers = 1}};
+    order back = pool.submit(total_order, order{"A7", {1, 2, 3}, 0.5}).get();
+    CHECK(back.id == "A7-total");
+    CHECK(back.quantities == std::vector<int>{6});
+    CHECK(back.discount == 0.5);
+}
 
 TEST_CASE("process_pool runs function pointers and captureless lambdas in other processes",
           "[process_pool]") {

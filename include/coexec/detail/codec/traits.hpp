@@ -50,11 +50,10 @@ inline constexpr bool is_std_function = false;
 template <class T>
 inline constexpr bool is_std_function<std::function<T>> = true;
 
-// A trivially copyable class coexec would take apart field by field.
+// A plain struct coexec would take apart field by field.
 template <class T>
 concept inspectable_struct =
-    std::is_class_v<T> && std::is_trivially_copyable_v<T> && !looks_like_closure<T> &&
-    !cereal_knows<T> && decomposable_aggregate<T>;
+    std::is_class_v<T> && !looks_like_closure<T> && !cereal_knows<T> && decomposable_aggregate<T>;
 
 template <class T>
 struct culprit {
@@ -100,13 +99,13 @@ consteval unserializable why_unserializable() {
         return unserializable::unfixed_enum;
     } else if constexpr (std::is_union_v<T>) {
         return unserializable::union_type;
-    } else if constexpr (!std::is_class_v<T> || !std::is_trivially_copyable_v<T> ||
-                         cereal_knows<T>) {
+    } else if constexpr (!std::is_class_v<T> || cereal_knows<T>) {
         return unserializable::no_serialization;
     } else if constexpr (looks_like_closure<T>) {
         return unserializable::closure;
     } else if constexpr (!std::is_aggregate_v<T>) {
-        return unserializable::opaque_class;
+        return std::is_trivially_copyable_v<T> ? unserializable::opaque_class
+                                               : unserializable::no_serialization;
     } else if constexpr (!std::is_standard_layout_v<T>) {
         return unserializable::not_standard_layout;
     } else if constexpr (aggregate_field_count<T> > max_aggregate_fields) {
@@ -166,9 +165,10 @@ consteval unserializable why_unserializable() {
                       "serialize(Ar&)`");                                                        \
     } else if constexpr (why == unserializable::not_standard_layout) {                           \
         static_assert(always_false<Whole>, CONTEXT                                               \
-                      " is not serializable: a struct with base classes (or fields of "          \
-                      "mixed access) is not taken apart automatically: give it "                 \
-                      "`template <class Ar> void serialize(Ar&)`");                              \
+                      " is not serializable: a struct that is not standard-layout (base "        \
+                      "classes, or a field whose own layout is not standard, such as "           \
+                      "std::map, std::set, std::list or std::tuple) is not taken apart "         \
+                      "automatically: give it `template <class Ar> void serialize(Ar&)`");       \
     } else {                                                                                     \
         static_assert(always_false<Whole>, CONTEXT                                               \
                       " is not serializable: give it `template <class Ar> void "                 \

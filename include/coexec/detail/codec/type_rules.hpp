@@ -24,7 +24,9 @@
 // for the parent's safety, since a worker writes the bytes):
 // - an aggregate (a plain struct: public fields, no constructors) is taken
 //   apart into its fields (fields.hpp) and sent field by field, or as one
-//   block of bytes when every field may be bit-copied;
+//   block of bytes when every field may be bit-copied (an aggregate that is
+//   not trivially copyable, with std::string or container fields, is always
+//   sent field by field);
 // - an empty class has no bits to check and is copied;
 // - any other trivially copyable class (constructors, private fields) hides
 //   its invariants from coexec and is NOT serializable without a serialize():
@@ -108,15 +110,16 @@ inline constexpr bool all_in_list_serializable = false;
 template <class... Ts>
 inline constexpr bool all_in_list_serializable<type_list<Ts...>> = all_serializable<Ts...>;
 
-/// Trivially copyable class types nobody wrote serialization for, that coexec
-/// encodes itself: empty classes, and plain structs whose fields are all
-/// serializable (see the decision above). Unions are not: which member is
-/// active is unknown.
+/// Class types nobody wrote serialization for, that coexec encodes itself:
+/// trivially copyable empty classes, and plain structs (aggregates) whose
+/// fields are all serializable, trivially copyable or not (a struct of a
+/// std::string and a std::vector is decoded field by field, each field
+/// checked as it would be alone; see the decision above). Unions are not:
+/// which member is active is unknown.
 template <class T>
-concept field_by_field =
-    std::is_class_v<T> && std::is_trivially_copyable_v<T> && !looks_like_closure<T> &&
-    !cereal_knows<T> &&
-    (std::is_empty_v<T> || (decomposable_aggregate<T> && all_in_list_serializable<field_types<T>>));
+concept field_by_field = std::is_class_v<T> && !looks_like_closure<T> && !cereal_knows<T> &&
+                         ((std::is_empty_v<T> && std::is_trivially_copyable_v<T>) ||
+                          (decomposable_aggregate<T> && all_in_list_serializable<field_types<T>>));
 
 // A union only with its own serialize() (which member is active is unknown);
 // an enum only with a fixed underlying type (else not every value is valid).
