@@ -115,7 +115,8 @@ struct person {
 struct order {
     std::string id;
     std::vector<record> lines;
-    std::optional<person> buyer;
+    std::optional<point> where;
+    std::vector<person> buyers;
     std::vector<std::optional<bool>> notes;
     bool urgent;
 };
@@ -456,6 +457,13 @@ T make(int seed) {
     } else if constexpr (std::is_same_v<T, person>) {
         return person{make<std::string>(seed + 3), make<std::vector<int>>(seed),
                       make<std::optional<point>>(seed), make<std::map<std::string, bool>>(seed)};
+    } else if constexpr (std::is_same_v<T, order>) {
+        return order{make<std::string>(seed),
+                     make<std::vector<record>>(seed + 1),
+                     make<std::optional<point>>(seed + 2),
+                     make<std::vector<person>>(seed + 3),
+                     make<std::vector<std::optional<bool>>>(seed + 4),
+                     (seed & 1) != 0};
     } else if constexpr (requires {
                              typename T::container_type;
                          }) {  // queue, stack, priority_queue
