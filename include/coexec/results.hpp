@@ -402,6 +402,10 @@ auto make_results(Ex& ex, F&& f, Range&& inputs, map_options options) {
     using R = map_result_t<Fn, Arg>;
     static_assert(!std::is_void_v<R>,
                   "coexec map: the function must return a value (use submit for void work)");
+    static_assert(!is_task_v<R>,
+                  "coexec map: the function returns a coroutine (task<U>); map takes plain "
+                  "functions: submit each coroutine and wait on the futures (as_completed, "
+                  "when_all)");
     return results<R>(std::make_unique<map_engine_impl<R, Ex, Fn, View>>(
         ex, std::forward<F>(f), std::move(view), std::move(options)));
 }

@@ -15,9 +15,11 @@
 #include <string>
 #include <thread>
 #include <tuple>
+#include <type_traits>
 #include <vector>
 
 #include "coexec/shared_buffer.hpp"
+#include "coexec/task.hpp"
 #include "coexec/thread_pool.hpp"  // both in one translation unit must compile
 
 using namespace std::chrono_literals;
@@ -82,6 +84,26 @@ TEST_CASE("plain structs of strings and containers cross to a worker and back", 
     CHECK(back.id == "A7-total");
     CHECK(back.quantities == std::vector<int>{6});
     CHECK(back.discount == 0.5);
+}
+
+TEST_CASE("a coroutine submitted to a process_pool runs there and its future holds its value",
+          "[process_pool]") {
+    process_pool pool{{.max_workers = 1}};
+    auto f = pool.submit(
+        [](int x) -> coexec::task<int> {
+            auto twice = [](int v) -> coexec::task<int> { co_return 2 * v; };
+            co_return co_await twice(x) + static_cast<int>(::getpid() != 0);
+        },
+        20);
+    static_assert(std::is_same_v<decltype(f), coexec::future<int>>);
+    CHECK(f.get() == 41);
+    auto where = pool.submit([]() -> coexec::task<int> { co_return static_cast<int>(::getpid()); });
+    CHECK(where.get() != static_cast<int>(::getpid()));
+    auto fails = pool.submit([]() -> coexec::task<void> {
+        throw std::out_of_range("from a coroutine in a worker");
+        co_return;
+    });
+    CHECK_THROWS_AS(fails.get(), std::out_of_range);
 }
 
 TEST_CASE("process_pool runs function pointers and captureless lambdas in other processes",

@@ -32,6 +32,8 @@
 #include "coexec/detail/codec/traits.hpp"
 #include "coexec/detail/codec/values.hpp"
 #include "coexec/detail/invoke.hpp"
+#include "coexec/sync_wait.hpp"
+#include "coexec/task.hpp"
 
 namespace coexec::detail {
 
@@ -57,9 +59,17 @@ struct remote_call_traits {
     static constexpr bool invocable = is_callable_v<F&, Args...>;
 };
 
+// A callable returning task<U> runs its coroutine to the end in the worker
+// (sync_wait: the worker's thread drives it) and sends U, as thread_pool
+// gives a future<U> for it.
 template <class F, class... Args>
 decltype(auto) invoke_remote(F& f, Args&&... args) {
-    return invoke_with_token(f, std::stop_token{}, std::forward<Args>(args)...);
+    using called = decltype(invoke_with_token(f, std::stop_token{}, std::forward<Args>(args)...));
+    if constexpr (is_task_v<std::remove_cvref_t<called>>) {
+        return sync_wait(invoke_with_token(f, std::stop_token{}, std::forward<Args>(args)...));
+    } else {
+        return invoke_with_token(f, std::stop_token{}, std::forward<Args>(args)...);
+    }
 }
 
 template <class F, class... Args>
