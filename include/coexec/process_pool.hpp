@@ -77,6 +77,7 @@
 #pragma once
 
 #include <chrono>
+#include <concepts>
 #include <cstddef>
 #include <memory>
 #include <string>
@@ -107,6 +108,23 @@ enum class worker_death {
 /// How worker processes are started; see the header comment.
 enum class start_method { fork_server, fork, spawn };
 
+/// A whole number of seconds, written either way: `2s` (any std::chrono
+/// duration that converts to seconds without loss) or a plain count, `2`.
+class whole_seconds {
+  public:
+    constexpr whole_seconds() noexcept = default;
+    template <class Rep, class Period>
+        requires std::is_convertible_v<std::chrono::duration<Rep, Period>, std::chrono::seconds>
+    constexpr whole_seconds(std::chrono::duration<Rep, Period> d) noexcept : m_value(d) {}
+    template <std::integral N>
+    constexpr whole_seconds(N n) noexcept : m_value(static_cast<std::chrono::seconds::rep>(n)) {}
+    constexpr std::chrono::seconds::rep count() const noexcept { return m_value.count(); }
+    constexpr operator std::chrono::seconds() const noexcept { return m_value; }
+
+  private:
+    std::chrono::seconds m_value{0};
+};
+
 /// Resource limits of every worker process (rlimits set in the worker before
 /// its first task); 0 = unlimited. See docs/sandbox.md.
 struct process_limits {
@@ -119,7 +137,7 @@ struct process_limits {
     /// what() names the cpu_time limit. Workers are replaced before their
     /// accumulated time could cut a task short, so a task gets at least this
     /// much, and at most a quarter more rounded up to whole seconds.
-    std::chrono::seconds cpu_time{0};
+    whole_seconds cpu_time{};  // `2s` or `2`
     /// Descriptors a task may open besides the worker's own (RLIMIT_NOFILE):
     /// past them, open/memfd_create/... fail with EMFILE.
     std::size_t open_files = 0;

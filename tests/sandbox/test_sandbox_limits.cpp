@@ -14,6 +14,7 @@
 #include <ctime>
 #include <new>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -34,6 +35,14 @@ using namespace std::chrono_literals;
 using coexec::process_pool;
 using coexec::sandbox;
 using coexec::start_method;
+
+// cpu_time is written as a duration or as a plain count of seconds; a
+// duration finer than seconds is refused (it would be cut).
+static_assert(coexec::process_limits{.cpu_time = 2}.cpu_time.count() == 2);
+static_assert(coexec::process_limits{.cpu_time = 2s}.cpu_time.count() == 2);
+static_assert(coexec::process_limits{.cpu_time = std::chrono::minutes(1)}.cpu_time.count() == 60);
+static_assert(!std::is_convertible_v<std::chrono::milliseconds, coexec::whole_seconds>);
+static_assert(std::chrono::seconds(coexec::whole_seconds(3)) == 3s);
 
 namespace {
 
