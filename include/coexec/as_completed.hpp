@@ -19,6 +19,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <initializer_list>
 #include <iterator>
 #include <memory>
 #include <optional>
@@ -139,6 +140,17 @@ auto as_completed(const Range& futures, std::chrono::duration<Rep, Period> timeo
         detail::unique_futures(futures),
         std::chrono::steady_clock::now() +
             std::chrono::ceil<std::chrono::steady_clock::duration>(timeout));
+}
+
+/// `as_completed({f1, f2})`: a braced list of futures of one type.
+template <class R>
+auto as_completed(std::initializer_list<future<R>> futures) {
+    return as_completed(std::vector<future<R>>(futures));
+}
+template <class R, class Rep, class Period>
+auto as_completed(std::initializer_list<future<R>> futures,
+                  std::chrono::duration<Rep, Period> timeout) {
+    return as_completed(std::vector<future<R>>(futures), timeout);
 }
 
 }  // namespace coexec

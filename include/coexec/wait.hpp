@@ -13,6 +13,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
+#include <initializer_list>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -90,6 +91,28 @@ auto wait(const Range& futures, return_when when, std::chrono::duration<Rep, Per
     return detail::wait_impl(detail::unique_futures(futures), when,
                              std::chrono::steady_clock::now() +
                                  std::chrono::ceil<std::chrono::steady_clock::duration>(timeout));
+}
+
+/// `wait({f1, f2}, ...)`: a braced list of futures of one type.
+template <class R>
+auto wait(std::initializer_list<future<R>> futures, return_when when = return_when::all_completed) {
+    return coexec::wait(std::vector<future<R>>(futures), when);
+}
+template <class R, class Rep, class Period>
+auto wait(std::initializer_list<future<R>> futures, return_when when,
+          std::chrono::duration<Rep, Period> timeout) {
+    return coexec::wait(std::vector<future<R>>(futures), when, timeout);
+}
+
+/// wait(futures, 5s): all_completed with a timeout (Python's
+/// `wait(fs, timeout=5)`, whose return_when defaults too).
+template <class Range, class Rep, class Period>
+auto wait(const Range& futures, std::chrono::duration<Rep, Period> timeout) {
+    return coexec::wait(futures, return_when::all_completed, timeout);
+}
+template <class R, class Rep, class Period>
+auto wait(std::initializer_list<future<R>> futures, std::chrono::duration<Rep, Period> timeout) {
+    return coexec::wait(std::vector<future<R>>(futures), return_when::all_completed, timeout);
 }
 
 }  // namespace coexec

@@ -161,6 +161,24 @@ TEST_CASE("wait all_completed with a timeout returns the unfinished without thro
     CHECK(r.done.size() == 2);
     REQUIRE(r.not_done.size() == 1);
     CHECK(r.not_done[0] == fs[2]);
+    auto short_form = coexec::wait(fs, 10ms);  // return_when defaults, as in Python
+    CHECK(short_form.done.size() == 2);
+    CHECK(short_form.not_done.size() == 1);
+    // Braced lists, as Python's wait([f1, f2]) and as_completed([f1, f2]).
+    auto listed = coexec::wait({fs[0], fs[2]}, 10ms);
+    CHECK(listed.done.size() == 1);
+    CHECK(coexec::wait({fs[0], fs[1]}).not_done.empty());
+    CHECK(coexec::wait({fs[0], fs[2]}, return_when::first_completed).done.size() == 1);
+    int seen = 0;
+    for (auto f : coexec::as_completed({fs[0], fs[1]}))
+        seen += f.done() ? 1 : 0;
+    CHECK(seen == 2);
+    CHECK_THROWS_AS(
+        [&] {
+            for (auto f : coexec::as_completed({fs[2]}, 10ms))
+                (void)f;
+        }(),
+        coexec::timeout_error);
 }
 
 TEST_CASE("when_all gives a tuple of results from different executors", "[when_all]") {
