@@ -284,16 +284,17 @@ class process_pool {
     /// serialization_error or what a user serialize() throws), then queues it.
     /// Throws executor_shutdown after shutdown(), broken_pool if broken.
     template <class F, class... Args>
-    auto submit(F&& f, Args&&... args) -> future<detail::remote_result_t<F, Args...>> {
+    auto submit(F&& f, Args&&... args)
+        -> future<detail::remote_result_t<F, detail::wire_arg_t<Args>...>> {
         return submit_with(submit_options{}, std::forward<F>(f), std::forward<Args>(args)...);
     }
 
     /// As submit, with per-task options (a deadline).
     template <class F, class... Args>
     auto submit_with(submit_options options, F&& f, Args&&... args)
-        -> future<detail::remote_result_t<F, Args...>> {
-        detail::check_remote_callable<F, Args...>();
-        using R = detail::remote_result_t<F, Args...>;
+        -> future<detail::remote_result_t<F, detail::wire_arg_t<Args>...>> {
+        detail::check_remote_callable<F, detail::wire_arg_t<Args>...>();
+        using R = detail::remote_result_t<F, detail::wire_arg_t<Args>...>;
         auto* state = new detail::shared_state<R>();
         future<R> result(state);
         detail::trace::on_submit(state->trace_ticket(), f);
@@ -301,12 +302,12 @@ class process_pool {
         task->state = state;  // takes the creation reference
         task->complete = &detail::complete_single<R>;
         task->timeout = options.timeout;
-        if constexpr (detail::is_remote_callable_v<F, Args...>) {
+        if constexpr (detail::is_remote_callable_v<F, detail::wire_arg_t<Args>...>) {
             task->message = m_core.take_message_buffer();
             detail::byte_writer w(task->message, &task->fds);
             w.put_u64(detail::trampoline_address<
-                      &detail::remote_invoke<std::decay_t<F>, std::decay_t<Args>...>>());
-            detail::encode_call(w, f, args...);
+                      &detail::remote_invoke<std::decay_t<F>, detail::wire_arg_t<Args>...>>());
+            detail::encode_call(w, f, detail::to_wire_arg(args)...);
         }
         m_core.submit(std::move(task));
         return result;

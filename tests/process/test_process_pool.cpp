@@ -116,6 +116,13 @@ TEST_CASE("process_pool runs function pointers and captureless lambdas in other 
     REQUIRE(g.get() == 5);
     auto h = pool.submit(greet, std::string("pool"), 3);
     REQUIRE(h.get() == "hello pool x3");
+    // A string literal or a char pointer travels as the string it points to.
+    REQUIRE(pool.submit(greet, "literal", 1).get() == "hello literal x1");
+    char name[] = "array";
+    const char* pointer = name;
+    REQUIRE(pool.submit(greet, pointer, 2).get() == "hello array x2");
+    const char* null = nullptr;
+    REQUIRE_THROWS_AS(pool.submit(greet, null, 2), std::invalid_argument);
     auto v = pool.submit(nothing);
     v.get();
     REQUIRE(v.done());

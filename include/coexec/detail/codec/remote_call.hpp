@@ -20,7 +20,9 @@
 #include <exception>
 #include <functional>
 #include <optional>
+#include <stdexcept>
 #include <stop_token>
+#include <string>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -169,6 +171,30 @@ Fn decode_callable(byte_reader& r) {
         return Fn{};
     } else {
         return decode<Fn>(r);
+    }
+}
+
+/// A C string argument (a string literal, a char pointer) travels as a
+/// std::string: the pointer means nothing in another process, its characters
+/// do. Every other argument travels as its decayed type.
+template <class A>
+inline constexpr bool is_c_string_v =
+    std::is_same_v<std::decay_t<A>, const char*> || std::is_same_v<std::decay_t<A>, char*>;
+template <class A>
+using wire_arg_t = std::conditional_t<is_c_string_v<A>, std::string, std::decay_t<A>>;
+/// The argument as it is encoded (see wire_arg_t). Throws
+/// std::invalid_argument for a null char pointer.
+template <class A>
+decltype(auto) to_wire_arg(const A& a) {
+    if constexpr (is_c_string_v<A>) {
+        if constexpr (std::is_pointer_v<A>) {
+            if (a == nullptr)
+                throw std::invalid_argument(
+                    "coexec: a null char pointer cannot be sent as a string");
+        }
+        return std::string(a);
+    } else {
+        return (a);
     }
 }
 
