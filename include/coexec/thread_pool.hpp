@@ -26,11 +26,13 @@
 #include <exception>
 #include <functional>
 #include <memory>
+#include <new>
 #include <string>
 #include <type_traits>
 #include <utility>
 
 #include "coexec/detail/job.hpp"
+#include "coexec/detail/job_memory.hpp"
 #include "coexec/detail/thread_pool_core.hpp"
 #include "coexec/executor.hpp"
 #include "coexec/future.hpp"
@@ -60,6 +62,14 @@ class pool_job final : public job<R, F, Args...>, public work_item {
         : job<R, F, Args...>(std::forward<A>(a)...), m_core(core) {
         this->work_item::run = &pool_job::run_item;
         this->work_item::discard = &pool_job::discard_item;
+    }
+    // Deleted through shared_state_base's virtual destructor: the size is this type's.
+    static void* operator new(std::size_t n) { return job_memory::allocate(n); }
+    static void operator delete(void* p, std::size_t n) noexcept { job_memory::deallocate(p, n); }
+    // An over-aligned job (a callable holding an alignas(64) value) bypasses the cache.
+    static void* operator new(std::size_t n, std::align_val_t a) { return ::operator new(n, a); }
+    static void operator delete(void* p, std::size_t n, std::align_val_t a) noexcept {
+        ::operator delete(p, n, a);
     }
 
   private:

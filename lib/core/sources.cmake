@@ -1,5 +1,6 @@
 target_sources(coexec PRIVATE
     ${CMAKE_CURRENT_LIST_DIR}/errors.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/job_memory.cpp
     ${CMAKE_CURRENT_LIST_DIR}/progress.cpp
     ${CMAKE_CURRENT_LIST_DIR}/run_loop.cpp
     ${CMAKE_CURRENT_LIST_DIR}/shared_state.cpp

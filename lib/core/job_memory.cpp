@@ -1,0 +1,202 @@
+// Per-thread caches of job-sized blocks over a bounded shared list of batches
+// (detail/job_memory.hpp says why). Blocks are sized in classes of 16 bytes
+// up to 512; larger requests go straight to operator new.
+//
+// Under AddressSanitizer every block goes to operator new/delete, so a use
+// after free of a job is still reported.
+#include "coexec/detail/job_memory.hpp"
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <new>
+
+#include <pthread.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define COEXEC_JOB_MEMORY_BYPASS 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define COEXEC_JOB_MEMORY_BYPASS 1
+#endif
+#endif
+
+namespace coexec::detail::job_memory {
+
+#if defined(COEXEC_JOB_MEMORY_BYPASS)
+
+void* allocate(std::size_t n) {
+    return ::operator new(n);
+}
+void deallocate(void* p, std::size_t n) noexcept {
+    ::operator delete(p, n);
+}
+
+#else
+namespace {
+
+constexpr std::size_t granule = 16;
+constexpr std::size_t largest = 512;
+constexpr std::size_t classes = largest / granule;
+// Blocks moved between a thread and the shared list at a time; a thread keeps
+// at most two batches per class.
+constexpr std::uint32_t batch = 64;
+// The shared list keeps at most this much (a 100k-task burst of 128-byte jobs
+// is 12.5 MiB); a thread cache at most 2 * batch * 512 bytes per class.
+constexpr std::size_t shared_limit_bytes = std::size_t{16} << 20;
+
+std::size_t class_of(std::size_t n) noexcept {
+    return (n + granule - 1) / granule - 1;
+}
+std::size_t size_of(std::size_t c) noexcept {
+    return (c + 1) * granule;
+}
+
+struct free_block {
+    free_block* next;        // within a batch, or a thread's list
+    free_block* next_batch;  // in the shared list: the next batch (first blocks only)
+};
+static_assert(sizeof(free_block) <= granule);
+
+struct shared_lists {
+    std::mutex mutex;
+    std::array<free_block*, classes> batches{};
+    std::size_t bytes = 0;
+};
+shared_lists& shared() noexcept {
+    // Never destroyed: threads may exit after main. Locked across fork() (as
+    // malloc does), so a child forked while another thread held the lock
+    // (process_pool workers are forked) finds it free.
+    static shared_lists* s = [] {
+        auto* made = new shared_lists;
+        ::pthread_atfork([] { shared().mutex.lock(); }, [] { shared().mutex.unlock(); },
+                         [] { shared().mutex.unlock(); });
+        return made;
+    }();
+    return *s;
+}
+
+/// Takes a batch of class `c` from the shared list (null if none).
+free_block* take_batch(std::size_t c) noexcept {
+    shared_lists& s = shared();
+    std::lock_guard lock(s.mutex);
+    free_block* b = s.batches[c];
+    if (b == nullptr) return nullptr;
+    s.batches[c] = b->next_batch;
+    s.bytes -= batch * size_of(c);
+    return b;
+}
+
+/// Gives the shared list a batch of `batch` blocks of class `c`; frees them
+/// if it is full.
+void give_batch(std::size_t c, free_block* b) noexcept {
+    {
+        shared_lists& s = shared();
+        std::lock_guard lock(s.mutex);
+        if (s.bytes + batch * size_of(c) <= shared_limit_bytes) {
+            b->next_batch = s.batches[c];
+            s.batches[c] = b;
+            s.bytes += batch * size_of(c);
+            return;
+        }
+    }
+    while (b != nullptr) {
+        free_block* next = b->next;
+        ::operator delete(b);
+        b = next;
+    }
+}
+
+// Set once t_cache is destroyed: a job freed later on this thread (a static
+// destructor on the main thread) goes to operator delete.
+thread_local bool t_cache_gone = false;
+
+struct thread_cache {
+    std::array<free_block*, classes> head{};
+    std::array<std::uint32_t, classes> count{};
+
+    ~thread_cache() {
+        // Full batches to the shared list, the rest to malloc.
+        for (std::size_t c = 0; c < classes; ++c) {
+            while (count[c] >= batch)
+                give_batch(c, detach(c, batch));
+            while (free_block* b = head[c]) {
+                head[c] = b->next;
+                ::operator delete(b);
+            }
+            count[c] = 0;
+        }
+        t_cache_gone = true;
+    }
+    /// The first `n` blocks of class `c`, as a chain.
+    free_block* detach(std::size_t c, std::uint32_t n) noexcept {
+        free_block* first = head[c];
+        free_block* last = first;
+        for (std::uint32_t i = 1; i < n; ++i)
+            last = last->next;
+        head[c] = last->next;
+        last->next = nullptr;
+        count[c] -= n;
+        return first;
+    }
+};
+thread_local thread_cache t_cache;
+
+// COEXEC_JOB_CACHE=0 turns the caches off (every job from operator new):
+// for comparing, or for a program that wants every freed job back at once.
+bool cache_enabled() noexcept {
+    static const bool enabled = [] {
+        const char* v = std::getenv("COEXEC_JOB_CACHE");
+        return v == nullptr || (std::strcmp(v, "0") != 0 && std::strcmp(v, "off") != 0);
+    }();
+    return enabled;
+}
+
+thread_cache* cache() noexcept {
+    return t_cache_gone || !cache_enabled() ? nullptr : &t_cache;
+}
+
+}  // namespace
+
+void* allocate(std::size_t n) {
+    if (n != 0 && n <= largest) {
+        const std::size_t c = class_of(n);
+        thread_cache* tc = cache();
+        if (tc == nullptr) return ::operator new(size_of(c));
+        free_block* b = tc->head[c];
+        if (b == nullptr) {
+            b = take_batch(c);
+            if (b == nullptr) return ::operator new(size_of(c));
+            tc->count[c] = batch;
+        }
+        tc->head[c] = b->next;
+        --tc->count[c];
+        return b;
+    }
+    return ::operator new(n);
+}
+
+void deallocate(void* p, std::size_t n) noexcept {
+    if (n != 0 && n <= largest) {
+        const std::size_t c = class_of(n);
+        thread_cache* tc = cache();
+        if (tc == nullptr) {
+            ::operator delete(p);
+            return;
+        }
+        auto* b = static_cast<free_block*>(p);
+        b->next = tc->head[c];
+        tc->head[c] = b;
+        if (++tc->count[c] > 2 * batch) give_batch(c, tc->detach(c, batch));
+        return;
+    }
+    ::operator delete(p);
+}
+
+#endif  // COEXEC_JOB_MEMORY_BYPASS
+
+}  // namespace coexec::detail::job_memory
