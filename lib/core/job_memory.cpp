@@ -67,18 +67,26 @@ struct shared_lists {
     std::array<free_block*, classes> batches{};
     std::size_t bytes = 0;
 };
+// Made at compile time (no first-use initialization a fork could interrupt:
+// a child inheriting "initialization in progress" would wait for it forever)
+// and never destroyed (threads may free jobs after main returns).
+union never_destroyed {
+    shared_lists value;
+    constexpr never_destroyed() : value() {}
+    ~never_destroyed() {}
+};
+constinit never_destroyed g_shared;
 shared_lists& shared() noexcept {
-    // Never destroyed: threads may exit after main. Locked across fork() (as
-    // malloc does), so a child forked while another thread held the lock
-    // (process_pool workers are forked) finds it free.
-    static shared_lists* s = [] {
-        auto* made = new shared_lists;
-        ::pthread_atfork([] { shared().mutex.lock(); }, [] { shared().mutex.unlock(); },
-                         [] { shared().mutex.unlock(); });
-        return made;
-    }();
-    return *s;
+    return g_shared.value;
 }
+
+// Locked across fork() (as malloc does), so a child forked while another
+// thread held the lock (process_pool workers are forked) finds it free.
+// Registered during static initialization: before most libraries' handlers,
+// so this prepare handler runs after theirs (prepare handlers run in reverse).
+[[maybe_unused]] const int g_fork_handlers =
+    ::pthread_atfork([] { shared().mutex.lock(); }, [] { shared().mutex.unlock(); },
+                     [] { shared().mutex.unlock(); });
 
 /// Takes a batch of class `c` from the shared list (null if none).
 free_block* take_batch(std::size_t c) noexcept {
@@ -144,6 +152,9 @@ struct thread_cache {
         return first;
     }
 };
+// A job freed from a pthread key destructor on a thread that never used its
+// cache registers this destructor after glibc ran the others: its blocks
+// (at most 2 batches per class) then stay with the dead thread.
 thread_local thread_cache t_cache;
 
 // COEXEC_JOB_CACHE=0 turns the caches off (every job from operator new):

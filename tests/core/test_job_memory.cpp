@@ -25,15 +25,24 @@ namespace jm = coexec::detail::job_memory;
 
 namespace {
 
-/// Fills a block with a pattern naming it, so a block handed out twice, or
-/// written after being freed, shows up as a wrong pattern.
-void stamp(void* p, std::size_t n, std::uint8_t tag) {
-    std::memset(p, tag, n);
+/// Fills a block with a pattern naming it (a unique 32-bit tag first, its
+/// low byte after), so a block handed out twice, or written after being
+/// freed, shows up as a wrong pattern.
+void stamp(void* p, std::size_t n, std::uint32_t tag) {
+    std::memset(p, static_cast<int>(tag & 0xff), n);
+    if (n >= sizeof tag) std::memcpy(p, &tag, sizeof tag);
 }
-bool stamped(const void* p, std::size_t n, std::uint8_t tag) {
+bool stamped(const void* p, std::size_t n, std::uint32_t tag) {
     const auto* b = static_cast<const std::uint8_t*>(p);
-    for (std::size_t i = 0; i < n; ++i)
-        if (b[i] != tag) return false;
+    std::size_t from = 0;
+    if (n >= sizeof tag) {
+        std::uint32_t head = 0;
+        std::memcpy(&head, p, sizeof head);
+        if (head != tag) return false;
+        from = sizeof tag;
+    }
+    for (std::size_t i = from; i < n; ++i)
+        if (b[i] != static_cast<std::uint8_t>(tag & 0xff)) return false;
     return true;
 }
 
@@ -44,15 +53,16 @@ TEST_CASE("job blocks of every size class are distinct and keep their contents",
     struct block {
         void* p;
         std::size_t n;
-        std::uint8_t tag;
+        std::uint32_t tag;
     };
     std::vector<block> live;
+    std::uint32_t serial = 0;
     for (int round = 0; round < 3; ++round) {
         for (std::size_t n = 1; n <= 600; n += 7) {
-            for (int k = 0; k < 40; ++k) {
+            for (int k = 0; k < 100; ++k) {  // 200+ per class: batches go to the list and back
                 void* p = jm::allocate(n);
                 REQUIRE(reinterpret_cast<std::uintptr_t>(p) % alignof(std::max_align_t) == 0);
-                const auto tag = static_cast<std::uint8_t>(live.size() * 31 + 1);
+                const auto tag = ++serial;
                 stamp(p, n, tag);
                 live.push_back({p, n, tag});
             }
@@ -87,7 +97,8 @@ TEST_CASE("job blocks allocated on one thread and freed on another flow back, in
             while ((blocks = handoff.exchange(nullptr, std::memory_order_acquire)) == nullptr)
                 std::this_thread::yield();
             for (int i = 0; i < burst; ++i) {
-                if (!stamped(blocks[i], size, static_cast<std::uint8_t>(i))) failed = true;
+                if (!stamped(blocks[i], size, static_cast<std::uint32_t>(round * burst + i)))
+                    failed = true;
                 jm::deallocate(blocks[i], size);
             }
             delete[] blocks;
@@ -97,7 +108,7 @@ TEST_CASE("job blocks allocated on one thread and freed on another flow back, in
         auto** blocks = new void*[burst];
         for (int i = 0; i < burst; ++i) {
             blocks[i] = jm::allocate(size);
-            stamp(blocks[i], size, static_cast<std::uint8_t>(i));
+            stamp(blocks[i], size, static_cast<std::uint32_t>(round * burst + i));
         }
         while (handoff.load(std::memory_order_acquire) != nullptr)
             std::this_thread::yield();
@@ -105,6 +116,25 @@ TEST_CASE("job blocks allocated on one thread and freed on another flow back, in
     }
     consumer.join();
     CHECK_FALSE(failed);
+}
+
+TEST_CASE("a burst larger than the shared list's bound is freed past it and made again",
+          "[job_memory][concurrency]") {
+    constexpr std::size_t size = 256;
+    constexpr std::size_t count = (std::size_t{24} << 20) / size;  // 24 MiB: past the 16 MiB bound
+    std::vector<void*> blocks(count);
+    for (int round = 0; round < 2; ++round) {
+        for (std::size_t i = 0; i < count; ++i) {
+            blocks[i] = jm::allocate(size);
+            stamp(blocks[i], size, static_cast<std::uint32_t>(i));
+        }
+        bool intact = true;
+        for (std::size_t i = 0; i < count; ++i) {
+            intact = intact && stamped(blocks[i], size, static_cast<std::uint32_t>(i));
+            jm::deallocate(blocks[i], size);
+        }
+        REQUIRE(intact);
+    }
 }
 
 TEST_CASE("blocks cached by threads that exit are reused or freed, and jobs still run",
