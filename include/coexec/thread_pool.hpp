@@ -68,8 +68,9 @@ class pool_job final : public job<R, F, Args...>, public work_item {
     static void operator delete(void* p, std::size_t n) noexcept { job_memory::deallocate(p, n); }
     // An over-aligned job (a callable holding an alignas(64) value) bypasses the cache.
     static void* operator new(std::size_t n, std::align_val_t a) { return ::operator new(n, a); }
-    static void operator delete(void* p, std::size_t n, std::align_val_t a) noexcept {
-        ::operator delete(p, n, a);
+    // (Unsized: clang before 19 declares no sized global delete by default.)
+    static void operator delete(void* p, std::size_t, std::align_val_t a) noexcept {
+        ::operator delete(p, a);
     }
 
   private:

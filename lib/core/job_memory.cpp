@@ -32,8 +32,8 @@ namespace coexec::detail::job_memory {
 void* allocate(std::size_t n) {
     return ::operator new(n);
 }
-void deallocate(void* p, std::size_t n) noexcept {
-    ::operator delete(p, n);
+void deallocate(void* p, std::size_t) noexcept {
+    ::operator delete(p);  // unsized: clang before 19 declares no sized delete by default
 }
 
 #else
