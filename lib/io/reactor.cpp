@@ -137,6 +137,7 @@ void io_reactor::complete(io_op& op, std::int64_t result) noexcept {
         m_list = op.list_next;
     }
     if (op.list_next != nullptr) op.list_next->list_prev = op.list_prev;
+    // op's own links are left as they were: close() walks on from it.
     --m_in_flight;
     op.next = nullptr;
     if (m_ready_tail != nullptr) {
@@ -204,15 +205,17 @@ bool io_reactor::drain_requests() noexcept {
 
 void io_reactor::close() noexcept {
     m_closing = true;
-    // backend_cancel may complete (and unlink) ops at once: walk a snapshot.
-    std::size_t n = m_in_flight;
-    if (n == 0) return;
-    auto ops = std::make_unique<io_op*[]>(n);
-    std::size_t i = 0;
-    for (io_op* op = m_list; op != nullptr && i < n; op = op->list_next)
-        ops[i++] = op;
-    for (std::size_t k = 0; k < i; ++k) {
-        if (ops[k]->in_flight) backend_cancel(*ops[k]);
+    // The in-flight list itself, not a copy (this runs at shutdown, also
+    // short of memory: a copy of 100k pointers could throw in a noexcept
+    // path). backend_cancel may complete ops at once (this one, or others
+    // whose completions it drains) and unlink them; complete() leaves an
+    // unlinked op's own links as they were, and nothing is resumed or freed
+    // before close returns, so the successor saved here is still an op, and
+    // links followed from an unlinked op still reach every op after it.
+    for (io_op* op = m_list; op != nullptr;) {
+        io_op* const next = op->list_next;
+        if (op->in_flight) backend_cancel(*op);
+        op = next;
     }
 }
 

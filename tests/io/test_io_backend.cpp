@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <catch2/catch.hpp>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -144,6 +145,40 @@ TEST_CASE("shutdown(cancel_futures) cancels io in flight", "[io][shutdown]") {
     std::this_thread::sleep_for(20ms);
     pool.shutdown(false, true);
     CHECK(error_of([&] { f.get_for(10s); }) == ECANCELED);
+}
+
+TEST_CASE("shutdown(cancel_futures) cancels many io ops of both kinds in flight on one ring",
+          "[io][shutdown]") {
+    // The reactor's close walks its in-flight list while cancels complete
+    // ops (sleeps at once, receives through the ring or the epoll set).
+    thread_pool pool{{.max_workers = 1}};
+    constexpr int n = 64;
+    std::vector<std::array<int, 2>> pairs(n);
+    for (auto& p : pairs)
+        REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM, 0, p.data()) == 0);
+    std::atomic<int> waiting{0};
+    std::vector<coexec::future<void>> fs;
+    for (int i = 0; i < n; ++i) {
+        const int fd = pairs[static_cast<std::size_t>(i)][0];
+        fs.push_back(pool.submit([&waiting, fd, i]() -> task<void> {
+            ++waiting;
+            if (i % 2 == 0) {
+                co_await io::sleep_for(1h);
+            } else {
+                char buf[8];
+                co_await io::recv(fd, buf);  // nobody writes
+            }
+        }));
+    }
+    REQUIRE(coexec_test::eventually([&] { return waiting.load() == n; }));
+    std::this_thread::sleep_for(20ms);
+    pool.shutdown(false, true);
+    for (auto& f : fs)
+        CHECK(error_of([&] { f.get_for(10s); }) == ECANCELED);
+    for (auto& p : pairs) {
+        ::close(p[0]);
+        ::close(p[1]);
+    }
 }
 
 TEST_CASE("plain shutdown cancels io of coroutines that only hopped onto the pool",
