@@ -23,6 +23,12 @@ thread_local bool t_refuse_queue_blocks = false;
 std::atomic<int> g_refused{0};
 }  // namespace
 
+// GCC at -O2 inlines these into coroutine frames' new/delete and then warns
+// that free() meets a pointer from `operator new`: they are a matching pair.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
+
 void* operator new(std::size_t n) {
     if (t_refuse_queue_blocks && n == queue_block_bytes) {
         g_refused.fetch_add(1, std::memory_order_relaxed);
