@@ -13,6 +13,8 @@
 #include <type_traits>
 #include <utility>
 
+#include "coexec/detail/job_memory.hpp"
+
 namespace coexec {
 
 template <class T = void>
@@ -46,6 +48,12 @@ class task_promise_base {
         }
         void await_resume() const noexcept {}
     };
+
+    // Frames come from the job allocator (detail/job_memory.hpp): like jobs,
+    // a frame is often made on one worker and freed on another, and 100k
+    // coroutines alive at once are common (sleepers, connections).
+    static void* operator new(std::size_t n) { return job_memory::allocate(n); }
+    static void operator delete(void* p, std::size_t n) noexcept { job_memory::deallocate(p, n); }
 
     std::suspend_always initial_suspend() const noexcept { return {}; }
     final_awaiter final_suspend() const noexcept { return {}; }

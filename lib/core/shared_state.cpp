@@ -116,7 +116,10 @@ bool shared_state_base::cancel() noexcept {
     status s = load_status();
     if (s == status::running) {
         request_stop();
-        if (m_hook != nullptr && m_hook->cancel_running(*this)) return true;
+        if ((m_status.load(std::memory_order_relaxed) & hooked_bit) != 0 &&
+            m_hook->cancel_running(*this)) {
+            return true;
+        }
         s = load_status();
     }
     return s == status::cancelled;
@@ -153,7 +156,76 @@ std::stop_token shared_state_base::stop_token() noexcept {
 void shared_state_base::request_stop() noexcept {
     // Whoever sets `made` sees this flag and signals (above), or we see `made`.
     std::uint32_t old = m_status.fetch_or(stop_requested_bit, std::memory_order_acq_rel);
+    if ((old & stop_requested_bit) != 0) return;  // the first request did it all
     if ((old & stop_made_bit) != 0) m_stop.request_stop();
+    // No listener can have registered without a stop, or with a hook.
+    if ((old & stop_enabled_bit) == 0 || (old & hooked_bit) != 0) return;
+    // A listener registering from now on sees the flag under the lock (the
+    // lock is taken in this same word, after the flag) and calls itself.
+    lock_listeners();
+    stop_listener* l = m_listeners;
+    m_listeners = nullptr;
+    while (l != nullptr) {
+        stop_listener* next = l->next_listener;
+        l->prev_listener = l->next_listener = nullptr;
+        l->on_stop(l);  // under the lock: remove_stop_listener waits for it
+        l = next;
+    }
+    unlock_listeners();
+}
+
+std::uint32_t shared_state_base::lock_listeners() noexcept {
+    std::uint32_t cur = m_status.load(std::memory_order_relaxed);
+    for (int round = 1;; ++round) {
+        if ((cur & listeners_lock_bit) == 0 &&
+            m_status.compare_exchange_weak(cur, cur | listeners_lock_bit, std::memory_order_acquire,
+                                           std::memory_order_relaxed)) {
+            return cur;
+        }
+        // Held for a few pointer writes and queueing a cancel request; the
+        // holder may have lost its core, so yield now and then.
+        if (round % spin_burst == 0) {
+            std::this_thread::yield();
+        } else {
+            cpu_relax();
+        }
+        cur = m_status.load(std::memory_order_relaxed);
+    }
+}
+
+void shared_state_base::unlock_listeners() noexcept {
+    // fetch_and, not a store: other bits of the word change meanwhile.
+    m_status.fetch_and(~listeners_lock_bit, std::memory_order_release);
+}
+
+bool shared_state_base::add_stop_listener(stop_listener& l) noexcept {
+    const std::uint32_t cur = m_status.load(std::memory_order_relaxed);
+    if ((cur & stop_enabled_bit) == 0 || (cur & hooked_bit) != 0) return false;
+    std::uint32_t seen = lock_listeners();
+    if ((seen & stop_requested_bit) != 0) {
+        unlock_listeners();
+        l.prev_listener = l.next_listener = nullptr;
+        l.on_stop(&l);
+        return true;
+    }
+    l.prev_listener = nullptr;
+    l.next_listener = m_listeners;
+    if (m_listeners != nullptr) m_listeners->prev_listener = &l;
+    m_listeners = &l;
+    unlock_listeners();
+    return true;
+}
+
+void shared_state_base::remove_stop_listener(stop_listener& l) noexcept {
+    lock_listeners();
+    // Linked iff it is the head or has a predecessor (request_stop clears both).
+    if (m_listeners == &l || l.prev_listener != nullptr) {
+        (l.prev_listener != nullptr ? l.prev_listener->next_listener : m_listeners) =
+            l.next_listener;
+        if (l.next_listener != nullptr) l.next_listener->prev_listener = l.prev_listener;
+        l.prev_listener = l.next_listener = nullptr;
+    }
+    unlock_listeners();
 }
 
 bool shared_state_base::add_continuation(continuation* c) noexcept {

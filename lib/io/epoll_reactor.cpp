@@ -50,7 +50,7 @@ bool is_writer(io_opcode code) noexcept {
 }
 
 /// One attempt at the operation; -EAGAIN if it would block.
-std::int64_t attempt(io_op& op, bool may_block) noexcept {
+std::int64_t attempt(io_fd_op& op, bool may_block) noexcept {
     for (;;) {
         ssize_t n = -1;
         switch (op.opcode) {
@@ -122,12 +122,16 @@ class epoll_reactor final : public io_reactor {
     }
 
   protected:
-    bool backend_start(io_op& op) noexcept override {
+    bool backend_start(io_op& base) noexcept override {
+        if (base.opcode == io_opcode::sleep) {
+            m_timers.push(base);
+            rearm_timer();
+            return true;
+        }
+        auto& op = static_cast<io_fd_op&>(base);
         switch (op.opcode) {
-            case io_opcode::sleep:
-                m_timers.push(op);
-                rearm_timer();
-                return true;
+            case io_opcode::sleep:  // above
+                break;
             case io_opcode::open: {
                 int fd = ::openat(AT_FDCWD, static_cast<const char*>(op.buf), op.flags | O_CLOEXEC,
                                   op.mode);
@@ -194,12 +198,21 @@ class epoll_reactor final : public io_reactor {
     void backend_cancel(io_op& op) noexcept override {
         if (op.opcode == io_opcode::sleep) {
             m_timers.remove(op);  // the timerfd may fire for nothing: harmless
-        } else if (auto it = m_fds.find(op.fd); it != m_fds.end()) {
-            waiters& w = it->second;
-            unlink(is_writer(op.opcode) ? w.writers : w.readers, op);
-            update(op.fd, w);
+        } else {
+            auto& f = static_cast<io_fd_op&>(op);
+            if (auto it = m_fds.find(f.fd); it != m_fds.end()) {
+                waiters& w = it->second;
+                unlink(is_writer(f.opcode) ? w.writers : w.readers, f);
+                update(f.fd, w);
+            }
         }
         complete(op, -ECANCELED);
+    }
+
+    void backend_cancel_sleeps() noexcept override {
+        while (io_op* op = m_timers.pop_due(INT64_MAX))
+            complete(*op, -ECANCELED);
+        rearm_timer();
     }
 
     void backend_reap(bool block) noexcept override {
@@ -223,8 +236,8 @@ class epoll_reactor final : public io_reactor {
 
   private:
     struct queue {
-        io_op* head = nullptr;
-        io_op* tail = nullptr;
+        io_fd_op* head = nullptr;
+        io_fd_op* tail = nullptr;
     };
     struct waiters {
         queue readers;
@@ -233,7 +246,7 @@ class epoll_reactor final : public io_reactor {
     };
 
     // ---- descriptors ----
-    bool wait_for_readiness(io_op& op) noexcept {
+    bool wait_for_readiness(io_fd_op& op) noexcept {
         int e = enqueue(op);
         if (e == 0) return true;
         op.result = -e;
@@ -241,7 +254,7 @@ class epoll_reactor final : public io_reactor {
     }
 
     /// Queues `op` on its fd and updates the interest set; errno on failure.
-    int enqueue(io_op& op) noexcept {
+    int enqueue(io_fd_op& op) noexcept {
         waiters& w = m_fds[op.fd];
         queue& q = is_writer(op.opcode) ? w.writers : w.readers;
         op.wait_next = nullptr;
@@ -259,9 +272,9 @@ class epoll_reactor final : public io_reactor {
         return e;
     }
 
-    static void unlink(queue& q, io_op& op) noexcept {
-        io_op* prev = nullptr;
-        for (io_op* it = q.head; it != nullptr; prev = it, it = it->wait_next) {
+    static void unlink(queue& q, io_fd_op& op) noexcept {
+        io_fd_op* prev = nullptr;
+        for (io_fd_op* it = q.head; it != nullptr; prev = it, it = it->wait_next) {
             if (it != &op) continue;
             (prev != nullptr ? prev->wait_next : q.head) = it->wait_next;
             if (q.tail == it) q.tail = prev;
@@ -308,7 +321,7 @@ class epoll_reactor final : public io_reactor {
 
     void service(queue& q) noexcept {
         while (q.head != nullptr) {
-            io_op& op = *q.head;
+            io_fd_op& op = *q.head;
             std::int64_t r = attempt(op, false);
             if (r == -EAGAIN) return;
             q.head = op.wait_next;
@@ -331,7 +344,7 @@ class epoll_reactor final : public io_reactor {
         waiters& w = it->second;
         for (queue* q : {&w.readers, &w.writers}) {
             while (q->head != nullptr) {
-                io_op& op = *q->head;
+                io_fd_op& op = *q->head;
                 q->head = op.wait_next;
                 op.wait_next = nullptr;
                 complete(op, -ECANCELED);

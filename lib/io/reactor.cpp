@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <new>
 #include <string>
 #include <system_error>
 
@@ -37,6 +38,18 @@ shared_state_base* exchange_current_io_job(shared_state_base* job) noexcept {
 void io_cancel_fn::operator()() const noexcept {
     op->reactor->request_cancel(*op);
 }
+
+namespace {
+
+using token_link_type = std::stop_callback<io_cancel_fn>;
+
+// stop_listener::on_stop of an op hung on its job.
+void cancel_on_job_stop(stop_listener* l) noexcept {
+    auto* op = static_cast<io_op*>(l);
+    op->reactor->request_cancel(*op);
+}
+
+}  // namespace
 
 void io_check_context(const char* name) {
     io_reactor* r = t_reactor;
@@ -100,30 +113,51 @@ bool io_reactor::start(io_op& op) noexcept {
     if (!m_closing && m_close_requested.load(std::memory_order_acquire)) close();
     op.job = t_io_job;
     // close is never cancelled: cleanup after a cancellation must not leak the fd.
-    if (op.opcode == io_opcode::close) {
-        op.token = {};
-    } else if (!op.explicit_token && op.job != nullptr) {
-        op.token = op.job->stop_token();
-    }
-    if (op.opcode != io_opcode::close && (m_closing || op.token.stop_requested())) {
+    const bool cancellable = op.opcode != io_opcode::close;
+    const bool by_token = cancellable && op.explicit_token;
+    const bool by_job = cancellable && !op.explicit_token && op.job != nullptr;
+    if (cancellable && (m_closing || (by_token && op.token.stop_requested()) ||
+                        (by_job && op.job->stop_requested()))) {
         op.result = -ECANCELED;
         return false;
+    }
+    // An explicit token's callback is made once the op is in flight (it may
+    // run at once), but its memory is taken first: nothing can fail after
+    // the kernel has the op.
+    void* link_memory = nullptr;
+    if (by_token && op.token.stop_possible()) {
+        link_memory = ::operator new(sizeof(token_link_type), std::nothrow);
+        if (link_memory == nullptr) {
+            op.result = -ENOMEM;
+            return false;
+        }
     }
     op.reactor = this;
     op.cancel_queued.store(false, std::memory_order_relaxed);
     op.next = nullptr;
-    if (!backend_start(op)) return false;
-    if (trace::on()) trace::io_begin(&op, op.name, op.fd);
-    // In flight: link it so close() can find it.
+    if (!backend_start(op)) {
+        ::operator delete(link_memory);
+        return false;
+    }
+    if (trace::on()) trace::io_begin(&op, op.name, op.fd_or_none());
+    // In flight: link it so close() can find it (a sleep is in the timer heap).
     op.in_flight = true;
-    op.list_prev = nullptr;
-    op.list_next = m_list;
-    if (m_list != nullptr) m_list->list_prev = &op;
-    m_list = &op;
+    if (op.opcode != io_opcode::sleep) {
+        auto& f = static_cast<io_fd_op&>(op);
+        f.list_prev = nullptr;
+        f.list_next = m_list;
+        if (m_list != nullptr) m_list->list_prev = &f;
+        m_list = &f;
+    }
     ++m_in_flight;
-    // Registered last: if the token is already signalled the callback runs
+    // Registered last: if a stop was requested meanwhile, the callback runs
     // here and queues a cancel request, which the next reap acts on.
-    if (op.token.stop_possible()) op.stop_link.emplace(op.token, io_cancel_fn{&op});
+    if (link_memory != nullptr) {
+        op.token_link = ::new (link_memory) token_link_type(op.token, io_cancel_fn{&op});
+    } else if (by_job) {
+        op.on_stop = &cancel_on_job_stop;
+        if (!op.job->add_stop_listener(op)) op.on_stop = nullptr;  // a job without a stop
+    }
     return true;
 }
 
@@ -131,13 +165,16 @@ void io_reactor::complete(io_op& op, std::int64_t result) noexcept {
     if (!op.in_flight) return;
     op.in_flight = false;
     op.result = result;
-    if (op.list_prev != nullptr) {
-        op.list_prev->list_next = op.list_next;
-    } else {
-        m_list = op.list_next;
+    if (op.opcode != io_opcode::sleep) {
+        auto& f = static_cast<io_fd_op&>(op);
+        if (f.list_prev != nullptr) {
+            f.list_prev->list_next = f.list_next;
+        } else {
+            m_list = f.list_next;
+        }
+        if (f.list_next != nullptr) f.list_next->list_prev = f.list_prev;
+        // f's own links are left as they were: close() walks on from it.
     }
-    if (op.list_next != nullptr) op.list_next->list_prev = op.list_prev;
-    // op's own links are left as they were: close() walks on from it.
     --m_in_flight;
     op.next = nullptr;
     if (m_ready_tail != nullptr) {
@@ -154,9 +191,16 @@ work_item* io_reactor::take_ready(std::size_t& count) noexcept {
     // drain_requests may complete more ops (cancelled sleeps): they join the
     // tail and this walk, so the count is read afterwards.
     for (io_op* op = m_ready_head; op != nullptr; op = static_cast<io_op*>(op->next)) {
-        // After this reset no stop callback runs or will run for `op` (the
-        // destructor waits for one running on another thread).
-        op->stop_link.reset();
+        // After this no stop callback runs or will run for `op` (both wait
+        // for one running on another thread).
+        if (op->token_link != nullptr) {
+            op->token_link->~token_link_type();
+            ::operator delete(op->token_link);
+            op->token_link = nullptr;
+        } else if (op->on_stop != nullptr) {
+            op->job->remove_stop_listener(*op);
+            op->on_stop = nullptr;
+        }
         // A callback that ran pushed `op` on the cancel stack: take it off
         // before the coroutine (and with it `op`) can go away.
         if (op->cancel_queued.load(std::memory_order_acquire)) drain_requests();
@@ -212,11 +256,12 @@ void io_reactor::close() noexcept {
     // unlinked op's own links as they were, and nothing is resumed or freed
     // before close returns, so the successor saved here is still an op, and
     // links followed from an unlinked op still reach every op after it.
-    for (io_op* op = m_list; op != nullptr;) {
-        io_op* const next = op->list_next;
+    for (io_fd_op* op = m_list; op != nullptr;) {
+        io_fd_op* const next = op->list_next;
         if (op->in_flight) backend_cancel(*op);
         op = next;
     }
+    backend_cancel_sleeps();
 }
 
 void io_reactor::reap(bool block) noexcept {

@@ -85,6 +85,8 @@ class io_reactor {
     /// `op` is in flight: make it finish soon (it completes later via
     /// complete(), with -ECANCELED or with its result if it won the race).
     virtual void backend_cancel(io_op& op) noexcept = 0;
+    /// Completes every sleep in flight with -ECANCELED (close()).
+    virtual void backend_cancel_sleeps() noexcept = 0;
     /// Flushes submissions and collects completions (calls complete()),
     /// blocking until there is one or the eventfd is written if `block`.
     virtual void backend_reap(bool block) noexcept = 0;
@@ -113,7 +115,9 @@ class io_reactor {
     resumer* m_owner;
 
     // Owner-thread state.
-    io_op* m_list = nullptr;  // ops in flight (doubly linked through list_prev/list_next)
+    // Ops in flight but sleeps (doubly linked through list_prev/list_next);
+    // sleeps are in the backend's timer heap.
+    io_fd_op* m_list = nullptr;
     std::size_t m_in_flight = 0;
     io_op* m_ready_head = nullptr;
     io_op* m_ready_tail = nullptr;

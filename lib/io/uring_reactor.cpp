@@ -26,6 +26,7 @@
 
 #include <cerrno>
 #include <climits>
+#include <cstdint>
 
 #include "io/reactor.hpp"
 #include "io/timer_heap.hpp"
@@ -73,9 +74,13 @@ class uring_reactor final : public io_reactor {
             m_timers.push(op);
             return true;
         }
-        io_uring_sqe* sqe = get_sqe();
+        prep(get_sqe(), static_cast<io_fd_op&>(op));
+        return true;
+    }
+
+    static void prep(io_uring_sqe* sqe, io_fd_op& op) noexcept {
         switch (op.opcode) {
-            case io_opcode::sleep:  // handled above
+            case io_opcode::sleep:  // never here (backend_start)
                 break;
             case io_opcode::read:
                 io_uring_prep_read(sqe, op.fd, op.buf, clamp(op.len),
@@ -105,8 +110,7 @@ class uring_reactor final : public io_reactor {
                                      op.flags | O_CLOEXEC, op.mode);
                 break;
         }
-        io_uring_sqe_set_data(sqe, &op);
-        return true;
+        io_uring_sqe_set_data(sqe, static_cast<io_op*>(&op));
     }
 
     void backend_cancel(io_op& op) noexcept override {
@@ -118,6 +122,11 @@ class uring_reactor final : public io_reactor {
         io_uring_sqe* sqe = get_sqe();
         io_uring_prep_cancel64(sqe, reinterpret_cast<std::uintptr_t>(&op), 0);
         io_uring_sqe_set_data64(sqe, tag_ignore);
+    }
+
+    void backend_cancel_sleeps() noexcept override {
+        while (io_op* op = m_timers.pop_due(INT64_MAX))
+            complete(*op, -ECANCELED);
     }
 
     void backend_reap(bool block) noexcept override {

@@ -105,6 +105,93 @@ TEST_CASE("racing first requests for a task's token and a stop request agree on 
     }
 }
 
+namespace {
+
+/// A stop listener that counts its calls (what an io op hangs on its job).
+struct counting_listener : coexec::detail::stop_listener {
+    std::atomic<int> calls{0};
+    counting_listener() {
+        on_stop = [](coexec::detail::stop_listener* l) noexcept {
+            static_cast<counting_listener*>(l)->calls.fetch_add(1);
+        };
+    }
+};
+
+}  // namespace
+
+TEST_CASE("a task's stop listeners are each called once by a stop, unless removed first",
+          "[thread_pool][coroutine][stop]") {
+    test_state s;
+    counting_listener a, b, c, late;
+    CHECK_FALSE(s->add_stop_listener(a));  // no stop enabled: nothing to listen to
+    s->enable_stop();
+    REQUIRE(s->add_stop_listener(a));
+    REQUIRE(s->add_stop_listener(b));
+    REQUIRE(s->add_stop_listener(c));
+    s->remove_stop_listener(b);
+    s->remove_stop_listener(b);  // twice: harmless
+    CHECK(a.calls == 0);
+    s->request_stop();
+    s->request_stop();  // a second request calls nobody again
+    CHECK(a.calls == 1);
+    CHECK(b.calls == 0);
+    CHECK(c.calls == 1);
+    s->remove_stop_listener(a);           // already taken by the stop: harmless
+    REQUIRE(s->add_stop_listener(late));  // after the stop: called at once, here
+    CHECK(late.calls == 1);
+    s->remove_stop_listener(late);
+    // The token, made after the listeners, is signalled as well.
+    CHECK(s->stop_token().stop_requested());
+}
+
+TEST_CASE(
+    "a stop racing listeners being added and removed calls each at most once, never after "
+    "its removal",
+    "[thread_pool][coroutine][stop]") {
+    for (int round = 0; round < 300; ++round) {
+        test_state s;
+        s->enable_stop();
+        constexpr int per_thread = 40;
+        std::atomic<int> go{0};
+        std::atomic<bool> bad{false};
+        std::vector<std::thread> threads;
+        for (int t = 0; t < 2; ++t) {
+            threads.emplace_back([&] {
+                go.fetch_add(1);
+                while (go.load() < 3)
+                    std::this_thread::yield();
+                auto ls = std::make_unique<counting_listener[]>(per_thread);
+                for (int i = 0; i < per_thread; ++i) {
+                    if (!s->add_stop_listener(ls[i])) bad = true;  // (no Catch macros here)
+                    if (i % 2 == 0) {
+                        s->remove_stop_listener(ls[i]);
+                        int seen = ls[i].calls.load();
+                        std::this_thread::yield();
+                        if (ls[i].calls.load() != seen) bad = true;  // called after removal
+                    }
+                }
+                for (int i = 0; i < per_thread; ++i) {
+                    s->remove_stop_listener(ls[i]);
+                    if (ls[i].calls.load() > 1) bad = true;
+                }
+            });
+        }
+        threads.emplace_back([&] {
+            go.fetch_add(1);
+            while (go.load() < 3)
+                std::this_thread::yield();
+            s->request_stop();
+        });
+        for (auto& t : threads)
+            t.join();
+        CHECK_FALSE(bad.load());
+        counting_listener after;
+        REQUIRE(s->add_stop_listener(after));
+        CHECK(after.calls == 1);
+        s->remove_stop_listener(after);
+    }
+}
+
 TEST_CASE(
     "future::cancel of a coroutine job that never asked for its token cancels io it starts later",
     "[thread_pool][coroutine][stop][io]") {

@@ -15,16 +15,15 @@
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
-#include <optional>
 #include <stop_token>
 #include <utility>
 
+#include "coexec/detail/shared_state.hpp"
 #include "coexec/detail/work_item.hpp"
 
 namespace coexec::detail {
 
-class io_reactor;         // lib/io/reactor.hpp
-class shared_state_base;  // detail/shared_state.hpp
+class io_reactor;  // lib/io/reactor.hpp
 
 enum class io_opcode : std::uint8_t {
     sleep,    // offset = absolute CLOCK_MONOTONIC deadline in ns
@@ -40,8 +39,9 @@ enum class io_opcode : std::uint8_t {
 
 struct io_op;
 
-/// The stop callback of an op: asks the op's reactor to cancel it. Runs on
-/// whichever thread requests the stop; only queues the request.
+/// The stop callback of an op given an explicit token: asks the op's
+/// reactor to cancel it. Runs on whichever thread requests the stop; only
+/// queues the request.
 struct io_cancel_fn {
     io_op* op;
     void operator()() const noexcept;
@@ -49,7 +49,14 @@ struct io_cancel_fn {
 
 /// A work item once it completed: running it resumes the awaiting coroutine
 /// (with its job restored), on whichever worker of the pool takes it.
-struct io_op : work_item {
+///
+/// This is all a sleep needs; operations on a descriptor are an io_fd_op.
+/// Kept small: an io_op sits in every awaiting coroutine frame (100k
+/// sleepers = 100k io_ops), and fields are ordered so small ones share words.
+/// Its stop_listener base is how a stop reaches it in the common case: hung
+/// on the job without a stop_source (nothing allocated). An explicit token
+/// gets a std::stop_callback instead, allocated only then (token_link).
+struct io_op : work_item, stop_listener {
     io_op() noexcept { run = &io_op::resume; }
     io_op(const io_op&) = delete;
     io_op& operator=(const io_op&) = delete;
@@ -58,23 +65,14 @@ struct io_op : work_item {
     void copy_parameters(const io_op& o) noexcept {
         opcode = o.opcode;
         name = o.name;
-        fd = o.fd;
-        flags = o.flags;
-        mode = o.mode;
-        addrlen = o.addrlen;
-        buf = o.buf;
-        len = o.len;
         offset = o.offset;
         token = o.token;
         explicit_token = o.explicit_token;
     }
 
-    // Fields are ordered so the small ones share words: an io_op sits in
-    // every awaiting coroutine frame (100k sleepers = 100k io_ops).
-
     // ---- filled in by the awaitable ----
     io_opcode opcode = io_opcode::sleep;
-    /// True when `token` was given explicitly (else the job's is used).
+    /// True when `token` was given explicitly (else the job's stop is used).
     bool explicit_token = false;
 
     // ---- owned by the reactor (lib/) ----
@@ -83,15 +81,9 @@ struct io_op : work_item {
     std::uint32_t backend_index = 0;  // a sleep's slot in the reactor's timer heap
 
     // ---- filled in by the awaitable ----
-    int fd = -1;
-    int flags = 0;
-    unsigned mode = 0;
-    std::uint32_t addrlen = 0;
     const char* name = "";  // "io::read": the operation named in errors
-    void* buf = nullptr;
-    std::size_t len = 0;
     std::int64_t offset = -1;
-    /// The token that cancels this op (explicit, or the running job's).
+    /// The explicit token (empty otherwise).
     std::stop_token token;
 
     // ---- outcome ----
@@ -102,16 +94,46 @@ struct io_op : work_item {
     // ---- owned by the reactor (lib/) ----
     io_reactor* reactor = nullptr;
     shared_state_base* job = nullptr;  // the job whose frames were running at start
-    std::optional<std::stop_callback<io_cancel_fn>> stop_link;
+    std::stop_callback<io_cancel_fn>* token_link = nullptr;
     io_op* cancel_next = nullptr;  // the reactor's cross-thread cancel stack
-    // The ready list and the worker queues link through work_item::next.
-    io_op* wait_next = nullptr;  // the epoll backend's per-fd wait queue
-    io_op* list_prev = nullptr;  // the reactor's in-flight list
-    io_op* list_next = nullptr;
+    // The ready list and the worker queues link through work_item::next; a
+    // sleep in flight is found through its reactor's timer heap.
 
     /// work_item::run of a completed op (lib/io/reactor.cpp).
     static void resume(work_item* self) noexcept;
+    /// The descriptor the op works on, -1 for a sleep.
+    int fd_or_none() const noexcept;
 };
+
+/// An operation on a descriptor (every opcode but sleep).
+struct io_fd_op : io_op {
+    void copy_parameters(const io_fd_op& o) noexcept {
+        io_op::copy_parameters(o);
+        fd = o.fd;
+        flags = o.flags;
+        mode = o.mode;
+        addrlen = o.addrlen;
+        buf = o.buf;
+        len = o.len;
+    }
+
+    // ---- filled in by the awaitable ----
+    int fd = -1;
+    int flags = 0;
+    unsigned mode = 0;
+    std::uint32_t addrlen = 0;
+    void* buf = nullptr;
+    std::size_t len = 0;
+
+    // ---- owned by the reactor (lib/) ----
+    io_fd_op* wait_next = nullptr;  // the epoll backend's per-fd wait queue
+    io_fd_op* list_prev = nullptr;  // the reactor's in-flight list
+    io_fd_op* list_next = nullptr;
+};
+
+inline int io_op::fd_or_none() const noexcept {
+    return opcode == io_opcode::sleep ? -1 : static_cast<const io_fd_op*>(this)->fd;
+}
 
 /// Throws coexec::error naming `name` unless the calling thread is a
 /// thread_pool worker running its own work (the only place with a reactor).
@@ -139,6 +161,8 @@ struct io_factory {
 
 /// The common awaiter of every io operation: checks the context, starts the
 /// op, and leaves the interpretation of the result to the derived class.
+/// `Op` is io_op for a sleep, io_fd_op for the rest.
+template <class Op>
 class io_awaitable_base {
   public:
     /// Moving is allowed until the awaitable is awaited (it moves the
@@ -172,7 +196,7 @@ class io_awaitable_base {
         return m_op.result;
     }
 
-    io_op m_op;
+    Op m_op;
 };
 
 }  // namespace coexec::detail

@@ -13,7 +13,8 @@
 // The same word holds the stop flags of tasks that have a stop token: the
 // token's std::stop_source (one allocation) is made only when someone first
 // asks for the token, and a stop requested before that is remembered here
-// and applied when it is made.
+// and applied when it is made. It also holds the lock of the task's stop
+// listeners: io operations waiting on the task's stop without a stop_source.
 #pragma once
 
 #include <atomic>
@@ -39,6 +40,17 @@ class shared_state_base;
 struct continuation {
     continuation* next = nullptr;
     void (*fn)(continuation*) noexcept = nullptr;
+};
+
+/// A callback a running task's own machinery (its io operations) hangs on
+/// the task without making its std::stop_source: intrusive, so registering
+/// allocates nothing. `on_stop` runs at most once, on the thread requesting
+/// the stop, under the task's listener lock: it must be short and must not
+/// touch the task's listeners.
+struct stop_listener {
+    stop_listener* prev_listener = nullptr;
+    stop_listener* next_listener = nullptr;
+    void (*on_stop)(stop_listener*) noexcept = nullptr;
 };
 
 /// What `future::cancel()` calls when the task is already running. The
@@ -80,6 +92,10 @@ class shared_state_base {
         return static_cast<status>(m_status.load(mo) & status_mask);
     }
     bool is_done() const noexcept { return load_status() >= status::has_value; }
+    /// True once request_stop() was called (whether or not a token exists).
+    bool stop_requested() const noexcept {
+        return (m_status.load(std::memory_order_acquire) & stop_requested_bit) != 0;
+    }
 
     // ---- executor side ----
     /// pending → running. False if the task was cancelled: do not run it.
@@ -95,10 +111,23 @@ class shared_state_base {
     /// signalled if a stop was requested before. Terminates if that
     /// allocation fails.
     std::stop_token stop_token() noexcept;
-    /// Signals the token, now or, if it was never asked for, when it is.
+    /// Signals the token, now or, if it was never asked for, when it is,
+    /// and calls the stop listeners.
     void request_stop() noexcept;
+    /// Calls `l.on_stop` when a stop is requested (at once, here, if one
+    /// was). False, and nothing registered, if the task has no stop (see
+    /// enable_stop) or a cancel hook. A listener must be removed before it
+    /// goes away.
+    bool add_stop_listener(stop_listener& l) noexcept;
+    /// Unregisters `l` (if it still is). After this returns, `l.on_stop` is
+    /// not running and will not run.
+    void remove_stop_listener(stop_listener& l) noexcept;
     /// Installs the hook `cancel()` uses on a running task. Before sharing.
-    void set_cancel_hook(cancel_hook* hook) noexcept { m_hook = hook; }
+    /// A task run elsewhere (a process) has a hook and no stop listeners.
+    void set_cancel_hook(cancel_hook* hook) noexcept {
+        m_hook = hook;
+        m_status.fetch_or(hooked_bit, std::memory_order_relaxed);
+    }
 
     // ---- consumer side ----
     /// cancel() of future: cancels a pending task; asks the hook for a
@@ -138,10 +167,15 @@ class shared_state_base {
     static constexpr std::uint32_t stop_made_bit = 0x2000'0000u;    // m_stop holds the state
     static constexpr std::uint32_t stop_making_bit = 0x1000'0000u;  // one thread makes it now
     static constexpr std::uint32_t stop_enabled_bit = 0x0800'0000u;
+    static constexpr std::uint32_t listeners_lock_bit = 0x0400'0000u;  // guards m_listeners
+    static constexpr std::uint32_t hooked_bit = 0x0200'0000u;          // m_hook, not m_listeners
     static constexpr std::uint32_t status_mask = 0xffu;
     bool transition(status from_a, status from_b, status to) noexcept;
     void run_continuations() noexcept;
     bool block_until(const std::chrono::steady_clock::time_point* deadline) const noexcept;
+    /// Takes / drops listeners_lock_bit; lock returns the status word it saw.
+    std::uint32_t lock_listeners() noexcept;
+    void unlock_listeners() noexcept;
 
     mutable std::atomic<std::uint32_t> m_status{0};
     std::atomic<std::uint32_t> m_refs{1};
@@ -149,7 +183,13 @@ class shared_state_base {
     intrusive_stack<continuation, &continuation::next> m_waiters;
     std::exception_ptr m_exception;
     std::stop_source m_stop{std::nostopstate};
-    cancel_hook* m_hook = nullptr;
+    // A task is run here (io operations may listen for its stop) or by a
+    // process (a cancel hook kills it), never both: one word for either,
+    // told apart by hooked_bit (it keeps a thread_pool job at 128 bytes).
+    union {
+        stop_listener* m_listeners = nullptr;  // under listeners_lock_bit
+        cancel_hook* m_hook;
+    };
     trace::task_ticket m_trace;
 };
 

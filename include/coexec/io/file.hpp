@@ -30,7 +30,7 @@
 namespace coexec::io {
 
 /// An operation whose result is a byte count (read, write, recv, send).
-class transfer_awaitable : public detail::io_awaitable_base {
+class transfer_awaitable : public detail::io_awaitable_base<detail::io_fd_op> {
   public:
     /// Bytes transferred (0 for read/recv: end of file / peer closed).
     std::size_t await_resume() const { return static_cast<std::size_t>(checked_result()); }
@@ -60,7 +60,7 @@ class transfer_awaitable : public detail::io_awaitable_base {
 };
 
 /// An operation whose result is a new file descriptor (open, accept).
-class fd_awaitable : public detail::io_awaitable_base {
+class fd_awaitable : public detail::io_awaitable_base<detail::io_fd_op> {
   public:
     int await_resume() const { return static_cast<int>(checked_result()); }
 
@@ -77,7 +77,7 @@ class fd_awaitable : public detail::io_awaitable_base {
 };
 
 /// An operation with no result but success (close, connect).
-class void_awaitable : public detail::io_awaitable_base {
+class void_awaitable : public detail::io_awaitable_base<detail::io_fd_op> {
   public:
     void await_resume() const { checked_result(); }
 

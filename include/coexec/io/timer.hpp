@@ -1,10 +1,11 @@
 // coexec/io/timer.hpp — io::sleep_for / io::sleep_until.
 //
 // `co_await io::sleep_for(10ms)` suspends the coroutine without holding a
-// thread (an IORING_OP_TIMEOUT, or a timerfd-driven heap under epoll) and
-// resumes it on a worker of the same thread_pool (see io/socket.hpp). Ten
-// thousand sleepers cost ten thousand small awaiters in their frames, nothing
-// else.
+// thread (the worker keeps sleepers in a timer heap and sleeps in the kernel,
+// io_uring or epoll, until the earliest is due) and resumes it on a worker of
+// the same thread_pool (see io/socket.hpp). Ten thousand sleepers cost ten
+// thousand small awaiters in their frames (128 bytes each), nothing else: a
+// sleep is cancelled through its job without making a std::stop_source.
 //
 // @par Cancellation
 // By `token` if one is given, else by the stop token of the submitted
@@ -24,7 +25,7 @@
 
 namespace coexec::io {
 
-class sleep_awaitable : public detail::io_awaitable_base {
+class sleep_awaitable : public detail::io_awaitable_base<detail::io_op> {
   public:
     void await_resume() const { checked_result(); }
 
