@@ -82,13 +82,20 @@ struct io_op : work_item, stop_listener {
 
     // ---- filled in by the awaitable ----
     const char* name = "";  // "io::read": the operation named in errors
-    std::int64_t offset = -1;
     /// The explicit token (empty otherwise).
     std::stop_token token;
 
-    // ---- outcome ----
-    /// Bytes transferred / new fd / 0, or -errno (-ECANCELED when cancelled).
-    std::int64_t result = 0;
+    // One word, in then out (as an sqe's arguments and its cqe's result): the
+    // parameter is read only while the op is started or retried, the result
+    // written only when it completes, and read only after that.
+    union {
+        /// In: the file offset (-1: the current position), or a sleep's
+        /// deadline (absolute CLOCK_MONOTONIC ns).
+        std::int64_t offset = -1;
+        /// Out: bytes transferred / new fd / 0, or -errno (-ECANCELED when
+        /// cancelled).
+        std::int64_t result;
+    };
     std::coroutine_handle<> handle;
 
     // ---- owned by the reactor (lib/) ----

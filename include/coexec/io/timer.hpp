@@ -4,7 +4,7 @@
 // thread (the worker keeps sleepers in a timer heap and sleeps in the kernel,
 // io_uring or epoll, until the earliest is due) and resumes it on a worker of
 // the same thread_pool (see io/socket.hpp). Ten thousand sleepers cost ten
-// thousand small awaiters in their frames (128 bytes each), nothing else: a
+// thousand small awaiters in their frames (120 bytes each), nothing else: a
 // sleep is cancelled through its job without making a std::stop_source.
 //
 // @par Cancellation
