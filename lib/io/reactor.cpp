@@ -62,6 +62,12 @@ void io_check_context(const char* name) {
     }
 }
 
+void io_throw_awaited_twice(const char* name) {
+    throw error(std::string(name) +
+                ": this awaitable was awaited already; a coexec::io awaitable is awaited once "
+                "(make a new one for the next operation)");
+}
+
 bool io_start(io_op& op) noexcept {
     return t_reactor->start(op);  // io_check_context ran in await_ready
 }
@@ -150,6 +156,11 @@ bool io_reactor::start(io_op& op) noexcept {
         m_list = &f;
     }
     ++m_in_flight;
+    // The op holds its job until the coroutine has been resumed: the op is
+    // taken off the job's listeners when it completes, and the coroutine
+    // runs as the job again, even if that coroutine is not the job's own
+    // (a fire-and-forget coroutine started inside the job may outlive it).
+    if (op.job != nullptr) op.job->add_ref();
     // Registered last: if a stop was requested meanwhile, the callback runs
     // here and queues a cancel request, which the next reap acts on.
     if (link_memory != nullptr) {
@@ -214,10 +225,14 @@ work_item* io_reactor::take_ready(std::size_t& count) noexcept {
 
 void io_op::resume(work_item* self) noexcept {
     auto* op = static_cast<io_op*>(self);
-    shared_state_base* previous = exchange_current_io_job(op->job);
-    trace::resume_scope traced(op->job);
-    op->handle.resume();  // may free `op`
+    shared_state_base* const job = op->job;  // its reference is ours now (see start)
+    shared_state_base* previous = exchange_current_io_job(job);
+    {
+        trace::resume_scope traced(job);
+        op->handle.resume();  // may free `op`
+    }
     exchange_current_io_job(previous);
+    if (job != nullptr) job->release();
 }
 
 void io_reactor::request_cancel(io_op& op) noexcept {

@@ -14,6 +14,8 @@
 #include <thread>
 #include <vector>
 
+#include "coexec/detail/job.hpp"
+#include "coexec/errors.hpp"
 #include "coexec/io.hpp"
 #include "coexec/task.hpp"
 #include "coexec/thread_pool.hpp"
@@ -250,4 +252,42 @@ TEST_CASE("cancels racing sleeps that are just finishing end every future, once"
     }
     CHECK(values + cancelled == jobs);
     CHECK(values >= jobs / 2);  // the odd ones were never cancelled
+}
+
+TEST_CASE("a coroutine started inside a job may go on sleeping after the job ended",
+          "[io][timer]") {
+    // A fire-and-forget coroutine (the user's own, not a job) started by a
+    // job inherits the job while it runs; its sleeps outlive the job's end.
+    // Each pending op holds the job, so none touches it freed (ASan checks).
+    thread_pool pool{{.max_workers = 2}};
+    std::atomic<int> woke{0};
+    {
+        auto f = pool.submit([&]() -> task<int> {
+            [](std::atomic<int>& w) -> coexec::detail::detached_coro {
+                co_await io::sleep_for(100ms);
+                co_await io::sleep_for(1ms);  // started after the job ended
+                w.fetch_add(1);
+            }(woke);
+            co_return 1;
+        });
+        CHECK(f.get() == 1);
+    }  // the future's reference goes: only the sleep holds the job now
+    CHECK(woke.load() == 0);
+    REQUIRE(coexec_test::eventually([&] { return woke.load() == 1; }));
+}
+
+TEST_CASE("an io awaitable awaited a second time throws instead of reusing its outcome",
+          "[io][timer]") {
+    thread_pool pool{{.max_workers = 1}};
+    auto f = pool.submit([]() -> task<std::string> {
+        auto nap = io::sleep_for(1ms);
+        co_await nap;
+        try {
+            co_await nap;
+        } catch (const coexec::error& e) {
+            co_return e.what();
+        }
+        co_return "";
+    });
+    CHECK_THAT(f.get(), Catch::Contains("io::sleep_for") && Catch::Contains("awaited already"));
 }

@@ -146,6 +146,9 @@ inline int io_op::fd_or_none() const noexcept {
 /// thread_pool worker running its own work (the only place with a reactor).
 void io_check_context(const char* name);
 
+/// Throws coexec::error: the awaitable of `name` was awaited already.
+[[noreturn]] void io_throw_awaited_twice(const char* name);
+
 /// Starts `op` on the calling worker's reactor. Returns true if the op is
 /// pending (the coroutine will be resumed by the reactor, on this thread),
 /// false if it finished at once (op.result holds the outcome).
@@ -179,7 +182,10 @@ class io_awaitable_base {
     io_awaitable_base& operator=(io_awaitable_base&&) = delete;
 
     bool await_ready() const {
-        io_check_context(m_op.name);  // throws before suspending: nothing to undo
+        // Both throw before suspending: nothing to undo. A second await would
+        // start over from the first one's outcome (it replaced the offset).
+        if (m_op.handle) io_throw_awaited_twice(m_op.name);
+        io_check_context(m_op.name);
         return false;
     }
     bool await_suspend(std::coroutine_handle<> h) noexcept {
