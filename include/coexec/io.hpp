@@ -36,7 +36,8 @@
 // coexec::error telling to run the coroutine on a thread_pool.
 //
 // @par Thread safety
-// An awaitable is awaited once, by one coroutine. The buffers must outlive
+// An awaitable is awaited once, by one coroutine (a second co_await throws
+// coexec::error). The buffers must outlive
 // the operation (true when it is co_awaited in the same expression).
 #pragma once
 
