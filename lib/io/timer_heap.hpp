@@ -8,6 +8,13 @@
 // sleepers on 2 workers: one io_uring timeout per sleep spent most of its time
 // in the kernel's timeout setup, hrtimer and slab code.
 //
+// Most sleeps are pushed in deadline order (the same duration, started one
+// after another): those go to a FIFO "run" instead, pushed and popped in
+// O(1); a deadline earlier than the run's last goes to the heap, and pops
+// take the earlier of the two fronts. perf with 100k sleepers of 10 ms: the
+// heap alone was 20% of all cycles, mostly sifting each pop's last entry
+// down through 100k entries.
+//
 // Owner thread only, like the rest of the reactor's state.
 #pragma once
 
@@ -30,24 +37,42 @@ inline std::int64_t monotonic_now_ns() noexcept {
 
 class timer_heap {
   public:
-    bool empty() const noexcept { return m_heap.empty(); }
-    std::size_t size() const noexcept { return m_heap.size(); }
+    bool empty() const noexcept { return m_heap.empty() && m_run_live == 0; }
+    std::size_t size() const noexcept { return m_heap.size() + m_run_live; }
     /// The earliest deadline; only if !empty().
-    std::int64_t earliest() const noexcept { return m_heap.front().deadline; }
+    std::int64_t earliest() const noexcept {
+        if (m_run_live == 0) return m_heap.front().deadline;
+        const std::int64_t run = m_run[m_run_head].deadline;  // never a hole (trim_run)
+        return m_heap.empty() || run <= m_heap.front().deadline ? run : m_heap.front().deadline;
+    }
     /// True if the earliest deadline is at or before `now`.
     bool due(std::int64_t now) const noexcept { return !empty() && earliest() <= now; }
 
     /// Adds `op` (its deadline in op.offset). bad_alloc terminates, as in
-    /// any noexcept reactor path: the heap's vector is the only allocation.
+    /// any noexcept reactor path: the two vectors are the only allocations.
     void push(io_op& op) noexcept {
-        // backend_index is 32 bits: 4 billion sleepers per worker would need
-        // 4 billion coroutine frames first.
+        // backend_index is 32 bits (the top one says "in the run"): 2 billion
+        // sleepers per worker would need 2 billion coroutine frames first.
+        if (m_run.empty() || op.offset >= m_run.back().deadline) {
+            op.backend_index = run_bit | static_cast<std::uint32_t>(m_run.size());
+            m_run.push_back({op.offset, &op});
+            ++m_run_live;
+            return;
+        }
         m_heap.push_back({op.offset, &op});
         sift_up(m_heap.size() - 1);
     }
 
-    /// Removes `op` if it is in the heap (cancelled before its deadline).
+    /// Removes `op` if it is held (cancelled before its deadline).
     void remove(io_op& op) noexcept {
+        if ((op.backend_index & run_bit) != 0) {
+            const std::size_t i = op.backend_index & ~run_bit;
+            if (i < m_run_head || i >= m_run.size() || m_run[i].op != &op) return;
+            m_run[i].op = nullptr;  // a hole, skipped when it reaches the front
+            --m_run_live;
+            trim_run();
+            return;
+        }
         const std::size_t i = op.backend_index;
         if (i >= m_heap.size() || m_heap[i].op != &op) return;
         const entry last = m_heap.back();
@@ -64,9 +89,23 @@ class timer_heap {
     /// Removes and returns the earliest op if it is due at `now`, else null.
     io_op* pop_due(std::int64_t now) noexcept {
         if (!due(now)) return nullptr;
-        io_op* op = m_heap.front().op;
+        io_op* op;
+        if (m_run_live != 0 &&
+            (m_heap.empty() || m_run[m_run_head].deadline <= m_heap.front().deadline)) {
+            op = m_run[m_run_head].op;
+        } else {
+            op = m_heap.front().op;
+        }
         remove(*op);
         return op;
+    }
+
+    /// True if `op` is held where its backend_index says (tests).
+    bool holds(const io_op& op) const noexcept {
+        const std::size_t i = op.backend_index & ~run_bit;
+        if ((op.backend_index & run_bit) != 0)
+            return i >= m_run_head && i < m_run.size() && m_run[i].op == &op;
+        return i < m_heap.size() && m_heap[i].op == &op;
     }
 
   private:
@@ -78,9 +117,10 @@ class timer_heap {
     // pointers made the reactor's reap 17% of all cycles.
     struct entry {
         std::int64_t deadline;
-        io_op* op;
+        io_op* op;  // null: a hole in the run (cancelled)
     };
     static constexpr std::size_t arity = 4;
+    static constexpr std::uint32_t run_bit = 0x8000'0000u;
     static std::size_t parent(std::size_t i) noexcept { return (i - 1) / arity; }
 
     void set(std::size_t i, const entry& e) noexcept {
@@ -115,7 +155,33 @@ class timer_heap {
         set(i, e);
     }
 
+    /// Skips the holes at the run's front; empties it when nothing is live;
+    /// moves it down when its front has passed half of it (the ops moved
+    /// get their new index: amortized O(1) per pop).
+    void trim_run() noexcept {
+        if (m_run_live == 0) {
+            m_run.clear();
+            m_run_head = 0;
+            return;
+        }
+        while (m_run[m_run_head].op == nullptr)
+            ++m_run_head;
+        if (m_run_head < 1024 || m_run_head * 2 < m_run.size()) return;
+        std::size_t j = 0;
+        for (std::size_t i = m_run_head; i < m_run.size(); ++i) {
+            if (m_run[i].op == nullptr) continue;
+            m_run[j] = m_run[i];
+            m_run[j].op->backend_index = run_bit | static_cast<std::uint32_t>(j);
+            ++j;
+        }
+        m_run.resize(j);
+        m_run_head = 0;
+    }
+
     std::vector<entry> m_heap;
+    std::vector<entry> m_run;    // deadlines never decrease along it
+    std::size_t m_run_head = 0;  // m_run[m_run_head] is live (if any is)
+    std::size_t m_run_live = 0;  // live entries in m_run
 };
 
 }  // namespace coexec::detail
