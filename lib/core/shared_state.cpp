@@ -36,6 +36,17 @@ void futex_wait(std::atomic<std::uint32_t>* word, std::uint32_t expected,
               expected, tsp, nullptr, FUTEX_BITSET_MATCH_ANY);
 }
 
+/// One step of waiting for another thread to finish a short critical step
+/// in the status word (making the stop state, holding the listener lock):
+/// a pause, and every spin_burst rounds a yield, since it may have lost its core.
+void wait_a_little(int round) noexcept {
+    if (round % spin_burst == 0) {
+        std::this_thread::yield();
+    } else {
+        cpu_relax();
+    }
+}
+
 void futex_wake_all(std::atomic<std::uint32_t>* word) noexcept {
     ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAKE_PRIVATE, INT32_MAX,
               nullptr, nullptr, 0);
@@ -131,11 +142,7 @@ std::stop_token shared_state_base::stop_token() noexcept {
         if ((cur & stop_made_bit) != 0) return m_stop.get_token();
         if ((cur & stop_enabled_bit) == 0) return {};
         if ((cur & stop_making_bit) != 0) {  // another thread makes it: one allocation
-            if (round % spin_burst == 0) {
-                std::this_thread::yield();  // it may have lost its core
-            } else {
-                cpu_relax();
-            }
+            wait_a_little(round);
             cur = m_status.load(std::memory_order_acquire);
             continue;
         }
@@ -182,13 +189,8 @@ std::uint32_t shared_state_base::lock_listeners() noexcept {
                                            std::memory_order_relaxed)) {
             return cur;
         }
-        // Held for a few pointer writes and queueing a cancel request; the
-        // holder may have lost its core, so yield now and then.
-        if (round % spin_burst == 0) {
-            std::this_thread::yield();
-        } else {
-            cpu_relax();
-        }
+        // Held for a few pointer writes and queueing a cancel request.
+        wait_a_little(round);
         cur = m_status.load(std::memory_order_relaxed);
     }
 }
