@@ -4,6 +4,7 @@
 
 #include <bit>
 #include <cstddef>
+#include <new>
 #include <string>
 
 #include "coexec/detail/codec/byte_buffers.hpp"
@@ -54,7 +55,56 @@ int visit_module(dl_phdr_info* info, std::size_t, void* data) {
     return 1;
 }
 
+// Set only in the single-threaded child of a fork (module_map::install).
+const module_map* g_installed_map = nullptr;
+
 }  // namespace
+
+module_map module_map::of_this_process() {
+    struct builder {
+        module_map* map;
+        bool failed = false;
+    };
+    module_map m;
+    builder b{&m};
+    ::dl_iterate_phdr(
+        [](dl_phdr_info* info, std::size_t, void* data) -> int {
+            auto* b = static_cast<builder*>(data);
+            try {
+                const std::uint64_t index = b->map->m_bias.size();
+                b->map->m_bias.push_back(static_cast<std::uintptr_t>(info->dlpi_addr));
+                for (int i = 0; i < info->dlpi_phnum; ++i) {
+                    const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+                    if (ph.p_type != PT_LOAD) continue;
+                    b->map->m_segments.push_back(
+                        {index, static_cast<std::uintptr_t>(info->dlpi_addr + ph.p_vaddr),
+                         static_cast<std::uintptr_t>(ph.p_memsz)});
+                }
+                return 0;
+            } catch (...) {
+                // No exception may cross the C library's frames.
+                b->failed = true;
+                return 1;
+            }
+        },
+        &b);
+    if (b.failed) throw std::bad_alloc();
+    return m;
+}
+
+void module_map::install() const noexcept {
+    g_installed_map = this;
+}
+
+const void* module_map::resolve(std::uint64_t index, std::uint64_t offset) const noexcept {
+    if (index >= m_bias.size()) return nullptr;
+    const std::uintptr_t address = m_bias[index] + static_cast<std::uintptr_t>(offset);
+    for (const segment& s : m_segments) {
+        if (s.module == index && address >= s.start && address - s.start < s.size)
+            return reinterpret_cast<const void*>(address);
+    }
+    return nullptr;
+}
 
 std::uint64_t encode_code_address(const void* fn) {
     // For other hosts (mpi_pool) a function is named by its module's build-id.
@@ -80,7 +130,13 @@ const void* decode_code_address(std::uint64_t encoded) {
     s.module_index = encoded >> module_shift;
     s.offset = encoded & offset_mask;
     s.decode = true;
-    ::dl_iterate_phdr(visit_module, &s);
+    if (g_installed_map != nullptr) {
+        const void* fn = g_installed_map->resolve(s.module_index, s.offset);
+        s.found = fn != nullptr;
+        s.address = reinterpret_cast<std::uintptr_t>(fn);
+    } else {
+        ::dl_iterate_phdr(visit_module, &s);
+    }
     if (!s.found) {
         throw serialization_error(
             "coexec: a received function address (module " + std::to_string(s.module_index) +

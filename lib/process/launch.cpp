@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "coexec/detail/codec/code_address.hpp"
 #include "process/worker_loop.hpp"
 #include "util/system_error.hpp"
 
@@ -187,9 +188,16 @@ launched launch_direct(launch_method method, const channel_fds& worker_end) {
             envp.push_back(s.data());
         envp.push_back(nullptr);
     }
-    // Unflushed stdio output would otherwise be written again by the worker
-    // when it flushes at exit.
-    if (method == launch_method::fork) std::fflush(nullptr);
+    // A forked worker names functions by this copy of the module list, not
+    // by walking the modules under a loader lock another thread may hold
+    // at the fork (code_address.hpp).
+    module_map modules;
+    if (method == launch_method::fork) {
+        modules = module_map::of_this_process();
+        // Unflushed stdio output would otherwise be written again by the
+        // worker when it flushes at exit.
+        std::fflush(nullptr);
+    }
     const pid_t parent = ::getpid();
     const pid_t pid = ::fork();
     if (pid < 0) throw_errno("fork");
@@ -199,6 +207,7 @@ launched launch_direct(launch_method method, const channel_fds& worker_end) {
             ::execve("/proc/self/exe", argv, envp.data());
             ::_exit(127);
         }
+        modules.install();
         worker_main(fixed_channel_fds());
     }
     launched l;

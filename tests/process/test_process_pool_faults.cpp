@@ -1,6 +1,7 @@
 // Fault tests of coexec::process_pool: crashes, kills, deadlines, OOM,
 // exceptions, broken pools, fork safety, leaks, a killed parent, chaos.
 // Each is bounded in time (get_for) so a bug shows as a failure, not a hang.
+#include <link.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -313,6 +314,41 @@ TEST_CASE(
     }
     release = true;
     holder.join();
+}
+
+TEST_CASE("a worker forked while another thread walks the loaded modules runs its tasks",
+          "[process_pool][faults][fork_safety]") {
+    // glibc's fork does not reset the lock dl_iterate_phdr holds: a forked
+    // worker that walked the modules itself (to find a task's function) would
+    // wait forever for a walk under way in another thread at the fork. Here a
+    // thread holds that lock most of the time while workers are forked.
+    std::atomic<bool> stop{false};
+    std::thread walker([&] {
+        while (!stop.load()) {
+            ::dl_iterate_phdr(
+                [](dl_phdr_info*, std::size_t, void*) -> int {
+                    std::this_thread::sleep_for(200us);
+                    return 0;
+                },
+                nullptr);
+            std::this_thread::sleep_for(20us);  // lets the pool's own walks in
+        }
+    });
+    bool all_ran = true;
+    {
+        process_pool pool{
+            {.max_workers = 2, .max_tasks_per_child = 1, .start = coexec::start_method::fork}};
+        for (int i = 0; i < 8 && all_ran; ++i) {
+            auto f = pool.submit(square, i);
+            all_ran = f.wait_for(20s) && f.get() == i * i;
+        }
+        // A hung worker would hold the pool's shutdown forever: kill it so
+        // that the test fails instead.
+        if (!all_ran) pool.terminate_workers();
+    }
+    stop = true;
+    walker.join();
+    REQUIRE(all_ran);
 }
 
 TEST_CASE("no descriptors or zombies are left after a pool is destroyed",
