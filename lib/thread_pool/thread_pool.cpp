@@ -106,6 +106,10 @@ struct thread_pool_core::shared {
     // spinner delays the very thread (a submitter, a woken worker) it waits for.
     alignas(64) std::atomic<int> spinners{0};
     int max_spinners = 1;
+    // Threads outside the pool inside post(). Its item may run, and the
+    // pool's owner see that and destroy the pool, before post() has done
+    // waking a worker; the destructor waits for this to be 0.
+    alignas(64) std::atomic<std::uint32_t> outside_posts{0};
     std::vector<std::unique_ptr<worker>> workers;
     std::mutex join_mutex;
     bool joined = false;
@@ -199,6 +203,15 @@ thread_pool_core::~thread_pool_core() {
     // Destruction signals running tasks' stop tokens, then waits (RAII = `with`).
     m_stop.request_stop();
     shutdown(true, false);
+    // A thread outside the pool may still be in post() for an item that has
+    // already run (it was waking a worker for it): let it leave first.
+    for (int round = 1; m_shared->outside_posts.load(std::memory_order_acquire) != 0; ++round) {
+        if (round % spin_burst == 0) {
+            std::this_thread::yield();
+        } else {
+            cpu_relax();
+        }
+    }
     m_shared->trace.reset();  // before the counters it samples go
 }
 
@@ -224,12 +237,18 @@ void thread_pool_core::submit_job(work_item* job) {
 
 void thread_pool_core::post(work_item* item) noexcept {
     bool queued = false;
-    if (on_worker_thread() && t_worker->lock.try_lock()) {
+    const bool outside = !on_worker_thread();
+    if (!outside && t_worker->lock.try_lock()) {
         worker& self = *t_worker;
         item->next = nullptr;
         queued = append_to_queue(self, item) == nullptr;
         self.lock.unlock();
     }
+    // Relaxed: it is sequenced before the push, which a worker acquires
+    // before running the item, so whoever destroys the pool after seeing
+    // the item's effect sees this too. (A worker is joined before the pool
+    // goes, so its own posts need no count.)
+    if (outside) m_shared->outside_posts.fetch_add(1, std::memory_order_relaxed);
     if (!queued) {
         // From outside, or a thief holds our queue's lock: the shared inbox.
         // Waiting for the thief instead makes a worker that produces many
@@ -242,9 +261,11 @@ void thread_pool_core::post(work_item* item) noexcept {
             // Closed: the workers are gone (run_leftovers). Checked in the same
             // atomic step as the push, so an item is either queued before the
             // last drain or run here, never stranded between the two.
+            if (outside) m_shared->outside_posts.fetch_sub(1, std::memory_order_release);
             item->run(item);
             return;
         }
+        hook(pool_event::after_inbox_push, not_a_worker);
     }
     // Pairs with the fence in worker_main: either the sleeper sees the item,
     // or we see it sleeping and wake it (no lost wake-up).
@@ -256,6 +277,8 @@ void thread_pool_core::post(work_item* item) noexcept {
         m_shared->spinners.load(std::memory_order_relaxed) == 0) {
         wake_one();
     }
+    // Release: the destructor that sees the count drop sees this thread done.
+    if (outside) m_shared->outside_posts.fetch_sub(1, std::memory_order_release);
 }
 
 void thread_pool_core::wake_one() noexcept {

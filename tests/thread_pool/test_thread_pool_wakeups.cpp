@@ -352,3 +352,39 @@ TEST_CASE("a worker that stayed at shutdown for an item another worker took stil
     }
     pool->shutdown(true);
 }
+
+// ---- a pool destroyed while its poster is still in post() ----
+
+std::atomic<std::thread::id> g_slow_poster{};
+std::atomic<bool> g_slow_pushed{false};
+
+void slow_poster_hook(pool_event e, std::size_t) noexcept {
+    // The item is queued; the poster stalls before deciding on a wake-up.
+    if (e == pool_event::after_inbox_push && std::this_thread::get_id() == g_slow_poster.load()) {
+        g_slow_pushed = true;
+        std::this_thread::sleep_for(20ms);
+    }
+}
+
+TEST_CASE("a pool may be destroyed while a thread that posted its last item is still posting",
+          "[thread_pool][shutdown]") {
+    // The item runs, its owner sees that and destroys the pool, while the
+    // thread that queued it has not yet left post(): the destructor waits for
+    // it (ASan: heap-use-after-free in post if it does not).
+    hook_scope hooks(slow_poster_hook);
+    for (int round = 0; round < 5; ++round) {
+        auto pool = std::make_unique<thread_pool>(coexec::thread_pool_options{.max_workers = 1});
+        g_slow_pushed = false;
+        // The worker is busy until the item is queued, then takes it by itself.
+        auto busy = pool->submit([] { return await_flag(g_slow_pushed); });
+        std::atomic<bool> ran{false};
+        std::thread outside([&] {
+            g_slow_poster = std::this_thread::get_id();
+            pool->submit([&] { ran.store(true); });
+        });
+        REQUIRE(await_flag(ran));
+        REQUIRE(busy.get());
+        pool.reset();
+        outside.join();
+    }
+}

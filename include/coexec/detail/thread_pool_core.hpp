@@ -32,6 +32,7 @@ enum class pool_event {
     about_to_sleep,     ///< that look found nothing: it sleeps now
     notified,           ///< wake_one chose this sleeping worker
     before_inbox_push,  ///< a thread that is not a worker is about to queue an item
+    after_inbox_push,   ///< it has; next it decides whether to wake a worker
 };
 /// Called at each pool_event with the worker's index (npos if not a worker).
 using pool_hook = void (*)(pool_event, std::size_t worker) noexcept;
