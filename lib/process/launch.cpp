@@ -36,15 +36,48 @@ int pidfd_send_signal(int pidfd, int sig) noexcept {
     return static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0));
 }
 
+namespace {
+
+/// Whether thread `tid` of this process is on its way out: gone, or with
+/// PF_EXITING in its flags. A thread that has just been joined can still be
+/// listed in /proc/self/task for a moment (its joiner is woken from inside
+/// its exit, before the kernel drops it), most often on a loaded machine.
+bool thread_exiting(const char* tid) noexcept {
+    char path[64];
+    std::snprintf(path, sizeof path, "/proc/self/task/%s/stat", tid);
+    const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return true;
+    char buf[1024];
+    const ssize_t n = ::read(fd, buf, sizeof buf - 1);
+    ::close(fd);
+    if (n <= 0) return true;
+    buf[n] = '\0';
+    // The name in parentheses may hold anything: fields count from the last ')'.
+    // After it: state ppid pgrp session tty_nr tpgid flags.
+    const char* p = std::strrchr(buf, ')');
+    unsigned long flags = 0;
+    if (p == nullptr || std::sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %lu", &flags) != 1)
+        return false;
+    constexpr unsigned long pf_exiting = 0x4;  // include/linux/sched.h
+    return (flags & pf_exiting) != 0;
+}
+
+}  // namespace
+
 bool single_threaded() noexcept {
     DIR* d = ::opendir("/proc/self/task");
     if (d == nullptr) return false;
-    int n = 0;
+    const long self = static_cast<long>(::gettid());
+    bool alone = true;
     while (dirent* e = ::readdir(d)) {
-        if (e->d_name[0] != '.') ++n;
+        if (e->d_name[0] == '.' || std::strtol(e->d_name, nullptr, 10) == self) continue;
+        if (!thread_exiting(e->d_name)) {
+            alone = false;
+            break;
+        }
     }
     ::closedir(d);
-    return n == 1;
+    return alone;
 }
 
 namespace {

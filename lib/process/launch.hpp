@@ -58,7 +58,9 @@ void run_spawned_worker_if_requested() noexcept;
 int pidfd_open(pid_t pid) noexcept;
 int pidfd_send_signal(int pidfd, int sig) noexcept;
 
-/// True if this process has exactly one thread (from /proc/self/task).
+/// True if this process has no thread but the caller (from /proc/self/task),
+/// not counting threads already exiting (a just-joined thread is still listed
+/// for a moment).
 bool single_threaded() noexcept;
 
 // ---- the child's side of a launch (also used by the fork server) ----

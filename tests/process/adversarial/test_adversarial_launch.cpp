@@ -7,8 +7,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <set>
+#include <thread>
 
 #include "adversary.hpp"
 #include "helpers.hpp"
@@ -96,6 +98,30 @@ bool no_fork_server_zombie(int pid) {
 }
 
 }  // namespace
+
+TEST_CASE("a thread just joined does not count as a second thread of the program",
+          "[process][launch]") {
+    // A joiner is woken from inside the thread's exit, before the kernel
+    // drops it from /proc/self/task: for a moment it is still listed. Counted,
+    // a fork server would not start right after a pool's threads were joined.
+    if (under_tsan) return;  // TSan's own thread stays: never single-threaded
+    REQUIRE(coexec::detail::proc::single_threaded());
+    int counted = 0;
+    for (int i = 0; i < 20000; ++i) {
+        std::thread t([] {});
+        t.join();
+        if (!coexec::detail::proc::single_threaded()) ++counted;
+    }
+    CHECK(counted == 0);
+    std::atomic<bool> stop{false};
+    std::thread live([&] {
+        while (!stop.load())
+            std::this_thread::sleep_for(1ms);
+    });
+    CHECK_FALSE(coexec::detail::proc::single_threaded());
+    stop = true;
+    live.join();
+}
 
 TEST_CASE("killing the fork server fails its running task, and pools old and new go on",
           "[process_pool][adversarial][fork_server]") {
