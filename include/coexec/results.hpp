@@ -171,8 +171,15 @@ class map_engine {
         m_known_size = n;
         std::size_t chunk = m_options.chunksize;
         if (chunk == 0) {
-            // Python's Pool.map rule: about four chunks per worker.
-            chunk = n ? std::max<std::size_t>(1, (*n + m_workers * 4 - 1) / (m_workers * 4)) : 1;
+            // About 16 chunks per worker. (Python's Pool.map makes 4, to
+            // pay its per-message cost rarely; here a message costs a few
+            // microseconds, and with 4 the first chunk is waited for and the
+            // last one runs alone for a quarter of a worker's share: 200k
+            // tiny tasks on 2 workers ran x1.1-1.4 faster with 16, in 9
+            // alternating pairs; 8 and 32 were as fast as 16.)
+            constexpr std::size_t per_worker = 16;
+            const std::size_t chunks = m_workers * per_worker;
+            chunk = n ? std::max<std::size_t>(1, (*n + chunks - 1) / chunks) : 1;
         }
         m_chunksize = chunk;
         m_buffersize = m_options.buffersize != 0 ? std::max(m_options.buffersize, chunk)
