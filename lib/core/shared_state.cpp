@@ -36,17 +36,6 @@ void futex_wait(std::atomic<std::uint32_t>* word, std::uint32_t expected,
               expected, tsp, nullptr, FUTEX_BITSET_MATCH_ANY);
 }
 
-/// One step of waiting for another thread to finish a short critical step
-/// in the status word (making the stop state, holding the listener lock):
-/// a pause, and every spin_burst rounds a yield, since it may have lost its core.
-void wait_a_little(int round) noexcept {
-    if (round % spin_burst == 0) {
-        std::this_thread::yield();
-    } else {
-        cpu_relax();
-    }
-}
-
 void futex_wake_all(std::atomic<std::uint32_t>* word) noexcept {
     ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAKE_PRIVATE, INT32_MAX,
               nullptr, nullptr, 0);

@@ -205,13 +205,8 @@ thread_pool_core::~thread_pool_core() {
     shutdown(true, false);
     // A thread outside the pool may still be in post() for an item that has
     // already run (it was waking a worker for it): let it leave first.
-    for (int round = 1; m_shared->outside_posts.load(std::memory_order_acquire) != 0; ++round) {
-        if (round % spin_burst == 0) {
-            std::this_thread::yield();
-        } else {
-            cpu_relax();
-        }
-    }
+    for (int round = 1; m_shared->outside_posts.load(std::memory_order_acquire) != 0; ++round)
+        wait_a_little(round);
     m_shared->trace.reset();  // before the counters it samples go
 }
 

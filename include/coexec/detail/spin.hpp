@@ -41,6 +41,17 @@ struct spin_policy {
 /// reads, and between two yields when the policy yields.
 inline constexpr int spin_burst = 64;
 
+/// One step of waiting, without a bound, for another thread to finish a
+/// short step it has begun (holding a lock bit, leaving a function): a
+/// pause, and every spin_burst rounds a yield, since it may have lost its core.
+inline void wait_a_little(int round) noexcept {
+    if (round % spin_burst == 0) {
+        std::this_thread::yield();
+    } else {
+        cpu_relax();
+    }
+}
+
 /// The named policies, one per kind of waiter.
 namespace spin {
 using std::chrono::microseconds;
