@@ -41,9 +41,7 @@ class timer_heap {
     std::size_t size() const noexcept { return m_heap.size() + m_run_live; }
     /// The earliest deadline; only if !empty().
     std::int64_t earliest() const noexcept {
-        if (m_run_live == 0) return m_heap.front().deadline;
-        const std::int64_t run = m_run[m_run_head].deadline;  // never a hole (trim_run)
-        return m_heap.empty() || run <= m_heap.front().deadline ? run : m_heap.front().deadline;
+        return run_first() ? m_run[m_run_head].deadline : m_heap.front().deadline;
     }
     /// True if the earliest deadline is at or before `now`.
     bool due(std::int64_t now) const noexcept { return !empty() && earliest() <= now; }
@@ -65,16 +63,14 @@ class timer_heap {
 
     /// Removes `op` if it is held (cancelled before its deadline).
     void remove(io_op& op) noexcept {
+        if (!holds(op)) return;
         if ((op.backend_index & run_bit) != 0) {
-            const std::size_t i = op.backend_index & ~run_bit;
-            if (i < m_run_head || i >= m_run.size() || m_run[i].op != &op) return;
-            m_run[i].op = nullptr;  // a hole, skipped when it reaches the front
+            m_run[op.backend_index & ~run_bit].op = nullptr;  // a hole, skipped at the front
             --m_run_live;
             trim_run();
             return;
         }
         const std::size_t i = op.backend_index;
-        if (i >= m_heap.size() || m_heap[i].op != &op) return;
         const entry last = m_heap.back();
         m_heap.pop_back();
         if (last.op == &op) return;
@@ -89,13 +85,7 @@ class timer_heap {
     /// Removes and returns the earliest op if it is due at `now`, else null.
     io_op* pop_due(std::int64_t now) noexcept {
         if (!due(now)) return nullptr;
-        io_op* op;
-        if (m_run_live != 0 &&
-            (m_heap.empty() || m_run[m_run_head].deadline <= m_heap.front().deadline)) {
-            op = m_run[m_run_head].op;
-        } else {
-            op = m_heap.front().op;
-        }
+        io_op* op = run_first() ? m_run[m_run_head].op : m_heap.front().op;
         remove(*op);
         return op;
     }
@@ -122,6 +112,12 @@ class timer_heap {
     static constexpr std::size_t arity = 4;
     static constexpr std::uint32_t run_bit = 0x8000'0000u;
     static std::size_t parent(std::size_t i) noexcept { return (i - 1) / arity; }
+
+    /// The run's front (never a hole: trim_run) is the earliest held op.
+    bool run_first() const noexcept {
+        return m_run_live != 0 &&
+               (m_heap.empty() || m_run[m_run_head].deadline <= m_heap.front().deadline);
+    }
 
     void set(std::size_t i, const entry& e) noexcept {
         m_heap[i] = e;
