@@ -5,6 +5,12 @@
 //            io::accept / io::recv / io::send (io_uring, or epoll)
 //   asio     io_context run by 2 threads: the classic co_spawn echo server
 //            (async_accept, async_read_some, async_write; epoll)
+//   coexec1, asio1   the same two servers on 1 thread each: no session is
+//            ever spread over a second thread (see the note in main)
+//   floor    no framework: one thread, one liburing ring, a recv or send
+//            always queued per connection, one io_uring_enter per round of
+//            completions. What any io_uring server could do in this shape;
+//            it bounds how far ahead of Asio the loopback kernel lets one be.
 //
 // The load generator is the same for both: one thread driving all 64
 // non-blocking connections with epoll, in this process. Each server runs in
@@ -17,6 +23,8 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <liburing.h>
 
 #include <asio.hpp>
 #include <coexec/future.hpp>
@@ -76,8 +84,8 @@ coexec::task<void> coexec_session(int fd) {
     co_await coexec::io::close(fd);
 }
 
-[[noreturn]] void coexec_server(int listen_fd) {
-    coexec::thread_pool pool{{.max_workers = threads}};
+[[noreturn]] void coexec_server_on(int listen_fd, std::size_t workers) {
+    coexec::thread_pool pool{{.max_workers = workers}};
     auto acceptor = pool.submit([&]() -> coexec::task<void> {
         for (;;) {
             int c = co_await coexec::io::accept(listen_fd);
@@ -88,6 +96,13 @@ coexec::task<void> coexec_session(int fd) {
     });
     acceptor.wait();  // until killed
     ::_exit(0);
+}
+
+[[noreturn]] void coexec_server(int listen_fd) {
+    coexec_server_on(listen_fd, threads);
+}
+[[noreturn]] void coexec_server_1(int listen_fd) {
+    coexec_server_on(listen_fd, 1);
 }
 
 asio::awaitable<void> asio_session(asio::ip::tcp::socket s) {
@@ -101,8 +116,8 @@ asio::awaitable<void> asio_session(asio::ip::tcp::socket s) {
     }
 }
 
-[[noreturn]] void asio_server(int listen_fd) {
-    asio::io_context ctx(static_cast<int>(threads));
+[[noreturn]] void asio_server_on(int listen_fd, std::size_t n) {
+    asio::io_context ctx(static_cast<int>(n));
     asio::ip::tcp::acceptor acceptor(ctx, asio::ip::tcp::v4(), listen_fd);
     asio::co_spawn(
         ctx,
@@ -114,10 +129,75 @@ asio::awaitable<void> asio_session(asio::ip::tcp::socket s) {
             }
         },
         asio::detached);
-    std::thread helper([&] { ctx.run(); });
+    std::vector<std::thread> helpers;
+    for (std::size_t i = 1; i < n; ++i)
+        helpers.emplace_back([&] { ctx.run(); });
     ctx.run();
-    helper.join();
+    for (auto& t : helpers)
+        t.join();
     ::_exit(0);
+}
+
+[[noreturn]] void asio_server(int listen_fd) {
+    asio_server_on(listen_fd, threads);
+}
+[[noreturn]] void asio_server_1(int listen_fd) {
+    asio_server_on(listen_fd, 1);
+}
+
+[[noreturn]] void floor_server(int listen_fd) {
+    io_uring ring{};
+    io_uring_params p{};
+    p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN;
+    if (io_uring_queue_init_params(256, &ring, &p) < 0) ::_exit(1);
+    struct conn {
+        int fd = -1;
+        char buf[4096];
+    };
+    std::vector<conn> conns(connections + 1);
+    // user_data: connection index << 1 | (1 for a send); ~0 for the accept.
+    constexpr std::uint64_t accept_tag = ~std::uint64_t{0};
+    auto queue_accept = [&] {
+        io_uring_sqe* sqe = io_uring_get_sqe(&ring);
+        io_uring_prep_accept(sqe, listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+        io_uring_sqe_set_data64(sqe, accept_tag);
+    };
+    auto queue_recv = [&](std::size_t i) {
+        io_uring_sqe* sqe = io_uring_get_sqe(&ring);
+        io_uring_prep_recv(sqe, conns[i].fd, conns[i].buf, sizeof conns[i].buf, 0);
+        io_uring_sqe_set_data64(sqe, i << 1);
+    };
+    std::size_t accepted = 0;
+    queue_accept();
+    for (;;) {
+        io_uring_submit_and_wait(&ring, 1);
+        io_uring_cqe* cqe;
+        unsigned head, seen = 0;
+        io_uring_for_each_cqe(&ring, head, cqe) {
+            ++seen;
+            std::uint64_t tag = cqe->user_data;
+            if (tag == accept_tag) {
+                if (cqe->res < 0 || accepted == conns.size()) ::_exit(1);
+                int one = 1;
+                ::setsockopt(cqe->res, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+                conns[accepted].fd = cqe->res;
+                queue_recv(accepted++);
+                queue_accept();
+                continue;
+            }
+            std::size_t i = tag >> 1;
+            if (cqe->res <= 0) continue;  // closed: the run is over
+            if ((tag & 1) == 0) {         // 64 bytes or fewer: one send takes them
+                io_uring_sqe* sqe = io_uring_get_sqe(&ring);
+                io_uring_prep_send(sqe, conns[i].fd, conns[i].buf, static_cast<unsigned>(cqe->res),
+                                   MSG_NOSIGNAL);
+                io_uring_sqe_set_data64(sqe, i << 1 | 1);
+            } else {
+                queue_recv(i);
+            }
+        }
+        io_uring_cq_advance(&ring, seen);
+    }
 }
 
 // ---------------------------------------------------------------- load
@@ -204,21 +284,34 @@ double run_against(void (*server)(int)) {
 int main() {
     double co = run_against(coexec_server);
     double as = run_against(asio_server);
+    double one = run_against(coexec_server_1);
+    double as_one = run_against(asio_server_1);
+    double fl = run_against(floor_server);
     std::printf("TCP echo, %d connections, %zu-byte ping-pong, servers on %zu threads\n",
                 connections, message, threads);
     std::printf("  %-36s %10.0f round trips/s\n", "coexec io::recv/send", co);
     std::printf("  %-36s %10.0f round trips/s\n", "asio co_spawn echo", as);
+    auto vs_asio = [&](const char* what, double x) {
+        std::printf("  %-36s %10.0f round trips/s (%.2fx asio)\n", what, x, as > 0 ? x / as : 0.0);
+    };
+    vs_asio("coexec, thread_pool of 1 worker", one);
+    vs_asio("asio co_spawn echo, 1 thread", as_one);
+    vs_asio("floor: bare liburing loop, 1 thread", fl);
     coexec_bench::report("TCP echo, 64 connections", co, "round trips/s", "asio co_spawn echo", as,
                          coexec_bench::better::higher);
-    coexec_bench::note("TCP echo: " + std::string(coexec::io::backend_name()) +
-                       " backend; 64-byte messages, one in flight per connection, one epoll "
-                       "load-generator thread in the parent, each server in its own child; " +
-                       std::to_string(static_cast<int>(measure_s)) +
-                       " s measured. A coexec worker that keeps up resumes its completions itself "
-                       "(one reap of all 64 per round when the sessions share a worker); only a "
-                       "saturated worker hands them to the idle one. Sessions split over both "
-                       "workers when the idle one steals some at accept time; the load generator "
-                       "shares the 2 cores, so a split server, like Asio's two threads, takes CPU "
-                       "from it.");
+    coexec_bench::report("TCP echo, 64 connections, 1 thread each", one, "round trips/s",
+                         "asio co_spawn echo, 1 thread", as_one, coexec_bench::better::higher);
+    coexec_bench::note(
+        "TCP echo: " + std::string(coexec::io::backend_name()) +
+        " backend; 64-byte messages, one in flight per connection, one epoll "
+        "load-generator thread in the parent, each server in its own child; " +
+        std::to_string(static_cast<int>(measure_s)) +
+        " s measured. A coexec worker that keeps up resumes its completions itself "
+        "(one reap of all 64 per round when the sessions share a worker); a worker "
+        "busy for 1 ms without running out of work hands its completions to the idle "
+        "one, and sessions resumed there stay on its ring. The load generator shares "
+        "the 2 cores, so a server spread over two threads (coexec's, or Asio's) takes "
+        "CPU from it: the same run measures both servers on 1 thread and a bare "
+        "single-thread liburing loop (the floor), printed above against Asio.");
     return 0;
 }
