@@ -512,7 +512,14 @@ class pipeline_builder {
 
     /// Adds a stage running `fn(item)` on executor `ex` (which must outlive the run).
     template <class Ex, class F>
-    auto then(Ex& ex, F fn, stage_options options = {}) && {
+    auto then(Ex& ex, F fn) && {
+        // An overload, not a default argument: GCC 12 copies a defaulted
+        // argument made inside a co_await expression bitwise and destroys it
+        // twice (`co_await pipeline(in).then(pool, f)` freed a string twice).
+        return std::move(*this).then(ex, std::move(fn), stage_options{});
+    }
+    template <class Ex, class F>
+    auto then(Ex& ex, F fn, stage_options options) && {
         using Out = typename detail::unwrap_task<detail::map_result_t<F, T>>::type;
         static_assert(!std::is_void_v<Out>,
                       "coexec::pipeline: a stage must return a value for the next stage");

@@ -229,3 +229,24 @@ TEST_CASE("a pipeline can be awaited in a coroutine and reports progress", "[pip
     CHECK(seen.back().done == 3);
     CHECK(seen.back().input_exhausted);
 }
+
+TEST_CASE("a pipeline built inside the co_await expression, as API.md writes it, runs",
+          "[pipeline][task]") {
+    // With stage_options as a defaulted argument of then(), GCC 12 copied the
+    // default made inside the co_await expression bitwise and freed its
+    // string twice (ASan: free of an address in the coroutine frame).
+    coexec::thread_pool pool{{.max_workers = 2}};
+    std::vector<int> in{1, 2, 3};
+    auto [direct, async] = coexec::sync_wait(
+        [&]()
+            -> coexec::task<std::pair<coexec::pipeline_result<int>, coexec::pipeline_result<int>>> {
+            auto a = co_await coexec::pipeline(in).then(pool, [](int x) { return x * 2; });
+            auto b = co_await coexec::pipeline(in)
+                         .then(pool, [](int x) { return x + 1; })
+                         .then(pool, [](int x) { return x * 10; })
+                         .collect_async();
+            co_return std::pair{std::move(a), std::move(b)};
+        }());
+    CHECK(direct.values == std::vector<int>{2, 4, 6});
+    CHECK(async.values == std::vector<int>{20, 30, 40});
+}
