@@ -68,6 +68,7 @@ concept executor = requires(E& e, const E& ce) {
     e.submit([] {});
     { e.shutdown() };
     { e.shutdown(true, false) };
+    { e.terminate_workers() };
     { ce.max_workers() } -> std::convertible_to<std::size_t>;
     { ce.stats() } -> std::same_as<executor_stats>;
 };

@@ -66,6 +66,9 @@ class inline_executor {
         m_shutdown.store(true, std::memory_order_release);
         if (cancel_futures) m_stop.request_stop();
     }
+    /// shutdown(wait = false, cancel_futures = true): nothing runs here but
+    /// on the submitting thread, so there is nothing else to stop.
+    void terminate_workers() noexcept { shutdown(false, true); }
     std::size_t max_workers() const noexcept { return 1; }
     executor_stats stats() const noexcept {
         executor_stats s = m_counters.snapshot();

@@ -148,6 +148,12 @@ class thread_pool {
     void shutdown(bool wait = true, bool cancel_futures = false) {
         m_core->shutdown(wait, cancel_futures);
     }
+    /// Stops now, as far as threads can be stopped: shutdown(wait = false,
+    /// cancel_futures = true). Queued work is cancelled and running tasks'
+    /// stop tokens are signalled; a thread cannot be killed, so a running
+    /// task ends when it returns (the destructor joins). (process_pool's
+    /// kills its workers; the member is on every executor.)
+    void terminate_workers() { shutdown(false, true); }
     std::size_t max_workers() const noexcept { return m_core->max_workers(); }
     executor_stats stats() const noexcept { return m_core->stats(); }
     /// True if the calling thread is one of this pool's workers.

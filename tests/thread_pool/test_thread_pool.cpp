@@ -14,6 +14,7 @@
 
 #include "coexec/inline_executor.hpp"
 #include "coexec/io.hpp"
+#include "coexec/process_pool.hpp"
 #include "coexec/promise.hpp"
 #include "coexec/sync_wait.hpp"
 #include "coexec/thread_pool.hpp"
@@ -106,6 +107,36 @@ TEST_CASE("shutdown with cancel_futures cancels queued work and signals running 
         CHECK(f.cancelled());
     CHECK(running.get() == 1);
     CHECK_THROWS_AS(pool.submit([] {}), coexec::executor_shutdown);
+}
+
+namespace {
+// Written against the concept, as generic code would be.
+template <coexec::executor E>
+void stop_now(E& e) {
+    e.terminate_workers();
+}
+}  // namespace
+
+TEST_CASE("terminate_workers on a thread_pool cancels queued work, signals running work, returns",
+          "[thread_pool][shutdown]") {
+    thread_pool pool{{.max_workers = 1}};
+    std::atomic<bool> started{false};
+    auto running = pool.submit([&](std::stop_token st) {
+        started = true;
+        while (!st.stop_requested())
+            std::this_thread::sleep_for(1ms);
+        return 1;
+    });
+    REQUIRE(coexec_test::eventually([&] { return started.load(); }));
+    auto queued = pool.submit([] { return 2; });
+    stop_now(pool);
+    CHECK(queued.cancelled());
+    CHECK(running.get() == 1);  // a thread is not killed: it saw its stop token
+    CHECK_THROWS_AS(pool.submit([] {}), coexec::executor_shutdown);
+
+    coexec::inline_executor ex;
+    stop_now(ex);
+    CHECK_THROWS_AS(ex.submit([] {}), coexec::executor_shutdown);
 }
 
 TEST_CASE("shutdown(wait) finishes all queued work before returning", "[thread_pool][shutdown]") {
@@ -354,3 +385,4 @@ static_assert(!std::is_constructible_v<coexec::io::sleep_awaitable, const char*,
 
 static_assert(coexec::executor<coexec::thread_pool>);
 static_assert(coexec::executor<coexec::inline_executor>);
+static_assert(coexec::executor<coexec::process_pool>);

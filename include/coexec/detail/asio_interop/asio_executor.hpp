@@ -193,6 +193,9 @@ class basic_asio_executor {
         if (cancel_futures) m_core->stop_source().request_stop();
         if (wait) m_core->wait_for_jobs();
     }
+    /// shutdown(wait = false, cancel_futures = true): Asio's threads are the
+    /// program's, so this stops accepting work and signals stop tokens.
+    void terminate_workers() { shutdown(false, true); }
 
     std::size_t max_workers() const noexcept { return 1; }
 
