@@ -133,7 +133,7 @@ std::span<std::byte> writable_bytes_of(T& v) noexcept {
                 const pid_t child = ::fork();
                 if (child == 0) {
                     ::close(sfd);
-                    setup_worker_process(self, w);
+                    setup_worker_process(self, w, inherited_signals::reset_by_fork_server);
                     worker_main(fixed_channel_fds());
                 }
                 if (child < 0) {

@@ -159,6 +159,10 @@ void reset_signals() noexcept {
     }
     sa.sa_handler = SIG_IGN;
     ::sigaction(SIGINT, &sa, nullptr);  // Ctrl-C is the parent's to handle
+    unblock_signals();
+}
+
+void unblock_signals() noexcept {
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -168,7 +172,8 @@ void reset_signals() noexcept {
 // In a freshly forked child: only async-signal-safe calls from here to exec.
 // ---------------------------------------------------------------------------
 
-void setup_worker_process(pid_t expected_parent, const channel_fds& fds) noexcept {
+void setup_worker_process(pid_t expected_parent, const channel_fds& fds,
+                          inherited_signals signals) noexcept {
     const int in[channel_fd_count] = {fds.memfd.get(), fds.wake.get(), fds.socket.get()};
     int tmp[channel_fd_count];
     // First out of the way (the sources may overlap 3..5), then into place.
@@ -189,8 +194,13 @@ void setup_worker_process(pid_t expected_parent, const channel_fds& fds) noexcep
     ::setpgid(0, 0);  // deadline kills address the whole group
     // Nothing of the program's signal handling: its handlers would run the
     // program's code in the worker, and an ignored signal stays ignored
-    // across exec.
-    reset_signals();
+    // across exec. (The fork server holds no handler: it reset them all when
+    // it started, and its children keep only its SIGCHLD block to undo.)
+    if (signals == inherited_signals::program) {
+        reset_signals();
+    } else {
+        unblock_signals();
+    }
 }
 
 channel_fds fixed_channel_fds() noexcept {
@@ -235,7 +245,7 @@ launched launch_direct(launch_method method, const channel_fds& worker_end) {
     const pid_t pid = ::fork();
     if (pid < 0) throw_errno("fork");
     if (pid == 0) {
-        setup_worker_process(parent, worker_end);
+        setup_worker_process(parent, worker_end, inherited_signals::program);
         if (method == launch_method::spawn) {
             ::execve("/proc/self/exe", argv, envp.data());
             ::_exit(127);

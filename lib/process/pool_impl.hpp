@@ -180,8 +180,26 @@ struct process_pool_core::impl : std::enable_shared_from_this<process_pool_core:
     /// Kills and reaps a worker that was started but not installed.
     static void discard_unstarted(proc::launched& l) noexcept;
     /// After the constructor returned: starts slots 1.. without holding the
-    /// lock while each forks; a failure breaks the pool.
+    /// lock while each forks; a failure breaks the pool. With the fork
+    /// server, on m_starter (worker_start.cpp): the supervisor goes on
+    /// taking results meanwhile and installs each worker as it is handed over.
     void start_remaining_workers();
+    /// Supervisor, before worker 0 starts: makes m_starter (fork server only),
+    /// which waits for start_remaining_workers to let it go.
+    void prepare_starter() noexcept;
+    /// On m_starter: asks the fork server for slots 1.. one by one and hands
+    /// each (or the failure) to the supervisor.
+    void run_starter() noexcept;
+    /// Supervisor: installs what the starter handed over; true if anything was.
+    bool install_started();
+    /// Supervisor, before it exits: stops and joins the starter, discarding
+    /// whatever it started that was not installed.
+    void stop_starter() noexcept;
+    /// Supervisor: starts slots `first`.. one after the other.
+    void start_workers_from(std::size_t first);
+    /// Supervisor: installs a started worker into slot `i` and dispatches to
+    /// it, or breaks the pool with `failure`; false if the starts should stop.
+    bool finish_start(std::size_t i, proc::channel& ch, proc::launched& l, std::string failure);
     /// Outside m_mutex: fails `tasks` with broken_pool (the pool broke).
     void fail_broken(task_list& tasks) noexcept;
     void run(std::promise<void>& started);
@@ -198,7 +216,27 @@ struct process_pool_core::impl : std::enable_shared_from_this<process_pool_core:
     proc::fork_server* m_fork_server = nullptr;
     std::uint32_t m_pool_id = 0;
     unique_fd m_report;  // the fork server's death reports (supervisor only)
-    bool m_fork_server_gone = false;
+    std::atomic<bool> m_fork_server_gone{false};  // also read by m_starter
+
+    // Slots 1.. of a fork-server pool, started by m_starter while the
+    // supervisor already serves the first worker: each fork is ~0.2 ms, and
+    // a supervisor blocked on it left the first task's result unread (a
+    // later pool's start -> first result waited for the second worker's fork).
+    // Not for spawn or fork: PR_SET_PDEATHSIG follows the thread that forks,
+    // and the starter ends before the workers (the fork server's children
+    // follow the fork server).
+    struct started_worker {
+        std::size_t slot = 0;
+        proc::channel ch;
+        proc::channel_fds worker_end;  // kept open until the worker is installed
+        proc::launched l;              // no pidfd: start it here (fork server gone)
+        std::string failure;
+    };
+    std::thread m_starter;
+    std::atomic<bool> m_starter_go{false};
+    std::atomic<bool> m_stop_starting{false};
+    std::atomic<bool> m_started_waiting{false};  // m_started is not empty
+    std::vector<started_worker> m_started;       // under m_mutex
     unique_fd m_epoll;
     unique_fd m_wake;
 

@@ -145,6 +145,7 @@ void process_pool_core::impl::run(std::promise<void>& started) {
     // Written here, read by others only after `started` is set (which orders it).
     m_thread_id = std::this_thread::get_id();
     trace::link::name_supervisor(&*m_trace);
+    prepare_starter();
     try {
         // One worker before the constructor returns; the others follow
         // (start_remaining_workers), so a first task waits for one fork, not
@@ -167,6 +168,7 @@ void process_pool_core::impl::run(std::promise<void>& started) {
                 }
             }
         }
+        stop_starter();
         started.set_exception(std::current_exception());
         return;
     }
@@ -182,6 +184,7 @@ void process_pool_core::impl::run(std::promise<void>& started) {
     std::vector<epoll_event> events(m_slots.size() * 2 + 4);
     for (;;) {
         bool progress = poll_results();
+        if (m_started_waiting.load(std::memory_order_acquire)) progress |= install_started();
         if (const auto d = m_dispatches.load(std::memory_order_relaxed); d != seen_dispatches) {
             seen_dispatches = d;
             progress = true;
@@ -213,6 +216,7 @@ void process_pool_core::impl::run(std::promise<void>& started) {
                         if (m_slots[i].live && !m_slots[i].dead) retire_locked(i);
                     }
                 }
+                m_stop_starting.store(true, std::memory_order_relaxed);  // none are wanted
                 if (std::none_of(m_slots.begin(), m_slots.end(),
                                  [](const slot& s) { return s.live; }))
                     break;
@@ -260,6 +264,7 @@ void process_pool_core::impl::run(std::promise<void>& started) {
         }
         last_activity = clock::now();
     }
+    stop_starter();
     // Final reap of anything left (the fork server reaps its own children).
     for (auto& s : m_slots)
         s.ch = channel();
@@ -460,52 +465,6 @@ void process_pool_core::impl::finish_death(std::size_t i, worker_status st) {
     if (died_with) failures.emplace_back(std::move(died_with), died_error);
     complete_failures(failures);
     fail_broken(failed);
-}
-
-void process_pool_core::impl::start_remaining_workers() {
-    for (std::size_t i = 1; i < m_slots.size(); ++i) {
-        if (m_slots[i].live) continue;  // started by run() (start_method::fork)
-        std::string failure;
-        channel_fds w;
-        channel ch;
-        launched l;
-        try {
-            ch = channel::create(ring_capacity, w);
-            l = start_process(w);
-        } catch (const std::exception& e) {
-            failure = e.what();
-        }
-        task_list failed;
-        failure_list failures;
-        {
-            std::lock_guard lock(m_mutex);
-            if (failure.empty() && !m_broken && !m_shutdown) {
-                try {
-                    install_locked(i, ch, l);
-                } catch (const std::exception& e) {
-                    failure = e.what();
-                }
-            }
-            if (!failure.empty()) {
-                break_locked("could not start a worker process: " + failure, failed);
-            } else if (m_broken || m_shutdown) {
-                // Broken or shut down (terminate_workers too) meanwhile: the
-                // workers already there finish what was accepted.
-                failure = "not wanted any more";
-            } else {
-                task_list dropped;
-                dispatch_locked(dropped, failures);  // tasks queued while it started
-                for (auto& t : dropped)
-                    failed.push_back(std::move(t));
-            }
-        }
-        // Started but never installed (install_locked took the pidfd
-        // otherwise): nobody else knows of it.
-        if (!failure.empty()) discard_unstarted(l);
-        complete_failures(failures);
-        fail_broken(failed);
-        if (!failure.empty()) return;
-    }
 }
 
 void process_pool_core::impl::fail_broken(task_list& tasks) noexcept {
