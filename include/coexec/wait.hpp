@@ -10,6 +10,7 @@
 // future given twice appears once.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -26,10 +27,22 @@ namespace coexec {
 
 enum class return_when { first_completed, first_exception, all_completed };
 
+/// One side of a wait_result: the futures in the order they were given (a
+/// std::vector), with the lookups of Python's sets (`f in r.done`).
+template <class R>
+struct future_set : std::vector<future<R>> {
+    using std::vector<future<R>>::vector;
+    /// 1 if `f` (the same shared state) is here, else 0: a future is never here twice.
+    std::size_t count(const future<R>& f) const {
+        return static_cast<std::size_t>(std::find(this->begin(), this->end(), f) != this->end());
+    }
+    bool contains(const future<R>& f) const { return count(f) != 0; }
+};
+
 template <class R>
 struct wait_result {
-    std::vector<future<R>> done;
-    std::vector<future<R>> not_done;
+    future_set<R> done;
+    future_set<R> not_done;
 };
 
 namespace detail {

@@ -122,6 +122,12 @@ TEST_CASE("wait first_completed returns as soon as one is done", "[wait]") {
     REQUIRE(r.done.size() == 1);
     CHECK(r.done[0].get() == 1);
     CHECK(r.not_done.size() == 2);
+    // As with Python's sets: `fs[1] in r.done`.
+    CHECK(r.done.count(fs[1]) == 1);
+    CHECK(r.done.contains(fs[1]));
+    CHECK_FALSE(r.done.contains(fs[0]));
+    CHECK(r.not_done.contains(fs[0]));
+    CHECK(r.not_done.count(fs[2]) == 1);
 }
 
 TEST_CASE("wait first_exception returns on a failure, not on a value", "[wait]") {
