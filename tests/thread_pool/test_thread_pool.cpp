@@ -88,27 +88,6 @@ TEST_CASE("cancel of a running task signals its stop token and returns false",
     CHECK(f.get() == "stopped");
 }
 
-TEST_CASE("shutdown with cancel_futures cancels queued work and signals running work",
-          "[thread_pool][shutdown]") {
-    thread_pool pool{{.max_workers = 1}};
-    std::atomic<bool> started{false};
-    auto running = pool.submit([&](std::stop_token st) {
-        started = true;
-        while (!st.stop_requested())
-            std::this_thread::sleep_for(1ms);
-        return 1;
-    });
-    REQUIRE(coexec_test::eventually([&] { return started.load(); }));
-    std::vector<future<int>> queued;
-    for (int i = 0; i < 100; ++i)
-        queued.push_back(pool.submit([i] { return i; }));
-    pool.shutdown(/*wait=*/false, /*cancel_futures=*/true);
-    for (auto& f : queued)
-        CHECK(f.cancelled());
-    CHECK(running.get() == 1);
-    CHECK_THROWS_AS(pool.submit([] {}), coexec::executor_shutdown);
-}
-
 namespace {
 // Written against the concept, as generic code would be.
 template <coexec::executor E>
@@ -117,22 +96,33 @@ void stop_now(E& e) {
 }
 }  // namespace
 
-TEST_CASE("terminate_workers on a thread_pool cancels queued work, signals running work, returns",
-          "[thread_pool][shutdown]") {
-    thread_pool pool{{.max_workers = 1}};
-    std::atomic<bool> started{false};
-    auto running = pool.submit([&](std::stop_token st) {
-        started = true;
-        while (!st.stop_requested())
-            std::this_thread::sleep_for(1ms);
-        return 1;
-    });
-    REQUIRE(coexec_test::eventually([&] { return started.load(); }));
-    auto queued = pool.submit([] { return 2; });
-    stop_now(pool);
-    CHECK(queued.cancelled());
-    CHECK(running.get() == 1);  // a thread is not killed: it saw its stop token
-    CHECK_THROWS_AS(pool.submit([] {}), coexec::executor_shutdown);
+TEST_CASE(
+    "shutdown with cancel_futures, or terminate_workers, cancels queued work and signals "
+    "running work",
+    "[thread_pool][shutdown]") {
+    for (bool terminate : {false, true}) {
+        thread_pool pool{{.max_workers = 1}};
+        std::atomic<bool> started{false};
+        auto running = pool.submit([&](std::stop_token st) {
+            started = true;
+            while (!st.stop_requested())
+                std::this_thread::sleep_for(1ms);
+            return 1;
+        });
+        REQUIRE(coexec_test::eventually([&] { return started.load(); }));
+        std::vector<future<int>> queued;
+        for (int i = 0; i < 100; ++i)
+            queued.push_back(pool.submit([i] { return i; }));
+        if (terminate) {
+            stop_now(pool);  // returns at once, as shutdown(false, true)
+        } else {
+            pool.shutdown(/*wait=*/false, /*cancel_futures=*/true);
+        }
+        for (auto& f : queued)
+            CHECK(f.cancelled());
+        CHECK(running.get() == 1);  // a thread is not killed: it saw its stop token
+        CHECK_THROWS_AS(pool.submit([] {}), coexec::executor_shutdown);
+    }
 
     coexec::inline_executor ex;
     stop_now(ex);
