@@ -230,8 +230,7 @@ TEST_CASE("a pipeline can be awaited in a coroutine and reports progress", "[pip
     CHECK(seen.back().input_exhausted);
 }
 
-TEST_CASE("a pipeline built inside the co_await expression, as API.md writes it, runs",
-          "[pipeline][task]") {
+TEST_CASE("a pipeline built inside the co_await expression itself runs", "[pipeline][task]") {
     // With stage_options as a defaulted argument of then(), GCC 12 copied the
     // default made inside the co_await expression bitwise and freed its
     // string twice (ASan: free of an address in the coroutine frame).
