@@ -228,8 +228,8 @@ struct process_pool_core::impl : std::enable_shared_from_this<process_pool_core:
     struct started_worker {
         std::size_t slot = 0;
         proc::channel ch;
-        proc::channel_fds worker_end;  // kept open until the worker is installed
-        proc::launched l;              // no pidfd: start it here (fork server gone)
+        proc::channel_fds worker_end;  // kept only with no pidfd, for the supervisor to start
+        proc::launched l;              // no pidfd: start it there (fork server gone)
         std::string failure;
     };
     std::thread m_starter;
