@@ -52,7 +52,8 @@ class timer_heap {
         // backend_index is 32 bits (the top one says "in the run"): 2 billion
         // sleepers per worker would need 2 billion coroutine frames first.
         if (m_run.empty() || op.offset >= m_run.back().deadline) {
-            op.backend_index = run_bit | static_cast<std::uint32_t>(m_run.size());
+            op.backend_index =
+                run_bit | ((m_run_base + static_cast<std::uint32_t>(m_run.size())) & ~run_bit);
             m_run.push_back({op.offset, &op});
             ++m_run_live;
             return;
@@ -65,7 +66,7 @@ class timer_heap {
     void remove(io_op& op) noexcept {
         if (!holds(op)) return;
         if ((op.backend_index & run_bit) != 0) {
-            m_run[op.backend_index & ~run_bit].op = nullptr;  // a hole, skipped at the front
+            m_run[run_position(op)].op = nullptr;  // a hole, skipped at the front
             --m_run_live;
             trim_run();
             return;
@@ -85,16 +86,28 @@ class timer_heap {
     /// Removes and returns the earliest op if it is due at `now`, else null.
     io_op* pop_due(std::int64_t now) noexcept {
         if (!due(now)) return nullptr;
-        io_op* op = run_first() ? m_run[m_run_head].op : m_heap.front().op;
+        io_op* op;
+        if (run_first()) {
+            op = m_run[m_run_head].op;
+            // Due sleepers are popped in a burst, and each op (inside its
+            // coroutine frame, cold after the sleep) is written at once by
+            // complete(): asking for a later one now overlaps the misses.
+            if (m_run_head + prefetch_ahead < m_run.size())
+                __builtin_prefetch(m_run[m_run_head + prefetch_ahead].op, 1);
+        } else {
+            op = m_heap.front().op;
+        }
         remove(*op);
         return op;
     }
 
     /// True if `op` is held where its backend_index says (tests).
     bool holds(const io_op& op) const noexcept {
-        const std::size_t i = op.backend_index & ~run_bit;
-        if ((op.backend_index & run_bit) != 0)
+        if ((op.backend_index & run_bit) != 0) {
+            const std::size_t i = run_position(op);
             return i >= m_run_head && i < m_run.size() && m_run[i].op == &op;
+        }
+        const std::size_t i = op.backend_index;
         return i < m_heap.size() && m_heap[i].op == &op;
     }
 
@@ -111,7 +124,16 @@ class timer_heap {
     };
     static constexpr std::size_t arity = 4;
     static constexpr std::uint32_t run_bit = 0x8000'0000u;
+    static constexpr std::size_t prefetch_ahead = 8;
     static std::size_t parent(std::size_t i) noexcept { return (i - 1) / arity; }
+
+    /// Where an op of the run is in m_run. Run ops carry a sequence number
+    /// (31 bits, wrapping), the run's m_run_base-th push being m_run[0]: when
+    /// the run moves down only the base changes, and no op is written. (It
+    /// wrote each moved op's index: a cache miss per op, with 100k frames.)
+    std::size_t run_position(const io_op& op) const noexcept {
+        return (op.backend_index - m_run_base) & ~run_bit;
+    }
 
     /// The run's front (never a hole: trim_run) is the earliest held op.
     bool run_first() const noexcept {
@@ -152,8 +174,8 @@ class timer_heap {
     }
 
     /// Skips the holes at the run's front; empties it when nothing is live;
-    /// moves it down when its front has passed half of it (the ops moved
-    /// get their new index: amortized O(1) per pop).
+    /// drops what is before its front once that is half of it (amortized O(1)
+    /// per pop; holes further on stay until they reach the front).
     void trim_run() noexcept {
         if (m_run_live == 0) {
             m_run.clear();
@@ -163,21 +185,16 @@ class timer_heap {
         while (m_run[m_run_head].op == nullptr)
             ++m_run_head;
         if (m_run_head < 1024 || m_run_head * 2 < m_run.size()) return;
-        std::size_t j = 0;
-        for (std::size_t i = m_run_head; i < m_run.size(); ++i) {
-            if (m_run[i].op == nullptr) continue;
-            m_run[j] = m_run[i];
-            m_run[j].op->backend_index = run_bit | static_cast<std::uint32_t>(j);
-            ++j;
-        }
-        m_run.resize(j);
+        m_run.erase(m_run.begin(), m_run.begin() + static_cast<std::ptrdiff_t>(m_run_head));
+        m_run_base = (m_run_base + static_cast<std::uint32_t>(m_run_head)) & ~run_bit;
         m_run_head = 0;
     }
 
     std::vector<entry> m_heap;
-    std::vector<entry> m_run;    // deadlines never decrease along it
-    std::size_t m_run_head = 0;  // m_run[m_run_head] is live (if any is)
-    std::size_t m_run_live = 0;  // live entries in m_run
+    std::vector<entry> m_run;      // deadlines never decrease along it
+    std::size_t m_run_head = 0;    // m_run[m_run_head] is live (if any is)
+    std::uint32_t m_run_base = 0;  // the sequence number of m_run[0] (run_position)
+    std::size_t m_run_live = 0;    // live entries in m_run
 };
 
 }  // namespace coexec::detail

@@ -131,8 +131,13 @@ class uring_reactor final : public io_reactor {
 
     void backend_reap(bool block) noexcept override {
         arm_wake();
-        std::int64_t now = m_timers.empty() ? 0 : monotonic_now_ns();
-        if (block && m_timers.due(now)) block = false;
+        // The clock is read only to block (a busy worker polls every 32
+        // items, and with 100k sleepers clock_gettime was 7% of its time).
+        std::int64_t now = 0;
+        if (block && !m_timers.empty()) {
+            now = monotonic_now_ns();
+            if (m_timers.due(now)) block = false;
+        }
         if (block && !m_timers.empty()) {
             // One syscall submits what is queued and sleeps until a CQE (an
             // op, or the wake poll) is there or the earliest sleeper is due

@@ -372,3 +372,55 @@ TEST_CASE("a worker does not exit, closing its ring, while another is in a job's
     }
     CHECK(stolen > 0);  // else the window was never reached
 }
+
+namespace {
+
+/// Suspends and hands its coroutine to the test, which resumes it on a
+/// thread of its own: the job then ends outside the pool.
+struct parked {
+    std::atomic<std::coroutine_handle<>>* slot;
+    bool await_ready() const noexcept { return false; }
+    void await_suspend(std::coroutine_handle<> h) noexcept { slot->store(h); }
+    void await_resume() const noexcept {}
+};
+
+}  // namespace
+
+TEST_CASE("shutdown(wait) returns once the last coroutine jobs end on a thread outside the pool",
+          "[thread_pool][coroutine][shutdown][concurrency]") {
+    // Workers count the coroutine jobs they see start and end; a job that
+    // ends on another thread is counted by that thread, which must wake the
+    // workers, asleep by then with shutdown requested: else shutdown(wait)
+    // would never return.
+    for (int round = 0; round < 20; ++round) {
+        thread_pool pool{{.max_workers = 2}};
+        constexpr int jobs = 64;
+        std::vector<std::atomic<std::coroutine_handle<>>> slots(jobs);
+        std::vector<coexec::future<int>> futures;
+        for (int i = 0; i < jobs; ++i) {
+            futures.push_back(
+                pool.submit([slot = &slots[static_cast<std::size_t>(i)]]() -> task<int> {
+                    co_await parked{slot};
+                    co_return 1;
+                }));
+        }
+        for (auto& s : slots) {
+            while (!s.load())
+                std::this_thread::yield();
+        }
+        std::atomic<bool> returned{false};
+        std::thread stopper([&] {
+            pool.shutdown(true);
+            returned = true;
+        });
+        std::this_thread::sleep_for(round % 2 == 0 ? 0ms : 5ms);  // workers asleep, or not yet
+        CHECK_FALSE(returned.load());
+        for (auto& s : slots)
+            s.load().resume();  // each job ends here, on this thread
+        stopper.join();
+        int sum = 0;
+        for (auto& f : futures)
+            sum += f.get();
+        REQUIRE(sum == jobs);
+    }
+}

@@ -65,10 +65,9 @@ class thread_pool_core final : public resumer {
     std::stop_token stop_token() const noexcept { return m_stop.get_token(); }
     /// A coroutine job suspended in its first run and is in flight until it
     /// ends: workers do not exit at shutdown before it ends. The end may be
-    /// counted first (detail/job.hpp): the count is signed, and whichever
-    /// brings it back to zero after shutdown wakes the workers.
-    void coroutine_started() noexcept { on_coroutine_count(+1); }
-    void coroutine_ended() noexcept { on_coroutine_count(-1); }
+    /// counted first (detail/job.hpp); see coroutines_in_flight.
+    void coroutine_started() noexcept;
+    void coroutine_ended() noexcept;
     void job_ended() noexcept {}
 
     void shutdown(bool wait, bool cancel_futures);
@@ -88,7 +87,8 @@ class thread_pool_core final : public resumer {
     void pass_on_wake() noexcept;
     bool work_visible() const noexcept;
     bool may_exit() const noexcept;
-    void on_coroutine_count(std::int64_t delta) noexcept;
+    bool coroutines_in_flight() const noexcept;
+    void wake_if_drained() noexcept;
     void run_leftovers() noexcept;
 
     std::size_t m_worker_count;
@@ -96,7 +96,10 @@ class thread_pool_core final : public resumer {
     std::stop_source m_stop;
 
     job_counters m_counters;
-    alignas(64) std::atomic<std::int64_t> m_coroutines{0};
+    // Coroutine starts and ends counted by threads that are not workers (a
+    // worker counts its own: see coroutines_in_flight).
+    alignas(64) std::atomic<std::uint64_t> m_outside_started{0};
+    std::atomic<std::uint64_t> m_outside_ended{0};
     std::atomic<bool> m_shutdown{false};
     std::atomic<bool> m_broken{false};
     std::atomic<std::size_t> m_alive{0};
