@@ -5,6 +5,10 @@
 //   blocking  thread_pool{32}: 32 tasks, each a loop of blocking pread on every
 //             32nd block (32 in flight, one thread each); and thread_pool{2}
 //             (the same 2 threads as coexec, 2 reads in flight)
+//   floor     no pool and no io_uring: 2 plain threads, each a loop of
+//             blocking pread on every 2nd block, each cycling through 16
+//             buffers (the 32 buffers of 32 reads in flight, on 2 cores):
+//             what the copy into that many buffers costs on this machine
 //
 // Twice: "cold" (page cache dropped for the file with POSIX_FADV_DONTNEED
 // before each run: device reads) and "cached" (the file in the page cache:
@@ -23,6 +27,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "bench_report.hpp"
@@ -109,6 +114,37 @@ double blocking_read(const temp_file& f, std::size_t workers, std::size_t tasks)
     return static_cast<double>(total) / (1 << 20) / coexec_bench::seconds_between(t0, t1);
 }
 
+/// MiB/s with no framework: 2 threads of blocking pread, each cycling
+/// through in_flight / 2 buffers.
+double floor_read(const temp_file& f) {
+    constexpr std::size_t threads = 2;
+    const std::size_t blocks = f.size / block;
+    std::vector<std::size_t> totals(threads);
+    auto t0 = clock::now();
+    std::vector<std::thread> ts;
+    for (std::size_t k = 0; k < threads; ++k) {
+        ts.emplace_back([&f, &totals, k, blocks] {
+            constexpr std::size_t buffers = in_flight / threads;
+            auto buf = std::make_unique<char[]>(buffers * block);
+            std::size_t total = 0, next = 0;
+            for (std::size_t b = k; b < blocks; b += threads) {
+                char* into = buf.get() + (next++ % buffers) * block;
+                ssize_t n = ::pread(f.fd, into, block, static_cast<off_t>(b * block));
+                if (n > 0) total += static_cast<std::size_t>(n);
+            }
+            totals[k] = total;
+        });
+    }
+    for (auto& t : ts)
+        t.join();
+    auto t1 = clock::now();
+    std::size_t total = 0;
+    for (auto n : totals)
+        total += n;
+    if (total != blocks * block) throw std::runtime_error("floor read a short total");
+    return static_cast<double>(total) / (1 << 20) / coexec_bench::seconds_between(t0, t1);
+}
+
 }  // namespace
 
 int main() {
@@ -134,15 +170,21 @@ int main() {
         double b32 = blocking_read(f, in_flight, in_flight);
         prepare();
         double b2 = blocking_read(f, 2, 2);
+        prepare();
+        double fl = floor_read(f);
         const char* mode = cold ? "cold" : "cached";
         std::printf("  %-6s %-44s %9.0f MiB/s\n", mode, "coexec io::read, 32 in flight, 2 threads",
                     co);
         std::printf("  %-6s %-44s %9.0f MiB/s\n", mode, "blocking pread, thread_pool{32}", b32);
         std::printf("  %-6s %-44s %9.0f MiB/s\n", mode, "blocking pread, thread_pool{2}", b2);
+        std::printf("  %-6s %-44s %9.0f MiB/s\n", mode, "floor: 2 threads, pread into 32 buffers",
+                    fl);
         std::string name = std::string("file read 64 KiB x 32 in flight, ") + mode;
         coexec_bench::report(name, co, "MiB/s", "blocking pread, thread_pool{32}", b32,
                              coexec_bench::better::higher);
         coexec_bench::report(name, co, "MiB/s", "blocking pread, thread_pool{2}", b2,
+                             coexec_bench::better::higher);
+        coexec_bench::report(name, co, "MiB/s", "floor: 2 threads, pread into 32 buffers", fl,
                              coexec_bench::better::higher);
     }
     coexec_bench::note("file read: " + std::to_string(mib) + " MiB file in " +
@@ -153,6 +195,7 @@ int main() {
                        "32 readers run on both workers; cached, ~90% of their time is the "
                        "kernel's copy (_copy_to_iter) into 32 distinct 64 KiB buffers, as for "
                        "pread on thread_pool{32} (thread_pool{2} reuses 2 buffers that stay in "
-                       "L2).");
+                       "L2). The floor row: 2 plain threads of pread into the same 32 buffers, "
+                       "no pool, no io_uring.");
     return 0;
 }
