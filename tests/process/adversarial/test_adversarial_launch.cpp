@@ -154,6 +154,43 @@ TEST_CASE("killing the fork server fails its running task, and pools old and new
     REQUIRE(server != static_cast<int>(::getpid()));
 }
 
+namespace {
+
+// As kill_fork_server, unless this worker's parent is the test itself (a
+// spawned worker): then it returns -1 and kills nothing.
+int kill_fork_server_unless_parent(int test_pid) {
+    if (static_cast<int>(::getppid()) == test_pid) return -1;
+    return kill_fork_server();
+}
+
+}  // namespace
+
+TEST_CASE("a fork server killed while a new pool's later workers start: every task ends",
+          "[process_pool][adversarial][fork_server]") {
+    // The constructor waits for the first worker; a helper thread then asks
+    // the fork server for the others, one at a time. The first task kills
+    // the fork server meanwhile: a start is refused (the pool spawns that
+    // worker and the rest itself), or workers already forked die with it
+    // (the pool replaces them). Either way every task ends and the pool
+    // goes on at its full size.
+    for (int round = 0; round < 6; ++round) {
+        if (!fresh_fork_server()) return;
+        coexec::process_pool pool{{.max_workers = 6}};
+        auto bad = pool.submit(kill_fork_server_unless_parent, static_cast<int>(::getpid()));
+        std::vector<coexec::future<int>> fs;
+        for (int i = 0; i < 24; ++i)
+            fs.push_back(pool.submit(square, i));
+        REQUIRE(end_of(bad).worker_died);
+        for (int i = 0; i < 24; ++i) {
+            // Queued behind the kill, a task may have run on a worker that
+            // died with the fork server: it ends, with its value or that death.
+            REQUIRE(fs[static_cast<std::size_t>(i)].wait_for(60s));
+        }
+        for (int i = 0; i < 12; ++i)
+            REQUIRE(pool.submit(square, i).get_for(60s) == i * i);
+    }
+}
+
 TEST_CASE("a stopped fork server is given up after a bound and the pool spawns instead",
           "[process_pool][adversarial][fork_server]") {
     REQUIRE(coexec::process_pool::prepare());
