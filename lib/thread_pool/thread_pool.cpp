@@ -644,7 +644,6 @@ bool thread_pool_core::coroutines_in_flight() const noexcept {
 void thread_pool_core::shutdown(bool wait, bool cancel_futures) {
     m_shutdown.store(true, std::memory_order_seq_cst);
     if (cancel_futures) {
-        m_stop.request_stop();
         // Chained through `next`, allocating nothing (shutdown runs in the
         // destructor too): the inbox's items, then every worker's queue.
         work_item* drained = take_inbox(m_shared->inbox);
@@ -662,6 +661,9 @@ void thread_pool_core::shutdown(bool wait, bool cancel_futures) {
             set_queued(*w);
             w->lock.unlock();
         }
+        // Only now: a task that ends at its stop would free its worker to
+        // start queued work that is being cancelled.
+        m_stop.request_stop();
         while (drained != nullptr) {
             work_item* next = drained->next;
             if (drained->discard != nullptr) {
