@@ -171,35 +171,6 @@ thread_cache* cache() noexcept {
     return t_cache_gone || !cache_enabled() ? nullptr : &t_cache;
 }
 
-// glibc grows the heap of a thread's own arena (every thread but the first)
-// by what one allocation lacks: one mprotect() per new page, each taking the
-// process's mmap lock for writing (so stalling the other threads' page
-// faults). Two workers starting 100k sleeping coroutines made 2,800-3,900
-// such calls (13% of their time, perf). A 64 KiB allocation freed at once
-// grows it by that much in one call, and the blocks after it are cut from the
-// space it left (under glibc's threshold for mmap(), 128 KiB by default, so
-// it comes from the arena): 760-1,070 calls. Other allocators just see a
-// short-lived allocation.
-constexpr std::size_t grow_step = std::size_t{64} << 10;
-
-/// One block of class `c` for a thread whose cache and the shared list are
-/// empty: a batch is taken from malloc at once, the rest kept in the cache.
-void* allocate_fresh(thread_cache& tc, std::size_t c) {
-    ::operator delete(::operator new(grow_step));
-    void* first = ::operator new(size_of(c));
-    try {
-        for (std::uint32_t i = 1; i < batch; ++i) {
-            auto* b = static_cast<free_block*>(::operator new(size_of(c)));
-            b->next = tc.head[c];
-            tc.head[c] = b;
-            ++tc.count[c];
-        }
-    } catch (const std::bad_alloc&) {
-        // Keep what was got: the cache holds it as freed blocks.
-    }
-    return first;
-}
-
 }  // namespace
 
 void* allocate(std::size_t n) {
@@ -210,7 +181,7 @@ void* allocate(std::size_t n) {
         free_block* b = tc->head[c];
         if (b == nullptr) {
             b = take_batch(c);
-            if (b == nullptr) return allocate_fresh(*tc, c);
+            if (b == nullptr) return ::operator new(size_of(c));
             tc->count[c] = batch;
         }
         tc->head[c] = b->next;
