@@ -77,6 +77,10 @@ struct state_awaiter : continuation, resume_item {
             } else if constexpr (Mode == await_mode::move) {
                 return T(std::move(state->value()));
             } else {
+                static_assert(std::is_copy_constructible_v<T>,
+                              "co_await on a named future<T> copies its value, and T cannot be "
+                              "copied: write co_await std::move(f), which moves the value out "
+                              "(as std::move(f).get() does)");
                 return T(state->value());
             }
         }
