@@ -1,180 +1,25 @@
+// lib/thread_pool/thread_pool.cpp — posting, waking, stealing and the
+// worker loop (worker.hpp: the structures; shutdown.cpp: shutdown and exit).
 #include <pthread.h>
 
-#include <algorithm>
-#include <chrono>
-#include <deque>
-#include <mutex>
-#include <optional>
-#include <thread>
-#include <vector>
-
-#include "coexec/detail/intrusive_stack.hpp"
-#include "coexec/detail/spin.hpp"
 #include "coexec/errors.hpp"
-#include "coexec/thread_pool.hpp"
-#include "io/reactor.hpp"
-#include "trace/registry.hpp"
+#include "thread_pool/worker.hpp"
 #include "util/eventfd.hpp"
-#include "util/unique_fd.hpp"
 
 namespace coexec::detail {
 namespace {
-
-/// A test-and-test-and-set lock for the short critical sections of the
-/// local queues (a few pointer moves; a mutex's syscall path never pays off).
-class spinlock {
-  public:
-    void lock() noexcept {
-        for (;;) {
-            if (!m_flag.exchange(true, std::memory_order_acquire)) return;
-            while (m_flag.load(std::memory_order_relaxed))
-                cpu_relax();
-        }
-    }
-    bool try_lock() noexcept {
-        return !m_flag.load(std::memory_order_relaxed) &&
-               !m_flag.exchange(true, std::memory_order_acquire);
-    }
-    void unlock() noexcept { m_flag.store(false, std::memory_order_release); }
-
-  private:
-    std::atomic<bool> m_flag{false};
-};
-
-// Submissions from threads that are not workers (see shared::inbox).
-using inbox_stack = intrusive_stack<work_item, &work_item::next>;
-
-// A worker's sleep state. A waker moves a worker from `sleeping` to
-// `notified` (one winner); the worker moves itself back to `awake`, and the
-// value it leaves says whether a wake-up was spent on it.
-constexpr std::uint32_t awake = 0;
-constexpr std::uint32_t sleeping = 1;
-constexpr std::uint32_t notified = 2;
-
-std::atomic<pool_hook> g_hook{nullptr};
-
-void hook(pool_event e, std::size_t worker) noexcept {
-    if (pool_hook h = g_hook.load(std::memory_order_relaxed)) h(e, worker);
-}
-
-constexpr std::size_t not_a_worker = static_cast<std::size_t>(-1);
 
 std::size_t default_worker_count() {
     unsigned cores = std::max(1u, std::thread::hardware_concurrency());
     return std::min<std::size_t>(32, cores + 4);
 }
 
-}  // namespace
-
-struct thread_pool_core::worker {
-    thread_pool_core* pool = nullptr;
-    std::size_t index = 0;
-    alignas(64) spinlock lock;
-    std::deque<work_item*> queue;  // owner pops the front, thieves take from the back
-    // queue.size(), stored under `lock`; read without it by work_visible().
-    std::atomic<std::uint32_t> queued{0};
-    alignas(64) std::atomic<std::uint32_t> state{awake};  // awake, sleeping or notified
-    // Set before the worker first sleeps: it sleeps in its reactor (woken by
-    // writing `wake_fd`) rather than on the `wake` futex word.
-    std::atomic<bool> sleeps_in_reactor{false};
-    unique_fd wake_fd;                    // eventfd the reactor watches; made with the worker
-    std::unique_ptr<io_reactor> reactor;  // owner thread only
-    unsigned runs_since_poll = 0;
-    // When this worker last ran out of work or woke from sleep (owner thread
-    // only): how long it has been busy, for resume_ready's saturation test.
-    std::chrono::steady_clock::time_point awake_since{};
-    std::thread thread;
-    job_counters counters;  // the jobs this worker took and finished
-    // Coroutine jobs this worker counted as started (suspended in their
-    // first run) and as ended: written by the owner only, summed by
-    // coroutines_in_flight (see there).
-    std::atomic<std::uint64_t> coroutines_started{0};
-    std::atomic<std::uint64_t> coroutines_ended{0};
-    // Lent to the worker's thread as its first_run_here() (detail/job.hpp):
-    // written by the owner twice per coroutine job, read by may_exit.
-    alignas(64) first_run_slot first_run{nullptr};
-};
-
-struct thread_pool_core::shared {
-    thread_pool_options options;
-    // Submissions from threads that are not workers. A worker takes them all
-    // at once and runs them oldest first.
-    alignas(64) inbox_stack inbox;
-    // Workers between announcing their sleep and being woken: a waker that
-    // moves one to `notified` takes it off (so posters do not scan the
-    // workers for a sleeper while the only one is already woken, waiting for
-    // a core); one that wakes by itself takes itself off.
-    alignas(64) std::atomic<int> idle{0};
-    std::atomic<std::size_t> wake_cursor{0};
-    // Idle workers spinning for work right now. Capped at half the cores:
-    // every spinner holds a core, and with more runnable threads than cores a
-    // spinner delays the very thread (a submitter, a woken worker) it waits for.
-    alignas(64) std::atomic<int> spinners{0};
-    int max_spinners = 1;
-    // Threads outside the pool inside post(). Its item may run, and the
-    // pool's owner see that and destroy the pool, before post() has done
-    // waking a worker; the destructor waits for this to be 0.
-    alignas(64) std::atomic<std::uint32_t> outside_posts{0};
-    std::vector<std::unique_ptr<worker>> workers;
-    std::mutex join_mutex;
-    bool joined = false;
-    // Its counters in a trace (queue depth, in flight, workers alive).
-    std::optional<trace::executor_track> trace;
-};
-
-namespace {
 thread_local thread_pool_core::worker* t_worker = nullptr;
 
-/// Takes every item from the inbox, oldest first (nothing once it is closed).
-work_item* take_inbox(inbox_stack& inbox) noexcept {
-    return inbox_stack::reversed(inbox.take_open());
-}
-
-/// The worker leaves the idle state; true if a waker had notified it (and
-/// so already took it off `idle`).
-bool leave_idle(thread_pool_core::worker& self, std::atomic<int>& idle) noexcept {
-    const bool was_notified = self.state.exchange(awake, std::memory_order_acq_rel) == notified;
-    if (!was_notified) idle.fetch_sub(1, std::memory_order_relaxed);
-    return was_notified;
-}
-
-/// Publishes the queue's length for work_visible(). Under `w.lock`.
-void set_queued(thread_pool_core::worker& w) noexcept {
-    w.queued.store(static_cast<std::uint32_t>(w.queue.size()), std::memory_order_relaxed);
-}
-
-// A worker's queue is a std::deque, which allocates a block every 64 items;
-// the inbox is intrusive and never allocates. So an item the queue cannot
-// take (out of memory) goes to the inbox: a worker short of memory neither
-// loses work nor terminates inside a noexcept path.
-
-/// Appends the chain `first` (linked through `next`) to `w`'s queue, under
-/// `w.lock`. Returns the part that found no room (null: all of it queued).
-work_item* append_to_queue(thread_pool_core::worker& w, work_item* first) noexcept {
-    for (; first != nullptr; first = first->next) {
-        try {
-            w.queue.push_back(first);
-        } catch (...) {
-            break;
-        }
-    }
-    set_queued(w);
-    return first;
-}
-
-/// Queues on the inbox what append_to_queue could not (not under a lock);
-/// once the inbox is closed (the workers are gone), runs it here.
-void spill_to_inbox(inbox_stack& inbox, work_item* first) noexcept {
-    while (first != nullptr) {
-        work_item* next = first->next;
-        if (!inbox.try_push(first)) first->run(first);
-        first = next;
-    }
-}
 }  // namespace
 
 void set_pool_test_hook(pool_hook h) noexcept {
-    g_hook.store(h, std::memory_order_relaxed);
+    g_pool_hook.store(h, std::memory_order_relaxed);
 }
 
 thread_pool_core::thread_pool_core(thread_pool_options options)
@@ -302,18 +147,6 @@ void thread_pool_core::wake_one() noexcept {
     }
 }
 
-void thread_pool_core::wake_all() noexcept {
-    // Rare (shutdown): both doors, whichever way each worker sleeps.
-    for (auto& w : m_shared->workers) {
-        std::uint32_t expected = sleeping;
-        if (w->state.compare_exchange_strong(expected, notified, std::memory_order_seq_cst)) {
-            m_shared->idle.fetch_sub(1, std::memory_order_relaxed);
-        }
-        w->state.notify_one();
-        eventfd_signal(w->wake_fd.get());
-    }
-}
-
 bool thread_pool_core::work_visible() const noexcept {
     if (!m_shared->inbox.empty()) return true;
     for (const auto& w : m_shared->workers) {
@@ -392,22 +225,6 @@ work_item* thread_pool_core::find_work(worker& self) noexcept {
         return first;
     }
     return nullptr;
-}
-
-bool thread_pool_core::may_exit() const noexcept {
-    if (!m_shutdown.load(std::memory_order_acquire) || coroutines_in_flight() ||
-        !m_shared->inbox.empty(std::memory_order_acquire)) {
-        return false;
-    }
-    // A coroutine job is counted only after its first run suspends (see
-    // detail/job.hpp): one a worker started and another resumed may be in
-    // flight uncounted, its ops even on this worker's ring. Its starter is
-    // still in that first run; the record is cleared after the count, so
-    // reading the count again after the records catches a count just made.
-    for (const auto& w : m_shared->workers) {
-        if (w->first_run.load(std::memory_order_acquire) != nullptr) return false;
-    }
-    return !coroutines_in_flight();
 }
 
 void thread_pool_core::worker_main(std::size_t index) noexcept {
@@ -576,15 +393,6 @@ void thread_pool_core::worker_main(std::size_t index) noexcept {
     if (m_alive.fetch_sub(1, std::memory_order_acq_rel) == 1) run_leftovers();
 }
 
-void thread_pool_core::run_leftovers() noexcept {
-    // Closing makes later posts run where they are made (see post).
-    for (work_item* it = inbox_stack::reversed(m_shared->inbox.close()); it != nullptr;) {
-        work_item* next = it->next;
-        it->run(it);
-        it = next;
-    }
-}
-
 namespace {
 /// Adds one to a counter only its owner thread writes: no read-modify-write,
 /// and its line stays in the owner's cache. Sequentially consistent, as the
@@ -622,78 +430,6 @@ void thread_pool_core::coroutine_ended() noexcept {
 
 void thread_pool_core::wake_if_drained() noexcept {
     if (m_shutdown.load(std::memory_order_seq_cst) && !coroutines_in_flight()) wake_all();
-}
-
-// Counters are only ever added to, and a job's end is counted after its start
-// except while its starter is still in the first run (may_exit looks at
-// those). Reading every "ended" before every "started" then never gives a
-// false zero: the ends read are at most those made by the last end read, the
-// starts read at least those made by then, and every coroutine live at that
-// moment is among the starts but not the ends. A false "in flight" is only a
-// count moving meanwhile, made by a thread that looks again itself.
-bool thread_pool_core::coroutines_in_flight() const noexcept {
-    std::uint64_t ended = m_outside_ended.load(std::memory_order_seq_cst);
-    for (const auto& w : m_shared->workers)
-        ended += w->coroutines_ended.load(std::memory_order_seq_cst);
-    std::uint64_t started = m_outside_started.load(std::memory_order_seq_cst);
-    for (const auto& w : m_shared->workers)
-        started += w->coroutines_started.load(std::memory_order_seq_cst);
-    return started != ended;
-}
-
-void thread_pool_core::shutdown(bool wait, bool cancel_futures) {
-    m_shutdown.store(true, std::memory_order_seq_cst);
-    if (cancel_futures) {
-        // Chained through `next`, allocating nothing (shutdown runs in the
-        // destructor too): the inbox's items, then every worker's queue.
-        work_item* drained = take_inbox(m_shared->inbox);
-        work_item** tail = &drained;
-        while (*tail != nullptr)
-            tail = &(*tail)->next;
-        for (auto& w : m_shared->workers) {
-            w->lock.lock();
-            for (work_item* it : w->queue) {
-                *tail = it;
-                tail = &it->next;
-            }
-            *tail = nullptr;
-            w->queue.clear();
-            set_queued(*w);
-            w->lock.unlock();
-        }
-        // Only now: a task that ends at its stop would free its worker to
-        // start queued work that is being cancelled.
-        m_stop.request_stop();
-        while (drained != nullptr) {
-            work_item* next = drained->next;
-            if (drained->discard != nullptr) {
-                drained->discard(drained, nullptr);
-            } else if (!m_shared->inbox.try_push(drained)) {
-                drained->run(drained);  // a coroutine resumption: it must still run
-            }
-            drained = next;
-        }
-    }
-    wake_all();
-    if (!wait || on_worker_thread()) return;
-    std::lock_guard lock(m_shared->join_mutex);
-    if (m_shared->joined) return;
-    for (auto& w : m_shared->workers) {
-        if (w->thread.joinable()) w->thread.join();
-    }
-    m_shared->joined = true;
-    // The last worker closed the inbox and ran what it held; this is a
-    // no-op unless a worker thread ended some other way.
-    run_leftovers();
-}
-
-executor_stats thread_pool_core::stats() const noexcept {
-    job_counters::totals t = m_counters.load();
-    for (const auto& w : m_shared->workers)
-        t += w->counters.load();
-    executor_stats s = job_counters::to_stats(t);
-    s.workers_alive = m_alive.load(std::memory_order_relaxed);
-    return s;
 }
 
 }  // namespace coexec::detail
