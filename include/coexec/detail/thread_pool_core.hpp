@@ -1,6 +1,6 @@
 // detail/thread_pool_core.hpp — the compiled part of thread_pool.
 //
-// Workers, queues and sleeping live in lib/thread_pool/thread_pool.cpp; the templates in
+// Workers, queues and sleeping live in lib/thread_pool/; the templates in
 // thread_pool.hpp only build jobs (work items) and hand them to this core.
 #pragma once
 
@@ -31,6 +31,8 @@ enum class pool_event {
     last_look_empty,    ///< that look found nothing; next: may it exit, or sleep
     about_to_sleep,     ///< that look found nothing: it sleeps now
     notified,           ///< wake_one chose this sleeping worker
+    gave_completions,   ///< a saturated worker put half of its finished I/O in
+                        ///< this sleeping worker's queue (it wakes it next)
     before_inbox_push,  ///< a thread that is not a worker is about to queue an item
     after_inbox_push,   ///< it has; next it decides whether to wake a worker
 };
@@ -81,7 +83,12 @@ class thread_pool_core final : public resumer {
   private:
     struct shared;
     void worker_main(std::size_t index) noexcept;
+    /// find_local_work, else steal_work.
     work_item* find_work(worker& self) noexcept;
+    /// The worker's own queue, else a batch from the inbox.
+    work_item* find_local_work(worker& self) noexcept;
+    /// Half of another worker's queue.
+    work_item* steal_work(worker& self) noexcept;
     void wake_one() noexcept;
     void wake_all() noexcept;
     void pass_on_wake() noexcept;
