@@ -266,7 +266,7 @@ TEST_CASE("shutdown(cancel_futures) ends a coroutine whose file reads never susp
 }
 
 TEST_CASE(
-    "a saturated worker gives half of its finished io to a sleeping worker; all of it resumes",
+    "a saturated worker gives half of its finished io to a sleeping worker, and all of it resumes",
     "[io][scheduling]") {
     // 8 reads start on worker A while B is held; then B is let go and sleeps
     // (it has nothing to do) while A is held busy and the 8 completions wait
