@@ -207,8 +207,9 @@ int main() {
                        std::string(std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp") +
                        "; cold = POSIX_FADV_DONTNEED before each run; " +
                        std::string(coexec::io::backend_name()) +
-                       " backend. A saturated worker hands its completions to the idle one, so the "
-                       "32 readers run on both workers; cached, ~90% of their time is the "
+                       " backend. A saturated worker gives half of its completions to a sleeping "
+                       "one, and a worker reaps its own ring before stealing, so the 32 readers "
+                       "split over both workers and stay there; cached, ~90% of their time is the "
                        "kernel's copy (_copy_to_iter) into 32 distinct 64 KiB buffers, as for "
                        "pread on thread_pool{32} (thread_pool{2} reuses 2 buffers that stay in "
                        "L2). The floor row: 2 plain threads of pread into the same 32 buffers, "
