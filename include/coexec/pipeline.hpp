@@ -162,32 +162,6 @@ class pipeline_stage_base {
     virtual void close_input() = 0;
 };
 
-/// Submits one chunk of a stage. Items are passed to the stage function as
-/// map passes its inputs (detail/invoke.hpp: a tuple or pair is spread unless
-/// the function takes it whole). A stage function returning task<U> runs as
-/// one coroutine per chunk on the executor, awaiting the items in turn (it
-/// holds no thread while they wait on I/O).
-template <class Out, class Ex, class F, class In>
-chunk_future<Out> submit_stage_chunk(Ex& ex, const F& f, std::vector<In> values) {
-    if constexpr (is_task_v<element_result_t<F, In>>) {
-        return ex.submit(
-            [f, values = std::move(values)]() mutable -> task<std::vector<outcome<Out>>> {
-                std::vector<outcome<Out>> out(values.size());
-                for (std::size_t i = 0; i < values.size(); ++i) {
-                    try {
-                        out[i].set_value(
-                            co_await invoke_element(f, std::stop_token{}, std::move(values[i])));
-                    } catch (...) {
-                        out[i].set_exception(std::current_exception());
-                    }
-                }
-                co_return out;
-            });
-    } else {
-        return submit_chunk<Out>(ex, f, std::move(values));
-    }
-}
-
 template <class In, class Out, class Ex, class F>
 class pipeline_stage final : public pipeline_stage_base, public pipeline_sink<In> {
   public:
@@ -259,7 +233,9 @@ class pipeline_stage final : public pipeline_stage_base, public pipeline_sink<In
         m_started += n;
         try {
             trace::name_scope traced(m_trace_task_name);  // a named stage names its tasks
-            chunk_future<Out> f = submit_stage_chunk<Out>(m_ex, m_fn, std::move(values));
+            // As map's chunks (results.hpp): items passed by map's rule, and a
+            // stage function returning task<U> runs as one coroutine per chunk.
+            chunk_future<Out> f = submit_chunk<Out>(m_ex, m_fn, std::move(values));
             auto events = m_ctx.events;
             detail::add_signal_callback(f,
                                         [events](const chunk_future<Out>&) { events->notify(); });

@@ -45,9 +45,10 @@ namespace coexec {
 
 namespace detail {
 
-/// What map yields for function `F` over inputs of type `Arg`.
+/// What map yields for function `F` over inputs of type `Arg` (U for a
+/// coroutine function returning task<U>).
 template <class F, class Arg>
-using map_result_t = element_result_t<F, Arg>;
+using map_result_t = typename unwrap_task<element_result_t<F, Arg>>::type;
 
 template <class R>
 using chunk_future = future<std::vector<outcome<R>>>;
@@ -94,6 +95,24 @@ chunk_future<R> submit_chunk(Ex& ex, const F& f, std::vector<Arg> chunk) {
     trace::name_scope traced(f, trace::after_function);  // the chunk's task is named after f
     if constexpr (requires { map_chunk_hook<Ex>::submit(ex, f, std::move(chunk)); }) {
         return map_chunk_hook<Ex>::submit(ex, f, std::move(chunk));
+    } else if constexpr (is_task_v<element_result_t<F, Arg>>) {
+        // A coroutine function: the chunk is one coroutine job awaiting the
+        // elements in turn, holding no thread while they wait. Its stop token
+        // is signalled by cancelling the chunk (and its io operations use it).
+        // A lambda, not a function template: the job keeps the lambda, and
+        // so `f` and the chunk, alive until the coroutine ends.
+        return ex.submit([f, chunk = std::move(chunk)](
+                             std::stop_token token) mutable -> task<std::vector<outcome<R>>> {
+            std::vector<outcome<R>> out(chunk.size());
+            for (std::size_t i = 0; i < chunk.size(); ++i) {
+                try {
+                    out[i].set_value(co_await invoke_element(f, token, std::move(chunk[i])));
+                } catch (...) {
+                    out[i].set_exception(std::current_exception());
+                }
+            }
+            co_return out;
+        });
     } else if constexpr (element_takes_stop_token_v<F&, Arg>) {
         // The chunk's task takes the token, so cancelling it reaches the elements.
         return ex.submit([f, chunk = std::move(chunk)](std::stop_token token) mutable {
@@ -409,10 +428,6 @@ auto make_results(Ex& ex, F&& f, Range&& inputs, map_options options) {
     using R = map_result_t<Fn, Arg>;
     static_assert(!std::is_void_v<R>,
                   "coexec map: the function must return a value (use submit for void work)");
-    static_assert(!is_task_v<R>,
-                  "coexec map: the function returns a coroutine (task<U>); map takes plain "
-                  "functions: submit each coroutine and wait on the futures (as_completed, "
-                  "when_all)");
     return results<R>(std::make_unique<map_engine_impl<R, Ex, Fn, View>>(
         ex, std::forward<F>(f), std::move(view), std::move(options)));
 }
