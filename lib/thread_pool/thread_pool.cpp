@@ -156,7 +156,11 @@ void give_to_sleeper(std::vector<std::unique_ptr<thread_pool_core::worker>>& wor
     std::size_t start = cursor.fetch_add(1, std::memory_order_relaxed);
     for (std::size_t k = 0; k < workers.size() && peer == nullptr; ++k) {
         thread_pool_core::worker& w = *workers[(start + k) % workers.size()];
-        if (w.state.load(std::memory_order_relaxed) == sleeping) peer = &w;
+        // One without a reactor could not start their next operations.
+        if (w.state.load(std::memory_order_relaxed) == sleeping &&
+            w.sleeps_in_reactor.load(std::memory_order_relaxed)) {
+            peer = &w;
+        }
     }
     if (peer == nullptr) return;
     work_item* keep_last = first;
@@ -211,10 +215,12 @@ work_item* thread_pool_core::find_work(worker& self) noexcept {
 }
 
 work_item* thread_pool_core::find_local_work(worker& self) noexcept {
-    // 1. Own queue. Only the owner adds to it while awake (a saturated worker
-    // gives completions only to a sleeping one, then wakes it: see
-    // resume_ready), so a zero read here is no item missed: no need to take
-    // the lock (whose line thieves touch) to see it empty.
+    // 1. Own queue, read without the lock (whose line thieves touch) to see
+    // it empty. Others add to it only when giving completions to a worker
+    // they saw asleep (give_to_sleeper), which may have woken meanwhile: a
+    // zero read here then misses nothing for good, since a worker looks
+    // again after the fence of its sleep announcement, and the giver fences
+    // after its push and wakes it if it sleeps.
     if (self.queued.load(std::memory_order_relaxed) != 0) {
         self.lock.lock();
         work_item* item = nullptr;
@@ -353,13 +359,20 @@ void thread_pool_core::worker_main(std::size_t index) noexcept {
 
     for (;;) {
         work_item* item = find_local_work(self);
+        // Out of queued work: collect finished I/O (no syscall for io_uring
+        // when nothing is pending) and resume it here, before stealing: two
+        // busy workers that stole each other's queued completions first
+        // moved 32 file readers back and forth, and the readers drifted to
+        // one of them (cached reads 0.94x the floor of 2 plain pread
+        // threads, 1.04x reaping first). But every 16th time the steal comes
+        // first: a worker whose ring always has something ready would
+        // otherwise never steal, and work queued behind a blocked worker
+        // (a job waiting for its own child) would wait as long as I/O flows.
+        if (item == nullptr && ++self.misses_since_steal >= steal_first_every) {
+            self.misses_since_steal = 0;
+            item = steal_work(self);
+        }
         if (item == nullptr && reactor != nullptr && reactor->has_work()) {
-            // Out of queued work: collect finished I/O (no syscall for
-            // io_uring when nothing is pending) and resume it here. Before
-            // stealing: two busy workers that stole each other's queued
-            // completions first moved 32 file readers back and forth, and
-            // the readers drifted to one of them (cached reads 0.94x the
-            // floor of 2 plain pread threads, 1.04x reaping first).
             reactor->poll();
             if (resume_ready()) continue;
         }

@@ -57,6 +57,10 @@ constexpr std::uint32_t awake = 0;
 constexpr std::uint32_t sleeping = 1;
 constexpr std::uint32_t notified = 2;
 
+// A worker out of queued work reaps its own I/O before it steals, except
+// every this many times (worker_main).
+constexpr unsigned steal_first_every = 16;
+
 inline std::atomic<pool_hook> g_pool_hook{nullptr};
 
 inline void hook(pool_event e, std::size_t worker) noexcept {
@@ -79,6 +83,9 @@ struct thread_pool_core::worker {
     unique_fd wake_fd;                    // eventfd the reactor watches; made with the worker
     std::unique_ptr<io_reactor> reactor;  // owner thread only
     unsigned runs_since_poll = 0;
+    // Times this worker ran out of queued work since it last stole first
+    // (owner thread only; see worker_main).
+    unsigned misses_since_steal = 0;
     // When this worker last ran out of work or woke from sleep (owner thread
     // only): how long it has been busy, for resume_ready's saturation test.
     std::chrono::steady_clock::time_point awake_since{};

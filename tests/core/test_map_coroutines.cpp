@@ -6,7 +6,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <numeric>
+#include <optional>
 #include <stdexcept>
 #include <stop_token>
 #include <thread>
@@ -14,6 +16,7 @@
 #include <vector>
 
 #include "coexec/inline_executor.hpp"
+#include "coexec/io.hpp"
 #include "coexec/process_pool.hpp"
 #include "coexec/promise.hpp"
 #include "coexec/task.hpp"
@@ -28,7 +31,10 @@ TEST_CASE("map of a coroutine function yields its values, ordered or not", "[map
     thread_pool pool{{.max_workers = 2}};
     std::vector<int> in(500);
     std::iota(in.begin(), in.end(), 0);
-    auto triple = [](int x) -> task<int> { co_return 3 * x; };
+    auto triple = [](int x) -> task<int> {
+        co_await coexec::io::sleep_for(std::chrono::milliseconds(0));  // resumes on either worker
+        co_return 3 * x;
+    };
     auto results = pool.map(triple, in, {.chunksize = 7});
     static_assert(std::is_same_v<decltype(results), coexec::results<int>>);
     auto out = results.to_vector();
@@ -69,6 +75,43 @@ TEST_CASE("map of a coroutine function holds no worker while its elements wait",
     consumer.join();
     CHECK(all_waiting);
     CHECK(out == std::vector<int>{100, 101, 102, 103, 104, 105, 106, 107});
+}
+
+TEST_CASE("shutdown(cancel_futures) ends a coroutine map whose elements wait on io",
+          "[map][task][shutdown]") {
+    // Each element sleeps for an hour: only the cancellation of the chunk's
+    // job (its stop token, which its io uses) can end them; every element
+    // then carries the cancellation.
+    std::optional<coexec::results<int>> results;
+    {
+        thread_pool pool{{.max_workers = 2}};
+        std::atomic<int> sleeping{0};
+        results.emplace(pool.map(
+            [&sleeping](int x) -> task<int> {
+                sleeping.fetch_add(1);
+                co_await coexec::io::sleep_for(std::chrono::hours(1));
+                co_return x;
+            },
+            std::vector<int>{1, 2, 3, 4, 5, 6}, {.chunksize = 2}));
+        // Nothing is submitted before the first pull: pull on another
+        // thread, which blocks until the shutdown below.
+        std::atomic<int> failed{0};
+        std::thread consumer([&] {
+            for (int i = 0; i < 6; ++i) {
+                try {
+                    results->next_blocking();
+                } catch (...) {
+                    failed.fetch_add(1);
+                }
+            }
+        });
+        // The first element of each of the 3 chunks (all within the
+        // look-ahead) is asleep; the others would start after it.
+        CHECK(eventually([&] { return sleeping.load() == 3; }));
+        pool.shutdown(true, true);
+        consumer.join();
+        CHECK(failed.load() == 6);
+    }
 }
 
 TEST_CASE("a coroutine element that throws rethrows where it is reached; the rest are kept",

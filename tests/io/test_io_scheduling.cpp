@@ -347,3 +347,35 @@ TEST_CASE(
     INFO("completions given to a sleeping worker: " << g_gifts.load());
     SUCCEED();
 }
+
+TEST_CASE("a job waiting for its own child is not starved by io that keeps the other worker busy",
+          "[io][scheduling]") {
+    // 16 coroutines loop on short sleeps, so a worker out of queued work
+    // nearly always finds finished I/O to resume; a job then submits a child
+    // (to its own worker's queue) and blocks until it has run. Only a steal
+    // by the other worker can run the child: a worker that always reaped
+    // its ring before stealing never did, while the loopers ran.
+    thread_pool pool{{.max_workers = 2}};
+    std::atomic<bool> stop{false};
+    std::atomic<long> ticks{0};
+    std::vector<coexec::future<void>> loopers;
+    for (int i = 0; i < 16; ++i) {
+        loopers.push_back(pool.submit([&]() -> task<void> {
+            while (!stop.load(std::memory_order_relaxed)) {
+                co_await io::sleep_for(1us);
+                ticks.fetch_add(1, std::memory_order_relaxed);
+            }
+        }));
+    }
+    REQUIRE(eventually([&] { return ticks.load() > 1000; }, 30s));
+    for (int round = 0; round < 3; ++round) {
+        auto parent = pool.submit([&] {
+            auto child = pool.submit([] { return 1; });
+            return child.get_for(10s);  // timeout_error if no worker ever ran it
+        });
+        CHECK(parent.get_for(30s) == 1);
+    }
+    stop = true;
+    for (auto& f : loopers)
+        f.get_for(30s);
+}
