@@ -58,6 +58,56 @@ struct pipe_pair {
     }
 };
 
+/// Reads started in a burst on one worker: worker B is held while `n`
+/// coroutines each start a read on worker A (on `n` empty pipes), then A is
+/// held too, so the completions wait in A's reactor until the test lets go.
+struct burst_on_one_worker {
+    static constexpr int n = 8;
+    worker_hold hold_b, hold_a;  // before the pool: they outlive its workers
+    thread_pool pool{{.max_workers = 2}};
+    coexec::future<void> fb, fa;
+    std::vector<pipe_pair> pipes = std::vector<pipe_pair>(n);
+    std::mutex m;
+    std::set<std::thread::id> started_on;
+    std::atomic<int> started{0};
+
+    // Lets both workers go, so the pool's destructor can join them whatever
+    // a failed assertion skipped.
+    ~burst_on_one_worker() {
+        hold_a.release();
+        hold_b.release();
+    }
+
+    /// Every reader calls this first.
+    void note_start() {
+        {
+            std::lock_guard lock(m);
+            started_on.insert(std::this_thread::get_id());
+        }
+        started.fetch_add(1);
+    }
+
+    /// Starts `reader(fd)` on every pipe's read end, all on worker A, and
+    /// returns with A held.
+    template <class Reader>
+    std::vector<coexec::future<char>> start(Reader reader) {
+        fb = pool.submit([this] { hold_b.hold(); });
+        REQUIRE(eventually([&] { return hold_b.running.load(); }));
+        std::vector<coexec::future<char>> fs;
+        for (auto& p : pipes)
+            fs.push_back(pool.submit(reader, p.fd[0]));
+        REQUIRE(eventually([&] { return started.load() == n; }));
+        fa = pool.submit([this] { hold_a.hold(); });
+        REQUIRE(eventually([&] { return hold_a.running.load(); }));
+        return fs;
+    }
+
+    void write_every_pipe() {
+        for (auto& p : pipes)
+            REQUIRE(::write(p.fd[1], "x", 1) == 1);
+    }
+};
+
 /// True if `f` ends cancelled within `bound`: cancelled_error if it was
 /// cancelled before it ran, operation_canceled from the io it awaited else.
 bool ends_cancelled(coexec::future<void>& f, std::chrono::seconds bound) {
@@ -106,58 +156,38 @@ struct gift_counter {
 
 TEST_CASE("io completions of coroutines that all started on one worker are resumed on both",
           "[io][scheduling]") {
-    // Worker B is held while 8 coroutines start a read each on worker A (on 8
-    // empty pipes); then A is held (busy) while every pipe gets its byte, so
-    // A's next reap finds the 8 completions together. The first coroutine
-    // resumed holds its worker until a coroutine has resumed on another
-    // thread: only a worker that takes completions queued by A can do that.
-    // (Were they resumed inline on A, it would give up after 10 s.)
-    constexpr int n = 8;
-    thread_pool pool{{.max_workers = 2}};
-    worker_hold hold_b, hold_a;
-    auto fb = pool.submit([&] { hold_b.hold(); });
-    REQUIRE(eventually([&] { return hold_b.running.load(); }));
-
-    std::vector<pipe_pair> pipes(n);
-    std::mutex m;
+    // The 8 completions wait in A's reactor (burst_on_one_worker), so A's
+    // next reap finds them together. The first coroutine resumed holds its
+    // worker until a coroutine has resumed on another thread: only a worker
+    // that takes completions queued by A can do that. (Were they resumed
+    // inline on A, it would give up after 10 s.)
+    burst_on_one_worker burst;
     std::condition_variable cv;
-    std::set<std::thread::id> started_on, resumed_on;
+    std::set<std::thread::id> resumed_on;
     bool gave_up = false;
-    std::atomic<int> started{0};
-    auto reader = [&](int fd) -> task<char> {
-        {
-            std::lock_guard lock(m);
-            started_on.insert(std::this_thread::get_id());
-        }
-        started.fetch_add(1);
+    auto fs = burst.start([&](int fd) -> task<char> {
+        burst.note_start();
         char c = 0;
         co_await io::read(fd, io::mutable_buffer(&c, 1));
-        std::unique_lock lock(m);
+        std::unique_lock lock(burst.m);
         resumed_on.insert(std::this_thread::get_id());
         cv.notify_all();
         if (!cv.wait_for(lock, 10s, [&] { return resumed_on.size() > 1 || gave_up; }))
             gave_up = true;
         co_return c;
-    };
-    std::vector<coexec::future<char>> fs;
-    for (auto& p : pipes)
-        fs.push_back(pool.submit(reader, p.fd[0]));
-    REQUIRE(eventually([&] { return started.load() == n; }));
-    auto fa = pool.submit([&] { hold_a.hold(); });
-    REQUIRE(eventually([&] { return hold_a.running.load(); }));
-    for (auto& p : pipes)
-        REQUIRE(::write(p.fd[1], "x", 1) == 1);
+    });
+    burst.write_every_pipe();
     // A worker shares its completions only when saturated, busy for 1 ms
     // without running out of work (lib/thread_pool): A is, held this long.
     std::this_thread::sleep_for(20ms);
-    hold_b.release();
-    hold_a.release();
+    burst.hold_b.release();
+    burst.hold_a.release();
     for (auto& f : fs)
         CHECK(f.get_for(30s) == 'x');
-    fa.get_for(30s);
-    fb.get_for(30s);
-    std::lock_guard lock(m);
-    CHECK(started_on.size() == 1);
+    burst.fa.get_for(30s);
+    burst.fb.get_for(30s);
+    std::lock_guard lock(burst.m);
+    CHECK(burst.started_on.size() == 1);
     CHECK(resumed_on.size() == 2);
     CHECK_FALSE(gave_up);
 }
@@ -268,56 +298,35 @@ TEST_CASE("shutdown(cancel_futures) ends a coroutine whose file reads never susp
 TEST_CASE(
     "a saturated worker gives half of its finished io to a sleeping worker, and all of it resumes",
     "[io][scheduling]") {
-    // 8 reads start on worker A while B is held; then B is let go and sleeps
-    // (it has nothing to do) while A is held busy and the 8 completions wait
-    // in A's reactor. A, saturated when it reaps them, puts the back half in
-    // B's own queue and wakes it (once: the hook counts it). Which worker
-    // resumes them then is a race (A, out of work, may steal them back
-    // before B is awake: that is work-conserving); that every one resumes
-    // is not.
-    constexpr int n = 8;
+    // The 8 completions wait in A's reactor (burst_on_one_worker); B is let
+    // go first and sleeps (it has nothing to do). A, saturated when it reaps
+    // them, puts the back half in B's own queue and wakes it (once: the hook
+    // counts it). Which worker resumes them then is a race (A, out of work,
+    // may steal them back before B is awake: that is work-conserving); that
+    // every one resumes is not.
     gift_counter gifts;
-    thread_pool pool{{.max_workers = 2}};
-    worker_hold hold_b, hold_a;
-    auto fb = pool.submit([&] { hold_b.hold(); });
-    REQUIRE(eventually([&] { return hold_b.running.load(); }));
-
-    std::vector<pipe_pair> pipes(n);
-    std::mutex m;
-    std::set<std::thread::id> started_on;
-    std::atomic<int> started{0};
-    auto reader = [&](int fd) -> task<char> {
-        {
-            std::lock_guard lock(m);
-            started_on.insert(std::this_thread::get_id());
-        }
-        started.fetch_add(1);
+    burst_on_one_worker burst;
+    auto fs = burst.start([&](int fd) -> task<char> {
+        burst.note_start();
         char c = 0;
         co_await io::read(fd, io::mutable_buffer(&c, 1));
         co_return c;
-    };
-    std::vector<coexec::future<char>> fs;
-    for (auto& p : pipes)
-        fs.push_back(pool.submit(reader, p.fd[0]));
-    REQUIRE(eventually([&] { return started.load() == n; }));
-    auto fa = pool.submit([&] { hold_a.hold(); });
-    REQUIRE(eventually([&] { return hold_a.running.load(); }));
+    });
     const int sleeps_before = g_sleeps.load();
-    hold_b.release();
-    fb.get_for(30s);
+    burst.hold_b.release();
+    burst.fb.get_for(30s);
     // A is busy: whoever goes to sleep now is B.
     REQUIRE(eventually([&] { return g_sleeps.load() > sleeps_before; }));
-    for (auto& p : pipes)
-        REQUIRE(::write(p.fd[1], "x", 1) == 1);
+    burst.write_every_pipe();
     // Saturated means busy for 1 ms without running out of work (lib/thread_pool).
     std::this_thread::sleep_for(20ms);
-    hold_a.release();
+    burst.hold_a.release();
     for (auto& f : fs)
         CHECK(f.get_for(30s) == 'x');
-    fa.get_for(30s);
+    burst.fa.get_for(30s);
     CHECK(g_gifts.load() == 1);
-    std::lock_guard lock(m);
-    CHECK(started_on.size() == 1);
+    std::lock_guard lock(burst.m);
+    CHECK(burst.started_on.size() == 1);
 }
 
 TEST_CASE(
