@@ -12,6 +12,8 @@
 #include <stop_token>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "coexec/promise.hpp"
 #include "coexec/thread_pool.hpp"
@@ -222,6 +224,33 @@ TEST_CASE("asio_executor's submit passes move-only arguments as rvalues",
                        std::make_unique<int>(3), std::string("z"));
     io.run();
     CHECK(f.get() == "z3");
+}
+
+TEST_CASE("asio_executor maps a coroutine function, its elements resumed on the io_context",
+          COEXEC_TEST_ASIO_TAG "[map]") {
+    // Each element awaits a thread_pool future (it suspends), then reports
+    // the thread it resumed on: the io_context's, as any coroutine job there.
+    net::io_context io;
+    auto work = net::make_work_guard(io);  // chunks are submitted as results are pulled
+    interop::asio_executor ex{io.get_executor()};
+    coexec::thread_pool pool{{.max_workers = 1}};
+    auto results = ex.map(
+        [&pool](int x) -> coexec::task<std::pair<int, std::thread::id>> {
+            const int doubled = co_await pool.submit([x] { return 2 * x; });
+            co_return std::pair{doubled, std::this_thread::get_id()};
+        },
+        std::vector<int>{1, 2, 3, 4, 5}, {.chunksize = 2});
+    std::thread runner([&] { io.run(); });
+    const auto runner_id = runner.get_id();
+    auto out = results.to_vector();
+    work.reset();
+    ex.shutdown();
+    runner.join();
+    REQUIRE(out.size() == 5);
+    for (std::size_t i = 0; i < out.size(); ++i) {
+        CHECK(out[i].first == 2 * static_cast<int>(i + 1));
+        CHECK(out[i].second == runner_id);
+    }
 }
 
 TEST_CASE("a coroutine that awaits work on its own local asio_executor returns instead of hanging",
