@@ -50,14 +50,18 @@ int child_body(coexec::start_method method) {
     coexec::process_pool pool{{.max_workers = 1, .max_tasks_per_child = 1, .start = method}};
     if (pool.submit(square, 2).get_for(30s) != 4) return 1;  // the first worker is watched
     if (!fail_epoll_add_from_now_on()) return 2;
-    // The replacement cannot be watched: the pool breaks. A task either is
-    // refused at submit or ends with broken_pool; none hangs.
+    // A replacement started from now on cannot be watched: the pool breaks.
+    // A task either is refused at submit or ends with broken_pool; none
+    // hangs. One exception: the supervisor replaces the retired first worker
+    // at once, so that replacement may have been installed before the filter
+    // (CI saw it, 2 of ~30 runs); it serves one task and retires, and its
+    // own replacement comes after the filter. So at most one result.
+    int results = 0;
     for (int i = 0; i < 4; ++i) {
         try {
             auto f = pool.submit(square, 3);
-            (void)f.get_for(30s);
-            // A result is possible only if a worker was installed: not here.
-            return 3;
+            if (f.get_for(30s) != 9) return 1;
+            if (++results > 1) return 3;  // a worker installed after the filter
         } catch (const coexec::broken_pool&) {
         } catch (const coexec::timeout_error&) {
             return 4;
