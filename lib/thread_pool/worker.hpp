@@ -73,7 +73,9 @@ struct thread_pool_core::worker {
     thread_pool_core* pool = nullptr;
     std::size_t index = 0;
     alignas(64) spinlock lock;
-    std::deque<work_item*> queue;  // owner pops the front, thieves take from the back
+    // The owner appends and pops the front; thieves take from the back; a
+    // saturated worker appends completions it gives to this one asleep.
+    std::deque<work_item*> queue;
     // queue.size(), stored under `lock`; read without it by work_visible().
     std::atomic<std::uint32_t> queued{0};
     alignas(64) std::atomic<std::uint32_t> state{awake};  // awake, sleeping or notified
