@@ -258,6 +258,9 @@ namespace {
 // a machine with as many busy workers as cores, takes that time from them.
 thread_local std::int64_t t_recent_wait_ns = 0;
 constexpr std::int64_t long_wait_ns = 1'000'000;
+// Waits this short were ended by a completer on another core, within the
+// first burst of pauses (spin::future_wait_quick).
+constexpr std::int64_t quick_wait_ns = 3'000;
 
 std::int64_t steady_ns() noexcept {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -270,11 +273,13 @@ std::int64_t steady_ns() noexcept {
 void shared_state_base::wait() const noexcept {
     if (is_done()) return;
     const std::int64_t start = steady_ns();
-    // Spin in short bursts and yield between them: when there are fewer cores
+    // Spin in bursts and yield between them: when there are fewer cores
     // than runnable parties (this waiter, a pool worker, a process pool's
-    // supervisor), a pure spin starves the very thread that would complete us.
-    if (t_recent_wait_ns >= long_wait_ns ||
-        !spin_until([this] { return is_done(); }, spin::future_wait))
+    // supervisor), a pure spin starves the very thread that would complete
+    // us. Short bursts unless this thread's waits have been ending within one.
+    const spin_policy policy =
+        t_recent_wait_ns < quick_wait_ns ? spin::future_wait_quick : spin::future_wait;
+    if (t_recent_wait_ns >= long_wait_ns || !spin_until([this] { return is_done(); }, policy))
         block_until(nullptr);
     t_recent_wait_ns += (steady_ns() - start - t_recent_wait_ns) / 4;
 }
