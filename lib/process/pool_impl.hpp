@@ -86,6 +86,12 @@ inline constexpr std::chrono::milliseconds hup_grace{1000};
 
 inline constexpr auto never = clock::time_point::max();
 
+// How often a busy or spinning supervisor looks at its timers (deadlines and
+// the graces above, all milliseconds long). Each look takes the pool's
+// mutex, which every submit takes too: on each spin it made callers wait on
+// the supervisor.
+inline constexpr std::chrono::microseconds timer_check_interval{100};
+
 /// What an epoll event of the supervisor is about (the top byte of its data).
 enum class ev : std::uint64_t { wake = 1, report = 2, result = 3, pidfd = 4 };
 

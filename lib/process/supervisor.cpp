@@ -180,6 +180,7 @@ void process_pool_core::impl::run(std::promise<void>& started) {
 
     auto last_activity = clock::now();
     auto last_epoll = last_activity;
+    auto last_timers = last_activity;
     std::uint64_t seen_dispatches = 0;
     std::vector<epoll_event> events(m_slots.size() * 2 + 4);
     for (;;) {
@@ -201,7 +202,10 @@ void process_pool_core::impl::run(std::promise<void>& started) {
                 handle_event(ev.data.u64, ev.events);
             }
         }
-        progress |= check_timers(now);
+        if (now - last_timers >= timer_check_interval) {
+            last_timers = now;
+            progress |= check_timers(now);
+        }
         progress |= try_finish_deaths();
         if (m_shutdown_flag.load(std::memory_order_acquire)) {
             std::lock_guard lock(m_mutex);
