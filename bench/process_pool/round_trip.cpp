@@ -6,12 +6,25 @@
 //            worker: the supervisor hands the resumption to that pool
 //   python   ProcessPoolExecutor(2): submit(noop).result()   (10k trips)
 //            multiprocessing.Pool(2): apply(noop)             (10k trips)
+//   floor    no pool: a caller thread, a forked process and a relay thread
+//            (the supervisor's place) pass a counter through shared memory,
+//            each waiting with the spin policy of the party it stands for;
+//            and the same without the relay (two parties)
 #include <coexec/future.hpp>
 #include <coexec/process_pool.hpp>
 #include <coexec/task.hpp>
 #include <coexec/thread_pool.hpp>
 
+#include <coexec/detail/spin.hpp>
+
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <cstdio>
+#include <new>
+#include <thread>
 #include <vector>
 
 #include "bench_report.hpp"
@@ -21,6 +34,65 @@ namespace {
 
 int noop() {
     return 1;
+}
+
+// One cache line per hop, so each hand-off is one line's transfer.
+struct alignas(64) hop {
+    std::atomic<std::uint64_t> seq{0};
+};
+struct relay_lines {
+    hop request, result, done;
+};
+
+void wait_for(const hop& h, std::uint64_t want, coexec::detail::spin_policy policy) {
+    while (!coexec::detail::spin_until(
+        [&] { return h.seq.load(std::memory_order_acquire) == want; }, policy)) {
+    }
+}
+
+// The round trip's floor on this machine: the same hops as the pool's
+// (caller → worker process → supervisor thread → caller, or caller → worker
+// → caller with two parties) with nothing but the waiting.
+std::vector<double> relay_floor(bool with_relay, std::size_t warmup, std::size_t n) {
+    namespace spin = coexec::detail::spin;
+    void* mem = ::mmap(nullptr, sizeof(relay_lines), PROT_READ | PROT_WRITE,
+                       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED) return {};
+    auto* lines = new (mem) relay_lines{};
+    const std::uint64_t trips = warmup + n;
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        for (std::uint64_t i = 1; i <= trips; ++i) {
+            wait_for(lines->request, i, spin::process_worker);
+            lines->result.seq.store(i, std::memory_order_release);
+        }
+        ::_exit(0);
+    }
+    std::thread relay;
+    if (with_relay) {
+        relay = std::thread([&] {
+            for (std::uint64_t i = 1; i <= trips; ++i) {
+                wait_for(lines->result, i, spin::process_supervisor);
+                lines->done.seq.store(i, std::memory_order_release);
+            }
+        });
+    }
+    const hop& back = with_relay ? lines->done : lines->result;
+    std::vector<double> ns;
+    ns.reserve(n);
+    for (std::uint64_t i = 1; i <= trips; ++i) {
+        auto t0 = coexec_bench::clock::now();
+        lines->request.seq.store(i, std::memory_order_release);
+        wait_for(back, i, spin::future_wait);
+        auto t1 = coexec_bench::clock::now();
+        if (i > warmup)
+            ns.push_back(static_cast<double>(
+                std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count()));
+    }
+    if (relay.joinable()) relay.join();
+    ::waitpid(pid, nullptr, 0);
+    ::munmap(mem, sizeof(relay_lines));
+    return ns;
 }
 
 }  // namespace
@@ -62,13 +134,29 @@ int main() {
                       })
                       .get();
     }
+    auto three = relay_floor(true, warmup, n);
+    auto two = relay_floor(false, warmup, n);
     auto s = coexec_bench::summarize_ns(ns);
     auto a = coexec_bench::summarize_ns(awaited);
+    auto f3 = coexec_bench::summarize_ns(three);
+    auto f2 = coexec_bench::summarize_ns(two);
     std::printf("process pool one-at-a-time round trip, 2 workers\n");
     std::printf("  coexec process_pool submit+get     p50 %8.2f us  p99 %8.2f us  mean %8.2f us\n",
                 s.p50_us, s.p99_us, s.mean_us);
     std::printf("  co_await from a thread_pool worker p50 %8.2f us  p99 %8.2f us  mean %8.2f us\n",
                 a.p50_us, a.p99_us, a.mean_us);
+    std::printf("  floor: caller, process, relay      p50 %8.2f us  p99 %8.2f us  (coexec %.2fx)\n",
+                f3.p50_us, f3.p99_us, s.p50_us / f3.p50_us);
+    std::printf("  floor: caller, process (no relay)  p50 %8.2f us  p99 %8.2f us\n", f2.p50_us,
+                f2.p99_us);
+    char floor_note[400];
+    std::snprintf(floor_note, sizeof floor_note,
+                  "Process round trip floor, same run: a caller thread, a forked process and a "
+                  "relay thread passing a counter through shared memory with the pool's spin "
+                  "policies, nothing else: p50 %.2f us, p99 %.2f us (coexec's p50 is %.2fx that); "
+                  "without the relay (two parties, one per core): p50 %.2f us.",
+                  f3.p50_us, f3.p99_us, s.p50_us / f3.p50_us, f2.p50_us);
+    coexec_bench::note(floor_note);
 
     auto py = coexec_bench::run_python("process_pool_peers.py",
                                        "round_trip --workers 2 --n 10000 --warmup 500");
