@@ -158,6 +158,9 @@ int main() {
                   f3.p50_us, f3.p99_us, s.p50_us / f3.p50_us, f2.p50_us);
     coexec_bench::note(floor_note);
 
+    coexec_bench::goal("round trip p50, process_pool", s.p50_us, "<=", 5, "us");
+    coexec_bench::goal("round trip p99, process_pool", s.p99_us, "<=", 10, "us");
+
     auto py = coexec_bench::run_python("process_pool_peers.py",
                                        "round_trip --workers 2 --n 10000 --warmup 500");
     if (!py) return 0;

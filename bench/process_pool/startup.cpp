@@ -39,6 +39,8 @@ int main() {
     std::printf("  coexec first pool (makes the fork server)  %8.2f ms\n", first);
     std::printf("  coexec later pools (median of 5)           %8.2f ms\n", warm);
 
+    coexec_bench::goal("pool start -> first result, later pools", warm, "<=", 0.4, "ms");
+
     auto py = coexec_bench::run_python("process_pool_peers.py", "startup --workers 2 --reps 5");
     if (!py) return 0;
     using coexec_bench::better;
