@@ -258,9 +258,14 @@ namespace {
 // a machine with as many busy workers as cores, takes that time from them.
 thread_local std::int64_t t_recent_wait_ns = 0;
 constexpr std::int64_t long_wait_ns = 1'000'000;
-// Waits this short were ended by a completer on another core, within the
-// first burst of pauses (spin::future_wait_quick).
-constexpr std::int64_t quick_wait_ns = 3'000;
+// Whether this thread's waits are quick: ended within a few µs by a
+// completer on another core, where a yield would only delay seeing the
+// result (spin::future_wait_quick). Entered below 1.5 µs on average, left
+// above 3 µs, so that a waiter does not flip between the two policies as
+// each changes how long its waits take.
+thread_local bool t_quick_waits = true;
+constexpr std::int64_t quick_enter_ns = 1'500;
+constexpr std::int64_t quick_leave_ns = 3'000;
 
 std::int64_t steady_ns() noexcept {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -276,9 +281,13 @@ void shared_state_base::wait() const noexcept {
     // Spin in bursts and yield between them: when there are fewer cores
     // than runnable parties (this waiter, a pool worker, a process pool's
     // supervisor), a pure spin starves the very thread that would complete
-    // us. Short bursts unless this thread's waits have been ending within one.
-    const spin_policy policy =
-        t_recent_wait_ns < quick_wait_ns ? spin::future_wait_quick : spin::future_wait;
+    // us. Yield often unless this thread's waits have been quick.
+    if (t_recent_wait_ns > quick_leave_ns) {
+        t_quick_waits = false;
+    } else if (t_recent_wait_ns < quick_enter_ns) {
+        t_quick_waits = true;
+    }
+    const spin_policy policy = t_quick_waits ? spin::future_wait_quick : spin::future_wait;
     if (t_recent_wait_ns >= long_wait_ns || !spin_until([this] { return is_done(); }, policy))
         block_until(nullptr);
     t_recent_wait_ns += (steady_ns() - start - t_recent_wait_ns) / 4;

@@ -86,10 +86,11 @@ inline constexpr std::chrono::milliseconds hup_grace{1000};
 
 inline constexpr auto never = clock::time_point::max();
 
-// How often a busy or spinning supervisor looks at its timers (deadlines and
-// the graces above, all milliseconds long). Each look takes the pool's
-// mutex, which every submit takes too: on each spin it made callers wait on
-// the supervisor.
+// How often a busy or spinning supervisor looks at its timers (task
+// deadlines and the graces above): a timer fires up to this late while the
+// supervisor is awake (and up to 1 ms late when it sleeps, epoll's unit).
+// Each look takes the pool's mutex, which every submit takes too: on each
+// spin it made callers wait on the supervisor.
 inline constexpr std::chrono::microseconds timer_check_interval{100};
 
 /// What an epoll event of the supervisor is about (the top byte of its data).

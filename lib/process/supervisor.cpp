@@ -235,6 +235,13 @@ void process_pool_core::impl::run(std::promise<void>& started) {
             spin_pause(spin::process_supervisor);
             continue;
         }
+        // About to sleep: look at the timers now (taking the mutex costs
+        // nothing here), so that none already due makes the sleep a 0 ms poll.
+        last_timers = clock::now();
+        if (check_timers(last_timers)) {
+            last_activity = last_timers;
+            continue;
+        }
         // Announce sleep on every live channel, then re-check (see process/channel.hpp).
         bool quiet = true;
         for (auto& s : m_slots) {
@@ -244,8 +251,13 @@ void process_pool_core::impl::run(std::promise<void>& started) {
             clock::time_point next = never;
             {
                 std::lock_guard lock(m_mutex);
+                // Only the timers check_timers acts on: a deadline left on a
+                // slot whose task is gone, or a grace on a dead worker, would
+                // wake the sleep at once until the death is finished.
                 for (const auto& s : m_slots) {
-                    next = std::min({next, s.deadline, s.kill_at, s.status_until, s.hup_at});
+                    next = std::min(next, s.status_until);
+                    if (s.current) next = std::min(next, s.deadline);
+                    if (s.live && !s.dead) next = std::min({next, s.kill_at, s.hup_at});
                 }
                 next = std::min(next, m_stop_deadline);
             }

@@ -55,7 +55,7 @@ class idle_backoff {
     void relax() noexcept {
         for (int i = 0; i < 16; ++i)
             cpu_relax();
-        if (m_policy.pauses_per_yield != 0 && (++m_polls & 7) == 0) std::this_thread::yield();
+        if (m_policy.yields != yielding::never && (++m_polls & 7) == 0) std::this_thread::yield();
     }
 
   private:
