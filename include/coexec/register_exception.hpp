@@ -128,8 +128,10 @@ void register_exception() {
 #define COEXEC_DETAIL_CAT(a, b) COEXEC_DETAIL_CAT2(a, b)
 
 /// At namespace scope: `COEXEC_REGISTER_EXCEPTION(my_error);` registers the
-/// type before main (see coexec::register_exception).
+/// type before main (see coexec::register_exception). The expansion is a
+/// whole declaration, so the `;` after it may be left out (like Boost's
+/// and cereal's registration macros); with it, it is an empty declaration.
 #define COEXEC_REGISTER_EXCEPTION(...)                                                 \
     [[maybe_unused]] static const bool COEXEC_DETAIL_CAT(coexec_registered_exception_, \
                                                          __COUNTER__) =                \
-        (::coexec::register_exception<__VA_ARGS__>(), true)
+        (::coexec::register_exception<__VA_ARGS__>(), true);

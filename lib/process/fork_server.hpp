@@ -10,7 +10,7 @@
 //
 // Protocol: the program talks to it over one SOCK_SEQPACKET control socket,
 // one request and one reply at a time (register a pool's report socket,
-// unregister it, fork a worker with its four channel descriptors; the reply
+// unregister it, fork a worker with its three channel descriptors; the reply
 // to a fork carries the worker's pidfd). The fork server exits when the
 // control socket hangs up, and dies with the program (PR_SET_PDEATHSIG).
 //

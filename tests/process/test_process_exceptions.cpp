@@ -42,7 +42,7 @@ struct other_error : std::logic_error {
 }  // namespace app
 
 COEXEC_REGISTER_EXCEPTION(app::http_error);
-COEXEC_REGISTER_EXCEPTION(app::plain_error);
+COEXEC_REGISTER_EXCEPTION(app::plain_error)  // the `;` may be left out
 
 namespace {
 
