@@ -56,8 +56,12 @@
 //
 // @par Shutdown
 // shutdown(wait = true) lets queued and running tasks finish, then stops the
-// workers; cancel_futures = true cancels the queued ones first. Submitting
-// afterwards throws executor_shutdown. The destructor is shutdown(wait = true).
+// workers; cancel_futures = true cancels the queued ones first, and stops the
+// running ones whose callable takes a std::stop_token (a process task is
+// stopped by killing its worker; its future ends cancelled). Submitting
+// afterwards throws executor_shutdown. The destructor stops such tasks, queued
+// or running, as a thread_pool's signals their tokens, then is
+// shutdown(wait = true).
 // terminate_workers() stops everything now: queued and running futures are
 // cancelled and the workers are sent SIGTERM, then SIGKILL after a grace period.
 //
@@ -159,7 +163,9 @@ struct process_pool_options {
     /// (it must exist in the worker image). If it throws, the pool breaks.
     void (*initializer)() = nullptr;
     /// A task running longer has its worker killed and fails with
-    /// deadline_exceeded; 0 = no limit.
+    /// deadline_exceeded; 0 = no limit. The clock starts when the task can
+    /// run: for a task sent to a worker still starting, once its
+    /// initializer has returned.
     std::chrono::nanoseconds task_timeout{0};
     worker_death on_worker_death = worker_death::respawn;
     start_method start = start_method::fork_server;
@@ -302,6 +308,7 @@ class process_pool {
         task->state = state;  // takes the creation reference
         task->complete = &detail::complete_single<R>;
         task->timeout = options.timeout;
+        task->stoppable = detail::takes_stop_token_v<std::decay_t<F>&, detail::wire_arg_t<Args>...>;
         if constexpr (detail::is_remote_callable_v<F, detail::wire_arg_t<Args>...>) {
             task->message = m_core.take_message_buffer();
             detail::byte_writer w(task->message, &task->fds);
@@ -361,6 +368,7 @@ class process_pool {
         task->state = state;
         task->complete = &detail::complete_chunk<R>;
         task->count = chunk.size();
+        task->stoppable = detail::element_takes_stop_token_v<std::decay_t<F>&, Arg>;
         if constexpr (detail::is_remote_chunk_callable_v<std::decay_t<F>, Arg>) {
             detail::byte_writer w(task->message, &task->fds);
             w.put_u64(

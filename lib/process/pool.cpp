@@ -196,17 +196,20 @@ void process_pool_core::impl::dispatch_locked(task_list& dropped, failure_list& 
         const auto now = clock::now();
         s.dispatched_at = now;
         m_dispatches.fetch_add(1, std::memory_order_relaxed);
-        const auto timeout =
-            s.current->timeout.count() != 0 ? s.current->timeout : m_options.task_timeout;
-        if (timeout.count() > 0) {
-            s.deadline = now + std::chrono::duration_cast<clock::duration>(timeout);
-            timed = true;
-        } else {
-            s.deadline = never;
-        }
+        if (arm_deadline_locked(s, now)) timed = true;
     }
     // The supervisor may be asleep with no timer: make it recompute its timeout.
     if (timed && std::this_thread::get_id() != m_thread_id) wake();
+}
+
+bool process_pool_core::impl::arm_deadline_locked(slot& s, clock::time_point now) noexcept {
+    s.deadline = never;
+    if (!s.current || !s.ready) return false;
+    const auto timeout =
+        s.current->timeout.count() != 0 ? s.current->timeout : m_options.task_timeout;
+    if (timeout.count() <= 0) return false;
+    s.deadline = now + std::chrono::duration_cast<clock::duration>(timeout);
+    return true;
 }
 
 void process_pool_core::impl::violate_locked(std::size_t i, const std::string& reason) noexcept {
@@ -329,6 +332,33 @@ std::unique_ptr<process_task> process_pool_core::impl::take_running(
     return victim;
 }
 
+void process_pool_core::impl::stop_stoppable(bool queued) {
+    task_list stopped;
+    {
+        std::lock_guard lock(m_mutex);
+        for (auto& s : m_slots) {
+            if (s.current && s.current->stoppable) {
+                stopped.push_back(std::move(s.current));
+                s.accepting = false;
+                signal_locked(s, SIGKILL);  // never replaced: the pool is shutting down
+            }
+        }
+        if (queued) {
+            for (auto it = m_pending.begin(); it != m_pending.end();) {
+                if ((*it)->stoppable) {
+                    stopped.push_back(std::move(*it));
+                    it = m_pending.erase(it);
+                } else {
+                    ++it;
+                }
+            }
+        }
+    }
+    for (auto& t : stopped) {
+        if (t->state->set_cancelled()) m_cancelled.fetch_add(1, std::memory_order_relaxed);
+    }
+}
+
 void process_pool_core::impl::shutdown(bool wait, bool cancel_futures) {
     task_list cancelled;
     {
@@ -346,6 +376,10 @@ void process_pool_core::impl::shutdown(bool wait, bool cancel_futures) {
         if (t->state->set_cancelled()) m_cancelled.fetch_add(1, std::memory_order_relaxed);
     }
     cancelled.clear();
+    // Running work that takes a stop token is asked to stop: on a process
+    // pool, stopped (its worker killed), so a task that only ends when told
+    // cannot keep the shutdown waiting.
+    if (cancel_futures) stop_stoppable(false);
     if (wait) join();
 }
 
@@ -422,6 +456,8 @@ process_pool_core::process_pool_core(const process_pool_options& options)
 }
 
 process_pool_core::~process_pool_core() {
+    // As a thread_pool's destruction signals its tasks' stop tokens.
+    m_impl->stop_stoppable(true);
     m_impl->shutdown(true, false);
     m_impl->m_trace.reset();
     cancel_registry::instance().remove(m_impl.get());

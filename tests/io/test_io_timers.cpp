@@ -32,14 +32,17 @@ TEST_CASE("sleeps finish in deadline order, not start order", "[io][timer]") {
     thread_pool pool{{.max_workers = 2}};
     std::mutex m;
     std::vector<int> order;
+    // One start for all and deadlines 300 ms apart: neither when a worker
+    // picks a job up nor a slow resume on a loaded machine reorders them.
+    const auto t0 = std::chrono::steady_clock::now();
     auto sleeper = [&](int id, std::chrono::milliseconds d) -> task<void> {
-        co_await io::sleep_for(d);
+        co_await io::sleep_until(t0 + d);
         std::lock_guard lock(m);
         order.push_back(id);
     };
-    auto a = pool.submit(sleeper, 1, 150ms);
-    auto b = pool.submit(sleeper, 2, 30ms);
-    auto c = pool.submit(sleeper, 3, 90ms);
+    auto a = pool.submit(sleeper, 1, 700ms);
+    auto b = pool.submit(sleeper, 2, 100ms);
+    auto c = pool.submit(sleeper, 3, 400ms);
     a.get();
     b.get();
     c.get();
@@ -264,7 +267,7 @@ TEST_CASE("a coroutine started inside a job may go on sleeping after the job end
     {
         auto f = pool.submit([&]() -> task<int> {
             [](std::atomic<int>& w) -> coexec::detail::detached_coro {
-                co_await io::sleep_for(100ms);
+                co_await io::sleep_for(2s);   // well past the checks below
                 co_await io::sleep_for(1ms);  // started after the job ended
                 w.fetch_add(1);
             }(woke);

@@ -12,6 +12,7 @@
 #include <optional>
 #include <set>
 #include <stdexcept>
+#include <stop_token>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -255,17 +256,18 @@ TEST_CASE(
     "shutdown without waiting and with cancel_futures cancels queued work and returns at once",
     "[process_pool][shutdown]") {
     process_pool pool{{.max_workers = 1}};
-    auto running = pool.submit(sleep_ms, 300);
+    auto running = pool.submit(sleep_ms, 3000);
     std::vector<coexec::future<int>> queued;
     for (int i = 0; i < 5; ++i)
         queued.push_back(pool.submit(sleep_ms, 1000));
     auto t0 = std::chrono::steady_clock::now();
     pool.shutdown(false, true);
-    REQUIRE(std::chrono::steady_clock::now() - t0 < 100ms);
+    // Far below the running task's 3 s (and the queued 5 s): it did not wait.
+    REQUIRE(std::chrono::steady_clock::now() - t0 < 2s);
     for (auto& q : queued)
         REQUIRE(q.cancelled());
     REQUIRE_THROWS_AS(pool.submit(square, 1), coexec::executor_shutdown);
-    REQUIRE(running.get() == 300);
+    REQUIRE(running.get() == 3000);
 }
 
 TEST_CASE("destroying a pool with work queued finishes every future", "[process_pool][shutdown]") {
@@ -483,4 +485,40 @@ TEST_CASE("tasks submitted right after construction run, and every worker comes 
         CHECK(pids.size() == 4);
         CHECK(pool.stats().workers_alive == 4);
     }
+}
+
+namespace {
+int until_stopped(std::stop_token st, int k) {
+    while (!st.stop_requested())
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    return k;
+}
+}  // namespace
+
+TEST_CASE("a running task that takes a stop_token is stopped by shutdown with cancel_futures",
+          "[process_pool][shutdown]") {
+    process_pool pool{{.max_workers = 1}};
+    auto f = pool.submit(until_stopped, 3);
+    REQUIRE(coexec_test::eventually([&] { return f.running(); }));
+    auto plain = pool.submit(square, 5);  // queued: cancelled
+    pool.shutdown(true, true);            // returns: the stoppable task does not hold it
+    REQUIRE(f.done());
+    REQUIRE(f.cancelled());
+    REQUIRE(plain.cancelled());
+    REQUIRE(pool.stats().cancelled == 2);
+}
+
+TEST_CASE("destroying a process_pool stops its tasks that take a stop_token and waits for others",
+          "[process_pool][shutdown]") {
+    coexec::future<int> stoppable, queued_stoppable, plain;
+    {
+        process_pool pool{{.max_workers = 2}};
+        stoppable = pool.submit(until_stopped, 1);
+        plain = pool.submit(sleep_ms, 300);
+        REQUIRE(coexec_test::eventually([&] { return stoppable.running() && plain.running(); }));
+        queued_stoppable = pool.submit(until_stopped, 2);
+    }  // would wait forever for until_stopped if it were not stopped
+    REQUIRE(stoppable.cancelled());
+    REQUIRE(queued_stoppable.cancelled());
+    REQUIRE(plain.get() == 300);  // waited for, as Python's `with` does
 }

@@ -29,7 +29,10 @@ int main(int argc, char** argv) {
                                .start = method == "fork"    ? coexec::start_method::fork
                                         : method == "spawn" ? coexec::start_method::spawn
                                                             : coexec::start_method::fork_server}};
-    // One slow task per worker at once: each lands on a different worker.
+    // Workers after the first start in the background: all three are up
+    // first, so that one slow task per worker at once lands on each.
+    for (int i = 0; i < 30'000 && pool.stats().workers_alive < 3; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
     std::vector<coexec::future<int>> fs;
     for (int i = 0; i < 3; ++i)
         fs.push_back(pool.submit(pid_after_ms, 200));

@@ -22,10 +22,12 @@
 
 namespace coexec_test {
 
-/// A process's state letter ('R', 'S', 'Z', ...) and parent, from /proc/<pid>/stat.
+/// A process's state letter ('R', 'S', 'Z', ...), parent and process group,
+/// from /proc/<pid>/stat.
 struct process_status {
     char state = 0;
     int ppid = 0;
+    int pgrp = 0;
 };
 
 /// The status of `pid`, or nullopt if there is no such process (any more).
@@ -38,7 +40,7 @@ inline std::optional<process_status> status_of(int pid) {
     if (close == std::string::npos || close + 2 >= line.size()) return std::nullopt;
     std::istringstream rest(line.substr(close + 2));
     process_status s;
-    if (!(rest >> s.state >> s.ppid)) return std::nullopt;
+    if (!(rest >> s.state >> s.ppid >> s.pgrp)) return std::nullopt;
     return s;
 }
 
@@ -62,17 +64,26 @@ inline std::vector<int> children_of(int parent) {
     return out;
 }
 
-/// The process workers of a pool owned by `root`: the children of its
-/// fork server, or its own childless children (workers it forked itself).
+/// True if `pid` leads its own process group: every started worker does
+/// (setpgid, so deadline kills reach its children); the fork server does not.
+inline bool leads_own_group(int pid) {
+    const auto s = status_of(pid);
+    return s && s->pgrp == pid;
+}
+
+/// The process workers of a pool owned by `root`: the children of its fork
+/// server, or workers it forked itself. A worker is told from the fork server
+/// (which may be childless while its workers are being replaced) by leading
+/// its own process group; one too young to have called setpgid is left out.
 inline std::vector<int> worker_pids(int root) {
     std::vector<int> out;
     for (int c : children_of(root)) {
-        auto g = children_of(c);
-        if (g.empty()) {
+        if (leads_own_group(c)) {
             out.push_back(c);
-        } else {
-            out.insert(out.end(), g.begin(), g.end());
+            continue;
         }
+        for (int g : children_of(c))
+            if (leads_own_group(g)) out.push_back(g);
     }
     return out;
 }

@@ -51,6 +51,9 @@ struct process_task {
     complete_fn complete = nullptr;
     std::size_t count = 0;                ///< map chunks: elements in the chunk
     std::chrono::nanoseconds timeout{0};  ///< 0: the pool's task_timeout
+    /// Its callable takes a std::stop_token: the pool's destruction and
+    /// shutdown(cancel_futures) stop it (its worker is killed).
+    bool stoppable = false;
     /// Times a worker died holding this task before starting it (the pool
     /// re-runs it elsewhere a bounded number of times).
     std::uint8_t restarts = 0;

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "coexec/process_pool.hpp"
+#include "helpers.hpp"
 #include "process/channel.hpp"
 #include "process/launch.hpp"
 
@@ -147,7 +148,9 @@ template <class Attack>
 ending against_pool(bool other_busy, Attack attack,
                     coexec::start_method method = coexec::start_method::fork_server) {
     coexec::process_pool pool{{.max_workers = 2, .start = method}};
-    REQUIRE(pool.submit(square, 3).get_for(30s) == 9);  // both workers started
+    REQUIRE(pool.submit(square, 3).get_for(30s) == 9);
+    // The second worker starts in the background: the attack runs beside it.
+    REQUIRE(coexec_test::eventually([&] { return pool.stats().workers_alive == 2; }, 30s));
     std::optional<coexec::future<int>> other;
     if (other_busy) other = pool.submit(sleep_then, 400, 77);
     auto bad = attack(pool);
