@@ -1,4 +1,4 @@
-// coexec/coexec.hpp — everything in coexec (the MPI executor and Asio interop aside).
+// coexec/coexec.hpp — everything in coexec (the MPI executor aside; the Asio interop when linked with coexec::asio).
 //
 // A convenience; code that wants short compile times includes what it uses.
 #pragma once
@@ -25,3 +25,9 @@
 #include "coexec/wait.hpp"
 #include "coexec/when_all.hpp"
 #include "coexec/when_any.hpp"
+
+// Linked with coexec::asio (which defines COEXEC_WITH_ASIO): asio_executor
+// and async_get as well.
+#if defined(COEXEC_WITH_ASIO)
+#include "coexec/asio.hpp"
+#endif

@@ -29,6 +29,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <concepts>
 #include <cstddef>
 #include <deque>
 #include <exception>
@@ -39,6 +40,7 @@
 #include <stdexcept>
 #include <stop_token>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -75,7 +77,11 @@ struct stage_options {
     /// Per-stage progress: a callback, or `true` for a bar on stderr (when a terminal).
     std::variant<bool, std::function<void(const progress_info&)>> progress = false;
     /// Name used in progress bars and error reports; default "stage <n>".
-    std::string name = {};
+    /// Copied when the stage is added. A view, not a std::string: GCC 12
+    /// copies an aggregate made inside a `co_await` expression bitwise and
+    /// destroys both copies (`co_await pipeline(in).then(pool, f, {...})`),
+    /// which a string's inline buffer does not survive.
+    std::string_view name = {};
 };
 
 /// Options of the whole pipeline.
@@ -105,8 +111,24 @@ struct pipeline_result {
     auto begin() const { return values.begin(); }
     auto end() const { return values.end(); }
     std::size_t size() const noexcept { return values.size(); }
+    bool empty() const noexcept { return values.empty(); }
     T& operator[](std::size_t i) { return values[i]; }
     const T& operator[](std::size_t i) const { return values[i]; }
+    T& front() { return values.front(); }
+    const T& front() const { return values.front(); }
+    T& back() { return values.back(); }
+    const T& back() const { return values.back(); }
+
+    /// The values, as `std::vector<T> v = pipeline(in).then(...).collect();`.
+    operator std::vector<T>() const& { return values; }
+    operator std::vector<T>() && { return std::move(values); }
+
+    /// Compares the values (errors aside).
+    friend bool operator==(const pipeline_result& r, const std::vector<T>& v)
+        requires std::equality_comparable<T>
+    {
+        return r.values == v;
+    }
 };
 
 namespace detail {
@@ -176,7 +198,7 @@ class pipeline_stage final : public pipeline_stage_base, public pipeline_sink<In
           m_ordered(opts.ordered),
           m_capacity(opts.buffer != 0 ? std::max(opts.buffer, m_chunksize)
                                       : m_concurrency * m_chunksize),
-          m_name(opts.name.empty() ? "stage " + std::to_string(index) : opts.name),
+          m_name(opts.name.empty() ? "stage " + std::to_string(index) : std::string(opts.name)),
           m_trace_task_name(opts.name.empty() ? std::string_view() : std::string_view(m_name)),
           m_progress(opts.progress, m_name) {}
 
@@ -499,26 +521,46 @@ class pipeline_builder {
         using Out = typename detail::unwrap_task<detail::map_result_t<F, T>>::type;
         static_assert(!std::is_void_v<Out>,
                       "coexec::pipeline: a stage must return a value for the next stage");
-        detail::pipeline_build<Out> build = [prev = std::move(m_build), source = m_source, &ex,
-                                             fn = std::move(fn), options = std::move(options)](
-                                                detail::pipeline_context& ctx,
-                                                detail::pipeline_stages& stages,
-                                                detail::pipeline_feed& feed) {
-            std::function<void(detail::pipeline_sink<T>*)> connect_prev;
-            if (prev) connect_prev = prev(ctx, stages, feed);
-            auto stage = std::make_unique<detail::pipeline_stage<T, Out, Ex, F>>(ctx, stages.size(),
-                                                                                 ex, fn, options);
-            auto* raw = stage.get();
-            if (connect_prev) {
-                connect_prev(raw);
-            } else {
-                feed = source(raw);
-            }
-            stages.push_back(std::move(stage));
-            return std::function<void(detail::pipeline_sink<Out>*)>(
-                [raw](detail::pipeline_sink<Out>* next) { raw->connect(next); });
-        };
+        // The name is a view: kept here, since the stage is made at run time.
+        std::string name(options.name);
+        detail::pipeline_build<Out> build =
+            [prev = std::move(m_build), source = m_source, &ex, fn = std::move(fn),
+             options = std::move(options),
+             name = std::move(name)](detail::pipeline_context& ctx, detail::pipeline_stages& stages,
+                                     detail::pipeline_feed& feed) mutable {
+                options.name = name;
+                std::function<void(detail::pipeline_sink<T>*)> connect_prev;
+                if (prev) connect_prev = prev(ctx, stages, feed);
+                auto stage = std::make_unique<detail::pipeline_stage<T, Out, Ex, F>>(
+                    ctx, stages.size(), ex, fn, options);
+                auto* raw = stage.get();
+                if (connect_prev) {
+                    connect_prev(raw);
+                } else {
+                    feed = source(raw);
+                }
+                stages.push_back(std::move(stage));
+                return std::function<void(detail::pipeline_sink<Out>*)>(
+                    [raw](detail::pipeline_sink<Out>* next) { raw->connect(next); });
+            };
         return pipeline_builder<Out>(m_source_for<Out>(), m_options, std::move(build));
+    }
+    /// then(), stream(), collect() and for_each() on a builder kept in a
+    /// variable: as on a temporary, and the builder is used up (a pipeline
+    /// runs once, as its input range is read once).
+    template <class Ex, class F>
+    auto then(Ex& ex, F fn) & {
+        return std::move(*this).then(ex, std::move(fn));
+    }
+    template <class Ex, class F>
+    auto then(Ex& ex, F fn, stage_options options) & {
+        return std::move(*this).then(ex, std::move(fn), std::move(options));
+    }
+    pipeline_stream<T> stream() & { return std::move(*this).stream(); }
+    pipeline_result<T> collect() & { return std::move(*this).collect(); }
+    template <class Fn>
+    std::vector<pipeline_error> for_each(Fn&& fn) & {
+        return std::move(*this).for_each(std::forward<Fn>(fn));
     }
 
     /// Starts the pipeline; outputs are taken one at a time from the stream.

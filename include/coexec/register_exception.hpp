@@ -28,6 +28,7 @@
 #pragma once
 
 #include <concepts>
+#include <stdexcept>
 #include <cstddef>
 #include <exception>
 #include <span>
@@ -72,9 +73,25 @@ E make_registered(std::string what) {
     }
 }
 
+// A default-made E lost the message: put it back in its standard base (the
+// one what() reads unless E overrides it).
+template <class E>
+void restore_message(E& x, const std::string& what) {
+    if constexpr (!std::is_constructible_v<E, std::string> &&
+                  !std::is_constructible_v<E, const char*>) {
+        if constexpr (std::derived_from<E, std::runtime_error>) {
+            static_cast<std::runtime_error&>(x) = std::runtime_error(what);
+        } else if constexpr (std::derived_from<E, std::logic_error>) {
+            static_cast<std::logic_error&>(x) = std::logic_error(what);
+        }
+    }
+}
+
 template <class E>
 std::exception_ptr decode_registered(byte_reader& r) {
-    E x = make_registered<E>(r.get_string());
+    std::string what = r.get_string();
+    E x = make_registered<E>(what);
+    restore_message(x, what);
     std::string members = r.get_string();
     if constexpr (cereal_knows<E>) {
         byte_reader mr(std::as_bytes(std::span(members.data(), members.size())));

@@ -47,6 +47,18 @@ struct code_error : std::exception {
     }
 };
 
+// A runtime_error whose only string-taking constructor needs more: default-made
+// on arrival, its message put back in its base.
+struct budget_error : std::runtime_error {
+    int limit = 0;
+    budget_error() : std::runtime_error("") {}
+    budget_error(const std::string& what, int l) : std::runtime_error(what), limit(l) {}
+    template <class Ar>
+    void serialize(Ar& ar) {
+        ar(limit);
+    }
+};
+
 // Its members refuse to be encoded: it must still arrive, by the standard mapping.
 struct stubborn_error : std::runtime_error {
     using std::runtime_error::runtime_error;
@@ -89,6 +101,20 @@ TEST_CASE("a registered type without a string constructor is default-made then f
                       "code 42");
     CHECK_THROWS_AS(std::rethrow_exception(round_trip(std::make_exception_ptr(original))),
                     code_error);
+}
+
+TEST_CASE("a default-made registered runtime_error keeps its what() and members",
+          "[codec][exceptions]") {
+    coexec::register_exception<budget_error>();
+    try {
+        std::rethrow_exception(
+            round_trip(std::make_exception_ptr(budget_error("over budget: 10 of 10", 10))));
+    } catch (const budget_error& e) {
+        CHECK(std::string(e.what()) == "over budget: 10 of 10");
+        CHECK(e.limit == 10);
+        return;
+    }
+    FAIL("did not arrive as budget_error");
 }
 
 TEST_CASE("a registered type whose members cannot be encoded falls back to its standard base",

@@ -1,10 +1,10 @@
-// find_package(coexec COMPONENTS asio): coexec::async_get in an asio::awaitable.
+// find_package(coexec COMPONENTS asio): coexec::async_get in an asio::awaitable,
+// and asio_executor, both from <coexec/coexec.hpp> (coexec::asio brings them).
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/io_context.hpp>
 #include <asio/use_awaitable.hpp>
-#include <coexec/asio.hpp>
-#include <coexec/thread_pool.hpp>
+#include <coexec/coexec.hpp>
 #include <cstdio>
 
 int main() {
@@ -17,7 +17,10 @@ int main() {
             v = co_await coexec::async_get(pool.submit([] { return 42; }), asio::use_awaitable);
         },
         asio::detached);
+    coexec::asio_executor on_io{io.get_executor()};
+    auto one = on_io.submit([] { return 1; });
+    io.restart();
     io.run();
-    std::printf("consumer_asio: %d\n", v);
-    return v == 42 ? 0 : 1;
+    std::printf("consumer_asio: %d %d\n", v, one.get());
+    return v == 42 && one.get() == 1 ? 0 : 1;
 }

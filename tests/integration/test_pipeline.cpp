@@ -249,3 +249,39 @@ TEST_CASE("a pipeline built inside the co_await expression itself runs", "[pipel
     CHECK(direct.values == std::vector<int>{2, 4, 6});
     CHECK(async.values == std::vector<int>{20, 30, 40});
 }
+
+TEST_CASE("braced stage options with a name inside the co_await expression itself",
+          "[pipeline][task]") {
+    // GCC 12 copies an aggregate made inside a co_await expression bitwise
+    // and destroys both copies: a std::string name was freed twice.
+    coexec::thread_pool pool{{.max_workers = 2}};
+    std::vector<int> in{1, 2, 3};
+    auto out = coexec::sync_wait([&]() -> coexec::task<coexec::pipeline_result<int>> {
+        co_return co_await coexec::pipeline(in).then(pool, [](int x) { return x * 3; },
+                                                     {.concurrency = 2, .name = "triple"});
+    }());
+    CHECK(out == std::vector<int>{3, 6, 9});
+}
+
+TEST_CASE("a stage name made from a temporary string outlives it, and a kept builder runs",
+          "[pipeline]") {
+    coexec::thread_pool pool{{.max_workers = 2}};
+    std::vector<int> in{1, 2, 3};
+    const std::string prefix = "a name longer than a string's inline buffer, number ";
+    auto failing = coexec::pipeline(in, {.errors = coexec::error_policy::collect})
+                       .then(pool,
+                             [](int x) -> int {
+                                 if (x == 2) throw std::runtime_error("bad");
+                                 return x;
+                             },
+                             {.name = prefix + std::to_string(7)});  // the temporary dies here
+    auto r = failing.collect();                                      // a kept builder runs (once)
+    REQUIRE(r.errors.size() == 1);
+    CHECK(r.errors[0].stage_name == prefix + "7");
+    CHECK(r.size() == 2);
+    CHECK_FALSE(r.empty());
+    // The values as a plain vector.
+    std::vector<int> values =
+        coexec::pipeline(in).then(pool, [](int x) { return x + 1; }).collect();
+    CHECK(values == std::vector<int>{2, 3, 4});
+}

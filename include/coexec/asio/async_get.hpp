@@ -24,6 +24,8 @@
 
 #include <utility>
 
+// asio_executor too: this is the header a user of coexec::asio reaches for.
+#include "coexec/asio/asio_executor.hpp"
 #include "coexec/detail/asio_interop/async_get.hpp"
 #include "coexec/detail/asio_interop/standalone.hpp"
 #include "coexec/future.hpp"
