@@ -1,4 +1,5 @@
-// coexec/coexec.hpp — everything in coexec (the MPI executor aside; the Asio interop when linked with coexec::asio).
+// coexec/coexec.hpp — everything in coexec (the MPI executor aside; the Asio interop when linked
+// with coexec::asio).
 //
 // A convenience; code that wants short compile times includes what it uses.
 #pragma once

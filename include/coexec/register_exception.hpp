@@ -28,10 +28,10 @@
 #pragma once
 
 #include <concepts>
-#include <stdexcept>
 #include <cstddef>
 #include <exception>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <type_traits>
