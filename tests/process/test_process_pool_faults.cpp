@@ -443,9 +443,9 @@ TEST_CASE("workers do not outlive a parent killed with SIGKILL",
 TEST_CASE("chaos: 20000 tasks while workers are killed at random and every future ends",
           "[process_pool][faults][chaos]") {
     process_pool pool{{.max_workers = 2}};
-    // Every 25 ms, a worker at least that old: one younger may still be
-    // starting (slow under the sanitizers), and five deaths before ready in a
-    // row would rightly break the pool.
+    // Every 25 ms, a worker seen at least 300 ms ago (the killer's default):
+    // one younger may still be starting (slow under the sanitizers), and five
+    // deaths before ready in a row would rightly break the pool.
     coexec_test::worker_killer killer(::getpid(), 25ms, 12345);
     constexpr int n = 20000;
     std::vector<coexec::future<int>> fs;

@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <optional>
 #include <random>
 #include <set>
@@ -119,22 +120,28 @@ inline long rss_kib(int pid) {
 }
 
 /// SIGKILLs a random process worker of `root` (see worker_pids) every `period`
-/// until stop(); only workers already seen one scan earlier, so that a fresh
-/// worker gets past its start-up.
+/// until stop(); only workers seen at least `min_age` ago, so that a fresh
+/// worker gets past its start-up (slow under the sanitizers): a pool whose
+/// workers keep dying before they are ready rightly breaks.
 class worker_killer {
   public:
-    worker_killer(int root, std::chrono::milliseconds period, unsigned seed)
-        : m_thread([this, root, period, seed] {
+    worker_killer(int root, std::chrono::milliseconds period, unsigned seed,
+                  std::chrono::milliseconds min_age = std::chrono::milliseconds(300))
+        : m_thread([this, root, period, seed, min_age] {
               std::mt19937 rng(seed);
-              std::set<int> seen;
+              std::map<int, std::chrono::steady_clock::time_point> first_seen;
               while (!m_stop.load()) {
                   std::this_thread::sleep_for(period);
-                  auto now = worker_pids(root);
+                  const auto t = std::chrono::steady_clock::now();
+                  std::map<int, std::chrono::steady_clock::time_point> seen;
                   std::vector<int> old;
-                  for (int p : now) {
-                      if (seen.count(p) != 0) old.push_back(p);
+                  for (int p : worker_pids(root)) {
+                      auto it = first_seen.find(p);
+                      const auto since = it != first_seen.end() ? it->second : t;
+                      seen.emplace(p, since);
+                      if (t - since >= min_age) old.push_back(p);
                   }
-                  seen = std::set<int>(now.begin(), now.end());
+                  first_seen = std::move(seen);
                   if (old.empty()) continue;
                   if (::kill(old[rng() % old.size()], SIGKILL) == 0) m_kills.fetch_add(1);
               }
