@@ -545,17 +545,9 @@ class pipeline_builder {
             };
         return pipeline_builder<Out>(m_source_for<Out>(), m_options, std::move(build));
     }
-    /// then(), stream(), collect() and for_each() on a builder kept in a
-    /// variable: as on a temporary, and the builder is used up (a pipeline
-    /// runs once, as its input range is read once).
-    template <class Ex, class F>
-    auto then(Ex& ex, F fn) & {
-        return std::move(*this).then(ex, std::move(fn));
-    }
-    template <class Ex, class F>
-    auto then(Ex& ex, F fn, stage_options options) & {
-        return std::move(*this).then(ex, std::move(fn), std::move(options));
-    }
+    /// stream(), collect() and for_each() on a builder kept in a variable:
+    /// as on a temporary, and the builder is used up (a pipeline runs once,
+    /// as its input range is read once; running it again throws).
     pipeline_stream<T> stream() & { return std::move(*this).stream(); }
     pipeline_result<T> collect() & { return std::move(*this).collect(); }
     template <class Fn>
@@ -566,12 +558,14 @@ class pipeline_builder {
     /// Starts the pipeline; outputs are taken one at a time from the stream.
     pipeline_stream<T> stream() && {
         if (!m_build)
-            throw std::logic_error("coexec::pipeline: add at least one stage with then()");
+            throw std::logic_error(
+                "coexec::pipeline: no stage to run (add one with then(); a builder runs once)");
+        auto build = std::exchange(m_build, nullptr);  // used up: a second run throws
         typename pipeline_stream<T>::parts p;
         p.ctx = std::make_unique<detail::pipeline_context>();
         p.ctx->policy = m_options.errors;
         p.stop = m_options.stop;
-        auto connect_last = m_build(*p.ctx, p.stages, p.feed);
+        auto connect_last = build(*p.ctx, p.stages, p.feed);
         p.outlet = std::make_unique<detail::pipeline_outlet<T>>(64);
         connect_last(p.outlet.get());
         return pipeline_stream<T>(std::move(p));

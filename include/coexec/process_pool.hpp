@@ -163,9 +163,9 @@ struct process_pool_options {
     /// (it must exist in the worker image). If it throws, the pool breaks.
     void (*initializer)() = nullptr;
     /// A task running longer has its worker killed and fails with
-    /// deadline_exceeded; 0 = no limit. The clock starts when the task can
-    /// run: for a task sent to a worker still starting, once its
-    /// initializer has returned.
+    /// deadline_exceeded; 0 = no limit. The clock starts when the task is
+    /// sent to a worker, which may still be starting (its initializer's
+    /// time then counts).
     std::chrono::nanoseconds task_timeout{0};
     worker_death on_worker_death = worker_death::respawn;
     start_method start = start_method::fork_server;

@@ -204,7 +204,7 @@ void process_pool_core::impl::dispatch_locked(task_list& dropped, failure_list& 
 
 bool process_pool_core::impl::arm_deadline_locked(slot& s, clock::time_point now) noexcept {
     s.deadline = never;
-    if (!s.current || !s.ready) return false;
+    if (!s.current) return false;
     const auto timeout =
         s.current->timeout.count() != 0 ? s.current->timeout : m_options.task_timeout;
     if (timeout.count() <= 0) return false;
@@ -379,7 +379,7 @@ void process_pool_core::impl::shutdown(bool wait, bool cancel_futures) {
     // Running work that takes a stop token is asked to stop: on a process
     // pool, stopped (its worker killed), so a task that only ends when told
     // cannot keep the shutdown waiting.
-    if (cancel_futures) stop_stoppable(false);
+    if (cancel_futures) stop_stoppable(true);  // also one requeued since (a death)
     if (wait) join();
 }
 
@@ -456,7 +456,10 @@ process_pool_core::process_pool_core(const process_pool_options& options)
 }
 
 process_pool_core::~process_pool_core() {
-    // As a thread_pool's destruction signals its tasks' stop tokens.
+    // Closed first (nothing more is accepted or respawned), then, as a
+    // thread_pool's destruction signals its tasks' stop tokens, the tasks
+    // taking one are stopped; the rest are waited for.
+    m_impl->shutdown(false, false);
     m_impl->stop_stoppable(true);
     m_impl->shutdown(true, false);
     m_impl->m_trace.reset();

@@ -125,7 +125,7 @@ struct slot {
     std::size_t tasks_done = 0;
     bool violated = false;                   // killed for a protocol violation...
     std::string violation;                   // ... and why
-    clock::time_point deadline = never;      // of the current task, once it can run
+    clock::time_point deadline = never;      // of the current task
     clock::time_point kill_at = never;       // SIGKILL escalation
     clock::time_point status_until = never;  // dead, waiting for the fork server's report
     clock::time_point hup_at = never;        // its wake socket hung up: killed then if alive
@@ -167,9 +167,11 @@ struct process_pool_core::impl : std::enable_shared_from_this<process_pool_core:
 
     // ---- under m_mutex, from either side (pool.cpp) ----
     void dispatch_locked(task_list& dropped, failure_list& failed);
-    /// Starts the clock of `s`'s task if it has a timeout and the worker is
-    /// ready (a task sent to a worker still starting waits for its
-    /// initializer: its clock starts at ready). True if a deadline was set.
+    /// Starts the clock of `s`'s task if it has a timeout: at dispatch, even
+    /// to a worker still starting. (Not at the worker's `ready`: a task runs
+    /// right after it and can rewrite that record in the shared ring before
+    /// the supervisor reads it, and then would never get a deadline.) True if
+    /// a deadline was set.
     bool arm_deadline_locked(slot& s, clock::time_point now) noexcept;
     void retire_locked(std::size_t i) noexcept;
     void signal_locked(slot& s, int sig) noexcept;

@@ -529,8 +529,6 @@ void process_pool_core::impl::handle_message(std::size_t i, message& m) {
             if (s.ready) throw protocol_violation("a second ready message");
             s.ready = true;
             m_start_failures = 0;
-            // A task sent while the worker started can run now: its clock starts.
-            arm_deadline_locked(s, clock::now());
             return;
         }
         case msg_kind::init_failed: {

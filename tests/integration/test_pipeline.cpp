@@ -275,7 +275,8 @@ TEST_CASE("a stage name made from a temporary string outlives it, and a kept bui
                                  return x;
                              },
                              {.name = prefix + std::to_string(7)});  // the temporary dies here
-    auto r = failing.collect();                                      // a kept builder runs (once)
+    auto r = failing.collect();                                      // a kept builder runs, once
+    CHECK_THROWS_AS(failing.collect(), std::logic_error);
     REQUIRE(r.errors.size() == 1);
     CHECK(r.errors[0].stage_name == prefix + "7");
     CHECK(r.size() == 2);

@@ -150,6 +150,9 @@ class worker_killer {
     worker_killer(const worker_killer&) = delete;
     worker_killer& operator=(const worker_killer&) = delete;
 
+    /// The number of workers killed so far.
+    int kills() const { return m_kills.load(); }
+
     /// Stops the thread; the number of workers it killed.
     int stop() {
         m_stop.store(true);
