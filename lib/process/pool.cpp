@@ -332,7 +332,7 @@ std::unique_ptr<process_task> process_pool_core::impl::take_running(
     return victim;
 }
 
-void process_pool_core::impl::stop_stoppable(bool queued) {
+void process_pool_core::impl::stop_stoppable() {
     task_list stopped;
     {
         std::lock_guard lock(m_mutex);
@@ -343,14 +343,12 @@ void process_pool_core::impl::stop_stoppable(bool queued) {
                 signal_locked(s, SIGKILL);  // never replaced: the pool is shutting down
             }
         }
-        if (queued) {
-            for (auto it = m_pending.begin(); it != m_pending.end();) {
-                if ((*it)->stoppable) {
-                    stopped.push_back(std::move(*it));
-                    it = m_pending.erase(it);
-                } else {
-                    ++it;
-                }
+        for (auto it = m_pending.begin(); it != m_pending.end();) {
+            if ((*it)->stoppable) {
+                stopped.push_back(std::move(*it));
+                it = m_pending.erase(it);
+            } else {
+                ++it;
             }
         }
     }
@@ -379,7 +377,7 @@ void process_pool_core::impl::shutdown(bool wait, bool cancel_futures) {
     // Running work that takes a stop token is asked to stop: on a process
     // pool, stopped (its worker killed), so a task that only ends when told
     // cannot keep the shutdown waiting.
-    if (cancel_futures) stop_stoppable(true);  // also one requeued since (a death)
+    if (cancel_futures) stop_stoppable();  // also one requeued since (a death)
     if (wait) join();
 }
 
@@ -460,7 +458,7 @@ process_pool_core::~process_pool_core() {
     // thread_pool's destruction signals its tasks' stop tokens, the tasks
     // taking one are stopped; the rest are waited for.
     m_impl->shutdown(false, false);
-    m_impl->stop_stoppable(true);
+    m_impl->stop_stoppable();
     m_impl->shutdown(true, false);
     m_impl->m_trace.reset();
     cancel_registry::instance().remove(m_impl.get());

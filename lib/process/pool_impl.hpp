@@ -153,9 +153,9 @@ struct process_pool_core::impl : std::enable_shared_from_this<process_pool_core:
     void shutdown(bool wait, bool cancel_futures);
     /// Stops the tasks whose callable takes a std::stop_token (the pool's
     /// destruction, shutdown with cancel_futures): a running one by killing
-    /// its worker, as cancel() does; queued ones too if `queued`. Their
-    /// futures end cancelled.
-    void stop_stoppable(bool queued);
+    /// its worker, as cancel() does; queued ones too. Their futures end
+    /// cancelled.
+    void stop_stoppable();
     void terminate_workers();
     executor_stats stats() const noexcept;
     /// Takes `state`'s task away from its worker (killing the worker) and
