@@ -31,9 +31,10 @@
 //
 // @par Errors
 // OS failures: std::system_error carrying errno and the operation's name.
-// Awaiting where no reactor runs the coroutine (a plain thread, sync_wait's
-// loop, inline_executor, a blocking callable on a worker) throws
-// coexec::error telling to run the coroutine on a thread_pool.
+// Awaiting where no reactor runs the coroutine (a plain thread outside
+// sync_wait, a blocking callable on a worker) throws coexec::error telling to
+// run the coroutine on a thread_pool or under sync_wait (whose loop makes a
+// reactor of its own for the waiting thread).
 //
 // @par Thread safety
 // An awaitable is awaited once, by one coroutine (a second co_await throws

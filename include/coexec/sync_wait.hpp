@@ -4,12 +4,16 @@
 // any awaitable) finishes, and returns its result or rethrows. While it
 // waits, the calling thread runs a small event loop: coroutines started
 // inside it that await coexec futures resume on this thread (sticky
-// resumption), never on a process supervisor or a foreign worker.
+// resumption), never on a process supervisor or a foreign worker. The loop
+// also runs coexec::io: the first I/O operation awaited on it gives it an
+// io_uring ring (or epoll set) of its own, and it sleeps there, so a task run
+// by sync_wait can sleep, read and accept without a thread_pool.
 #pragma once
 
 #include <condition_variable>
 #include <coroutine>
 #include <exception>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <type_traits>
@@ -24,18 +28,35 @@ namespace detail {
 /// A single-threaded queue of work items, run by the thread in sync_wait.
 class run_loop final : public resumer {
   public:
+    run_loop();
+    ~run_loop();
+    run_loop(const run_loop&) = delete;
+    run_loop& operator=(const run_loop&) = delete;
+
     void post(work_item* item) noexcept override;
-    /// Runs posted items until finish() has been called.
+    /// Loop thread: gives the loop an I/O reactor (once). Throws
+    /// std::system_error if neither io_uring nor epoll can be set up.
+    bool attach_io_reactor() override;
+    /// Runs posted items (and finished I/O) until finish() has been called.
+    /// I/O still in flight then is cancelled and run to its end first.
     void run();
     /// Makes run() return once the queue is drained. Thread-safe.
     void finish() noexcept;
 
   private:
+    struct io_host;  // lib/io/run_loop_io.cpp
+    /// run() once the loop has a reactor: it sleeps there, not on m_cv.
+    void run_with_io();
+    /// Under m_mutex: wakes the loop thread wherever it sleeps.
+    void wake_locked() noexcept;
+
     std::mutex m_mutex;
     std::condition_variable m_cv;
     work_item* m_head = nullptr;
     work_item* m_tail = nullptr;
     bool m_finished = false;
+    bool m_sleeps_in_reactor = false;  // guarded by m_mutex
+    std::unique_ptr<io_host> m_io;     // loop thread only; set once
 };
 
 template <class R>

@@ -6,9 +6,9 @@
 
 namespace coexec::detail {
 
-// Both notify under the lock: once the loop sees its last item or the finish
-// flag, sync_wait may return and destroy the loop, so nothing may touch it
-// after the lock is released.
+// Both wake the loop under the lock: once the loop sees its last item or the
+// finish flag, sync_wait may return and destroy the loop, so nothing may
+// touch it after the lock is released.
 void run_loop::post(work_item* item) noexcept {
     item->next = nullptr;
     std::lock_guard lock(m_mutex);
@@ -18,18 +18,25 @@ void run_loop::post(work_item* item) noexcept {
         m_head = item;
     }
     m_tail = item;
-    m_cv.notify_one();
+    wake_locked();
 }
 
 void run_loop::finish() noexcept {
     std::lock_guard lock(m_mutex);
     m_finished = true;
-    m_cv.notify_one();
+    wake_locked();
 }
 
 void run_loop::run() {
     std::unique_lock lock(m_mutex);
     for (;;) {
+        // The first io operation (on this thread, inside an item) gives the
+        // loop a reactor; from then on the loop sleeps in it.
+        if (m_io) {
+            lock.unlock();
+            run_with_io();
+            return;
+        }
         m_cv.wait(lock, [this] { return m_head != nullptr || m_finished; });
         if (m_head == nullptr) return;  // finished and drained
         work_item* item = m_head;

@@ -7,6 +7,7 @@
 #include <new>
 #include <string>
 #include <system_error>
+#include <utility>
 
 #include "coexec/detail/shared_state.hpp"
 #include "coexec/errors.hpp"
@@ -53,13 +54,15 @@ void cancel_on_job_stop(stop_listener* l) noexcept {
 
 void io_check_context(const char* name) {
     io_reactor* r = t_reactor;
-    if (r == nullptr || current_resumer() != r->owner()) {
-        throw error(std::string(name) +
-                    ": no I/O reactor runs this coroutine; coexec::io operations must be awaited "
-                    "by a coroutine running on a coexec::thread_pool (submit the coroutine to "
-                    "the pool, or `co_await pool.schedule()` first), not on a plain thread, "
-                    "sync_wait's loop, inline_executor or inside a blocking task");
-    }
+    resumer* here = current_resumer();
+    if (r != nullptr && here == r->owner()) return;
+    // A sync_wait loop makes its reactor now (it may throw system_error).
+    if (here != nullptr && here->attach_io_reactor()) return;
+    throw error(std::string(name) +
+                ": no I/O reactor runs this coroutine; coexec::io operations must be awaited "
+                "by a coroutine running on a coexec::thread_pool (submit the coroutine to the "
+                "pool, or `co_await pool.schedule()` first) or under sync_wait, not on a plain "
+                "thread, inline_executor or inside a blocking task");
 }
 
 void io_throw_awaited_twice(const char* name) {
@@ -88,6 +91,10 @@ io_reactor::~io_reactor() {
 
 io_reactor* io_reactor::current() noexcept {
     return t_reactor;
+}
+
+io_reactor* io_reactor::exchange_current(io_reactor* r) noexcept {
+    return std::exchange(t_reactor, r);
 }
 
 std::unique_ptr<io_reactor> io_reactor::create(int wake_fd, resumer* owner,

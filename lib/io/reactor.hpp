@@ -45,6 +45,9 @@ class io_reactor {
 
     /// The reactor of the calling thread, or null.
     static io_reactor* current() noexcept;
+    /// Makes `r` the calling thread's reactor; returns the previous one (a
+    /// sync_wait loop lends its thread a reactor and gives the old one back).
+    static io_reactor* exchange_current(io_reactor* r) noexcept;
     resumer* owner() const noexcept { return m_owner; }
     io::backend_kind kind() const noexcept { return m_kind; }
 

@@ -58,7 +58,7 @@ TEST_CASE("io::backend names the backend in use, epoll when forced by the enviro
     CHECK(io::backend_name(io::backend()) == name);
 }
 
-TEST_CASE("awaiting io where no thread_pool runs the coroutine throws, it does not hang",
+TEST_CASE("awaiting io where no reactor runs the coroutine throws, it does not hang",
           "[io][misuse]") {
     auto says_thread_pool = [](auto&& f) {
         try {
@@ -68,22 +68,11 @@ TEST_CASE("awaiting io where no thread_pool runs the coroutine throws, it does n
         }
         return false;
     };
-    // sync_wait's loop on this thread.
-    CHECK(says_thread_pool([] { coexec::sync_wait(io::sleep_for(1ms)); }));
-    CHECK(says_thread_pool([] {
-        coexec::sync_wait([]() -> task<void> {
-            char buf[4];
-            co_await io::read(0, buf, 0);
-        }());
-    }));
-    // inline_executor.
+    // inline_executor on a plain thread (no sync_wait loop around it).
     coexec::inline_executor inl;
     auto f = inl.submit([]() -> task<void> { co_await io::sleep_for(1ms); });
     CHECK(says_thread_pool([&] { f.get(); }));
-    // A blocking task on a pool worker that runs its own sync_wait loop.
-    thread_pool pool{{.max_workers = 1}};
-    auto g = pool.submit([] { coexec::sync_wait(io::sleep_for(1ms)); });
-    CHECK(says_thread_pool([&] { g.get_for(10s); }));
+    // (sync_wait's loop runs io itself: tests/io/test_io_sync_wait.cpp.)
 }
 
 TEST_CASE("destroying a pool with io in flight cancels it, frees every frame and does not hang",

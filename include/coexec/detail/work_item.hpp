@@ -28,6 +28,11 @@ class resumer {
   public:
     /// Queue `item` to run on this resumer's thread(s). Thread-safe.
     virtual void post(work_item* item) noexcept = 0;
+    /// Called on this resumer's thread by a coexec::io operation that finds
+    /// no reactor for it: a resumer that can drive one makes it current on
+    /// the thread and returns true. The default (a pool worker has its
+    /// reactor already; other resumers run no I/O) returns false.
+    virtual bool attach_io_reactor() { return false; }
 
   protected:
     ~resumer() = default;
