@@ -164,8 +164,8 @@ struct process_pool_options {
     void (*initializer)() = nullptr;
     /// A task running longer has its worker killed and fails with
     /// deadline_exceeded; 0 = no limit. The clock starts when the task is
-    /// sent to a worker, which may still be starting (its initializer's
-    /// time then counts).
+    /// sent to a worker; with an initializer, tasks go only to workers
+    /// whose initializer has finished, so its time never counts.
     std::chrono::nanoseconds task_timeout{0};
     worker_death on_worker_death = worker_death::respawn;
     start_method start = start_method::fork_server;

@@ -167,11 +167,12 @@ struct process_pool_core::impl : std::enable_shared_from_this<process_pool_core:
 
     // ---- under m_mutex, from either side (pool.cpp) ----
     void dispatch_locked(task_list& dropped, failure_list& failed);
-    /// Starts the clock of `s`'s task if it has a timeout: at dispatch, even
-    /// to a worker still starting. (Not at the worker's `ready`: a task runs
-    /// right after it and can rewrite that record in the shared ring before
-    /// the supervisor reads it, and then would never get a deadline.) True if
-    /// a deadline was set.
+    /// Starts the clock of `s`'s task if it has a timeout: at dispatch. (Not
+    /// at the worker's `ready`: a task runs right after it and can rewrite
+    /// that record in the shared ring before the supervisor reads it, and
+    /// then would never get a deadline. A pool with an initializer dispatches
+    /// only to workers seen ready instead: see install.) True if a deadline
+    /// was set.
     bool arm_deadline_locked(slot& s, clock::time_point now) noexcept;
     void retire_locked(std::size_t i) noexcept;
     void signal_locked(slot& s, int sig) noexcept;

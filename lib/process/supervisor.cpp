@@ -137,8 +137,15 @@ void process_pool_core::impl::install_locked(std::size_t i, channel& ch, launche
                    : 0);
     sandboxing::encode_worker_config(cw, m_options);  // limits and sandbox (lib/sandbox)
     s.ch.send(msg_kind::config, 0, cfg);
-    // Tasks may follow at once: the worker runs its initializer first.
-    m_idle.push_back(i);
+    // Without an initializer, tasks may follow at once (the pool's first
+    // result then costs no extra hand-off). With one, the worker takes tasks
+    // only once we have read its `ready`: a task's deadline starts when it is
+    // sent, and the initializer's time must not count (a model loaded for
+    // 5 s would make every first task miss a 1 s timeout and, counted as
+    // start failures, break the pool). Nor can the clock start at `ready`
+    // for a task sent earlier: the task runs right after that record is
+    // written and could rewrite it before we read it, dodging its deadline.
+    if (m_options.initializer == nullptr) m_idle.push_back(i);
 }
 
 void process_pool_core::impl::run(std::promise<void>& started) {
@@ -525,10 +532,20 @@ void process_pool_core::impl::handle_message(std::size_t i, message& m) {
         throw protocol_violation("descriptors with a message that has none");
     switch (m.kind) {
         case msg_kind::ready: {
-            std::lock_guard lock(m_mutex);
-            if (s.ready) throw protocol_violation("a second ready message");
-            s.ready = true;
-            m_start_failures = 0;
+            task_list dropped;
+            failure_list failed;
+            {
+                std::lock_guard lock(m_mutex);
+                if (s.ready) throw protocol_violation("a second ready message");
+                s.ready = true;
+                m_start_failures = 0;
+                // Held back until now (see install): it may take tasks.
+                if (m_options.initializer != nullptr && s.accepting && !s.current) {
+                    m_idle.push_back(i);
+                    dispatch_locked(dropped, failed);
+                }
+            }
+            complete_failures(failed);
             return;
         }
         case msg_kind::init_failed: {

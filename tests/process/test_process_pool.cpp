@@ -51,6 +51,11 @@ void count_init() {
 int init_count() {
     return g_init_count;
 }
+// Slower than the task_timeout of the test that uses it.
+void slow_init() {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    ++g_init_count;
+}
 
 void fill(coexec::shared_buffer b, int value) {
     for (auto& x : b.span())
@@ -205,6 +210,26 @@ TEST_CASE("the initializer runs once in every worker before its tasks", "[proces
     for (auto& f : fs)
         REQUIRE(f.get() == 1);
     REQUIRE(g_init_count == 0);  // never in the parent
+}
+
+TEST_CASE("an initializer slower than task_timeout does not count against the first tasks",
+          "[process_pool][timeout]") {
+    // Each worker (and each replacement, after 2 tasks) spends 1.5 s in its
+    // initializer; a task may take 300 ms. Were the initializer's time
+    // counted, every worker's first task would miss its deadline, and five
+    // such kills in a row would break the pool.
+    process_pool pool{{.max_workers = 2,
+                       .max_tasks_per_child = 2,
+                       .initializer = slow_init,
+                       .task_timeout = std::chrono::milliseconds(300)}};
+    std::vector<coexec::future<int>> fs;
+    for (int i = 0; i < 8; ++i)
+        fs.push_back(pool.submit(init_count));
+    for (auto& f : fs)
+        CHECK(f.get() == 1);
+    CHECK(pool.stats().failed == 0);
+    // A task over its timeout is still stopped.
+    REQUIRE_THROWS_AS(pool.submit(sleep_ms, 5000).get(), coexec::deadline_exceeded);
 }
 
 TEST_CASE("an initializer that throws breaks the pool", "[process_pool]") {
