@@ -66,7 +66,8 @@ TEST_CASE("sync_wait runs file io: a write then a read at an offset", "[io][sync
         std::size_t n = co_await coexec::io::write(fd, text, 0);
         REQUIRE(n == text.size());
         std::string out(5, '\0');
-        n = co_await coexec::io::read(fd, coexec::io::mutable_buffer(out.data(), out.size()), 7);  // "sync_"
+        n = co_await coexec::io::read(fd, coexec::io::mutable_buffer(out.data(), out.size()),
+                                      7);  // "sync_"
         out.resize(n);
         co_await coexec::io::close(fd);
         co_return out;
@@ -123,9 +124,11 @@ TEST_CASE("sync_wait mixes io with futures of a thread_pool", "[io][sync_wait]")
         }
         // Many at once: the loop sleeps in its reactor and the pool's posts wake it.
         std::vector<coexec::future<int>> fs;
-        for (int i = 0; i < 100; ++i) fs.push_back(pool.submit([] { return 1; }));
+        for (int i = 0; i < 100; ++i)
+            fs.push_back(pool.submit([] { return 1; }));
         auto ones = co_await coexec::when_all(std::move(fs));
-        for (int v : ones) sum += v;
+        for (int v : ones)
+            sum += v;
         co_return sum;
     }());
     CHECK(total == 190 + 100);
@@ -202,12 +205,14 @@ TEST_CASE("nested sync_wait loops each drive their own io", "[io][sync_wait]") {
     }());
     CHECK(v == 3);
     // Many sync_waits in a row: each loop makes and frees its reactor.
-    for (int i = 0; i < 50; ++i) coexec::sync_wait(coexec::io::sleep_for(100us));
+    for (int i = 0; i < 50; ++i)
+        coexec::sync_wait(coexec::io::sleep_for(100us));
 }
 
 TEST_CASE("io errors under sync_wait are system_errors", "[io][sync_wait]") {
     char buf[4];
-    int err = coexec_test::error_of(
-        [&] { coexec::sync_wait(coexec::io::read(-1, {buf, sizeof buf}, 0)); });
+    int err = coexec_test::error_of([&] {
+        coexec::sync_wait(coexec::io::read(-1, {buf, sizeof buf}, 0));
+    });
     CHECK(err == EBADF);
 }
