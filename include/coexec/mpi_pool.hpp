@@ -46,6 +46,9 @@
 // As process_pool: shutdown(wait = true) lets accepted tasks finish;
 // cancel_futures = true cancels the queued ones; terminate_workers() cancels
 // everything and kills running tasks (thread isolation: waits for them).
+// shutdown(cancel_futures = true) and the destructor also stop running tasks
+// that take a std::stop_token, as cancel() does (process isolation: killed;
+// thread isolation: the token is signalled); their futures end cancelled.
 // Worker ranks keep serving until rank 0's mpi_environment is destroyed, so
 // pools can be made one after another (one at a time per environment).
 //
@@ -162,6 +165,7 @@ class mpi_pool {
         task->state = state;  // takes the creation reference
         task->complete = &detail::complete_single<R>;
         task->timeout = options.timeout;
+        task->stoppable = detail::takes_stop_token_v<std::decay_t<F>&, detail::wire_arg_t<Args>...>;
         if constexpr (detail::is_remote_callable_v<F, detail::wire_arg_t<Args>...>) {
             detail::encode_mpi_task<
                 &detail::remote_invoke<std::decay_t<F>, detail::wire_arg_t<Args>...>>(
@@ -219,6 +223,7 @@ class mpi_pool {
         task->state = state;
         task->complete = &detail::complete_chunk<R>;
         task->count = chunk.size();
+        task->stoppable = detail::element_takes_stop_token_v<std::decay_t<F>&, Arg>;
         if constexpr (detail::is_remote_chunk_callable_v<std::decay_t<F>, Arg>) {
             detail::encode_mpi_task<&detail::remote_invoke_chunk<std::decay_t<F>, Arg>>(
                 *task, [&](detail::byte_writer& w) { detail::encode_chunk(w, f, chunk); });

@@ -271,6 +271,33 @@ std::unique_ptr<process_task> mpi_pool_core::impl::take_running(shared_state_bas
     return victim;
 }
 
+void mpi_pool_core::impl::stop_stoppable() {
+    task_list stopped;
+    {
+        std::lock_guard lock(m_mutex);
+        for (auto& [id, f] : m_flights) {
+            if (f.task && f.task->stoppable) {
+                // The flight stays (its rank still owes an answer), its task goes.
+                stopped.push_back(std::move(f.task));
+                --m_running;
+                send_cancel_locked(f.rank_index, id);
+            }
+        }
+        for (auto it = m_pending.begin(); it != m_pending.end();) {
+            if ((*it)->stoppable) {
+                stopped.push_back(std::move(*it));
+                it = m_pending.erase(it);
+            } else {
+                ++it;
+            }
+        }
+        signal_locked();
+    }
+    for (auto& t : stopped) {
+        if (t->state->set_cancelled()) m_cancelled.fetch_add(1, std::memory_order_relaxed);
+    }
+}
+
 void mpi_pool_core::impl::shutdown(bool wait, bool cancel_futures) {
     task_list cancelled;
     {
@@ -287,6 +314,9 @@ void mpi_pool_core::impl::shutdown(bool wait, bool cancel_futures) {
         if (t->state->set_cancelled()) m_cancelled.fetch_add(1, std::memory_order_relaxed);
     }
     cancelled.clear();
+    // Running work that takes a stop token is asked to stop, as on a
+    // thread_pool: here by killing it, so it cannot keep the shutdown waiting.
+    if (cancel_futures) stop_stoppable();
     if (wait) join();
 }
 
@@ -355,6 +385,11 @@ mpi_pool_core::mpi_pool_core(mpi_environment& env, const mpi_pool_options& optio
 }
 
 mpi_pool_core::~mpi_pool_core() {
+    // Closed first (nothing more is accepted), then the tasks taking a stop
+    // token are stopped, as a thread_pool's destruction signals them; the
+    // rest are waited for.
+    m_impl->shutdown(false, false);
+    m_impl->stop_stoppable();
     m_impl->shutdown(true, false);
     cancel_registry::instance().remove(m_impl.get());
 }

@@ -92,6 +92,10 @@ struct mpi_pool_core::impl : std::enable_shared_from_this<mpi_pool_core::impl> {
     void terminate_workers();
     executor_stats stats() const noexcept;
     std::unique_ptr<process_task> take_running(shared_state_base& state) noexcept;
+    /// Cancels the queued and running tasks that take a stop token (a running
+    /// one's slot is told to kill it): shutdown(cancel_futures) and the
+    /// destructor signal the tokens, and on another rank that is how.
+    void stop_stoppable();
     void join();
 
     // ---- progress.cpp ----

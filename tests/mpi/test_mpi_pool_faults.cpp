@@ -8,6 +8,7 @@
 #include <catch2/catch.hpp>
 #include <cstdlib>
 #include <stdexcept>
+#include <stop_token>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -34,6 +35,12 @@ int crash() {
 int sleep_ms(int ms) {
     ::usleep(static_cast<useconds_t>(ms) * 1000);
     return ms;
+}
+// Runs until its stop token is signalled (or forever, if it never is).
+int until_stopped(std::stop_token stop) {
+    while (!stop.stop_requested())
+        ::usleep(1000);
+    return 1;
 }
 int throw_invalid() {
     throw std::invalid_argument("bad argument");
@@ -238,4 +245,39 @@ TEST_CASE("a shared_buffer argument is refused at submit with serialization_erro
         REQUIRE(std::string(e.what()).find("another MPI rank") != std::string::npos);
     }
     REQUIRE(pool.submit(square, 2).get_for(30s) == 4);
+}
+
+TEST_CASE("destroying a pool stops a running task that takes a stop token", "[mpi][shutdown]") {
+    // As on a thread_pool, destruction signals the tasks' stop tokens; on
+    // another rank that stops the task (its worker is killed), so a task
+    // that only ends when told cannot hold the destructor forever.
+    // Under thread isolation the token itself is signalled in the rank.
+    for (auto isolation : {coexec::mpi_isolation::process, coexec::mpi_isolation::thread}) {
+        coexec::future<int> stoppable;
+        coexec::future<int> plain;
+        const auto t0 = std::chrono::steady_clock::now();
+        {
+            mpi_pool pool{mpi(), {.slots_per_rank = 1, .isolation = isolation}};
+            stoppable = pool.submit(until_stopped);
+            plain = pool.submit(sleep_ms, 300);  // no token: waited for, as Python's `with`
+            while (pool.stats().running < 2)
+                ::usleep(1000);
+        }
+        REQUIRE(std::chrono::steady_clock::now() - t0 < 60s);
+        REQUIRE(stoppable.cancelled());
+        REQUIRE(plain.get_for(1s) == 300);
+    }
+}
+
+TEST_CASE("shutdown(cancel_futures) stops running and queued tasks that take a stop token",
+          "[mpi][shutdown]") {
+    mpi_pool pool{mpi(), {.max_workers = 1, .slots_per_rank = 1}};
+    auto running = pool.submit(until_stopped);
+    while (!running.running())
+        ::usleep(1000);
+    auto queued = pool.submit(until_stopped);
+    pool.shutdown(true, true);
+    REQUIRE(running.cancelled());
+    REQUIRE(queued.cancelled());
+    REQUIRE_THROWS_AS(pool.submit(square, 2), coexec::executor_shutdown);
 }
