@@ -54,6 +54,8 @@ class worker_died : public error {
     int pid() const noexcept { return m_pid; }
     int signal() const noexcept { return m_signal; }
     int exit_code() const noexcept { return m_exit_code; }
+    /// The task it was running: the function's name (or the callable's
+    /// type), e.g. "count_primes"; "a process_pool task" if unknown.
     const std::string& task() const noexcept { return m_task; }
     /// Why the worker died, when the pool knows (a limit); else empty.
     const std::string& cause() const noexcept { return m_cause; }

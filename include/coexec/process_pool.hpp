@@ -309,6 +309,7 @@ class process_pool {
         task->complete = &detail::complete_single<R>;
         task->timeout = options.timeout;
         task->stoppable = detail::takes_stop_token_v<std::decay_t<F>&, detail::wire_arg_t<Args>...>;
+        detail::name_task(*task, f);
         if constexpr (detail::is_remote_callable_v<F, detail::wire_arg_t<Args>...>) {
             task->message = m_core.take_message_buffer();
             detail::byte_writer w(task->message, &task->fds);
@@ -369,6 +370,7 @@ class process_pool {
         task->complete = &detail::complete_chunk<R>;
         task->count = chunk.size();
         task->stoppable = detail::element_takes_stop_token_v<std::decay_t<F>&, Arg>;
+        detail::name_task(*task, f);
         if constexpr (detail::is_remote_chunk_callable_v<std::decay_t<F>, Arg>) {
             detail::byte_writer w(task->message, &task->fds);
             w.put_u64(

@@ -21,6 +21,7 @@
 #include "process/pool_impl.hpp"
 #include "sandbox/limits.hpp"
 #include "sandbox/sandbox.hpp"
+#include "trace/names.hpp"
 #include "util/eventfd.hpp"
 #include "util/system_error.hpp"
 
@@ -40,6 +41,26 @@ std::string violation_cause(const std::string& violation) {
     return "protocol violation: " + (violation.empty() ? std::string("unknown") : violation) +
            " (the task may have corrupted its worker's memory or shared memory; the pool "
            "stopped trusting that worker)";
+}
+
+// worker_died::task(): the function's name, or the callable's type, with
+// the elements of a map chunk. Looked up here, when a worker died holding
+// the task (dladdr, or the program's symbol table: not worth doing for
+// every submit).
+std::string task_name(const process_task& t) {
+    std::string name;
+    try {
+        if (t.function != nullptr) {
+            name = trace::function_name(t.function);
+        } else if (t.callable_type != nullptr) {
+            name = trace::demangle(t.callable_type);
+        }
+    } catch (...) {
+        name.clear();  // no memory for a name: the generic one below
+    }
+    if (name.empty()) return "a process_pool task";
+    if (t.count != 0) return name + " (a map chunk of " + std::to_string(t.count) + " elements)";
+    return name;
 }
 
 worker_status from_wait_status(int st) {
@@ -410,12 +431,12 @@ void process_pool_core::impl::finish_death(std::size_t i, worker_status st) {
             if (s.violated) {
                 died_with = std::move(s.current);
                 died_error = std::make_exception_ptr(worker_died(pid, st.signal, st.exit_code,
-                                                                 "a process_pool task",
+                                                                 task_name(*died_with),
                                                                  violation_cause(s.violation)));
             } else if (running == s.current_id) {
                 died_with = std::move(s.current);
                 died_error = std::make_exception_ptr(worker_died(
-                    pid, st.signal, st.exit_code, "a process_pool task",
+                    pid, st.signal, st.exit_code, task_name(*died_with),
                     sandboxing::death_cause(m_options.limits, st.signal, st.cpu_seconds)));
             } else if (running == s.last_id && !s.ready) {
                 // The initializer died (counted below as a start failure).
@@ -428,12 +449,12 @@ void process_pool_core::impl::finish_death(std::size_t i, worker_status st) {
                 died_with = std::move(s.current);
                 died_error = std::make_exception_ptr(worker_died(
                     pid, st.signal, st.exit_code,
-                    "a process_pool task (its workers died " +
+                    task_name(*died_with) + " (its workers died " +
                         std::to_string(max_restarts_per_task + 1) + " times before starting it)"));
             } else {
                 died_with = std::move(s.current);
                 died_error = std::make_exception_ptr(worker_died(
-                    pid, st.signal, st.exit_code, "a process_pool task",
+                    pid, st.signal, st.exit_code, task_name(*died_with),
                     violation_cause("it reported running a task id the pool never gave it")));
             }
         }

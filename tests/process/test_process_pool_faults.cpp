@@ -111,6 +111,10 @@ TEST_CASE("a task that aborts fails with worker_died naming SIGABRT and the pool
     REQUIRE(e.signal() == SIGABRT);
     REQUIRE(e.pid() > 0);
     REQUIRE(std::string(e.what()).find("SIGABRT") != std::string::npos);
+    // It names the task: the function it was running.
+    CHECK(e.task() == "(anonymous namespace)::do_abort");
+    CHECK(std::string(e.what()).find("while running (anonymous namespace)::do_abort") !=
+          std::string::npos);
     REQUIRE(other.get_for(30s) == 200);  // another task was not disturbed
     REQUIRE(pool.submit(square, 5).get_for(30s) == 25);
     REQUIRE(pool.stats().failed == 1);
@@ -122,6 +126,25 @@ TEST_CASE("a task that raises SIGSEGV fails with worker_died naming SIGSEGV",
     auto e = require_worker_died(pool.submit(do_segv));
     REQUIRE(e.signal() == SIGSEGV);
     REQUIRE(std::string(e.what()).find("SIGSEGV") != std::string::npos);
+    CHECK(e.task() == "(anonymous namespace)::do_segv");
+    // Another callable is named by its type; a map chunk says so.
+    struct crasher {
+        int operator()(int) const {
+            ::raise(SIGSEGV);
+            return 0;
+        }
+    };
+    auto by_type = require_worker_died(pool.submit(crasher{}, 1));
+    CHECK(by_type.task().find("crasher") != std::string::npos);
+    auto chunk = pool.map(crasher{}, std::vector<int>{1, 2, 3}, {.chunksize = 3});
+    try {
+        for (int v : chunk)
+            (void)v;
+        FAIL("the chunk did not fail");
+    } catch (const coexec::worker_died& d) {
+        CHECK(d.task().find("crasher") != std::string::npos);
+        CHECK(d.task().find("a map chunk of 3 elements") != std::string::npos);
+    }
     REQUIRE(pool.submit(square, 6).get_for(30s) == 36);
 }
 

@@ -14,6 +14,8 @@
 #include <cstdint>
 #include <exception>
 #include <string>
+#include <type_traits>
+#include <typeinfo>
 #include <vector>
 
 #include "coexec/detail/codec/byte_buffers.hpp"
@@ -57,7 +59,24 @@ struct process_task {
     /// Times a worker died holding this task before starting it (the pool
     /// re-runs it elsewhere a bounded number of times).
     std::uint8_t restarts = 0;
+    /// What worker_died::task() names, looked up only if a worker dies
+    /// running it: a function pointer's target, or another callable's type
+    /// (typeid name). Neither: "a process_pool task".
+    const void* function = nullptr;
+    const char* callable_type = nullptr;
 };
+
+/// Records what `f` is, for worker_died::task() (see process_task).
+template <class F>
+void name_task(process_task& t, const F& f) noexcept {
+    using D = std::decay_t<F>;
+    if constexpr (std::is_pointer_v<D> && std::is_function_v<std::remove_pointer_t<D>>) {
+        const D fn = f;
+        t.function = std::bit_cast<const void*>(fn);
+    } else {
+        t.callable_type = typeid(D).name();
+    }
+}
 
 /// The module-relative address of a worker-side trampoline, computed once per type.
 template <auto Fn>
