@@ -25,6 +25,8 @@
 namespace coexec {
 namespace detail {
 
+struct run_loop_io;  // lib/io/run_loop_io.cpp: a loop's I/O reactor
+
 /// A single-threaded queue of work items, run by the thread in sync_wait.
 class run_loop final : public resumer {
   public:
@@ -44,7 +46,6 @@ class run_loop final : public resumer {
     void finish() noexcept;
 
   private:
-    struct io_host;  // lib/io/run_loop_io.cpp
     /// run() once the loop has a reactor: it sleeps there, not on m_cv.
     void run_with_io();
     /// Under m_mutex: wakes the loop thread wherever it sleeps.
@@ -55,8 +56,8 @@ class run_loop final : public resumer {
     work_item* m_head = nullptr;
     work_item* m_tail = nullptr;
     bool m_finished = false;
-    bool m_sleeps_in_reactor = false;  // guarded by m_mutex
-    std::unique_ptr<io_host> m_io;     // loop thread only; set once
+    bool m_sleeps_in_reactor = false;   // guarded by m_mutex
+    std::unique_ptr<run_loop_io> m_io;  // loop thread only; set once
 };
 
 template <class R>
@@ -65,7 +66,11 @@ class sync_wait_coro {
     struct promise_type {
         run_loop* loop = nullptr;
         std::exception_ptr exception;
-        std::optional<std::conditional_t<std::is_void_v<R>, char, R>> value;
+        // A reference result is kept as a pointer (the referent outlives the wait).
+        using stored = std::conditional_t<
+            std::is_void_v<R>, char,
+            std::conditional_t<std::is_reference_v<R>, std::remove_reference_t<R>*, R>>;
+        std::optional<stored> value;
 
         sync_wait_coro get_return_object() noexcept {
             return sync_wait_coro(std::coroutine_handle<promise_type>::from_promise(*this));
@@ -84,7 +89,11 @@ class sync_wait_coro {
         void unhandled_exception() noexcept { exception = std::current_exception(); }
         template <class U>
         void return_value(U&& v) {
-            value.emplace(std::forward<U>(v));
+            if constexpr (std::is_reference_v<R>) {
+                value.emplace(std::addressof(v));
+            } else {
+                value.emplace(std::forward<U>(v));
+            }
         }
     };
 
@@ -100,7 +109,11 @@ class sync_wait_coro {
         loop.run();
         auto& p = m_handle.promise();
         if (p.exception) std::rethrow_exception(p.exception);
-        if constexpr (!std::is_void_v<R>) return std::move(*p.value);
+        if constexpr (std::is_reference_v<R>) {
+            return static_cast<R>(**p.value);
+        } else if constexpr (!std::is_void_v<R>) {
+            return std::move(*p.value);
+        }
     }
 
   private:

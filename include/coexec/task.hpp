@@ -109,6 +109,22 @@ class task_promise final : public task_promise_base {
     bool m_has_value = false;
 };
 
+/// task<T&>: the coroutine returns a reference, which is kept as a pointer
+/// (cppcoro's task<T&>). The referent must outlive the awaiter's use of it.
+template <class T>
+class task_promise<T&> final : public task_promise_base {
+  public:
+    task<T&> get_return_object() noexcept;
+    void return_value(T& v) noexcept { m_value = std::addressof(v); }
+    T& take_result() {
+        rethrow_if_failed();
+        return *m_value;
+    }
+
+  private:
+    T* m_value = nullptr;
+};
+
 template <>
 class task_promise<void> final : public task_promise_base {
   public:
@@ -169,6 +185,10 @@ class [[nodiscard]] task {
 template <class T>
 task<T> detail::task_promise<T>::get_return_object() noexcept {
     return task<T>(std::coroutine_handle<task_promise>::from_promise(*this));
+}
+template <class T>
+task<T&> detail::task_promise<T&>::get_return_object() noexcept {
+    return task<T&>(std::coroutine_handle<task_promise>::from_promise(*this));
 }
 inline task<void> detail::task_promise<void>::get_return_object() noexcept {
     return task<void>(std::coroutine_handle<task_promise>::from_promise(*this));

@@ -49,6 +49,11 @@ class io_reactor {
     /// sync_wait loop lends its thread a reactor and gives the old one back).
     static io_reactor* exchange_current(io_reactor* r) noexcept;
     resumer* owner() const noexcept { return m_owner; }
+    /// Owner thread, with nothing outstanding: hands the reactor to another
+    /// resumer of the same thread (a later sync_wait loop reuses a ring).
+    void set_owner(resumer* owner) noexcept { m_owner = owner; }
+    /// close() has run: every later start completes with ECANCELED.
+    bool closed() const noexcept { return m_closing; }
     io::backend_kind kind() const noexcept { return m_kind; }
 
     // ---- owner thread only ----

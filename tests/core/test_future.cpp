@@ -250,6 +250,29 @@ TEST_CASE("a task's exception reaches its awaiter", "[task]") {
     CHECK_THROWS_AS(coexec::sync_wait(failing()), std::invalid_argument);
 }
 
+TEST_CASE("a task can return a reference, which co_await and sync_wait pass on", "[task]") {
+    int x = 1;
+    auto ref_to_x = [&]() -> coexec::task<int&> { co_return x; };
+    int& r = coexec::sync_wait(ref_to_x());
+    CHECK(&r == &x);
+    auto outer = [&]() -> coexec::task<int> {
+        int& y = co_await ref_to_x();
+        y = 42;  // writes x
+        co_return y + 1;
+    };
+    CHECK(coexec::sync_wait(outer()) == 43);
+    CHECK(x == 42);
+    const std::string s = "kept";
+    auto cref = [&]() -> coexec::task<const std::string&> { co_return s; };
+    CHECK(&coexec::sync_wait(cref()) == &s);
+    // An exception still reaches the awaiter.
+    auto fails = [&]() -> coexec::task<int&> {
+        throw std::runtime_error("no referent");
+        co_return x;
+    };
+    CHECK_THROWS_WITH(coexec::sync_wait(fails()), "no referent");
+}
+
 TEST_CASE("co_await on a future resumes when another thread completes it", "[future][task]") {
     promise<int> p;
     auto f = p.get_future();

@@ -5,12 +5,14 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <catch2/catch.hpp>
 
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <stop_token>
 #include <string>
@@ -215,4 +217,28 @@ TEST_CASE("io errors under sync_wait are system_errors", "[io][sync_wait]") {
         coexec::sync_wait(coexec::io::read(-1, {buf, sizeof buf}, 0));
     });
     CHECK(err == EBADF);
+}
+
+TEST_CASE("a forked child of a thread that ran io under sync_wait runs its own and exits cleanly",
+          "[io][sync_wait][fork]") {
+    // The thread keeps the loop's reactor for its next sync_wait; a child
+    // forked from it must neither use the parent's ring nor free it on exit().
+    coexec::sync_wait(coexec::io::sleep_for(1ms));
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        int code = 1;
+        try {
+            coexec::sync_wait(coexec::io::sleep_for(1ms));  // a reactor of its own
+            code = 0;
+        } catch (...) {
+        }
+        std::exit(code);  // runs thread_local destructors, unlike _exit
+    }
+    int status = 0;
+    REQUIRE(::waitpid(child, &status, 0) == child);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+    // The parent's reactor still works.
+    coexec::sync_wait(coexec::io::sleep_for(1ms));
 }

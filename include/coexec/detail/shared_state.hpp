@@ -195,6 +195,11 @@ class shared_state_base {
 
 template <class T>
 class shared_state : public shared_state_base {
+    static_assert(!std::is_reference_v<T>,
+                  "coexec: a future cannot hold a reference (a task<T&> can be co_awaited or "
+                  "sync_waited, not submitted: return a value, a pointer or a "
+                  "std::reference_wrapper)");
+
   public:
     using value_type = T;
     ~shared_state() override {
