@@ -283,14 +283,7 @@ void mpi_pool_core::impl::stop_stoppable() {
                 send_cancel_locked(f.rank_index, id);
             }
         }
-        for (auto it = m_pending.begin(); it != m_pending.end();) {
-            if ((*it)->stoppable) {
-                stopped.push_back(std::move(*it));
-                it = m_pending.erase(it);
-            } else {
-                ++it;
-            }
-        }
+        move_stoppable(m_pending, stopped);
         signal_locked();
     }
     for (auto& t : stopped) {

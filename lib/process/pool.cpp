@@ -343,14 +343,7 @@ void process_pool_core::impl::stop_stoppable() {
                 signal_locked(s, SIGKILL);  // never replaced: the pool is shutting down
             }
         }
-        for (auto it = m_pending.begin(); it != m_pending.end();) {
-            if ((*it)->stoppable) {
-                stopped.push_back(std::move(*it));
-                it = m_pending.erase(it);
-            } else {
-                ++it;
-            }
-        }
+        move_stoppable(m_pending, stopped);
     }
     for (auto& t : stopped) {
         if (t->state->set_cancelled()) m_cancelled.fetch_add(1, std::memory_order_relaxed);

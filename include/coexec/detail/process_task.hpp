@@ -66,6 +66,20 @@ struct process_task {
     const char* callable_type = nullptr;
 };
 
+/// Moves the queued tasks that take a stop token from `queue` to `out`: a
+/// process or MPI pool's shutdown(cancel_futures) and destructor stop them.
+template <class Queue, class Out>
+void move_stoppable(Queue& queue, Out& out) {
+    for (auto it = queue.begin(); it != queue.end();) {
+        if ((*it)->stoppable) {
+            out.push_back(std::move(*it));
+            it = queue.erase(it);
+        } else {
+            ++it;
+        }
+    }
+}
+
 /// Records what `f` is, for worker_died::task() (see process_task).
 template <class F>
 void name_task(process_task& t, const F& f) noexcept {
