@@ -21,6 +21,7 @@
 #include <variant>
 
 #include "coexec/errors.hpp"
+#include "util/demangle.hpp"
 
 namespace coexec::detail {
 
@@ -88,13 +89,6 @@ std::exception_ptr make_fixed(const std::string& what) {
     E plain;
     if (what == plain.what()) return std::make_exception_ptr(plain);
     return std::make_exception_ptr(with_what<E>(what));
-}
-
-std::string demangle(const char* mangled) {
-    int status = 0;
-    std::unique_ptr<char, void (*)(void*)> out(
-        abi::__cxa_demangle(mangled, nullptr, nullptr, &status), std::free);
-    return status == 0 && out ? std::string(out.get()) : std::string(mangled);
 }
 
 void put_tag(byte_writer& w, exc tag) {

@@ -22,6 +22,7 @@
 #include "sandbox/limits.hpp"
 #include "sandbox/sandbox.hpp"
 #include "trace/names.hpp"
+#include "util/demangle.hpp"
 #include "util/eventfd.hpp"
 #include "util/system_error.hpp"
 
@@ -53,7 +54,7 @@ std::string task_name(const process_task& t) {
         if (t.function != nullptr) {
             name = trace::function_name(t.function);
         } else if (t.callable_type != nullptr) {
-            name = trace::demangle(t.callable_type);
+            name = demangle(t.callable_type);
         }
     } catch (...) {
         name.clear();  // no memory for a name: the generic one below

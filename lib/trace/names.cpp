@@ -1,6 +1,5 @@
 #include "trace/names.hpp"
 
-#include <cxxabi.h>
 #include <dlfcn.h>
 #include <link.h>
 
@@ -14,6 +13,7 @@
 #include <unordered_map>
 
 #include "coexec/detail/trace_hooks.hpp"
+#include "util/demangle.hpp"
 
 namespace coexec::detail::trace {
 namespace {
@@ -183,13 +183,6 @@ std::string_view escaped(std::uint32_t id) noexcept {
     const entry& e = chunk[id & (chunk_size - 1)];
     if (e.text == nullptr) return "?";
     return {e.text, e.size};
-}
-
-std::string demangle(const char* mangled) {
-    int status = 0;
-    std::unique_ptr<char, void (*)(void*)> out(
-        abi::__cxa_demangle(mangled, nullptr, nullptr, &status), std::free);
-    return status == 0 && out ? std::string(out.get()) : std::string(mangled);
 }
 
 std::string function_name(const void* address) {

@@ -31,9 +31,6 @@ std::string_view escaped(std::uint32_t id) noexcept;
 /// backslashes and control characters escaped, invalid UTF-8 replaced by U+FFFD.
 void append_json_escaped(std::string& out, std::string_view text);
 
-/// The demangled form of a mangled C++ name (itself if it does not demangle).
-std::string demangle(const char* mangled);
-
 /// The name of the function at `address`: its symbol, demangled, without the
 /// parameter list; "function@module+0xoffset" if it has no symbol.
 std::string function_name(const void* address);

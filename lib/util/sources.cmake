@@ -1,6 +1,8 @@
 target_sources(coexec PRIVATE
     ${CMAKE_CURRENT_LIST_DIR}/backoff.hpp
     ${CMAKE_CURRENT_LIST_DIR}/cpus.hpp
+    ${CMAKE_CURRENT_LIST_DIR}/demangle.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/demangle.hpp
     ${CMAKE_CURRENT_LIST_DIR}/eventfd.hpp
     ${CMAKE_CURRENT_LIST_DIR}/fd_passing.cpp
     ${CMAKE_CURRENT_LIST_DIR}/fd_passing.hpp
