@@ -19,6 +19,7 @@
 // thread_local's destructor on the parent's ring).
 #include <unistd.h>
 
+#include <atomic>
 #include <exception>
 #include <memory>
 
@@ -38,6 +39,14 @@ struct run_loop_io {
 
 namespace {
 
+/// A reactor a forked child inherited: left unfreed, but kept reachable so
+/// that a leak checker in the child (LeakSanitizer at exit) does not report it.
+std::atomic<run_loop_io*> g_inherited{nullptr};
+
+void abandon(std::unique_ptr<run_loop_io>& host) noexcept {
+    g_inherited.store(host.release(), std::memory_order_relaxed);
+}
+
 /// The thread's spare reactor, if any.
 class spare_reactor {
   public:
@@ -45,7 +54,7 @@ class spare_reactor {
     /// The spare, if this process made it; one inherited by fork is dropped
     /// unfreed (see the file comment).
     std::unique_ptr<run_loop_io> take() noexcept {
-        if (m_host && m_host->pid != ::getpid()) (void)m_host.release();
+        if (m_host && m_host->pid != ::getpid()) abandon(m_host);
         return std::move(m_host);
     }
     bool empty() const noexcept { return !m_host; }
@@ -66,7 +75,7 @@ run_loop::~run_loop() {
     io_reactor* const previous = m_io->previous;
     io_reactor& r = *m_io->reactor;
     if (m_io->pid != ::getpid()) {
-        (void)m_io.release();  // a forked child's copy: not ours to touch (see above)
+        abandon(m_io);  // a forked child's copy: not ours to touch (see above)
     } else if (t_spare.empty() && !r.closed() && r.outstanding() == 0) {
         r.set_owner(nullptr);  // no coroutine passes io_check_context with it meanwhile
         t_spare.keep(std::move(m_io));
