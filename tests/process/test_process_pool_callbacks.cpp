@@ -3,10 +3,12 @@
 // on the pool's completion thread ("coexec-callback"), so one that blocks —
 // even on another future of the same pool — cannot stall the pool.
 #include <pthread.h>
+#include <unistd.h>
 #include <catch2/catch.hpp>
 
 #include <atomic>
 #include <chrono>
+#include <fstream>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -27,6 +29,37 @@ constexpr auto bound = 30s;
 int add_one(int x) {
     return x + 1;
 }
+
+bool wait_for_path(std::string path) {
+    for (int i = 0; i < 30'000 && ::access(path.c_str(), F_OK) != 0; ++i)
+        ::usleep(1000);
+    return true;
+}
+
+// Holds a one-worker pool's worker until open(), so the futures submitted
+// behind it are still pending while the test attaches callbacks or awaits
+// them (a callback added to a finished future runs at once on the adding
+// thread, and co_await of a finished future does not suspend).
+class worker_gate {
+  public:
+    explicit worker_gate(coexec::process_pool& pool)
+        : m_path("/tmp/coexec-callbacks-gate-" + std::to_string(::getpid())) {
+        ::unlink(m_path.c_str());
+        m_held = pool.submit(&wait_for_path, m_path);
+    }
+    worker_gate(const worker_gate&) = delete;
+    worker_gate& operator=(const worker_gate&) = delete;
+    ~worker_gate() { ::unlink(m_path.c_str()); }
+
+    void open() {
+        std::ofstream{m_path}.put('x');
+        CHECK(m_held.get_for(bound));
+    }
+
+  private:
+    std::string m_path;
+    coexec::future<bool> m_held;
+};
 
 std::string thread_name() {
     char name[16] = {};
@@ -63,6 +96,7 @@ TEST_CASE("done-callbacks of a process pool run in completion order on its compl
     std::mutex m;
     std::vector<int> order;
     std::vector<coexec::future<int>> fs;
+    worker_gate gate{pool};
     for (int i = 0; i < 20; ++i) {
         fs.push_back(pool.submit(&add_one, i));
         fs.back().add_done_callback([&, i](const coexec::future<int>&) {
@@ -72,6 +106,7 @@ TEST_CASE("done-callbacks of a process pool run in completion order on its compl
             ++calls;
         });
     }
+    gate.open();
     for (auto& f : fs)
         f.get_for(bound);
     REQUIRE(coexec_test::eventually([&] { return calls.load() == 20; }, bound));
@@ -96,7 +131,9 @@ TEST_CASE("a coroutine with no executor resumes off the supervisor and may block
     auto runner = [](coexec::task<void> t) -> coexec::detail::detached_coro {
         co_await std::move(t);
     };
+    worker_gate gate{pool};
     runner(body());  // started on this thread, which has no executor
+    gate.open();
     REQUIRE(coexec_test::eventually([&] { return finished.load(); }, bound));
     CHECK(resumed_on == "coexec-callback");
     CHECK(value == 5);
