@@ -147,7 +147,8 @@ TEST_CASE("cancelling mid-stream ends every future and stops the input", "[pipel
 TEST_CASE("a stop_token cancels a pipeline blocked on slow work", "[pipeline]") {
     coexec::thread_pool pool{{.max_workers = 1}};
     std::stop_source stop;
-    std::vector<int> in(10, 1);
+    // 3 s of work, stopped after 50 ms: a stalled canceller still comes first.
+    std::vector<int> in(100, 1);
     std::thread canceller([&] {
         std::this_thread::sleep_for(50ms);
         stop.request_stop();

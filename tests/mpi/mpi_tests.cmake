@@ -26,6 +26,7 @@ add_executable(test_mpi_pool
 target_link_libraries(test_mpi_pool PRIVATE
     coexec_mpi_test_main coexec::mpi coexec_mpi_test_lib Catch2::Catch2)
 coexec_target_options(test_mpi_pool)
+target_include_directories(test_mpi_pool PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/support)
 set_target_properties(test_mpi_pool PROPERTIES CROSSCOMPILING_EMULATOR
     "${CMAKE_CURRENT_SOURCE_DIR}/mpi/mpi_launch.sh;${MPIEXEC_EXECUTABLE};3")
 # (The launcher sets the Open MPI environment: catch_discover_tests cannot

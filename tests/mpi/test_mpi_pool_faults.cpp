@@ -15,6 +15,7 @@
 
 #include "coexec/mpi_pool.hpp"
 #include "coexec/shared_buffer.hpp"
+#include "helpers.hpp"
 #include "mpi_test_env.hpp"
 
 using namespace std::chrono_literals;
@@ -211,8 +212,7 @@ TEST_CASE("terminate_workers cancels running tasks at once and the ranks serve t
 TEST_CASE("cancel() of a running task kills it and the pool goes on", "[mpi][cancel]") {
     mpi_pool pool{mpi(), {.slots_per_rank = 1}};
     auto f = pool.submit(sleep_ms, 20'000);
-    while (!f.running())
-        ::usleep(1000);
+    REQUIRE(coexec_test::eventually([&] { return f.running(); }, 30s));
     REQUIRE(f.cancel());
     REQUIRE(f.cancelled());
     REQUIRE(pool.submit(square, 4).get_for(30s) == 16);
@@ -260,8 +260,9 @@ TEST_CASE("destroying a pool stops a running task that takes a stop token", "[mp
             mpi_pool pool{mpi(), {.slots_per_rank = 1, .isolation = isolation}};
             stoppable = pool.submit(until_stopped);
             plain = pool.submit(sleep_ms, 300);  // no token: waited for, as Python's `with`
-            while (pool.stats().running < 2)
-                ::usleep(1000);
+            // (If `plain` ended meanwhile, there is nothing left to wait for.)
+            REQUIRE(coexec_test::eventually(
+                [&] { return pool.stats().running >= 2 || plain.done(); }, 30s));
         }
         REQUIRE(std::chrono::steady_clock::now() - t0 < 60s);
         REQUIRE(stoppable.cancelled());
@@ -273,8 +274,7 @@ TEST_CASE("shutdown(cancel_futures) stops running and queued tasks that take a s
           "[mpi][shutdown]") {
     mpi_pool pool{mpi(), {.max_workers = 1, .slots_per_rank = 1}};
     auto running = pool.submit(until_stopped);
-    while (!running.running())
-        ::usleep(1000);
+    REQUIRE(coexec_test::eventually([&] { return running.running(); }, 30s));
     auto queued = pool.submit(until_stopped);
     pool.shutdown(true, true);
     REQUIRE(running.cancelled());

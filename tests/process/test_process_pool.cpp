@@ -23,6 +23,7 @@
 #include "coexec/task.hpp"
 #include "coexec/thread_pool.hpp"  // both in one translation unit must compile
 #include "helpers.hpp"
+#include "process_gate.hpp"
 
 using namespace std::chrono_literals;
 using coexec::process_pool;
@@ -249,12 +250,14 @@ TEST_CASE("an initializer that throws breaks the pool", "[process_pool]") {
 
 TEST_CASE("cancel() of a queued task means it never runs", "[process_pool][cancel]") {
     process_pool pool{{.max_workers = 1}};
-    auto busy = pool.submit(sleep_ms, 300);
+    coexec_test::process_gate gate;
+    auto busy = pool.submit(&coexec_test::wait_at_process_gate, gate.buffer());
     auto queued = pool.submit(sleep_ms, 1);
     REQUIRE(queued.cancel());
     REQUIRE(queued.cancelled());
     REQUIRE_THROWS_AS(queued.get(), coexec::cancelled_error);
-    REQUIRE(busy.get() == 300);
+    gate.open();
+    REQUIRE(busy.get());
     REQUIRE(pool.stats().cancelled == 1);
 }
 
@@ -328,7 +331,8 @@ TEST_CASE("terminate_workers stops running work now", "[process_pool][shutdown]"
 TEST_CASE("stats count submitted and completed and failed and queued and running tasks and workers",
           "[process_pool]") {
     process_pool pool{{.max_workers = 1}};
-    auto slow = pool.submit(sleep_ms, 200);
+    coexec_test::process_gate gate;
+    auto slow = pool.submit(&coexec_test::wait_at_process_gate, gate.buffer());
     auto q1 = pool.submit(square, 3);
     auto q2 = pool.submit([]() -> int { throw std::runtime_error("x"); });
     auto st = pool.stats();
@@ -336,7 +340,8 @@ TEST_CASE("stats count submitted and completed and failed and queued and running
     REQUIRE(st.running == 1);
     REQUIRE(st.queued == 2);
     REQUIRE(st.workers_alive == 1);
-    slow.get();
+    gate.open();
+    REQUIRE(slow.get());
     q1.get();
     REQUIRE_THROWS(q2.get());
     pool.shutdown();
@@ -535,15 +540,23 @@ TEST_CASE("a running task that takes a stop_token is stopped by shutdown with ca
 
 TEST_CASE("destroying a process_pool stops its tasks that take a stop_token and waits for others",
           "[process_pool][shutdown]") {
-    coexec::future<int> stoppable, queued_stoppable, plain;
+    coexec::future<int> stoppable, queued_stoppable;
+    coexec::future<bool> plain;
+    coexec_test::process_gate gate;  // holds `plain` until it is seen running
+    std::thread opener;
     {
         process_pool pool{{.max_workers = 2}};
         stoppable = pool.submit(until_stopped, 1);
-        plain = pool.submit(sleep_ms, 300);
+        plain = pool.submit(&coexec_test::wait_at_process_gate, gate.buffer());
         REQUIRE(coexec_test::eventually([&] { return stoppable.running() && plain.running(); }));
         queued_stoppable = pool.submit(until_stopped, 2);
+        opener = std::thread([&] {
+            std::this_thread::sleep_for(std::chrono::milliseconds(300));
+            gate.open();
+        });
     }  // would wait forever for until_stopped if it were not stopped
+    opener.join();
     REQUIRE(stoppable.cancelled());
     REQUIRE(queued_stoppable.cancelled());
-    REQUIRE(plain.get() == 300);  // waited for, as Python's `with` does
+    REQUIRE(plain.get());  // waited for, as Python's `with` does
 }

@@ -3,12 +3,10 @@
 // on the pool's completion thread ("coexec-callback"), so one that blocks —
 // even on another future of the same pool — cannot stall the pool.
 #include <pthread.h>
-#include <unistd.h>
 #include <catch2/catch.hpp>
 
 #include <atomic>
 #include <chrono>
-#include <fstream>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -19,6 +17,7 @@
 #include "coexec/task.hpp"
 #include "coexec/thread_pool.hpp"
 #include "helpers.hpp"
+#include "process_gate.hpp"
 
 using namespace std::chrono_literals;
 
@@ -29,37 +28,6 @@ constexpr auto bound = 30s;
 int add_one(int x) {
     return x + 1;
 }
-
-bool wait_for_path(std::string path) {
-    for (int i = 0; i < 30'000 && ::access(path.c_str(), F_OK) != 0; ++i)
-        ::usleep(1000);
-    return true;
-}
-
-// Holds a one-worker pool's worker until open(), so the futures submitted
-// behind it are still pending while the test attaches callbacks or awaits
-// them (a callback added to a finished future runs at once on the adding
-// thread, and co_await of a finished future does not suspend).
-class worker_gate {
-  public:
-    explicit worker_gate(coexec::process_pool& pool)
-        : m_path("/tmp/coexec-callbacks-gate-" + std::to_string(::getpid())) {
-        ::unlink(m_path.c_str());
-        m_held = pool.submit(&wait_for_path, m_path);
-    }
-    worker_gate(const worker_gate&) = delete;
-    worker_gate& operator=(const worker_gate&) = delete;
-    ~worker_gate() { ::unlink(m_path.c_str()); }
-
-    void open() {
-        std::ofstream{m_path}.put('x');
-        CHECK(m_held.get_for(bound));
-    }
-
-  private:
-    std::string m_path;
-    coexec::future<bool> m_held;
-};
 
 std::string thread_name() {
     char name[16] = {};
@@ -96,7 +64,10 @@ TEST_CASE("done-callbacks of a process pool run in completion order on its compl
     std::mutex m;
     std::vector<int> order;
     std::vector<coexec::future<int>> fs;
-    worker_gate gate{pool};
+    // Held until every callback is attached: one added to a finished future
+    // runs at once on the adding thread.
+    coexec_test::process_gate gate;
+    auto held = pool.submit(&coexec_test::wait_at_process_gate, gate.buffer());
     for (int i = 0; i < 20; ++i) {
         fs.push_back(pool.submit(&add_one, i));
         fs.back().add_done_callback([&, i](const coexec::future<int>&) {
@@ -107,6 +78,7 @@ TEST_CASE("done-callbacks of a process pool run in completion order on its compl
         });
     }
     gate.open();
+    CHECK(held.get_for(bound));
     for (auto& f : fs)
         f.get_for(bound);
     REQUIRE(coexec_test::eventually([&] { return calls.load() == 20; }, bound));
@@ -131,9 +103,13 @@ TEST_CASE("a coroutine with no executor resumes off the supervisor and may block
     auto runner = [](coexec::task<void> t) -> coexec::detail::detached_coro {
         co_await std::move(t);
     };
-    worker_gate gate{pool};
+    // Held until the coroutine has suspended: co_await of a finished future
+    // does not suspend, and it would go on on this thread.
+    coexec_test::process_gate gate;
+    auto held = pool.submit(&coexec_test::wait_at_process_gate, gate.buffer());
     runner(body());  // started on this thread, which has no executor
     gate.open();
+    CHECK(held.get_for(bound));
     REQUIRE(coexec_test::eventually([&] { return finished.load(); }, bound));
     CHECK(resumed_on == "coexec-callback");
     CHECK(value == 5);

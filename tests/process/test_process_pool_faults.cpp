@@ -24,6 +24,7 @@
 #include "coexec/process_pool.hpp"
 #include "coexec/shared_buffer.hpp"
 #include "helpers.hpp"
+#include "process_gate.hpp"
 #include "process_tree.hpp"
 
 using namespace std::chrono_literals;
@@ -212,7 +213,9 @@ TEST_CASE("a task past its deadline fails with deadline_exceeded and the pool go
 }
 
 TEST_CASE("the pool's task_timeout applies to every task", "[process_pool][faults][deadline]") {
-    process_pool pool{{.max_workers = 2, .task_timeout = 150ms}};
+    // Long enough for `fast` on a loaded machine (its clock starts at
+    // dispatch, which may include its worker's start); `slow` would take 30 s.
+    process_pool pool{{.max_workers = 2, .task_timeout = 2s}};
     auto slow = pool.submit(sleep_ms, 30'000);
     auto fast = pool.submit(sleep_ms, 10);
     require_done(slow);
@@ -223,10 +226,16 @@ TEST_CASE("the pool's task_timeout applies to every task", "[process_pool][fault
 
 TEST_CASE("break_pool fails every pending future with broken_pool", "[process_pool][faults]") {
     process_pool pool{{.max_workers = 1, .on_worker_death = coexec::worker_death::break_pool}};
+    // The worker is held until all are submitted: a crash before the last
+    // submit would break the pool under it (submit throws broken_pool then).
+    coexec_test::process_gate gate;
+    auto held = pool.submit(&coexec_test::wait_at_process_gate, gate.buffer());
     auto crash = pool.submit(do_abort);
     std::vector<coexec::future<int>> queued;
     for (int i = 0; i < 5; ++i)
         queued.push_back(pool.submit(sleep_ms, 1));
+    gate.open();
+    REQUIRE(held.get_for(30s));
     require_done(crash);
     REQUIRE_THROWS_AS(crash.get(), coexec::broken_pool);
     REQUIRE_THROWS_WITH(crash.get(), Catch::Contains("SIGABRT"));
