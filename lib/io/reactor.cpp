@@ -76,7 +76,7 @@ bool io_start(io_op& op) noexcept {
 }
 
 void io_throw(const io_op& op) {
-    throw_system_error(static_cast<int>(-op.result), op.name);
+    throw_system_error(static_cast<int>(-op.result), op.name());
 }
 
 // ---------------------------------------------------------------- reactor
@@ -152,7 +152,7 @@ bool io_reactor::start(io_op& op) noexcept {
         ::operator delete(link_memory);
         return false;
     }
-    if (trace::on()) trace::io_begin(&op, op.name, op.fd_or_none());
+    if (trace::on()) trace::io_begin(&op, op.name(), op.fd_or_none());
     // In flight: link it so close() can find it (a sleep is in the timer heap).
     op.in_flight = true;
     if (op.opcode != io_opcode::sleep) {
@@ -226,7 +226,7 @@ work_item* io_reactor::take_ready(std::size_t& count) noexcept {
         // A callback that ran pushed `op` on the cancel stack: take it off
         // before the coroutine (and with it `op`) can go away.
         if (op->cancel_queued.load(std::memory_order_acquire)) drain_requests();
-        if (trace::on()) trace::io_end(op, op->name, op->result);
+        if (trace::on()) trace::io_end(op, op->name(), op->result);
     }
     count = m_ready_count;
     m_ready_head = m_ready_tail = nullptr;

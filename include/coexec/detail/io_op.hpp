@@ -64,16 +64,22 @@ struct io_op : work_item, stop_listener {
     /// Copies what the awaitable filled in (not the reactor's state).
     void copy_parameters(const io_op& o) noexcept {
         opcode = o.opcode;
-        name = o.name;
+        explicit_token = o.explicit_token;
+        named_until = o.named_until;
         offset = o.offset;
         token = o.token;
-        explicit_token = o.explicit_token;
     }
+
+    /// The operation as errors and traces name it ("io::read"): from the
+    /// opcode, not stored (a word less in every awaiting frame).
+    const char* name() const noexcept;
 
     // ---- filled in by the awaitable ----
     io_opcode opcode = io_opcode::sleep;
     /// True when `token` was given explicitly (else the job's stop is used).
-    bool explicit_token = false;
+    bool explicit_token : 1 = false;
+    /// A sleep made by io::sleep_until (named so), not io::sleep_for.
+    bool named_until : 1 = false;
 
     // ---- owned by the reactor (lib/) ----
     bool in_flight = false;  // started and not yet completed
@@ -81,7 +87,6 @@ struct io_op : work_item, stop_listener {
     std::uint32_t backend_index = 0;  // a sleep's slot in the reactor's timer heap
 
     // ---- filled in by the awaitable ----
-    const char* name = "";  // "io::read": the operation named in errors
     /// The explicit token (empty otherwise).
     std::stop_token token;
 
@@ -138,6 +143,30 @@ struct io_fd_op : io_op {
     io_fd_op* list_next = nullptr;
 };
 
+inline const char* io_op::name() const noexcept {
+    switch (opcode) {
+        case io_opcode::sleep:
+            return named_until ? "io::sleep_until" : "io::sleep_for";
+        case io_opcode::read:
+            return "io::read";
+        case io_opcode::write:
+            return "io::write";
+        case io_opcode::recv:
+            return "io::recv";
+        case io_opcode::send:
+            return "io::send";
+        case io_opcode::accept:
+            return "io::accept";
+        case io_opcode::connect:
+            return "io::connect";
+        case io_opcode::close:
+            return "io::close";
+        case io_opcode::open:
+            return "io::open";
+    }
+    return "io";
+}
+
 inline int io_op::fd_or_none() const noexcept {
     return opcode == io_opcode::sleep ? -1 : static_cast<const io_fd_op*>(this)->fd;
 }
@@ -184,8 +213,8 @@ class io_awaitable_base {
     bool await_ready() const {
         // Both throw before suspending: nothing to undo. A second await would
         // start over from the first one's outcome (it replaced the offset).
-        if (m_op.handle) io_throw_awaited_twice(m_op.name);
-        io_check_context(m_op.name);
+        if (m_op.handle) io_throw_awaited_twice(m_op.name());
+        io_check_context(m_op.name());
         return false;
     }
     bool await_suspend(std::coroutine_handle<> h) noexcept {
@@ -194,12 +223,8 @@ class io_awaitable_base {
     }
 
   protected:
-    io_awaitable_base(io_opcode code, const char* name) noexcept {
-        m_op.opcode = code;
-        m_op.name = name;
-    }
-    io_awaitable_base(io_opcode code, const char* name, std::stop_token token) noexcept
-        : io_awaitable_base(code, name) {
+    explicit io_awaitable_base(io_opcode code) noexcept { m_op.opcode = code; }
+    io_awaitable_base(io_opcode code, std::stop_token token) noexcept : io_awaitable_base(code) {
         m_op.token = std::move(token);
         m_op.explicit_token = true;
     }

@@ -37,15 +37,14 @@ class transfer_awaitable : public detail::io_awaitable_base<detail::io_fd_op> {
 
   protected:
     friend struct detail::io_factory;
-    transfer_awaitable(detail::io_opcode code, const char* name, int fd, void* data,
-                       std::size_t size, std::int64_t offset, int flags) noexcept
-        : io_awaitable_base(code, name) {
+    transfer_awaitable(detail::io_opcode code, int fd, void* data, std::size_t size,
+                       std::int64_t offset, int flags) noexcept
+        : io_awaitable_base(code) {
         init(fd, data, size, offset, flags);
     }
-    transfer_awaitable(detail::io_opcode code, const char* name, int fd, void* data,
-                       std::size_t size, std::int64_t offset, int flags,
-                       std::stop_token token) noexcept
-        : io_awaitable_base(code, name, std::move(token)) {
+    transfer_awaitable(detail::io_opcode code, int fd, void* data, std::size_t size,
+                       std::int64_t offset, int flags, std::stop_token token) noexcept
+        : io_awaitable_base(code, std::move(token)) {
         init(fd, data, size, offset, flags);
     }
 
@@ -66,12 +65,11 @@ class fd_awaitable : public detail::io_awaitable_base<detail::io_fd_op> {
 
   protected:
     friend struct detail::io_factory;
-    fd_awaitable(detail::io_opcode code, const char* name, int fd) noexcept
-        : io_awaitable_base(code, name) {
+    fd_awaitable(detail::io_opcode code, int fd) noexcept : io_awaitable_base(code) {
         m_op.fd = fd;
     }
-    fd_awaitable(detail::io_opcode code, const char* name, int fd, std::stop_token token) noexcept
-        : io_awaitable_base(code, name, std::move(token)) {
+    fd_awaitable(detail::io_opcode code, int fd, std::stop_token token) noexcept
+        : io_awaitable_base(code, std::move(token)) {
         m_op.fd = fd;
     }
 };
@@ -83,56 +81,54 @@ class void_awaitable : public detail::io_awaitable_base<detail::io_fd_op> {
 
   protected:
     friend struct detail::io_factory;
-    void_awaitable(detail::io_opcode code, const char* name, int fd) noexcept
-        : io_awaitable_base(code, name) {
+    void_awaitable(detail::io_opcode code, int fd) noexcept : io_awaitable_base(code) {
         m_op.fd = fd;
     }
-    void_awaitable(detail::io_opcode code, const char* name, int fd, std::stop_token token) noexcept
-        : io_awaitable_base(code, name, std::move(token)) {
+    void_awaitable(detail::io_opcode code, int fd, std::stop_token token) noexcept
+        : io_awaitable_base(code, std::move(token)) {
         m_op.fd = fd;
     }
 };
 
 // ---- read / write at an offset ----
 inline transfer_awaitable read(int fd, mutable_buffer buffer, std::uint64_t offset) {
-    return detail::io_factory::make<transfer_awaitable>(detail::io_opcode::read, "io::read", fd,
-                                                        buffer.data, buffer.size,
+    return detail::io_factory::make<transfer_awaitable>(detail::io_opcode::read, fd, buffer.data,
+                                                        buffer.size,
                                                         static_cast<std::int64_t>(offset), 0);
 }
 inline transfer_awaitable read(int fd, mutable_buffer buffer, std::uint64_t offset,
                                std::stop_token token) {
     return detail::io_factory::make<transfer_awaitable>(
-        detail::io_opcode::read, "io::read", fd, buffer.data, buffer.size,
-        static_cast<std::int64_t>(offset), 0, std::move(token));
+        detail::io_opcode::read, fd, buffer.data, buffer.size, static_cast<std::int64_t>(offset), 0,
+        std::move(token));
 }
 inline transfer_awaitable write(int fd, const_buffer buffer, std::uint64_t offset) {
-    return detail::io_factory::make<transfer_awaitable>(detail::io_opcode::write, "io::write", fd,
+    return detail::io_factory::make<transfer_awaitable>(detail::io_opcode::write, fd,
                                                         const_cast<void*>(buffer.data), buffer.size,
                                                         static_cast<std::int64_t>(offset), 0);
 }
 inline transfer_awaitable write(int fd, const_buffer buffer, std::uint64_t offset,
                                 std::stop_token token) {
     return detail::io_factory::make<transfer_awaitable>(
-        detail::io_opcode::write, "io::write", fd, const_cast<void*>(buffer.data), buffer.size,
+        detail::io_opcode::write, fd, const_cast<void*>(buffer.data), buffer.size,
         static_cast<std::int64_t>(offset), 0, std::move(token));
 }
 
 // ---- read / write at the file position (pipes, sockets, terminals) ----
 inline transfer_awaitable read(int fd, mutable_buffer buffer) {
-    return detail::io_factory::make<transfer_awaitable>(detail::io_opcode::read, "io::read", fd,
-                                                        buffer.data, buffer.size, -1, 0);
+    return detail::io_factory::make<transfer_awaitable>(detail::io_opcode::read, fd, buffer.data,
+                                                        buffer.size, -1, 0);
 }
 inline transfer_awaitable read(int fd, mutable_buffer buffer, std::stop_token token) {
-    return detail::io_factory::make<transfer_awaitable>(
-        detail::io_opcode::read, "io::read", fd, buffer.data, buffer.size, -1, 0, std::move(token));
+    return detail::io_factory::make<transfer_awaitable>(detail::io_opcode::read, fd, buffer.data,
+                                                        buffer.size, -1, 0, std::move(token));
 }
 inline transfer_awaitable write(int fd, const_buffer buffer) {
-    return detail::io_factory::make<transfer_awaitable>(detail::io_opcode::write, "io::write", fd,
-                                                        const_cast<void*>(buffer.data), buffer.size,
-                                                        -1, 0);
+    return detail::io_factory::make<transfer_awaitable>(
+        detail::io_opcode::write, fd, const_cast<void*>(buffer.data), buffer.size, -1, 0);
 }
 inline transfer_awaitable write(int fd, const_buffer buffer, std::stop_token token) {
-    return detail::io_factory::make<transfer_awaitable>(detail::io_opcode::write, "io::write", fd,
+    return detail::io_factory::make<transfer_awaitable>(detail::io_opcode::write, fd,
                                                         const_cast<void*>(buffer.data), buffer.size,
                                                         -1, 0, std::move(token));
 }
@@ -142,12 +138,11 @@ inline transfer_awaitable write(int fd, const_buffer buffer, std::stop_token tok
 class open_awaitable : public fd_awaitable {
   public:
     open_awaitable(std::string path, int flags, unsigned mode) noexcept
-        : fd_awaitable(detail::io_opcode::open, "io::open", -1), m_path(std::move(path)) {
+        : fd_awaitable(detail::io_opcode::open, -1), m_path(std::move(path)) {
         init(flags, mode);
     }
     open_awaitable(std::string path, int flags, unsigned mode, std::stop_token token) noexcept
-        : fd_awaitable(detail::io_opcode::open, "io::open", -1, std::move(token)),
-          m_path(std::move(path)) {
+        : fd_awaitable(detail::io_opcode::open, -1, std::move(token)), m_path(std::move(path)) {
         init(flags, mode);
     }
 
@@ -175,7 +170,7 @@ inline open_awaitable open(std::string path, int flags, unsigned mode, std::stop
 /// cleanup after a cancellation does not leak descriptors. Operations still
 /// pending on `fd` are not cancelled by it under io_uring: cancel them first.
 inline void_awaitable close(int fd) {
-    return detail::io_factory::make<void_awaitable>(detail::io_opcode::close, "io::close", fd);
+    return detail::io_factory::make<void_awaitable>(detail::io_opcode::close, fd);
 }
 
 }  // namespace coexec::io

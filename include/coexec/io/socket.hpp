@@ -37,23 +37,22 @@ namespace coexec::io {
 /// Accepts one connection on listening socket `fd`; yields the new socket
 /// (SOCK_CLOEXEC). The peer's address is not returned: use getpeername.
 inline fd_awaitable accept(int fd) {
-    return detail::io_factory::make<fd_awaitable>(detail::io_opcode::accept, "io::accept", fd);
+    return detail::io_factory::make<fd_awaitable>(detail::io_opcode::accept, fd);
 }
 inline fd_awaitable accept(int fd, std::stop_token token) {
-    return detail::io_factory::make<fd_awaitable>(detail::io_opcode::accept, "io::accept", fd,
-                                                  std::move(token));
+    return detail::io_factory::make<fd_awaitable>(detail::io_opcode::accept, fd, std::move(token));
 }
 
 /// Connects socket `fd` to `addr` (copied: it need not outlive the call).
 class connect_awaitable : public void_awaitable {
   public:
     connect_awaitable(int fd, const ::sockaddr* addr, std::uint32_t addrlen) noexcept
-        : void_awaitable(detail::io_opcode::connect, "io::connect", fd) {
+        : void_awaitable(detail::io_opcode::connect, fd) {
         init(addr, addrlen);
     }
     connect_awaitable(int fd, const ::sockaddr* addr, std::uint32_t addrlen,
                       std::stop_token token) noexcept
-        : void_awaitable(detail::io_opcode::connect, "io::connect", fd, std::move(token)) {
+        : void_awaitable(detail::io_opcode::connect, fd, std::move(token)) {
         init(addr, addrlen);
     }
 
@@ -83,32 +82,30 @@ inline connect_awaitable connect(int fd, const ::sockaddr* addr, std::uint32_t a
 
 /// Receives up to buffer.size bytes; 0 means the peer closed its side.
 inline transfer_awaitable recv(int fd, mutable_buffer buffer, int flags = 0) {
-    return detail::io_factory::make<transfer_awaitable>(detail::io_opcode::recv, "io::recv", fd,
-                                                        buffer.data, buffer.size, -1, flags);
+    return detail::io_factory::make<transfer_awaitable>(detail::io_opcode::recv, fd, buffer.data,
+                                                        buffer.size, -1, flags);
 }
 inline transfer_awaitable recv(int fd, mutable_buffer buffer, std::stop_token token) {
-    return detail::io_factory::make<transfer_awaitable>(
-        detail::io_opcode::recv, "io::recv", fd, buffer.data, buffer.size, -1, 0, std::move(token));
+    return detail::io_factory::make<transfer_awaitable>(detail::io_opcode::recv, fd, buffer.data,
+                                                        buffer.size, -1, 0, std::move(token));
 }
 inline transfer_awaitable recv(int fd, mutable_buffer buffer, int flags, std::stop_token token) {
-    return detail::io_factory::make<transfer_awaitable>(detail::io_opcode::recv, "io::recv", fd,
-                                                        buffer.data, buffer.size, -1, flags,
-                                                        std::move(token));
+    return detail::io_factory::make<transfer_awaitable>(detail::io_opcode::recv, fd, buffer.data,
+                                                        buffer.size, -1, flags, std::move(token));
 }
 
 /// Sends up to buffer.size bytes; yields how many were sent (may be fewer).
 inline transfer_awaitable send(int fd, const_buffer buffer, int flags = 0) {
-    return detail::io_factory::make<transfer_awaitable>(detail::io_opcode::send, "io::send", fd,
-                                                        const_cast<void*>(buffer.data), buffer.size,
-                                                        -1, flags);
+    return detail::io_factory::make<transfer_awaitable>(
+        detail::io_opcode::send, fd, const_cast<void*>(buffer.data), buffer.size, -1, flags);
 }
 inline transfer_awaitable send(int fd, const_buffer buffer, std::stop_token token) {
-    return detail::io_factory::make<transfer_awaitable>(detail::io_opcode::send, "io::send", fd,
+    return detail::io_factory::make<transfer_awaitable>(detail::io_opcode::send, fd,
                                                         const_cast<void*>(buffer.data), buffer.size,
                                                         -1, 0, std::move(token));
 }
 inline transfer_awaitable send(int fd, const_buffer buffer, int flags, std::stop_token token) {
-    return detail::io_factory::make<transfer_awaitable>(detail::io_opcode::send, "io::send", fd,
+    return detail::io_factory::make<transfer_awaitable>(detail::io_opcode::send, fd,
                                                         const_cast<void*>(buffer.data), buffer.size,
                                                         -1, flags, std::move(token));
 }

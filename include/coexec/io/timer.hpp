@@ -4,7 +4,7 @@
 // thread (the worker keeps sleepers in a timer heap and sleeps in the kernel,
 // io_uring or epoll, until the earliest is due) and resumes it on a worker of
 // the same thread_pool (see io/socket.hpp). Ten thousand sleepers cost ten
-// thousand small awaiters in their frames (120 bytes each), nothing else: a
+// thousand small awaiters in their frames (112 bytes each), nothing else: a
 // sleep is cancelled through its job without making a std::stop_source.
 //
 // @par Cancellation
@@ -31,17 +31,19 @@ class sleep_awaitable : public detail::io_awaitable_base<detail::io_op> {
 
   private:
     friend struct detail::io_factory;
-    sleep_awaitable(const char* name, std::chrono::steady_clock::time_point deadline) noexcept
-        : io_awaitable_base(detail::io_opcode::sleep, name) {
-        set_deadline(deadline);
+    // named_until: made by sleep_until (errors name that function).
+    sleep_awaitable(std::chrono::steady_clock::time_point deadline, bool named_until) noexcept
+        : io_awaitable_base(detail::io_opcode::sleep) {
+        set_deadline(deadline, named_until);
     }
-    sleep_awaitable(const char* name, std::chrono::steady_clock::time_point deadline,
+    sleep_awaitable(std::chrono::steady_clock::time_point deadline, bool named_until,
                     std::stop_token token) noexcept
-        : io_awaitable_base(detail::io_opcode::sleep, name, std::move(token)) {
-        set_deadline(deadline);
+        : io_awaitable_base(detail::io_opcode::sleep, std::move(token)) {
+        set_deadline(deadline, named_until);
     }
 
-    void set_deadline(std::chrono::steady_clock::time_point deadline) noexcept {
+    void set_deadline(std::chrono::steady_clock::time_point deadline, bool named_until) noexcept {
+        m_op.named_until = named_until;
         // steady_clock is CLOCK_MONOTONIC, which both backends use (absolute).
         m_op.offset =
             std::chrono::duration_cast<std::chrono::nanoseconds>(deadline.time_since_epoch())
@@ -66,26 +68,26 @@ std::chrono::steady_clock::time_point to_steady(std::chrono::time_point<Clock, D
 template <class Rep, class Period>
 sleep_awaitable sleep_for(std::chrono::duration<Rep, Period> d) {
     return detail::io_factory::make<sleep_awaitable>(
-        "io::sleep_for", std::chrono::steady_clock::now() +
-                             std::chrono::ceil<std::chrono::steady_clock::duration>(d));
+        std::chrono::steady_clock::now() +
+            std::chrono::ceil<std::chrono::steady_clock::duration>(d),
+        false);
 }
 template <class Rep, class Period>
 sleep_awaitable sleep_for(std::chrono::duration<Rep, Period> d, std::stop_token token) {
     return detail::io_factory::make<sleep_awaitable>(
-        "io::sleep_for",
         std::chrono::steady_clock::now() +
             std::chrono::ceil<std::chrono::steady_clock::duration>(d),
-        std::move(token));
+        false, std::move(token));
 }
 
 /// Resumes at `t` (other clocks than steady_clock are converted once, now).
 template <class Clock, class Duration>
 sleep_awaitable sleep_until(std::chrono::time_point<Clock, Duration> t) {
-    return detail::io_factory::make<sleep_awaitable>("io::sleep_until", detail_timer::to_steady(t));
+    return detail::io_factory::make<sleep_awaitable>(detail_timer::to_steady(t), true);
 }
 template <class Clock, class Duration>
 sleep_awaitable sleep_until(std::chrono::time_point<Clock, Duration> t, std::stop_token token) {
-    return detail::io_factory::make<sleep_awaitable>("io::sleep_until", detail_timer::to_steady(t),
+    return detail::io_factory::make<sleep_awaitable>(detail_timer::to_steady(t), true,
                                                      std::move(token));
 }
 
