@@ -129,6 +129,10 @@ bool io_reactor::start(io_op& op) noexcept {
     const bool cancellable = op.opcode != io_opcode::close;
     const bool by_token = cancellable && op.explicit_token;
     const bool by_job = cancellable && !op.explicit_token && op.job != nullptr;
+    if ((op.opcode == io_opcode::read || op.opcode == io_opcode::write) && op.offset < -1) {
+        op.result = -EINVAL;  // an offset past off_t (io_file_offset)
+        return false;
+    }
     if (cancellable && (m_closing || (by_token && op.token.stop_requested()) ||
                         (by_job && op.job->stop_requested()))) {
         op.result = -ECANCELED;

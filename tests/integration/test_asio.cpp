@@ -90,6 +90,22 @@ TEST_CASE("async_get rethrows the task's exception inside the awaitable", COEXEC
     CHECK(caught);
 }
 
+TEST_CASE("async_get hands a move-only result to the awaitable", COEXEC_TEST_ASIO_TAG) {
+    net::io_context io;
+    coexec::thread_pool pool{{.max_workers = 1}};
+    int got = 0;
+    net::co_spawn(
+        io,
+        [&]() -> net::awaitable<void> {
+            std::unique_ptr<int> p = co_await interop::async_get(
+                pool.submit([] { return std::make_unique<int>(5); }), net::use_awaitable);
+            got = *p;
+        },
+        net::detached);
+    io.run();
+    CHECK(got == 5);
+}
+
 TEST_CASE("async_get works with use_future, deferred and plain callbacks", COEXEC_TEST_ASIO_TAG) {
     net::io_context io;
     auto guard = net::make_work_guard(io);

@@ -2,10 +2,12 @@
 // and writes, many reads in flight, errors, and a pipe read that waits without
 // holding its worker. Runs on both backends (see tests/CMakeLists.txt).
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 #include <catch2/catch.hpp>
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -20,6 +22,21 @@ using coexec::task;
 using coexec::thread_pool;
 using namespace coexec_test;
 namespace io = coexec::io;
+
+namespace {
+struct closing_fd {
+    explicit closing_fd(int fd) : m_fd(fd) {}
+    closing_fd(const closing_fd&) = delete;
+    closing_fd& operator=(const closing_fd&) = delete;
+    ~closing_fd() {
+        if (m_fd >= 0) ::close(m_fd);
+    }
+    int get() const { return m_fd; }
+
+  private:
+    int m_fd;
+};
+}  // namespace
 
 TEST_CASE("write and read at offsets round-trip, with short reads at end of file", "[io][file]") {
     temp_dir dir;
@@ -108,6 +125,50 @@ TEST_CASE("file errors arrive as system_error naming the operation", "[io][file]
         bad_read.get();
     } catch (const std::system_error& e) {
         CHECK(std::string(e.what()).find("io::read") != std::string::npos);
+    }
+}
+
+TEST_CASE("offsets past off_t fail with EINVAL and a 4 GiB buffer takes what there is",
+          "[io][file]") {
+    temp_dir dir;
+    thread_pool pool{{.max_workers = 1}};
+    const std::string path = dir.file("five");
+    {
+        closing_fd fd(::open(path.c_str(), O_CREAT | O_WRONLY, 0600));
+        REQUIRE(::write(fd.get(), "hello", 5) == 5);
+    }
+    closing_fd fd(::open(path.c_str(), O_RDONLY));
+    REQUIRE(fd.get() >= 0);
+    // Offsets above INT64_MAX are not the file position (-1): pread's EINVAL.
+    for (std::uint64_t offset : {~std::uint64_t{0}, std::uint64_t{1} << 63}) {
+        auto f = pool.submit([&, offset]() -> task<std::size_t> {
+            char buf[8];
+            co_return co_await io::read(fd.get(), buf, offset);
+        });
+        CHECK(error_of([&] { f.get_for(10s); }) == EINVAL);
+    }
+    // io_uring's length field is 32 bits: a 4 GiB + 5 buffer once became 5
+    // bytes, and exactly 4 GiB became 0 ("end of file"). Reserved, not touched.
+    for (std::size_t size : {std::size_t{1} << 32, (std::size_t{1} << 32) + 5}) {
+        void* big = ::mmap(nullptr, size, PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (big == MAP_FAILED) {
+            WARN("no 4 GiB of address space here: the large-buffer case is skipped");
+            break;
+        }
+        auto f = pool.submit([&]() -> task<std::size_t> {
+            co_return co_await io::read(fd.get(), io::mutable_buffer{big, size}, 0);
+        });
+        CHECK(f.get_for(10s) == 5);
+        int pipe_fds[2];
+        REQUIRE(::pipe(pipe_fds) == 0);
+        closing_fd rd(pipe_fds[0]), wr(pipe_fds[1]);
+        REQUIRE(::write(wr.get(), "0123456789", 10) == 10);
+        auto g = pool.submit([&]() -> task<std::size_t> {
+            co_return co_await io::read(rd.get(), io::mutable_buffer{big, size});
+        });
+        CHECK(g.get_for(10s) == 10);
+        ::munmap(big, size);
     }
 }
 

@@ -3,6 +3,7 @@
 // tokens and future::cancel. Runs on both backends (see tests/CMakeLists.txt).
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -89,6 +90,46 @@ TEST_CASE("sleep_until a past time point resumes at once", "[io][timer]") {
         co_return 7;
     });
     CHECK(f.get_for(5s) == 7);
+}
+
+TEST_CASE("a sleep too long for the clock lasts until cancelled", "[io][timer][cancel]") {
+    // seconds::max() from now, or a time point past what steady_clock holds,
+    // cannot be added without overflow: it saturates to a sleep for ever
+    // (it used to wrap into the past and return at once).
+    thread_pool pool{{.max_workers = 2}};
+    using seconds_point = std::chrono::time_point<std::chrono::steady_clock, std::chrono::seconds>;
+    std::vector<coexec::future<int>> sleeps;
+    sleeps.push_back(pool.submit([]() -> task<int> {
+        co_await io::sleep_for(std::chrono::seconds::max());
+        co_return 1;
+    }));
+    sleeps.push_back(pool.submit([]() -> task<int> {
+        co_await io::sleep_for(std::chrono::duration<double>(1e300));
+        co_return 2;
+    }));
+    sleeps.push_back(pool.submit([]() -> task<int> {
+        co_await io::sleep_until(std::chrono::system_clock::time_point::max());
+        co_return 3;
+    }));
+    sleeps.push_back(pool.submit([]() -> task<int> {
+        co_await io::sleep_until(seconds_point::max());
+        co_return 4;
+    }));
+    auto past = pool.submit([]() -> task<int> {
+        co_await io::sleep_for(-std::chrono::seconds::max());
+        co_await io::sleep_until(seconds_point::min());
+        co_return 5;
+    });
+    CHECK(past.get_for(10s) == 5);
+    REQUIRE(eventually([&] {
+        return std::all_of(sleeps.begin(), sleeps.end(), [](auto& f) { return f.running(); });
+    }));
+    std::this_thread::sleep_for(100ms);  // they are asleep, not done
+    for (auto& f : sleeps) {
+        CHECK_FALSE(f.done());
+        f.cancel();
+        CHECK(error_of([&] { f.get_for(10s); }) == ECANCELED);
+    }
 }
 
 TEST_CASE("ten thousand coroutines sleep at once without a thread each", "[io][timer]") {

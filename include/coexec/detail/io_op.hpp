@@ -171,6 +171,20 @@ inline int io_op::fd_or_none() const noexcept {
     return opcode == io_opcode::sleep ? -1 : static_cast<const io_fd_op*>(this)->fd;
 }
 
+/// The most one read, write, recv or send moves (Linux's MAX_RW_COUNT: the
+/// kernel caps every transfer there). Longer buffers are cut to it up front,
+/// as a short transfer: io_uring's length field is 32 bits, and a 4 GiB
+/// buffer would wrap to nothing.
+inline constexpr std::size_t io_max_transfer = 0x7fff'f000;
+
+/// An explicit file offset as the op holds it: one past what off_t holds
+/// becomes a value below -1 (-1 means the file position), which the reactor
+/// fails with EINVAL as pread(2) would.
+constexpr std::int64_t io_file_offset(std::uint64_t offset) noexcept {
+    return offset > static_cast<std::uint64_t>(INT64_MAX) ? INT64_MIN
+                                                          : static_cast<std::int64_t>(offset);
+}
+
 /// Throws coexec::error naming `name` unless the calling thread is a
 /// thread_pool worker running its own work (the only place with a reactor).
 void io_check_context(const char* name);

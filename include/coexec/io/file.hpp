@@ -52,7 +52,7 @@ class transfer_awaitable : public detail::io_awaitable_base<detail::io_fd_op> {
     void init(int fd, void* data, std::size_t size, std::int64_t offset, int flags) noexcept {
         m_op.fd = fd;
         m_op.buf = data;
-        m_op.len = size;
+        m_op.len = size < detail::io_max_transfer ? size : detail::io_max_transfer;
         m_op.offset = offset;
         m_op.flags = flags;
     }
@@ -92,26 +92,25 @@ class void_awaitable : public detail::io_awaitable_base<detail::io_fd_op> {
 
 // ---- read / write at an offset ----
 inline transfer_awaitable read(int fd, mutable_buffer buffer, std::uint64_t offset) {
-    return detail::io_factory::make<transfer_awaitable>(detail::io_opcode::read, fd, buffer.data,
-                                                        buffer.size,
-                                                        static_cast<std::int64_t>(offset), 0);
+    return detail::io_factory::make<transfer_awaitable>(
+        detail::io_opcode::read, fd, buffer.data, buffer.size, detail::io_file_offset(offset), 0);
 }
 inline transfer_awaitable read(int fd, mutable_buffer buffer, std::uint64_t offset,
                                std::stop_token token) {
-    return detail::io_factory::make<transfer_awaitable>(
-        detail::io_opcode::read, fd, buffer.data, buffer.size, static_cast<std::int64_t>(offset), 0,
-        std::move(token));
+    return detail::io_factory::make<transfer_awaitable>(detail::io_opcode::read, fd, buffer.data,
+                                                        buffer.size, detail::io_file_offset(offset),
+                                                        0, std::move(token));
 }
 inline transfer_awaitable write(int fd, const_buffer buffer, std::uint64_t offset) {
     return detail::io_factory::make<transfer_awaitable>(detail::io_opcode::write, fd,
                                                         const_cast<void*>(buffer.data), buffer.size,
-                                                        static_cast<std::int64_t>(offset), 0);
+                                                        detail::io_file_offset(offset), 0);
 }
 inline transfer_awaitable write(int fd, const_buffer buffer, std::uint64_t offset,
                                 std::stop_token token) {
     return detail::io_factory::make<transfer_awaitable>(
         detail::io_opcode::write, fd, const_cast<void*>(buffer.data), buffer.size,
-        static_cast<std::int64_t>(offset), 0, std::move(token));
+        detail::io_file_offset(offset), 0, std::move(token));
 }
 
 // ---- read / write at the file position (pipes, sockets, terminals) ----

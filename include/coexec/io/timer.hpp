@@ -20,6 +20,7 @@
 #include <chrono>
 #include <cstdint>
 #include <stop_token>
+#include <type_traits>
 
 #include "coexec/detail/io_op.hpp"
 
@@ -52,35 +53,60 @@ class sleep_awaitable : public detail::io_awaitable_base<detail::io_op> {
 };
 
 namespace detail_timer {
+using steady = std::chrono::steady_clock;
+
+/// `from + d`, saturated: a duration too long to add (seconds::max()) gives
+/// the latest time point, a sleep for ever (as std::this_thread::sleep_for),
+/// and one before the clock's epoch gives the epoch, due at once. Compared
+/// in floating point, which cannot overflow; a second of margin covers its
+/// rounding near the limit.
+template <class Rep, class Period>
+steady::time_point deadline_in(steady::time_point from, std::chrono::duration<Rep, Period> d) {
+    using seconds = std::chrono::duration<double>;
+    const seconds wanted = d;
+    if (wanted >= seconds(steady::time_point::max() - from) - std::chrono::seconds(1))
+        return steady::time_point::max();
+    if (-wanted >= seconds(from.time_since_epoch())) return steady::time_point{};
+    return from + std::chrono::ceil<steady::duration>(d);
+}
+
 template <class Clock, class Duration>
-std::chrono::steady_clock::time_point to_steady(std::chrono::time_point<Clock, Duration> t) {
-    if constexpr (std::is_same_v<Clock, std::chrono::steady_clock>) {
-        return std::chrono::time_point_cast<std::chrono::steady_clock::duration>(t);
+steady::time_point to_steady(std::chrono::time_point<Clock, Duration> t) {
+    if constexpr (std::is_same_v<Clock, steady> && std::is_same_v<Duration, steady::duration>) {
+        return t;
     } else {
-        return std::chrono::steady_clock::now() +
-               std::chrono::duration_cast<std::chrono::steady_clock::duration>(t - Clock::now());
+        // Other clocks (and coarser durations) are converted once, now, as
+        // the time left; saturated as above.
+        using seconds = std::chrono::duration<double>;
+        const steady::time_point now = steady::now();
+        typename Clock::time_point clock_now;
+        if constexpr (std::is_same_v<Clock, steady>) {
+            clock_now = now;
+        } else {
+            clock_now = Clock::now();
+        }
+        return deadline_in(now,
+                           seconds(t.time_since_epoch()) - seconds(clock_now.time_since_epoch()));
     }
 }
 }  // namespace detail_timer
 
 /// Resumes after `d` (measured from this call). Zero or negative: at once,
-/// still through the reactor.
+/// still through the reactor. A duration too long for the clock
+/// (seconds::max()) sleeps until cancelled.
 template <class Rep, class Period>
 sleep_awaitable sleep_for(std::chrono::duration<Rep, Period> d) {
     return detail::io_factory::make<sleep_awaitable>(
-        std::chrono::steady_clock::now() +
-            std::chrono::ceil<std::chrono::steady_clock::duration>(d),
-        false);
+        detail_timer::deadline_in(std::chrono::steady_clock::now(), d), false);
 }
 template <class Rep, class Period>
 sleep_awaitable sleep_for(std::chrono::duration<Rep, Period> d, std::stop_token token) {
     return detail::io_factory::make<sleep_awaitable>(
-        std::chrono::steady_clock::now() +
-            std::chrono::ceil<std::chrono::steady_clock::duration>(d),
-        false, std::move(token));
+        detail_timer::deadline_in(std::chrono::steady_clock::now(), d), false, std::move(token));
 }
 
 /// Resumes at `t` (other clocks than steady_clock are converted once, now).
+/// A time point past what steady_clock can hold sleeps until cancelled.
 template <class Clock, class Duration>
 sleep_awaitable sleep_until(std::chrono::time_point<Clock, Duration> t) {
     return detail::io_factory::make<sleep_awaitable>(detail_timer::to_steady(t), true);

@@ -42,7 +42,9 @@ struct async_get_initiation {
                                work = std::move(work)](const future<T>& done) mutable {
             auto ex = work.get_executor();
             Net::dispatch(ex,
-                          [handler = std::move(handler), done, work = std::move(work)]() mutable {
+                          // A non-const copy: a move-only value is moved out of it.
+                          [handler = std::move(handler), done = future<T>(done),
+                           work = std::move(work)]() mutable {
                               auto slot = Net::get_associated_cancellation_slot(handler);
                               if (slot.is_connected()) slot.clear();
                               std::exception_ptr error = done.exception();
