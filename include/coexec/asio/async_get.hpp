@@ -11,7 +11,11 @@
 // for future<void>); with `use_awaitable` the exception is rethrown.
 //
 // - The handler runs through its associated executor (a strand stays a strand;
-//   a coroutine resumes on its own io_context thread), never on a pool worker.
+//   a coroutine resumes on its own io_context thread). A plain callback with
+//   no executor gets Asio's default (system_executor): it runs on the thread
+//   that finished the future; bind_executor chooses.
+// - That executor must outlive the operation: an io_context destroyed while
+//   an async_get on it is pending is dispatched into when the future ends.
 // - Outstanding work is counted on that executor while the pool computes, so
 //   `io_context::run()` does not return early.
 // - The handler's cancellation slot maps to `future::cancel()` (a queued task is
