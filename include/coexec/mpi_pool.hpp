@@ -166,6 +166,7 @@ class mpi_pool {
         task->complete = &detail::complete_single<R>;
         task->timeout = options.timeout;
         task->stoppable = detail::takes_stop_token_v<std::decay_t<F>&, detail::wire_arg_t<Args>...>;
+        detail::name_task(*task, f);  // for worker_died::task(), if its worker dies
         if constexpr (detail::is_remote_callable_v<F, detail::wire_arg_t<Args>...>) {
             detail::encode_mpi_task<
                 &detail::remote_invoke<std::decay_t<F>, detail::wire_arg_t<Args>...>>(
@@ -224,6 +225,7 @@ class mpi_pool {
         task->complete = &detail::complete_chunk<R>;
         task->count = chunk.size();
         task->stoppable = detail::element_takes_stop_token_v<std::decay_t<F>&, Arg>;
+        detail::name_task(*task, f);
         if constexpr (detail::is_remote_chunk_callable_v<std::decay_t<F>, Arg>) {
             detail::encode_mpi_task<&detail::remote_invoke_chunk<std::decay_t<F>, Arg>>(
                 *task, [&](detail::byte_writer& w) { detail::encode_chunk(w, f, chunk); });

@@ -8,13 +8,37 @@
 
 #include "coexec/detail/codec/exceptions.hpp"
 #include "coexec/detail/codec/values.hpp"
+#include "coexec/errors.hpp"
 #include "mpi/client.hpp"
 #include "mpi/protocol.hpp"
+#include "process/task_name.hpp"
 #include "trace/recorder.hpp"
 
 namespace coexec::detail {
 
 using namespace mpi;
+
+namespace {
+
+// A worker that died on another rank was running that rank's local copy of
+// the task, which has no name: rank 0 knows the function and the chunk.
+std::exception_ptr name_died_task(std::exception_ptr e, const process_task& t) noexcept {
+    try {
+        std::rethrow_exception(e);
+    } catch (const worker_died& died) {
+        if (died.task() != unnamed_task) return e;
+        try {
+            return std::make_exception_ptr(worker_died(died.pid(), died.signal(), died.exit_code(),
+                                                       task_name(t), died.cause()));
+        } catch (...) {
+            return e;  // no memory for a name: the rank's exception as it came
+        }
+    } catch (...) {
+        return e;
+    }
+}
+
+}  // namespace
 
 mpi_pool_core::impl::start_result mpi_pool_core::impl::start_locked(
     std::unique_ptr<process_task>& t) {
@@ -270,6 +294,7 @@ void mpi_pool_core::impl::handle_result(std::size_t ri, std::vector<std::byte>& 
         } catch (...) {
             e = std::current_exception();
         }
+        e = name_died_task(std::move(e), *t);
         m_failed.fetch_add(1, std::memory_order_relaxed);
         t->state->set_exception(std::move(e));
         return;

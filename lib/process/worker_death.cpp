@@ -13,9 +13,9 @@
 #include <string>
 
 #include "process/pool_impl.hpp"
+#include "process/task_name.hpp"
 #include "sandbox/limits.hpp"
 #include "trace/names.hpp"
-#include "util/demangle.hpp"
 
 namespace coexec::detail {
 namespace {
@@ -33,26 +33,6 @@ std::string violation_cause(const std::string& violation) {
     return "protocol violation: " + (violation.empty() ? std::string("unknown") : violation) +
            " (the task may have corrupted its worker's memory or shared memory; the pool "
            "stopped trusting that worker)";
-}
-
-// worker_died::task(): the function's name, or the callable's type, with
-// the elements of a map chunk. Looked up here, when a worker died holding
-// the task (dladdr, or the program's symbol table: not worth doing for
-// every submit).
-std::string task_name(const process_task& t) {
-    std::string name;
-    try {
-        if (t.function != nullptr) {
-            name = trace::function_name(t.function);
-        } else if (t.callable_type != nullptr) {
-            name = demangle(t.callable_type);
-        }
-    } catch (...) {
-        name.clear();  // no memory for a name: the generic one below
-    }
-    if (name.empty()) return "a process_pool task";
-    if (t.count != 0) return name + " (a map chunk of " + std::to_string(t.count) + " elements)";
-    return name;
 }
 
 worker_status from_wait_status(int st) {

@@ -92,11 +92,22 @@ TEST_CASE("under process isolation a crashing task fails only its future with wo
     auto e = require_error<coexec::worker_died>(crashed);
     REQUIRE(e.signal() == SIGSEGV);
     REQUIRE(std::string(e.what()).find("SIGSEGV") != std::string::npos);
+    // Named by rank 0, which knows the function (the rank ran a copy).
+    CHECK(e.task().find("crash") != std::string::npos);
     REQUIRE(slow.get_for(30s) == 300);  // another task was not disturbed
     for (int i = 0; i < 8; ++i)
         REQUIRE(pool.submit(square, i).get_for(30s) == i * i);  // the ranks serve on
     REQUIRE(pool.stats().respawns >= 1);
     REQUIRE(pool.stats().failed == 1);
+    // A map chunk is named with its size.
+    std::vector<int> three{1, 2, 3};
+    auto results = pool.map([](int x) { return x == 2 ? crash() : x; }, three, {.chunksize = 3});
+    try {
+        (void)results.to_vector();
+        FAIL("the chunk's worker did not die");
+    } catch (const coexec::worker_died& died) {
+        CHECK(died.task().find("a map chunk of 3 elements") != std::string::npos);
+    }
 }
 
 TEST_CASE("a task past its deadline is killed and fails with deadline_exceeded", "[mpi][faults]") {
