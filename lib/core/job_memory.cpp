@@ -53,7 +53,7 @@ constexpr std::size_t largest = smallest + (classes - 1) * granule;  // 520
 // at most two batches per class.
 constexpr std::uint32_t batch = 64;
 // The shared list keeps at most this much (a 100k-task burst of 128-byte jobs
-// is 12.5 MiB); a thread cache at most 2 * batch * 512 bytes per class.
+// is 12.5 MiB); a thread cache at most 2 * batch * 520 bytes per class.
 constexpr std::size_t shared_limit_bytes = std::size_t{16} << 20;
 
 std::size_t class_of(std::size_t n) noexcept {

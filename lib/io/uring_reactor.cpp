@@ -24,6 +24,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstdint>
@@ -142,7 +143,10 @@ class uring_reactor final : public io_reactor {
             // One syscall submits what is queued and sleeps until a CQE (an
             // op, or the wake poll) is there or the earliest sleeper is due
             // (-ETIME). EINTR: back to the loop.
-            std::int64_t ns = m_timers.earliest() - now;
+            // At most a day: a sleep "for ever" (a saturated deadline) would
+            // overflow the kernel's own start + timeout.
+            constexpr std::int64_t day_ns = 86'400'000'000'000;
+            const std::int64_t ns = std::min(m_timers.earliest() - now, day_ns);
             __kernel_timespec ts{ns / 1'000'000'000, ns % 1'000'000'000};
             io_uring_cqe* cqe = nullptr;
             io_uring_submit_and_wait_timeout(&m_ring, &cqe, 1, &ts, nullptr);

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <exception>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include "coexec/detail/codec/exceptions.hpp"
@@ -23,13 +24,18 @@ namespace {
 // A worker that died on another rank was running that rank's local copy of
 // the task, which has no name: rank 0 knows the function and the chunk.
 std::exception_ptr name_died_task(std::exception_ptr e, const process_task& t) noexcept {
+    if (!e) return e;
     try {
         std::rethrow_exception(e);
     } catch (const worker_died& died) {
-        if (died.task() != unnamed_task) return e;
+        // The rank's name is the generic one, maybe with why (its workers
+        // died before starting it): the task's own name replaces that prefix.
+        const std::string_view generic = unnamed_task;
+        if (!died.task().starts_with(generic)) return e;
         try {
-            return std::make_exception_ptr(worker_died(died.pid(), died.signal(), died.exit_code(),
-                                                       task_name(t), died.cause()));
+            return std::make_exception_ptr(
+                worker_died(died.pid(), died.signal(), died.exit_code(),
+                            task_name(t) + died.task().substr(generic.size()), died.cause()));
         } catch (...) {
             return e;  // no memory for a name: the rank's exception as it came
         }

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <limits>
 #include <mutex>
 #include <set>
 #include <stop_token>
@@ -112,12 +113,25 @@ TEST_CASE("a sleep too long for the clock lasts until cancelled", "[io][timer][c
         co_return 3;
     }));
     sleeps.push_back(pool.submit([]() -> task<int> {
+        // float seconds just under the limit: float's own rounding once overflowed
+        co_await io::sleep_for(std::chrono::duration<float>(9223371776.0f));
+        co_return 6;
+    }));
+    sleeps.push_back(pool.submit([]() -> task<int> {
         co_await io::sleep_until(seconds_point::max());
         co_return 4;
     }));
     auto past = pool.submit([]() -> task<int> {
         co_await io::sleep_for(-std::chrono::seconds::max());
         co_await io::sleep_until(seconds_point::min());
+        // Not a time: due at once rather than a hang.
+        co_await io::sleep_for(
+            std::chrono::duration<double>(std::numeric_limits<double>::quiet_NaN()));
+        // A time point of another clock and a coarser duration is not early.
+        const auto target = std::chrono::time_point_cast<std::chrono::microseconds>(
+            std::chrono::steady_clock::now() + 20ms);
+        co_await io::sleep_until(target);
+        if (std::chrono::steady_clock::now() < target) co_return -1;
         co_return 5;
     });
     CHECK(past.get_for(10s) == 5);

@@ -18,9 +18,12 @@
 #pragma once
 
 #include <chrono>
+#include <cmath>
 #include <cstdint>
+#include <ratio>
 #include <stop_token>
 #include <type_traits>
+#include <utility>
 
 #include "coexec/detail/io_op.hpp"
 
@@ -54,20 +57,47 @@ class sleep_awaitable : public detail::io_awaitable_base<detail::io_op> {
 
 namespace detail_timer {
 using steady = std::chrono::steady_clock;
+static_assert(std::is_same_v<steady::period, std::nano>);
+
+/// ~73 years of nanoseconds: a duration within it, added to a steady_clock
+/// time point (the time since boot), cannot overflow.
+inline constexpr std::int64_t exact_limit_ns = std::int64_t{1} << 61;
+
+/// True if `d` is an integer count that converts to nanoseconds exactly
+/// (by a multiplication) and within exact_limit_ns.
+template <class Rep, class Period>
+constexpr bool converts_exactly(std::chrono::duration<Rep, Period> d) noexcept {
+    if constexpr (!std::is_integral_v<Rep>) {
+        return false;
+    } else {
+        using to_ns = std::ratio_divide<Period, std::nano>;
+        if constexpr (to_ns::den != 1 || to_ns::num > exact_limit_ns) {
+            return false;
+        } else {
+            constexpr std::intmax_t limit = exact_limit_ns / to_ns::num;
+            return std::cmp_less_equal(d.count(), limit) &&
+                   std::cmp_greater_equal(d.count(), -limit);
+        }
+    }
+}
 
 /// `from + d`, saturated: a duration too long to add (seconds::max()) gives
 /// the latest time point, a sleep for ever (as std::this_thread::sleep_for),
-/// and one before the clock's epoch gives the epoch, due at once. Compared
-/// in floating point, which cannot overflow; a second of margin covers its
-/// rounding near the limit.
+/// and one before the clock's epoch gives the epoch, due at once; a NaN is
+/// due at once too (sleeping for ever would turn the bug into a hang). The
+/// common case is exact integer arithmetic; the rest is decided in long
+/// double nanoseconds (a 64-bit mantissa on x86-64: no overflow, no float
+/// rounding of the count), with a second of margin near the limit.
 template <class Rep, class Period>
 steady::time_point deadline_in(steady::time_point from, std::chrono::duration<Rep, Period> d) {
-    using seconds = std::chrono::duration<double>;
-    const seconds wanted = d;
-    if (wanted >= seconds(steady::time_point::max() - from) - std::chrono::seconds(1))
-        return steady::time_point::max();
-    if (-wanted >= seconds(from.time_since_epoch())) return steady::time_point{};
-    return from + std::chrono::ceil<steady::duration>(d);
+    if (converts_exactly(d)) return from + std::chrono::duration_cast<steady::duration>(d);
+    const long double wanted = std::chrono::duration<long double, std::nano>(d).count();
+    if (std::isnan(wanted)) return from;
+    const auto room = static_cast<long double>((steady::time_point::max() - from).count());
+    if (wanted >= room - 1e9L) return steady::time_point::max();
+    if (wanted <= -static_cast<long double>(from.time_since_epoch().count()))
+        return steady::time_point{};
+    return from + steady::duration(static_cast<steady::rep>(std::ceil(wanted)));
 }
 
 template <class Clock, class Duration>
@@ -76,8 +106,8 @@ steady::time_point to_steady(std::chrono::time_point<Clock, Duration> t) {
         return t;
     } else {
         // Other clocks (and coarser durations) are converted once, now, as
-        // the time left; saturated as above.
-        using seconds = std::chrono::duration<double>;
+        // the time left: exactly when both counts convert exactly (a
+        // system_clock time does, until 2043), else in long double.
         const steady::time_point now = steady::now();
         typename Clock::time_point clock_now;
         if constexpr (std::is_same_v<Clock, steady>) {
@@ -85,8 +115,14 @@ steady::time_point to_steady(std::chrono::time_point<Clock, Duration> t) {
         } else {
             clock_now = Clock::now();
         }
-        return deadline_in(now,
-                           seconds(t.time_since_epoch()) - seconds(clock_now.time_since_epoch()));
+        const auto at = t.time_since_epoch();
+        const auto at_now = clock_now.time_since_epoch();
+        if (converts_exactly(at) && converts_exactly(at_now)) {
+            return deadline_in(now, std::chrono::duration_cast<steady::duration>(at) -
+                                        std::chrono::duration_cast<steady::duration>(at_now));
+        }
+        using long_nanos = std::chrono::duration<long double, std::nano>;
+        return deadline_in(now, long_nanos(at) - long_nanos(at_now));
     }
 }
 }  // namespace detail_timer
