@@ -223,6 +223,9 @@ struct process_pool_core::impl : std::enable_shared_from_this<process_pool_core:
     void fail_broken(task_list& tasks) noexcept;
     void run(std::promise<void>& started);
     bool poll_results();
+    /// Handles every message worker `i` has written. A malformed one: the
+    /// worker is not trusted any more (violate_locked). True if there was any.
+    bool take_messages(std::size_t i);
     void handle_message(std::size_t i, message& m);
     bool check_timers(clock::time_point now);
     void handle_event(std::uint64_t data, std::uint32_t events);

@@ -329,23 +329,29 @@ void process_pool_core::impl::handle_event(std::uint64_t data, std::uint32_t eve
 }
 bool process_pool_core::impl::poll_results() {
     bool any = false;
-    message m;
     for (std::size_t i = 0; i < m_slots.size(); ++i) {
-        slot& s = m_slots[i];
-        if (!s.live || !s.ch) continue;
-        try {
-            while (s.ch.try_receive(m)) {
-                any = true;
-                handle_message(i, m);
-                s.ch.release(m);
-            }
-        } catch (const std::exception& e) {
-            // A malformed message: this worker cannot be trusted any more.
-            s.ch.release(m);
-            std::lock_guard lock(m_mutex);
-            violate_locked(i, e.what());
+        const slot& s = m_slots[i];
+        if (s.live && s.ch && take_messages(i)) any = true;
+    }
+    return any;
+}
+
+bool process_pool_core::impl::take_messages(std::size_t i) {
+    slot& s = m_slots[i];
+    bool any = false;
+    message m;
+    try {
+        while (s.ch.try_receive(m)) {
             any = true;
+            handle_message(i, m);
+            s.ch.release(m);
         }
+    } catch (const std::exception& e) {
+        // A malformed message: this worker cannot be trusted any more.
+        s.ch.release(m);
+        std::lock_guard lock(m_mutex);
+        violate_locked(i, e.what());
+        any = true;
     }
     return any;
 }

@@ -77,18 +77,7 @@ bool process_pool_core::impl::try_finish_deaths() {
 
 void process_pool_core::impl::finish_death(std::size_t i, worker_status st) {
     slot& s = m_slots[i];
-    // A result written just before the death still counts.
-    message m;
-    try {
-        while (s.ch.try_receive(m)) {
-            handle_message(i, m);
-            s.ch.release(m);
-        }
-    } catch (const std::exception& e) {
-        s.ch.release(m);
-        std::lock_guard lock(m_mutex);
-        violate_locked(i, e.what());
-    }
+    take_messages(i);  // a result written just before the death still counts
     task_list failed;
     failure_list failures;
     std::unique_ptr<process_task> died_with;
