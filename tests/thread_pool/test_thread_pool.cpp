@@ -306,10 +306,19 @@ TEST_CASE("tasks submitted from workers are stolen by idle workers", "[thread_po
         std::vector<future<int>> kids;
         for (int i = 0; i < 2000; ++i) {
             kids.push_back(pool.submit([&] {
-                std::this_thread::sleep_for(20us);
-                std::lock_guard lock(m);
-                ran_on.insert(std::this_thread::get_id());
-                return 1;
+                {
+                    std::lock_guard lock(m);
+                    ran_on.insert(std::this_thread::get_id());
+                }
+                // Holds its worker until the other worker has run a kid too,
+                // which it can only have stolen: no timing makes this pass.
+                const bool both = coexec_test::eventually(
+                    [&] {
+                        std::lock_guard lock(m);
+                        return ran_on.size() == 2;
+                    },
+                    std::chrono::seconds(30));
+                return both ? 1 : 0;
             }));
         }
         int total = 0;
