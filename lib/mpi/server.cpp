@@ -35,6 +35,7 @@
 #include "coexec/detail/codec/byte_buffers.hpp"
 #include "coexec/detail/codec/code_address.hpp"
 #include "coexec/detail/codec/exceptions.hpp"
+#include "coexec/detail/codec/remote_call.hpp"
 #include "coexec/detail/codec/values.hpp"
 #include "coexec/process_pool.hpp"
 #include "coexec/thread_pool.hpp"
@@ -336,16 +337,21 @@ void server::start(bytes message) {
         } else if (m_threads) {
             if (t.timeout_ns > 0) ++m_timed;
             // The result goes into `task` (the future's copy would be a second one).
-            task->local = m_threads->submit([task, message = std::move(message)] {
-                if (task->traced) {
-                    task->thread_id.store(static_cast<std::uint32_t>(::syscall(SYS_gettid)),
-                                          std::memory_order_relaxed);
-                }
-                task->started_ns.store(now_ns(), std::memory_order_release);
-                task->result = run_message(message);
-                if (task->traced) task->finished_ns.store(now_ns(), std::memory_order_release);
-                return bytes{};
-            });
+            // The job takes a token so that a cancel from rank 0 (the pool's
+            // destruction, shutdown(cancel_futures)) signals it, and hands it
+            // to the task if the task takes one.
+            task->local =
+                m_threads->submit([task, message = std::move(message)](std::stop_token stop) {
+                    remote_stop_scope stop_scope(std::move(stop));
+                    if (task->traced) {
+                        task->thread_id.store(static_cast<std::uint32_t>(::syscall(SYS_gettid)),
+                                              std::memory_order_relaxed);
+                    }
+                    task->started_ns.store(now_ns(), std::memory_order_release);
+                    task->result = run_message(message);
+                    if (task->traced) task->finished_ns.store(now_ns(), std::memory_order_release);
+                    return bytes{};
+                });
         } else {
             throw error("coexec::mpi_pool: a task arrived while no pool is open on this rank");
         }

@@ -54,8 +54,24 @@ inline constexpr bool is_sendable_callable_v =
     is_function_pointer_v<F> || is_stateless_callable_v<F> || is_serializable_v<F>;
 
 // Callables whose first parameter is std::stop_token (the rule of
-// detail/invoke.hpp) get a default one: a process task is cancelled by killing
-// its worker, not cooperatively.
+// detail/invoke.hpp) get the token of this thread's remote call: an inert one
+// in a process worker (a process task is cancelled by killing its worker, not
+// cooperatively); under mpi_pool's thread isolation the rank's job sets its
+// own token (remote_stop_scope), which a cancel from rank 0 signals.
+inline thread_local std::stop_token t_remote_stop;
+
+/// Makes `token` the one remote calls on this thread get, for a scope.
+class remote_stop_scope {
+  public:
+    explicit remote_stop_scope(std::stop_token token) noexcept
+        : m_previous(std::exchange(t_remote_stop, std::move(token))) {}
+    remote_stop_scope(const remote_stop_scope&) = delete;
+    remote_stop_scope& operator=(const remote_stop_scope&) = delete;
+    ~remote_stop_scope() { t_remote_stop = std::move(m_previous); }
+
+  private:
+    std::stop_token m_previous;
+};
 template <class F, class... Args>
 struct remote_call_traits {
     static constexpr bool invocable = is_callable_v<F&, Args...>;
@@ -66,11 +82,11 @@ struct remote_call_traits {
 // gives a future<U> for it.
 template <class F, class... Args>
 decltype(auto) invoke_remote(F& f, Args&&... args) {
-    using called = decltype(invoke_with_token(f, std::stop_token{}, std::forward<Args>(args)...));
+    using called = decltype(invoke_with_token(f, t_remote_stop, std::forward<Args>(args)...));
     if constexpr (is_task_v<std::remove_cvref_t<called>>) {
-        return sync_wait(invoke_with_token(f, std::stop_token{}, std::forward<Args>(args)...));
+        return sync_wait(invoke_with_token(f, t_remote_stop, std::forward<Args>(args)...));
     } else {
-        return invoke_with_token(f, std::stop_token{}, std::forward<Args>(args)...);
+        return invoke_with_token(f, t_remote_stop, std::forward<Args>(args)...);
     }
 }
 
