@@ -123,7 +123,11 @@ struct thread_pool_core::shared {
     // pool's owner see that and destroy the pool, before post() has done
     // waking a worker; the destructor waits for this to be 0.
     alignas(64) std::atomic<std::uint32_t> outside_posts{0};
-    std::vector<std::unique_ptr<worker>> workers;
+    // On a line of its own, away from outside_posts: idle workers read it
+    // while they look for work to steal, and every outside post writes
+    // outside_posts twice. Sharing the line made each of those writes a
+    // cross-core miss (thread_pool round trip p50 1.1 -> 1.5 us).
+    alignas(64) std::vector<std::unique_ptr<worker>> workers;
     std::mutex join_mutex;
     bool joined = false;
     // Its counters in a trace (queue depth, in flight, workers alive).
