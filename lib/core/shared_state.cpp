@@ -4,6 +4,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <ctime>
@@ -262,10 +263,17 @@ constexpr std::int64_t long_wait_ns = 1'000'000;
 // completer on another core, where a yield would only delay seeing the
 // result (spin::future_wait_quick). Entered below 1.5 µs on average, left
 // above 3 µs, so that a waiter does not flip between the two policies as
-// each changes how long its waits take.
+// each changes how long its waits take. Judged on its own moving mean, of
+// waits capped at quick_cap_ns: one wait that met a sleeping worker (a
+// futex wake, 30 µs) pushed the uncapped mean past 3 µs, and the yields
+// that followed kept it between the two bounds, so a thread_pool caller
+// stayed in the slow policy for good (round trip p99 1.3 -> 1.9-2.2 µs on
+// 2 vCPUs). Capped, it takes four slow waits in a row to leave.
 thread_local bool t_quick_waits = true;
+thread_local std::int64_t t_handoff_ns = 0;
 constexpr std::int64_t quick_enter_ns = 1'500;
 constexpr std::int64_t quick_leave_ns = 3'000;
+constexpr std::int64_t quick_cap_ns = 4'000;
 
 std::int64_t steady_ns() noexcept {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -282,15 +290,17 @@ void shared_state_base::wait() const noexcept {
     // than runnable parties (this waiter, a pool worker, a process pool's
     // supervisor), a pure spin starves the very thread that would complete
     // us. Yield often unless this thread's waits have been quick.
-    if (t_recent_wait_ns > quick_leave_ns) {
+    if (t_handoff_ns > quick_leave_ns) {
         t_quick_waits = false;
-    } else if (t_recent_wait_ns < quick_enter_ns) {
+    } else if (t_handoff_ns < quick_enter_ns) {
         t_quick_waits = true;
     }
     const spin_policy policy = t_quick_waits ? spin::future_wait_quick : spin::future_wait;
     if (t_recent_wait_ns >= long_wait_ns || !spin_until([this] { return is_done(); }, policy))
         block_until(nullptr);
-    t_recent_wait_ns += (steady_ns() - start - t_recent_wait_ns) / 4;
+    const std::int64_t took = steady_ns() - start;
+    t_recent_wait_ns += (took - t_recent_wait_ns) / 4;
+    t_handoff_ns += (std::min(took, quick_cap_ns) - t_handoff_ns) / 4;
 }
 
 bool shared_state_base::wait_until(std::chrono::steady_clock::time_point deadline) const noexcept {
