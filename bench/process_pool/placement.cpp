@@ -18,13 +18,11 @@
 
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
-#include <map>
-#include <set>
 #include <string>
 #include <vector>
 
 #include "bench_report.hpp"
+#include "process_tree.hpp"
 
 namespace {
 
@@ -32,9 +30,10 @@ int noop() {
     return 1;
 }
 
-/// The numeric entries of a /proc directory (pids or thread ids).
-std::vector<pid_t> numeric_entries(const std::string& dir_path) {
+/// The thread ids of process `pid`.
+std::vector<pid_t> threads_of(pid_t pid) {
     std::vector<pid_t> ids;
+    const std::string dir_path = "/proc/" + std::to_string(pid) + "/task";
     if (DIR* dir = ::opendir(dir_path.c_str())) {
         while (dirent* e = ::readdir(dir)) {
             if (const int id = std::atoi(e->d_name); id > 0) ids.push_back(id);
@@ -44,31 +43,14 @@ std::vector<pid_t> numeric_entries(const std::string& dir_path) {
     return ids;
 }
 
-pid_t parent_of(pid_t pid) {
-    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-    std::string line;
-    std::getline(stat, line);
-    const auto name_end = line.rfind(')');
-    if (name_end == std::string::npos || name_end + 2 >= line.size()) return 0;
-    char state = 0;
-    int parent = 0;
-    std::sscanf(line.c_str() + name_end + 2, "%c %d", &state, &parent);
-    return parent;
-}
-
-/// Every process below `root`: the fork server and the workers it forked.
-std::set<pid_t> descendants(pid_t root) {
-    std::map<pid_t, pid_t> parents;
-    for (pid_t p : numeric_entries("/proc"))
-        parents[p] = parent_of(p);
-    std::set<pid_t> found{root};
-    for (bool grew = true; grew;) {
-        grew = false;
-        for (auto [p, parent] : parents) {
-            if (found.count(parent) != 0 && found.insert(p).second) grew = true;
-        }
+/// The pool's processes below `root`: the fork server and the workers it
+/// forked (or workers forked by `root` itself).
+std::vector<int> pool_processes(int root) {
+    std::vector<int> found = coexec_test::children_of(root);
+    for (std::size_t i = 0, direct = found.size(); i < direct; ++i) {
+        for (int grandchild : coexec_test::children_of(found[i]))
+            found.push_back(grandchild);
     }
-    found.erase(root);
     return found;
 }
 
@@ -125,11 +107,11 @@ int main() {
         for (std::size_t k = 0; k < placements.size(); ++k) {
             const placement& p = placements[k];
             pin(caller_tid, set_of(p.caller));
-            for (pid_t t : numeric_entries("/proc/" + std::to_string(self) + "/task")) {
+            for (pid_t t : threads_of(self)) {
                 if (t != caller_tid) pin(t, set_of(p.supervisor));
             }
-            for (pid_t child : descendants(self)) {
-                for (pid_t t : numeric_entries("/proc/" + std::to_string(child) + "/task"))
+            for (int child : pool_processes(self)) {
+                for (pid_t t : threads_of(child))
                     pin(t, set_of(p.worker));
             }
             for (std::size_t i = 0; i < warmup; ++i)
