@@ -11,14 +11,21 @@
 //   python   ThreadPoolExecutor(max_workers=1000) with time.sleep(0.01): a
 //            thread per concurrent sleep, so at most 1000 overlap
 //            (sleep_peer.py, run as a subprocess)
+//   floor    the run's memory alone: as many fresh pages as the coexec
+//            child's peak RSS grew by, first touched by 2 threads (on a
+//            host where a page's first touch is dear, this bounds the wall)
+#include <sys/mman.h>
+
 #include <asio.hpp>
 #include <coexec/future.hpp>
 #include <coexec/io.hpp>
 #include <coexec/task.hpp>
 #include <coexec/thread_pool.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -84,6 +91,36 @@ std::array<double, 4> asio_side() {
     return {coexec_bench::seconds_between(t0, t1), 0, 0, 0};
 }
 
+// The floor: `bytes` of fresh anonymous memory, each page first touched,
+// split over `threads` threads; median of 3 (new mappings each time).
+std::array<double, 4> fresh_pages(std::size_t bytes) {
+    constexpr std::size_t page = 4096;
+    std::vector<double> times;
+    for (int rep = 0; rep < 3; ++rep) {
+        const std::size_t share = (bytes / threads + page - 1) / page * page;
+        std::vector<void*> maps(threads, MAP_FAILED);
+        for (auto& m : maps) {
+            m = ::mmap(nullptr, share, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (m == MAP_FAILED) throw std::runtime_error("mmap failed");
+        }
+        auto t0 = clock::now();
+        std::vector<std::thread> touchers;
+        for (void* m : maps) {
+            touchers.emplace_back([m, share] {
+                auto* bytes = static_cast<volatile char*>(m);
+                for (std::size_t i = 0; i < share; i += page)
+                    bytes[i] = 1;
+            });
+        }
+        for (auto& t : touchers)
+            t.join();
+        times.push_back(coexec_bench::seconds_between(t0, clock::now()));
+        for (void* m : maps)
+            ::munmap(m, share);
+    }
+    return {coexec_bench::median(times), 0, 0, 0};
+}
+
 }  // namespace
 
 int main() {
@@ -92,6 +129,9 @@ int main() {
     auto co = coexec_bench_io::in_child(coexec_side);
     auto kept = coexec_bench_io::in_child(coexec_side_futures_kept);
     auto as = coexec_bench_io::in_child(asio_side);
+    const double grown_mib = std::max(0.0, co.maxrss_mib - idle.maxrss_mib);
+    auto floor = coexec_bench_io::in_child(
+        [&] { return fresh_pages(static_cast<std::size_t>(grown_mib * 1024 * 1024)); });
     auto py = coexec_bench::run_python("../io/sleep_peer.py",
                                        "--tasks " + std::to_string(tasks) + " --workers " +
                                            std::to_string(python_workers) + " --seconds 0.01");
@@ -109,9 +149,12 @@ int main() {
                     (*py)["wall_s"], (*py)["maxrss_kib"] / 1024.0);
     }
     std::printf("  (the program idle: peak RSS %.1f MiB)\n", idle.maxrss_mib);
-    if (!co.ok || !kept.ok || !as.ok) {
-        std::printf("NOTE|bench_io_sleep: a measured child failed (coexec %d / %d, asio %d).\n",
-                    co.ok, kept.ok, as.ok);
+    std::printf("  %-40s %8.3f s  (%.1f MiB of fresh pages, first touch on %zu threads)\n",
+                "floor: the coexec run's memory alone", floor.figures[0], grown_mib, threads);
+    if (!co.ok || !kept.ok || !as.ok || !floor.ok) {
+        std::printf(
+            "NOTE|bench_io_sleep: a measured child failed (coexec %d / %d, asio %d, floor %d).\n",
+            co.ok, kept.ok, as.ok, floor.ok);
     }
 
     using coexec_bench::better;
@@ -128,6 +171,14 @@ int main() {
                              "python ThreadPoolExecutor(1000) time.sleep",
                              (*py)["maxrss_kib"] / 1024.0, better::lower);
     }
+    char floor_note[320];
+    std::snprintf(floor_note, sizeof floor_note,
+                  "100k sleeps floor, same run: first touching the coexec run's %.1f MiB of "
+                  "fresh pages alone, on %zu threads, takes %.1f ms (coexec's wall is %.2fx "
+                  "that, the 10 ms nap included).",
+                  grown_mib, threads, floor.figures[0] * 1e3,
+                  floor.figures[0] > 0 ? co.figures[0] / floor.figures[0] : 0.0);
+    coexec_bench::note(floor_note);
     coexec_bench::note(
         "100k sleeps: coexec and Asio on 2 threads, futures dropped (Asio: detached), each side "
         "in its own forked child (peak RSS "

@@ -3,6 +3,12 @@
 //   coexec   the first pool of the program (it also makes the fork server),
 //            then the median of 5 later pools (the fork server exists)
 //   python   ProcessPoolExecutor(2) (default start method), median of 5
+//   floor    a bare fork() of this program until the child's first byte
+//            arrives over a pipe, median of 5 (a pool's first result needs at
+//            least one such fork, from the fork server)
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <coexec/process_pool.hpp>
 
 #include <cstdio>
@@ -25,6 +31,26 @@ double start_to_first_result_ms() {
     // the pool's shutdown is not timed (Python's `with` exit is not either)
 }
 
+// Fork, the child writes one byte, the parent reads it; the reaping is not
+// timed. Negative if fork or pipe failed.
+double bare_fork_ms() {
+    int p[2];
+    if (::pipe(p) != 0) return -1;
+    auto t0 = coexec_bench::clock::now();
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        const char byte = 1;
+        ::_exit(::write(p[1], &byte, 1) == 1 ? 0 : 1);
+    }
+    char byte = 0;
+    const bool got = pid > 0 && ::read(p[0], &byte, 1) == 1;
+    const double ms = coexec_bench::seconds_between(t0, coexec_bench::clock::now()) * 1e3;
+    if (pid > 0) ::waitpid(pid, nullptr, 0);
+    ::close(p[0]);
+    ::close(p[1]);
+    return got ? ms : -1;
+}
+
 }  // namespace
 
 int main() {
@@ -38,6 +64,17 @@ int main() {
     std::printf("pool start -> first result, 2 workers\n");
     std::printf("  coexec first pool (makes the fork server)  %8.2f ms\n", first);
     std::printf("  coexec later pools (median of 5)           %8.2f ms\n", warm);
+    // The pools are gone: this program is single-threaded again.
+    std::vector<double> forks;
+    for (int r = 0; r < 5; ++r)
+        forks.push_back(bare_fork_ms());
+    const double fork_ms = coexec_bench::median(forks);
+    std::printf("  floor: a bare fork to its first byte       %8.2f ms\n", fork_ms);
+    std::printf(
+        "NOTE|Pool start floor, same run: a bare fork() of this program until the child's "
+        "first byte arrives over a pipe takes %.2f ms (median of 5); a later pool's start to "
+        "first result is %.2fx that.\n",
+        fork_ms, fork_ms > 0 ? warm / fork_ms : 0.0);
 
     coexec_bench::goal("pool start -> first result, later pools", warm, "<=", 0.4, "ms");
 

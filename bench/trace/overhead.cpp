@@ -4,7 +4,7 @@
 // (bench_trace_overhead_none, the library built with COEXEC_TRACE_DISABLED,
 // run as a child), compiled in but off, and on (recording to a file in
 // /tmp), interleaved in the same run; per round, each mode's time over the
-// compiled-out time, and the median of those ratios. Goals (issue 16): off
+// compiled-out time, and the median of those ratios. Goals: off
 // within 1% of compiled out, on within 10%.
 //
 // "On" times the traced run itself: while a session records, the writer
