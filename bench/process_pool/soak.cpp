@@ -9,7 +9,6 @@
 //
 //   RESULT  throughput under faults against the same run without faults
 //   GOAL    lost, hung and wrong tasks: 0
-#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -34,6 +33,7 @@
 #include "bench_report.hpp"
 #include "process/channel.hpp"
 #include "process/launch.hpp"
+#include "process_tree.hpp"
 
 namespace {
 
@@ -137,28 +137,6 @@ constexpr int attack_kinds = 8;
 
 // ---- the killer ----
 
-std::vector<int> children_of(int parent) {
-    std::vector<int> out;
-    DIR* d = ::opendir("/proc");
-    if (d == nullptr) return out;
-    while (dirent* e = ::readdir(d)) {
-        const int pid = std::atoi(e->d_name);
-        if (pid <= 0) continue;
-        std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-        std::string line;
-        if (!std::getline(stat, line)) continue;
-        const auto close = line.rfind(')');
-        if (close == std::string::npos) continue;
-        char state = 0;
-        int ppid = 0;
-        if (std::sscanf(line.c_str() + close + 1, " %c %d", &state, &ppid) == 2 && ppid == parent &&
-            state != 'Z')
-            out.push_back(pid);
-    }
-    ::closedir(d);
-    return out;
-}
-
 int parent_pid() {
     return static_cast<int>(::getppid());
 }
@@ -186,7 +164,7 @@ tally run(bool faults, int& kills, long long& attacks, long long& attacks_hung) 
                 const auto now = std::chrono::steady_clock::now();
                 std::map<int, std::chrono::steady_clock::time_point> seen;
                 std::vector<int> old;
-                for (int pid : children_of(server)) {
+                for (int pid : coexec_test::children_of(server)) {
                     const auto it = first_seen.find(pid);
                     const auto since = it != first_seen.end() ? it->second : now;
                     seen.emplace(pid, since);
