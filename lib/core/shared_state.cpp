@@ -296,11 +296,20 @@ void shared_state_base::wait() const noexcept {
         t_quick_waits = true;
     }
     const spin_policy policy = t_quick_waits ? spin::future_wait_quick : spin::future_wait;
-    if (t_recent_wait_ns >= long_wait_ns || !spin_until([this] { return is_done(); }, policy))
-        block_until(nullptr);
+    // A task run elsewhere (hooked) spins through its hook, which may do the
+    // work that ends it on this thread (see process_pool's help_wait).
+    const bool hooked = (m_status.load(std::memory_order_relaxed) & hooked_bit) != 0;
+    const bool done = t_recent_wait_ns < long_wait_ns &&
+                      (hooked ? m_hook->spin_wait(*this, policy)
+                              : spin_until([this] { return is_done(); }, policy));
+    if (!done) block_until(nullptr);
     const std::int64_t took = steady_ns() - start;
     t_recent_wait_ns += (took - t_recent_wait_ns) / 4;
     t_handoff_ns += (std::min(took, quick_cap_ns) - t_handoff_ns) / 4;
+}
+
+bool cancel_hook::spin_wait(const shared_state_base& state, spin_policy policy) noexcept {
+    return spin_until([&state] { return state.is_done(); }, policy);
 }
 
 bool shared_state_base::wait_until(std::chrono::steady_clock::time_point deadline) const noexcept {

@@ -41,8 +41,8 @@
 // nothing and sends nothing. The threat model is docs/threat_model.md.
 //
 // Thread safety: one producer and one consumer per direction. On the parent
-// side the pool's mutex serializes producers and the supervisor thread is the
-// only consumer.
+// side the pool's mutex serializes producers, and consumers take turns: the
+// supervisor thread, or a caller waiting in get() (process/waiter_help.cpp).
 #pragma once
 
 #include <atomic>

@@ -34,7 +34,8 @@ class completion_thread final : public resumer {
     /// callback that destroys the pool does not pull it from under itself.
     void set_owner(std::weak_ptr<void> owner) noexcept { m_owner = std::move(owner); }
 
-    /// Queues `item`; starts the thread if needed. From the supervisor.
+    /// Queues `item`; starts the thread if needed. From the supervisor, or a
+    /// caller reading results in its place (waiter_help.cpp).
     void post(work_item* item) noexcept override;
 
     /// Runs what is queued, then ends the thread, waiting for it unless

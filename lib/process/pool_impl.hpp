@@ -6,8 +6,9 @@
 // Threads: callers (submit/cancel/shutdown) and one supervisor thread per
 // pool. `m_mutex` guards the queue, the slots' task bookkeeping and the
 // producer side of every channel (so each parent→worker ring has one
-// producer at a time). The supervisor is the only consumer of the
-// worker→parent rings and the only thread that starts or reaps workers.
+// producer at a time). The worker→parent rings are read by whoever holds
+// m_receiving (the supervisor, or while it sleeps a caller waiting in get());
+// only the supervisor starts or reaps workers.
 //
 // Invariants:
 // - A worker holds at most one task (`slot::current`), so a death or a
@@ -184,6 +185,16 @@ struct process_pool_core::impl : std::enable_shared_from_this<process_pool_core:
     /// Outside m_mutex: fails each task with its error (counted first).
     void complete_failures(failure_list& failed) noexcept;
 
+    // ---- a blocked caller reads results itself (waiter_help.cpp) ----
+    /// True if one of this pool's workers runs `state`'s task now.
+    bool runs(const shared_state_base& state) const noexcept;
+    /// Spins as `policy` says until `state` is done; whenever the supervisor
+    /// sleeps, this thread takes the receiving side and reads the workers'
+    /// results itself. True if done.
+    bool help_wait(const shared_state_base& state, spin_policy policy) noexcept;
+    /// Supervisor, after a sleep: takes the receiving side back.
+    void reclaim_receiving() noexcept;
+
     // ---- the supervisor thread (supervisor.cpp) ----
     /// Under m_mutex: starts a worker in slot `i` (start_process, then install_locked).
     void launch_locked(std::size_t i);
@@ -327,6 +338,18 @@ struct process_pool_core::impl : std::enable_shared_from_this<process_pool_core:
     // Mean task service time (hand-off to result), an exponential moving
     // average over the last ~8 tasks; decides whether the supervisor spins.
     std::atomic<std::int64_t> m_service_ns{0};
+    // The receiving side (every worker→parent ring, each slot's `ch` object,
+    // `live`) belongs to whoever holds m_receiving: the supervisor whenever
+    // it is awake, and while it sleeps in epoll, one caller blocked in get()
+    // (help_wait), which then reads the results itself. A round trip is then
+    // two parties (caller and worker) instead of three, which on 2 cores is
+    // the difference between a core each and a shared core. Whenever nobody
+    // holds it, every live channel has its sleep announced, so a result
+    // wakes the supervisor. m_helped counts helping waits: while it moves,
+    // the supervisor sleeps rather than spins.
+    alignas(64) std::atomic<bool> m_receiving{true};
+    std::atomic<bool> m_supervisor_wants{false};
+    std::atomic<std::uint64_t> m_helped{0};
     // Mirrors m_shutdown so the spinning supervisor need not take the mutex.
     std::atomic<bool> m_shutdown_flag{false};
     // Its counters in a trace; reset by ~process_pool_core after the shutdown.

@@ -167,15 +167,25 @@ void process_pool_core::impl::run(std::promise<void>& started) {
     auto last_epoll = last_activity;
     auto last_timers = last_activity;
     std::uint64_t seen_dispatches = 0;
+    std::uint64_t seen_helped = 0;
+    auto last_helped = clock::time_point{};
     std::vector<epoll_event> events(m_slots.size() * 2 + 4);
     for (;;) {
         bool progress = poll_results();
         if (m_started_waiting.load(std::memory_order_acquire)) progress |= install_started();
+        const auto now = clock::now();
+        // Callers blocked in get() read their results themselves whenever
+        // this thread sleeps (waiter_help.cpp): while they do, sleep rather
+        // than spin, and a dispatch is no reason to stay awake.
+        if (const auto h = m_helped.load(std::memory_order_relaxed); h != seen_helped) {
+            seen_helped = h;
+            last_helped = now;
+        }
+        const bool helpers = now - last_helped < spin::process_supervisor.budget;
         if (const auto d = m_dispatches.load(std::memory_order_relaxed); d != seen_dispatches) {
             seen_dispatches = d;
-            progress = true;
+            if (!helpers) progress = true;
         }
-        const auto now = clock::now();
         if (now - last_epoll >= std::chrono::milliseconds(1)) {
             // Busy with results: still look at deaths and the fork server
             // now and then, without sleeping.
@@ -216,7 +226,8 @@ void process_pool_core::impl::run(std::promise<void>& started) {
             continue;
         }
         const bool long_tasks = m_service_ns.load(std::memory_order_relaxed) > long_task_ns;
-        if (!long_tasks && clock::now() - last_activity < spin::process_supervisor.budget) {
+        if (!long_tasks && !helpers &&
+            clock::now() - last_activity < spin::process_supervisor.budget) {
             spin_pause(spin::process_supervisor);
             continue;
         }
@@ -252,8 +263,12 @@ void process_pool_core::impl::run(std::promise<void>& started) {
                     std::chrono::ceil<std::chrono::milliseconds>(next - clock::now()).count();
                 timeout_ms = static_cast<int>(std::clamp<long long>(left, 0, 60'000));
             }
+            // Every live channel has its sleep announced: a caller blocked
+            // in get() may take the receiving side until we wake.
+            m_receiving.store(false, std::memory_order_release);
             const int n = ::epoll_wait(m_epoll.get(), events.data(),
                                        static_cast<int>(events.size()), timeout_ms);
+            reclaim_receiving();
             for (int k = 0; k < n; ++k) {
                 const auto& ev = events[static_cast<std::size_t>(k)];
                 handle_event(ev.data.u64, ev.events);

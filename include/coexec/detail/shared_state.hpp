@@ -27,6 +27,7 @@
 #include <utility>
 
 #include "coexec/detail/intrusive_stack.hpp"
+#include "coexec/detail/spin.hpp"
 #include "coexec/detail/trace_hooks.hpp"
 #include "coexec/detail/work_item.hpp"
 
@@ -53,13 +54,18 @@ struct stop_listener {
     void (*on_stop)(stop_listener*) noexcept = nullptr;
 };
 
-/// What `future::cancel()` calls when the task is already running. The
-/// process pool implements it by killing the task's worker.
+/// What `future::cancel()` and a blocking wait call for a task run
+/// elsewhere. The process pool cancels a running task by killing its worker,
+/// and lets a waiting caller read its workers' results itself.
 class cancel_hook {
   public:
     /// Stop the running task of `state` and complete it cancelled. Returns
     /// true if it did (the state is then cancelled).
     virtual bool cancel_running(shared_state_base& state) noexcept = 0;
+    /// A thread about to block on `state` spins first, as `policy` says, and
+    /// may meanwhile do the executor's work that ends it. True if `state` is
+    /// done. (Default: spin_until.)
+    virtual bool spin_wait(const shared_state_base& state, spin_policy policy) noexcept;
 
   protected:
     ~cancel_hook() = default;
