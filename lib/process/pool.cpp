@@ -271,6 +271,9 @@ void process_pool_core::impl::retire_locked(std::size_t i) noexcept {
     try {
         s.ch.send(msg_kind::exit, 0, {});
         s.kill_at = clock::now() + exit_grace;
+        // A new timer: a supervisor asleep (a caller read this result in
+        // its place) must recompute its timeout.
+        if (std::this_thread::get_id() != m_thread_id) wake();
     } catch (...) {
         signal_locked(s, SIGKILL);
     }

@@ -87,6 +87,10 @@ inline constexpr std::chrono::milliseconds hup_grace{1000};
 
 inline constexpr auto never = clock::time_point::max();
 
+// Messages take_messages reads from one worker before it returns (its
+// caller comes back for the rest after looking at everything else).
+inline constexpr int max_messages_per_take = 64;
+
 // How often a busy or spinning supervisor looks at its timers (task
 // deadlines and the graces above): a timer fires up to this late while the
 // supervisor is awake (and up to 1 ms late when it sleeps, epoll's unit).

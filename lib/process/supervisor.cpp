@@ -356,7 +356,10 @@ bool process_pool_core::impl::take_messages(std::size_t i) {
     bool any = false;
     message m;
     try {
-        while (s.ch.try_receive(m)) {
+        // At most a batch per call: a worker that writes without end (trace
+        // spans are accepted with any id) must not hold the reader here,
+        // the supervisor away from its timers or a caller inside get().
+        for (int n = 0; n < max_messages_per_take && s.ch.try_receive(m); ++n) {
             any = true;
             handle_message(i, m);
             s.ch.release(m);

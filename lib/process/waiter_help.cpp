@@ -13,10 +13,12 @@
 // takes it withdraws those announcements (so results do not make workers
 // wake the supervisor), reads results as the supervisor would (take_messages,
 // with user code handed to the completion thread), and before it lets go
-// announces sleep on every live channel again, reading whatever arrived
-// meanwhile. So whenever nobody owns it, a result wakes the supervisor, as
-// before. The supervisor, once awake, raises m_supervisor_wants and the
-// helper gives the side back at its next step.
+// announces sleep on every live channel again; where a message came first,
+// and when a shutdown waits on what it read, it wakes the supervisor. So
+// whenever nobody owns the side, a result wakes the supervisor, as before,
+// and the supervisor sees every change it must act on (timers a result
+// sets wake it from retire_locked). The supervisor, once awake, raises
+// m_supervisor_wants and the helper gives the side back at its next step.
 #include "coexec/detail/spin.hpp"
 #include "process/pool_impl.hpp"
 
@@ -59,27 +61,36 @@ class receiving_side {
         return true;
     }
 
-    /// Reads every result there is; true if there was any.
-    bool receive() noexcept { return m_pool.poll_results(); }
+    /// Reads the results there are (a batch per worker); true if any.
+    bool receive() noexcept {
+        const bool any = m_pool.poll_results();
+        m_received |= any;
+        return any;
+    }
 
-    /// Announces sleep on every live channel again, reading what arrived
-    /// before the announcement, then lets the side go.
+    /// Announces sleep on every live channel again and lets the side go.
+    /// The supervisor is woken if it has something to do: a channel where
+    /// a message came before the announcement (it is not read here: a
+    /// worker writing without end would keep this thread), or a shutdown
+    /// waiting for the results read here.
     void release() noexcept {
         if (!m_held) return;
-        for (std::size_t i = 0; i < m_pool.m_slots.size(); ++i) {
-            slot& s = m_pool.m_slots[i];
-            while (s.live && s.ch && !s.ch.prepare_sleep())
-                m_pool.take_messages(i);
+        bool wake = m_received && m_pool.m_shutdown_flag.load(std::memory_order_acquire);
+        for (auto& s : m_pool.m_slots) {
+            if (s.live && s.ch && !s.ch.prepare_sleep()) wake = true;
         }
         exchange_user_code_sink(m_old_sink);
         m_held = false;
+        m_received = false;
         m_pool.m_receiving.store(false, std::memory_order_release);
+        if (wake) m_pool.wake();
     }
 
   private:
     process_pool_core::impl& m_pool;
     resumer* m_old_sink = nullptr;
     bool m_held = false;
+    bool m_received = false;
 };
 
 }  // namespace

@@ -36,6 +36,14 @@ int sleep_then(int ms, int x) {
     return x;
 }
 
+// Busy for `us` microseconds (a short task that is not a sleep).
+int spin_then(int us, int x) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(us);
+    while (std::chrono::steady_clock::now() < until) {
+    }
+    return x;
+}
+
 int this_thread_tid() {
     return static_cast<int>(::syscall(SYS_gettid));
 }
@@ -156,6 +164,30 @@ TEST_CASE("callers in get() while workers are killed at random: every get() ends
     CHECK(died.load() <= kills);
     CHECK(kills >= 5);
     CHECK(pool.submit(&add_one, 1).get() == 2);
+}
+
+TEST_CASE("shutdown(wait) returns while a caller reads the last results in get()",
+          "[process_pool][waiters]") {
+    // The caller reads the last running task's result while the supervisor
+    // sleeps: the supervisor must still learn that the shutdown can finish.
+    for (int round = 0; round < 60; ++round) {
+        coexec::process_pool pool{{.max_workers = 1}};
+        std::atomic<int> done{0}, wrong{0};
+        std::thread caller([&] {
+            try {
+                for (int i = 0;; ++i)
+                    (pool.submit(&spin_then, 20 + round, i).get() == i ? done : wrong).fetch_add(1);
+            } catch (const coexec::executor_shutdown&) {
+            } catch (...) {
+                wrong.fetch_add(1);
+            }
+        });
+        // Shut down while the caller is in its loop (a few results in).
+        REQUIRE(coexec_test::eventually([&] { return done.load() >= 3; }, bound));
+        pool.shutdown(true);
+        caller.join();
+        CHECK(wrong.load() == 0);
+    }
 }
 
 TEST_CASE("a caller in get() on a task past its deadline gets deadline_exceeded",

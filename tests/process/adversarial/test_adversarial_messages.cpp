@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <stdexcept>
+#include <thread>
 
 #include "adversary.hpp"
 #include "coexec/detail/codec/exceptions.hpp"
@@ -100,7 +101,63 @@ int pretend_not_started_and_die() {
     std::abort();
 }
 
+// Leaves a thread in its worker that stops the worker (SIGSTOP) right after
+// it publishes its `n`-th result from now: a retiring worker that will not
+// read its `exit`.
+int stop_after_results(int n) {
+    const auto* header = reinterpret_cast<const proc::channel_header*>(channel_mapping().data());
+    std::thread([header, n] {
+        std::uint64_t tail = header->to_parent.tail.load();
+        for (int k = 0; k <= n; ++k) {
+            while (header->to_parent.tail.load() == tail)
+                std::this_thread::yield();
+            tail = header->to_parent.tail.load();
+        }
+        ::kill(::getpid(), SIGSTOP);
+    }).detach();
+    return n;
+}
+
+// Writes trace-span records for a task id that is not its own, without end.
+int flood_trace_spans() {
+    proc::channel ch = own_channel();
+    const std::byte payload[16]{};
+    for (;;)
+        ch.send(proc::msg_kind::trace_span, ch.running_id() + 1, payload);
+}
+
 }  // namespace
+
+TEST_CASE("a retiring worker stopped after its last result is killed although a caller read it",
+          "[process_pool][adversarial][waiters]") {
+    // The caller in get() reads the results while the supervisor sleeps, the
+    // last one included; the retirement's SIGKILL timer must still fire.
+    constexpr int per_child = 10;
+    coexec::process_pool pool{{.max_workers = 1, .max_tasks_per_child = per_child}};
+    REQUIRE(pool.submit(stop_after_results, per_child - 2).get() == per_child - 2);
+    for (int i = 1; i < per_child; ++i)
+        REQUIRE(pool.submit(square, i).get() == i * i);
+    CHECK(pool.submit(square, 7).get_for(30s) == 49);
+}
+
+TEST_CASE("a worker writing records without end does not hold a caller in get()",
+          "[process_pool][adversarial][waiters]") {
+    coexec::process_pool pool{{.max_workers = 2}};
+    auto flood = pool.submit_with({.timeout = 2s}, flood_trace_spans);
+    // Results of the other worker, read by this thread or the supervisor
+    // while the flood goes on: each get() returns.
+    for (int i = 0; i < 200; ++i)
+        REQUIRE(pool.submit(square, i).get() == i * i);
+    // Its deadline kills it, unless its own channel gave up first (a worker
+    // whose sends fail exits): either way its future ends.
+    try {
+        (void)flood.get_for(30s);
+        FAIL("the flood returned a value");
+    } catch (const coexec::deadline_exceeded&) {
+    } catch (const coexec::worker_died&) {
+    }
+    CHECK(pool.submit(square, 3).get_for(30s) == 9);
+}
 
 TEST_CASE("a record of an unknown kind fails the task as a protocol violation",
           "[process_pool][adversarial]") {
