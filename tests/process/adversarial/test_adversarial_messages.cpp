@@ -102,20 +102,21 @@ int pretend_not_started_and_die() {
 }
 
 // Leaves a thread in its worker that stops the worker (SIGSTOP) right after
-// it publishes its `n`-th result from now: a retiring worker that will not
-// read its `exit`.
-int stop_after_results(int n) {
+// it publishes the result of the task `later` tasks after this one (ids are
+// consecutive on a 1-worker pool): a retiring worker that will not read its
+// `exit`. That task must take long enough for the thread to see it start.
+int stop_after_result_of(int later) {
     const auto* header = reinterpret_cast<const proc::channel_header*>(channel_mapping().data());
-    std::thread([header, n] {
-        std::uint64_t tail = header->to_parent.tail.load();
-        for (int k = 0; k <= n; ++k) {
-            while (header->to_parent.tail.load() == tail)
-                std::this_thread::yield();
-            tail = header->to_parent.tail.load();
-        }
+    const std::uint64_t last = header->running_id.load() + static_cast<std::uint64_t>(later);
+    std::thread([header, last] {
+        while (header->running_id.load() != last)
+            std::this_thread::yield();
+        const std::uint64_t tail = header->to_parent.tail.load();
+        while (header->to_parent.tail.load() == tail)
+            std::this_thread::yield();
         ::kill(::getpid(), SIGSTOP);
     }).detach();
-    return n;
+    return later;
 }
 
 // Writes trace-span records for a task id that is not its own, without end.
@@ -134,9 +135,10 @@ TEST_CASE("a retiring worker stopped after its last result is killed although a 
     // last one included; the retirement's SIGKILL timer must still fire.
     constexpr int per_child = 10;
     coexec::process_pool pool{{.max_workers = 1, .max_tasks_per_child = per_child}};
-    REQUIRE(pool.submit(stop_after_results, per_child - 2).get() == per_child - 2);
-    for (int i = 1; i < per_child; ++i)
+    REQUIRE(pool.submit(stop_after_result_of, per_child - 1).get() == per_child - 1);
+    for (int i = 1; i < per_child - 1; ++i)
         REQUIRE(pool.submit(square, i).get() == i * i);
+    REQUIRE(pool.submit(sleep_then, 200, 5).get() == 5);  // the last: the worker stops after it
     CHECK(pool.submit(square, 7).get_for(30s) == 49);
 }
 
