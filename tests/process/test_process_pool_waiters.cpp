@@ -209,15 +209,20 @@ TEST_CASE("a caller that waits in get() reads results on its own thread once the
     // the waiter sleeps and the supervisor reads every result: nothing to see.
     WARN("skipped: round trips are slower than a waiter's spin under the sanitizers");
 #else
+    // A waiter helps while its recent waits average under 25 µs: round trips
+    // are ~3 µs here, so only a machine loaded for the whole run (other
+    // tests beside) keeps it from ever helping; hence up to 20 rounds.
     coexec::process_pool pool{{.max_workers = 2}};
     const int me = this_thread_tid();
     int here = 0;
-    for (int i = 0; i < 2000; ++i) {
-        const traced_value v = pool.submit(&traced, i).get();
-        REQUIRE(v.value == i);
-        if (v.decoded_on == me) ++here;
+    for (int round = 0; round < 20 && here == 0; ++round) {
+        for (int i = 0; i < 1000; ++i) {
+            const traced_value v = pool.submit(&traced, i).get();
+            REQUIRE(v.value == i);
+            if (v.decoded_on == me) ++here;
+        }
     }
-    INFO(here << " of 2000 results decoded on the calling thread");
+    INFO(here << " results decoded on the calling thread");
     CHECK(here > 0);
 #endif
 }
