@@ -77,7 +77,10 @@ bool process_pool_core::impl::try_finish_deaths() {
 
 void process_pool_core::impl::finish_death(std::size_t i, worker_status st) {
     slot& s = m_slots[i];
-    take_messages(i);  // a result written just before the death still counts
+    // A result written just before the death still counts: read the ring to
+    // its end (take_messages stops after a batch; a dead worker's ring is finite).
+    while (take_messages(i)) {
+    }
     task_list failed;
     failure_list failures;
     std::unique_ptr<process_task> died_with;
