@@ -127,7 +127,12 @@ void process_pool_core::impl::finish_death(std::size_t i, worker_status st) {
         // A death before ready that is not charged to a task is the
         // initializer's (a violation while holding a task is the task's,
         // even if it garbled the ready message).
-        const bool start_failure = (!s.expected_exit || s.violated) && !s.ready;
+        // Nor is a death with the fork server: its workers die with it, their
+        // status never reported (a new pool's later workers, not yet ready,
+        // could otherwise make five in a row and break the pool).
+        const bool with_fork_server = m_fork_server_gone && st.exit_code < 0 && st.signal == 0;
+        const bool start_failure =
+            (!s.expected_exit || s.violated) && !s.ready && !with_fork_server;
         s.live = false;
         s.dead = false;
         s.accepting = false;
