@@ -204,13 +204,17 @@ TEST_CASE("a worker chosen for a wake-up while it found other work passes the wa
     int staged = 0;  // attempts that reached the interleaving
     // Measured: X's wake-up picks A in about 1 staged attempt of 6 (the
     // third worker, asleep for longer, is picked the rest of the time), and
-    // runs under load needed up to 35 attempts; 160 keeps a miss unlikely.
-    for (int attempt = 1; attempt <= 160 && !absorbed_seen; ++attempt) {
+    // runs under load needed up to 35 attempts. Under ASan one run missed A
+    // in 160 attempts, each shifted by one wake-up: the attempts now shift
+    // by a random number of wake-ups and go on until A is seen (or 2000).
+    std::mt19937 rng(20261203);
+    for (int attempt = 1; attempt <= 2000 && !absorbed_seen; ++attempt) {
         REQUIRE(coexec_test::eventually([&] { return s.asleep.load() == 7u; }));
-        if (attempt > 1) {
-            // Wake-ups go round the sleepers from a cursor: one more wake-up
-            // shifts which sleeper X's will find, so a fixed pattern cannot
-            // keep missing A.
+        // Wake-ups go round the sleepers from a cursor: more wake-ups shift
+        // which sleeper X's will find, and a random count keeps a fixed
+        // pattern (a number of wake-ups per attempt that is a multiple of the
+        // three workers) from missing A every time.
+        for (unsigned shift = rng() % 4; shift > 0; --shift) {
             pool.submit([] {}).get();
             REQUIRE(coexec_test::eventually([&] { return s.asleep.load() == 7u; }));
         }
