@@ -72,7 +72,6 @@ std::span<std::byte> writable_bytes_of(T& v) noexcept {
 
     std::map<std::uint32_t, unique_fd> pools;  // pool id → report socket
     std::map<pid_t, std::uint32_t> children;   // worker pid → pool id
-    std::uint32_t next_pool = 1;
     const pid_t self = ::getpid();
     auto answer = [&](const reply_msg& rep, std::span<const int> fds = {}) {
         send_packet(ctrl, bytes_of(rep), fds);
@@ -122,12 +121,9 @@ std::span<std::byte> writable_bytes_of(T& v) noexcept {
                 rep.err = EMSGSIZE;  // a request that did not fit (its descriptors are closed)
                 answer(rep);
             } else if (req.op == op_register && nfds == 1) {
-                rep.pool_id = next_pool++;
-                pools[rep.pool_id] = std::move(fds[0]);
-                answer(rep);
+                pools[req.pool_id] = std::move(fds[0]);  // no reply (see register_pool)
             } else if (req.op == op_unregister) {
-                pools.erase(req.pool_id);
-                answer(rep);
+                pools.erase(req.pool_id);  // no reply
             } else if (req.op == op_fork_worker && nfds == 3) {
                 channel_fds w{std::move(fds[0]), std::move(fds[1]), std::move(fds[2])};
                 const pid_t child = ::fork();
@@ -249,15 +245,9 @@ fork_server::reply fork_server::transact(std::uint32_t op, std::uint32_t pool_id
                                          std::span<const int> fds, unique_fd* received) {
     std::lock_guard lock(m_mutex);
     if (m_dead) throw_system_error(EPIPE, "coexec fork server (gone)");
-    const request req{op, pool_id};
-    // One request at a time, so the socket is empty: a send that would block,
-    // or a reply that does not come (a task may SIGSTOP its fork server), is
-    // a fork server that no longer serves.
-    if (send_packet(m_ctrl.get(), bytes_of(req), fds, MSG_DONTWAIT) < 0) {
-        const int err = errno;
-        mark_dead_locked();
-        throw_system_error(err, "sendmsg(coexec fork server)");
-    }
+    // One request with a reply at a time: a reply that does not come (a
+    // task may SIGSTOP its fork server) is a fork server that no longer serves.
+    notify_locked(op, pool_id, fds);
     pollfd p{m_ctrl.get(), POLLIN, 0};
     int ready;
     do {
@@ -288,16 +278,30 @@ fork_server::reply fork_server::transact(std::uint32_t op, std::uint32_t pool_id
 }
 
 std::uint32_t fork_server::register_pool(int report_fd) {
-    reply rep = transact(op_register, 0, {&report_fd, 1}, nullptr);
-    if (rep.msg.err != 0) throw_system_error(rep.msg.err, "coexec fork server: register");
-    return rep.msg.pool_id;
+    std::lock_guard lock(m_mutex);
+    const std::uint32_t id = m_next_pool_id++;
+    notify_locked(op_register, id, {&report_fd, 1});
+    return id;
 }
 
 void fork_server::unregister_pool(std::uint32_t id) noexcept {
     try {
-        transact(op_unregister, id, {}, nullptr);
+        std::lock_guard lock(m_mutex);
+        notify_locked(op_unregister, id, {});
     } catch (...) {
         // The fork server is gone: nothing to unregister from.
+    }
+}
+
+void fork_server::notify_locked(std::uint32_t op, std::uint32_t pool_id, std::span<const int> fds) {
+    if (m_dead) throw_system_error(EPIPE, "coexec fork server (gone)");
+    const request req{op, pool_id};
+    // A socket too full to take a small packet is a fork server that has
+    // stopped reading: it no longer serves.
+    if (send_packet(m_ctrl.get(), bytes_of(req), fds, MSG_DONTWAIT) < 0) {
+        const int err = errno;
+        mark_dead_locked();
+        throw_system_error(err, "sendmsg(coexec fork server)");
     }
 }
 

@@ -143,19 +143,40 @@ process_pool_core::impl::~impl() {
 }
 
 void process_pool_core::impl::start() {
+    m_completions.set_owner(weak_from_this());
+    // With the fork server, worker 0 is forked from here (the fork server is
+    // its parent, so the forking thread's life does not matter to
+    // PR_SET_PDEATHSIG), and the constructor does not wait for the
+    // supervisor thread: two hand-offs fewer before the first task is sent.
+    // Spawned and forked workers are started by the supervisor thread, which
+    // lives as long as they do (PR_SET_PDEATHSIG follows the thread that
+    // forked), while the caller waits here.
+    const bool first_started = m_method == launch_method::fork_server &&
+                               !m_fork_server_gone.load(std::memory_order_relaxed) &&
+                               start_first_worker_here();
     std::promise<void> started;
     auto ready = started.get_future();
-    // Workers are started by the supervisor thread: PR_SET_PDEATHSIG follows
-    // the thread that forked, and this one lives as long as the workers.
-    // The thread keeps the impl alive, so a pool destroyed from one of its own
-    // done-callbacks (on this thread) does not pull the state from under it.
-    m_completions.set_owner(weak_from_this());
-    m_thread = std::thread([self = shared_from_this(), &started] { self->run(started); });
-    try {
-        ready.get();
-    } catch (...) {
-        m_thread.join();
-        throw;
+    {
+        // The thread keeps the impl alive, so a pool destroyed from one of
+        // its own done-callbacks (on this thread) does not pull the state
+        // from under it. It takes m_mutex before anything else.
+        std::lock_guard lock(m_mutex);
+        try {
+            m_thread = std::thread([self = shared_from_this(),
+                                    s = first_started ? nullptr : &started] { self->run(s); });
+        } catch (...) {
+            kill_live_workers_locked();
+            throw;
+        }
+        m_thread_id = m_thread.get_id();
+    }
+    if (!first_started) {
+        try {
+            ready.get();
+        } catch (...) {
+            m_thread.join();
+            throw;
+        }
     }
     cancel_registry::instance().add(this);
 }

@@ -30,6 +30,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -70,6 +71,9 @@ inline constexpr std::int64_t long_task_ns = 1'000'000;
 inline constexpr std::chrono::milliseconds term_grace{200};
 // How long workers get to exit after a clean shutdown before SIGKILL.
 inline constexpr std::chrono::milliseconds exit_grace{2000};
+// How long a fork-server pool's starter waits for worker 0 to be ready
+// before it forks the others anyway (a worker starts in ~0.3 ms here).
+inline constexpr std::chrono::milliseconds first_worker_grace{2};
 // If the fork server's report of a death does not come, give up waiting.
 inline constexpr std::chrono::milliseconds status_wait{1000};
 // Workers dying before they are ready this many times in a row break the pool
@@ -218,8 +222,8 @@ struct process_pool_core::impl : std::enable_shared_from_this<process_pool_core:
     /// server, on m_starter (worker_start.cpp): the supervisor goes on
     /// taking results meanwhile and installs each worker as it is handed over.
     void start_remaining_workers();
-    /// Supervisor, before worker 0 starts: makes m_starter (fork server only),
-    /// which waits for start_remaining_workers to let it go.
+    /// Supervisor, from start_remaining_workers: makes m_starter (fork
+    /// server only), which starts slots 1.. once worker 0 is ready.
     void prepare_starter() noexcept;
     /// On m_starter: asks the fork server for slots 1.. one by one and hands
     /// each (or the failure) to the supervisor.
@@ -236,7 +240,15 @@ struct process_pool_core::impl : std::enable_shared_from_this<process_pool_core:
     bool finish_start(std::size_t i, proc::channel& ch, proc::launched& l, std::string failure);
     /// Outside m_mutex: fails `tasks` with broken_pool (the pool broke).
     void fail_broken(task_list& tasks) noexcept;
-    void run(std::promise<void>& started);
+    /// The supervisor thread. With `started`, it starts the first workers
+    /// and reports to the waiting constructor; without, start() did.
+    void run(std::promise<void>* started);
+    /// Constructor, fork server only: forks and installs worker 0; false if
+    /// the fork server is gone (the supervisor then starts it). Throws, with
+    /// nothing left running, if the worker could not be started.
+    bool start_first_worker_here();
+    /// Kills (and reaps, if ours) every live worker: a start that failed.
+    void kill_live_workers_locked() noexcept;
     bool poll_results();
     /// Handles every message worker `i` has written. A malformed one: the
     /// worker is not trusted any more (violate_locked). True if there was any.
@@ -274,6 +286,11 @@ struct process_pool_core::impl : std::enable_shared_from_this<process_pool_core:
     std::atomic<bool> m_stop_starting{false};
     std::atomic<bool> m_started_waiting{false};  // m_started is not empty
     std::vector<started_worker> m_started;       // under m_mutex
+    // A worker has sent `ready` (under m_mutex): the starter forks the
+    // others once the first one is up, so that their forks and page faults
+    // do not take the CPU from the first worker's start and first task.
+    bool m_first_ready = false;
+    std::condition_variable m_first_ready_cv;
     unique_fd m_epoll;
     unique_fd m_wake;
 

@@ -33,7 +33,9 @@ void process_pool_core::impl::launch_locked(std::size_t i) {
     // not keep it, as its hang-up is the worker's signal that we are gone.
     channel_fds w;
     channel ch = channel::create(ring_capacity, w);
+
     launched l = start_process(w);
+
     try {
         install_locked(i, ch, l);
     } catch (...) {
@@ -126,38 +128,68 @@ void process_pool_core::impl::install_locked(std::size_t i, channel& ch, launche
     if (m_options.initializer == nullptr) m_idle.push_back(i);
 }
 
-void process_pool_core::impl::run(std::promise<void>& started) {
-    // Written here, read by others only after `started` is set (which orders it).
-    m_thread_id = std::this_thread::get_id();
-    trace::link::name_supervisor(&*m_trace);
-    prepare_starter();
-    try {
-        // One worker before the constructor returns; the others follow
-        // (start_remaining_workers), so a first task waits for one fork, not
-        // for all of them (each ~0.1 ms from the fork server). Except with
-        // start_method::fork: this thread forks the program itself, which is
-        // only sound while the caller waits here (after the constructor
-        // returns, its threads may hold locks or be mid-update when we fork).
-        std::lock_guard lock(m_mutex);
-        const std::size_t now = m_method == launch_method::fork ? m_slots.size() : 1;
-        for (std::size_t i = 0; i < now; ++i)
-            launch_locked(i);
-    } catch (...) {
-        // Kill whatever did start, then report the failure to the constructor.
-        for (auto& s : m_slots) {
-            if (s.live) {
-                pidfd_send_signal(s.pidfd.get(), SIGKILL);
-                if (s.direct_child) {
-                    siginfo_t info;
-                    ::waitid(P_PIDFD, static_cast<id_t>(s.pidfd.get()), &info, WEXITED);
-                }
+void process_pool_core::impl::kill_live_workers_locked() noexcept {
+    for (auto& s : m_slots) {
+        if (s.live) {
+            pidfd_send_signal(s.pidfd.get(), SIGKILL);
+            if (s.direct_child) {
+                siginfo_t info;
+                ::waitid(P_PIDFD, static_cast<id_t>(s.pidfd.get()), &info, WEXITED);
             }
         }
-        stop_starter();
-        started.set_exception(std::current_exception());
-        return;
     }
-    started.set_value();
+}
+
+bool process_pool_core::impl::start_first_worker_here() {
+    channel_fds w;
+    channel ch = channel::create(ring_capacity, w);
+    launched l;
+    try {
+        l = m_fork_server->fork_worker(m_pool_id, w);
+    } catch (const std::system_error&) {
+        if (m_fork_server->alive()) throw;
+        return false;  // gone: the supervisor starts worker 0 (start_process spawns it)
+    }
+    std::lock_guard lock(m_mutex);
+    try {
+        install_locked(0, ch, l);
+    } catch (...) {
+        discard_unstarted(l);  // not installed; or installed, and killed below
+        kill_live_workers_locked();
+        throw;
+    }
+    return true;
+}
+
+void process_pool_core::impl::run(std::promise<void>* started) {
+    {
+        std::lock_guard lock(m_mutex);  // start() wrote m_thread_id (and slot 0) under it
+    }
+    trace::link::name_supervisor(&*m_trace);
+    if (started != nullptr) {
+        try {
+            // One worker before the constructor returns; the others follow
+            // (start_remaining_workers), so a first task waits for one fork,
+            // not for all of them. Except with start_method::fork: this
+            // thread forks the program itself, which is only sound while the
+            // caller waits here (after the constructor returns, its threads
+            // may hold locks or be mid-update when we fork).
+            std::lock_guard lock(m_mutex);
+            const std::size_t now = m_method == launch_method::fork ? m_slots.size() : 1;
+            for (std::size_t i = 0; i < now; ++i)
+                launch_locked(i);
+        } catch (...) {
+            // Kill whatever did start, then report the failure to the constructor.
+            {
+                std::lock_guard lock(m_mutex);
+                kill_live_workers_locked();
+            }
+            stop_starter();
+            started->set_exception(std::current_exception());
+            return;
+        }
+        started->set_value();
+    }
     // Completing a future here wakes its blocked waiters and posts its
     // coroutines to their executors; callbacks go to the completion thread.
     exchange_user_code_sink(&m_completions);
@@ -388,6 +420,10 @@ void process_pool_core::impl::handle_message(std::size_t i, message& m) {
                 if (s.ready) throw protocol_violation("a second ready message");
                 s.ready = true;
                 m_start_failures = 0;
+                if (!m_first_ready) {
+                    m_first_ready = true;
+                    m_first_ready_cv.notify_all();  // the starter (worker_start.cpp)
+                }
                 // Held back until now (see install): it may take tasks.
                 if (m_options.initializer != nullptr && s.accepting && !s.current) {
                     m_idle.push_back(i);

@@ -2,10 +2,10 @@
 // the first: the constructor waits for one worker only, and the others are
 // started here while the pool already runs tasks.
 //
-// With the fork server, a helper thread (m_starter, made while the supervisor
-// waits for worker 0's fork) asks it for one worker at a time and hands each
-// to the supervisor, which installs it between two looks at its workers'
-// results. Measured on a later pool (start -> first
+// With the fork server, a helper thread (m_starter, made once the constructor
+// has worker 0) asks it for one worker at a time, from when worker 0 is ready,
+// and hands each to the supervisor, which installs it between two looks at
+// its workers' results. Measured on a later pool (start -> first
 // result): the supervisor that forked worker 2 itself sat ~0.25 ms in the
 // fork server's reply while worker 1's first result waited for it. Spawned
 // and forked workers are still started by the supervisor thread itself:
@@ -32,6 +32,7 @@ void process_pool_core::impl::prepare_starter() noexcept {
 }
 
 void process_pool_core::impl::start_remaining_workers() {
+    prepare_starter();
     if (m_starter.joinable()) {
         m_starter_go.store(true, std::memory_order_release);
         m_starter_go.notify_one();
@@ -95,9 +96,18 @@ bool process_pool_core::impl::finish_start(std::size_t i, channel& ch, launched&
 }
 
 void process_pool_core::impl::run_starter() noexcept {
-    // Made while the supervisor waited for worker 0's fork; the fork server
-    // serves one request at a time, so worker 1's would only delay it.
     m_starter_go.wait(false, std::memory_order_acquire);
+    if (m_options.initializer == nullptr) {
+        // Not before worker 0 is up (or first_worker_grace passed): on 2
+        // cores, worker 1's fork and start took the CPU from worker 0's and
+        // from its first task (a later pool's start -> first result: 1.79
+        // -> 1.21 ms with one worker instead of two, same run). With an
+        // initializer, whose time is unknown, all workers start at once.
+        std::unique_lock lock(m_mutex);
+        m_first_ready_cv.wait_for(lock, first_worker_grace, [this] {
+            return m_first_ready || m_stop_starting.load(std::memory_order_relaxed);
+        });
+    }
     const std::size_t n = m_workers;  // m_slots.size(), fixed since the constructor
     for (std::size_t i = 1; i < n; ++i) {
         if (m_stop_starting.load(std::memory_order_relaxed)) return;
@@ -153,6 +163,10 @@ bool process_pool_core::impl::install_started() {
 
 void process_pool_core::impl::stop_starter() noexcept {
     m_stop_starting.store(true, std::memory_order_relaxed);
+    {
+        std::lock_guard lock(m_mutex);  // the starter is waiting or will see the flag
+    }
+    m_first_ready_cv.notify_all();
     m_starter_go.store(true, std::memory_order_release);
     m_starter_go.notify_one();
     if (m_starter.joinable()) m_starter.join();

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <barrier>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdio>
@@ -59,6 +60,13 @@ int do_segv() {
 }
 int do_exit3() {
     ::_exit(3);
+}
+int parent_pid() {
+    return static_cast<int>(::getppid());
+}
+int do_sigkill() {
+    ::raise(SIGKILL);  // no handler can see it: only the worker's wait status tells
+    return 0;
 }
 int sleep_ms(int ms) {
     std::this_thread::sleep_for(std::chrono::milliseconds(ms));
@@ -496,4 +504,43 @@ TEST_CASE("chaos: 20000 tasks while workers are killed at random and every futur
     REQUIRE(died <= kills);
     REQUIRE(kills >= 10);
     REQUIRE(pool.submit(square, 12).get_for(30s) == 144);
+}
+
+TEST_CASE("pools made from several threads at once each get their own workers' death reports",
+          "[process_pool][faults][fork_server]") {
+    // The first pool makes the fork server (the program is single-threaded
+    // here); the others register with it from four threads at once, under
+    // ids the program chooses, and each must hear of its own worker's death
+    // with its status (a report sent to another pool leaves it unknown).
+    process_pool first{{.max_workers = 1}};
+    REQUIRE(first.submit(square, 3).get_for(30s) == 9);
+    std::atomic<int> killed{0};
+    std::atomic<int> served{0};
+    std::atomic<int> by_server{0};
+    std::barrier all_made(4);  // every round, the four pools live at once
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+        threads.emplace_back([&] {
+            for (int k = 0; k < 6; ++k) {
+                process_pool pool{{.max_workers = 2}};
+                all_made.arrive_and_wait();
+                auto f = pool.submit(do_sigkill);
+                try {
+                    (void)f.get_for(30s);
+                } catch (const coexec::worker_died& e) {
+                    if (e.signal() == SIGKILL) killed.fetch_add(1);
+                } catch (...) {
+                }
+                if (pool.submit(square, k).get_for(30s) == k * k) served.fetch_add(1);
+                // Still forked by the fork server (a pool that took another's
+                // registration for the fork server's death would spawn).
+                if (pool.submit(parent_pid).get_for(30s) != ::getpid()) by_server.fetch_add(1);
+            }
+        });
+    }
+    for (auto& t : threads)
+        t.join();
+    CHECK(killed.load() == 24);
+    CHECK(served.load() == 24);
+    CHECK(by_server.load() == 24);
 }
