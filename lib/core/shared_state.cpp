@@ -259,9 +259,9 @@ namespace {
 // a machine with as many busy workers as cores, takes that time from them.
 thread_local std::int64_t t_recent_wait_ns = 0;
 constexpr std::int64_t long_wait_ns = 1'000'000;
-// Below this recent mean, a waiter on a task run elsewhere helps its
-// executor (cancel_hook::spin_wait); half the waiters' 50 µs spin.
-constexpr std::int64_t help_wait_ns = 25'000;
+// Below this recent mean, a waiter on a task run elsewhere is eager to help
+// its executor (cancel_hook::spin_wait); half the waiters' 50 µs spin.
+constexpr std::int64_t eager_help_ns = 25'000;
 // Whether this thread's waits are quick: ended within a few µs by a
 // completer on another core, where a yield would only delay seeing the
 // result (spin::future_wait_quick). Entered below 1.5 µs on average, left
@@ -300,23 +300,24 @@ void shared_state_base::wait() const noexcept {
     }
     const spin_policy policy = t_quick_waits ? spin::future_wait_quick : spin::future_wait;
     // A task run elsewhere (hooked) spins through its hook, which may do the
-    // work that ends it on this thread (see process_pool's help_wait), if
-    // this thread's waits are short enough to end within the spin: a
-    // process pool's supervisor sleeps while callers help, and one that
-    // helped in vain and then slept would need it woken for its result
-    // (map of ~0.1 ms chunks on 2 workers: 29 -> 21 M items/s).
-    const bool help = (m_status.load(std::memory_order_relaxed) & hooked_bit) != 0 &&
-                      t_recent_wait_ns < help_wait_ns;
+    // work that ends it on this thread (see process_pool's help_wait),
+    // eagerly while this thread's waits are short. Not only then: a waiter
+    // that stopped helping after one slow wait (a preemption) left a
+    // process pool's supervisor asleep, each result then waited for its
+    // wake-up and this thread's for the futex (~0.2 ms a round trip on a
+    // 2-vCPU guest), which kept its waits long, and it never helped again
+    // (seen: 100 round trips of 150-320 µs in a row, p99 34 µs instead of 10).
+    const bool hooked = (m_status.load(std::memory_order_relaxed) & hooked_bit) != 0;
     const bool done = t_recent_wait_ns < long_wait_ns &&
-                      (help ? m_hook->spin_wait(*this, policy)
-                            : spin_until([this] { return is_done(); }, policy));
+                      (hooked ? m_hook->spin_wait(*this, policy, t_recent_wait_ns < eager_help_ns)
+                              : spin_until([this] { return is_done(); }, policy));
     if (!done) block_until(nullptr);
     const std::int64_t took = steady_ns() - start;
     t_recent_wait_ns += (took - t_recent_wait_ns) / 4;
     t_handoff_ns += (std::min(took, quick_cap_ns) - t_handoff_ns) / 4;
 }
 
-bool cancel_hook::spin_wait(const shared_state_base& state, spin_policy policy) noexcept {
+bool cancel_hook::spin_wait(const shared_state_base& state, spin_policy policy, bool) noexcept {
     return spin_until([&state] { return state.is_done(); }, policy);
 }
 

@@ -52,7 +52,8 @@ class cancel_registry final : public cancel_hook {
         // We own the task now, so nobody else can have completed the state.
         return state.set_cancelled();
     }
-    bool spin_wait(const shared_state_base& state, spin_policy policy) noexcept override {
+    bool spin_wait(const shared_state_base& state, spin_policy policy,
+                   bool eager) noexcept override {
         // The pool running the task, kept alive while this thread helps it
         // (waiter_help.cpp); a pool leaves the registry before it dies.
         std::shared_ptr<process_pool_core::impl> pool;
@@ -65,8 +66,8 @@ class cancel_registry final : public cancel_hook {
                 }
             }
         }
-        if (!pool) return cancel_hook::spin_wait(state, policy);  // queued: spin only
-        return pool->help_wait(state, policy);
+        if (!pool) return cancel_hook::spin_wait(state, policy, eager);  // queued: spin only
+        return pool->help_wait(state, policy, eager);
     }
 
   private:

@@ -95,9 +95,9 @@ class receiving_side {
 
 }  // namespace
 
-bool process_pool_core::impl::help_wait(const shared_state_base& state,
-                                        spin_policy policy) noexcept {
-    m_helped.fetch_add(1, std::memory_order_relaxed);
+bool process_pool_core::impl::help_wait(const shared_state_base& state, spin_policy policy,
+                                        bool eager) noexcept {
+    if (eager) m_helped.fetch_add(1, std::memory_order_relaxed);
     receiving_side side(*this);
     const auto deadline = clock::now() + policy.budget;
     const int burst = pauses_between_yields(policy);

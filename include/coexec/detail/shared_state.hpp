@@ -63,9 +63,10 @@ class cancel_hook {
     /// true if it did (the state is then cancelled).
     virtual bool cancel_running(shared_state_base& state) noexcept = 0;
     /// A thread about to block on `state` spins first, as `policy` says, and
-    /// may meanwhile do the executor's work that ends it. True if `state` is
-    /// done. (Default: spin_until.)
-    virtual bool spin_wait(const shared_state_base& state, spin_policy policy) noexcept;
+    /// may meanwhile do the executor's work that ends it: `eager` if this
+    /// thread's recent waits were short (work it takes on is likely to end
+    /// its wait soon). True if `state` is done. (Default: spin_until.)
+    virtual bool spin_wait(const shared_state_base& state, spin_policy policy, bool eager) noexcept;
 
   protected:
     ~cancel_hook() = default;
