@@ -11,10 +11,10 @@
 // Protocol: the program talks to it over one SOCK_SEQPACKET control socket.
 // Registering a pool's report socket (under an id the program chose) and
 // unregistering it are notices, with no reply: a pool's first fork request
-// follows its registration at once, and the fork server serves both in one
-// wake-up (a round trip to it is ~0.1 ms on a 2-vCPU guest, a fifth of a
-// pool's start). A fork request (a worker's three channel descriptors) is
-// answered, one at a time, with the worker's pidfd. The fork server exits when the
+// follows its registration at once (a round trip to the fork server is ~0.1
+// ms on a 2-vCPU guest, a fifth of a pool's start). A fork request (a
+// worker's three channel descriptors) is answered, one at a time, with the
+// worker's pidfd. The fork server exits when the
 // control socket hangs up, and dies with the program (PR_SET_PDEATHSIG).
 //
 // A task can kill (or stop) the fork server: it is its workers' parent. The
