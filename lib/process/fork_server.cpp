@@ -10,7 +10,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <map>
 #include <span>
@@ -27,13 +29,14 @@ enum : std::uint32_t { op_register = 1, op_unregister = 2, op_fork_worker = 3 };
 struct request {
     std::uint32_t op;
     std::uint32_t pool_id;
+    std::uint32_t seq;  // echoed in the reply: a reply to anything else is discarded
 };
 
 struct reply_msg {
     std::int32_t err;
     std::int32_t pid;
     std::uint32_t pool_id;
-    std::uint32_t reserved;
+    std::uint32_t seq;
 };
 
 template <class T>
@@ -116,10 +119,15 @@ std::span<std::byte> writable_bytes_of(T& v) noexcept {
             unique_fd fds[4];  // closed at the end of the request unless kept
             for (std::size_t i = 0; i < nfds; ++i)
                 fds[i].reset(received[i]);
-            reply_msg rep{0, -1, req.pool_id, 0};
+            reply_msg rep{0, -1, req.pool_id, req.seq};
             if (r < 0) {
-                rep.err = EMSGSIZE;  // a request that did not fit (its descriptors are closed)
-                answer(rep);
+                // Its descriptors did not fit (none are kept; its bytes are
+                // whole). A notice is never answered, even so: its sender
+                // reads no reply, and one would answer the next request.
+                if (req.op == op_fork_worker) {
+                    rep.err = EMSGSIZE;
+                    answer(rep);
+                }
             } else if (req.op == op_register && nfds == 1) {
                 pools[req.pool_id] = std::move(fds[0]);  // no reply (see register_pool)
             } else if (req.op == op_unregister) {
@@ -246,60 +254,73 @@ fork_server::reply fork_server::transact(std::uint32_t op, std::uint32_t pool_id
     std::lock_guard lock(m_mutex);
     if (m_dead) throw_system_error(EPIPE, "coexec fork server (gone)");
     // One request with a reply at a time: a reply that does not come (a
-    // task may SIGSTOP its fork server) is a fork server that no longer serves.
-    notify_locked(op, pool_id, fds);
-    pollfd p{m_ctrl.get(), POLLIN, 0};
-    int ready;
-    do {
-        ready = ::poll(&p, 1, static_cast<int>(reply_timeout.count()));
-    } while (ready < 0 && errno == EINTR);
-    if (ready != 1) {
-        mark_dead_locked();
-        throw_system_error(ready == 0 ? ETIMEDOUT : errno, "coexec fork server: no reply");
-    }
-    reply rep;
-    int got = -1;  // a reply carries at most one descriptor (a pidfd)
-    std::size_t ngot = 0;
-    const ssize_t r =
-        recv_packet(m_ctrl.get(), writable_bytes_of(rep.msg), {&got, 1}, ngot, MSG_DONTWAIT);
-    if (r <= 0) {
-        const int err = r < 0 ? errno : EPIPE;
-        mark_dead_locked();
-        throw_system_error(err, "recvmsg(coexec fork server)");
-    }
-    if (ngot == 1) {
-        if (received != nullptr) {
-            received->reset(got);
-        } else {
-            ::close(got);
+    // task may SIGSTOP its fork server) is a fork server that no longer
+    // serves. Replies carry the request's sequence number, so a stray one
+    // cannot answer this request in another's place.
+    const std::uint32_t seq = ++m_seq;
+    notify_locked(op, pool_id, fds, seq);
+    const auto deadline = std::chrono::steady_clock::now() + reply_timeout;
+    for (;;) {
+        const auto left = std::chrono::ceil<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        pollfd p{m_ctrl.get(), POLLIN, 0};
+        const int ready = ::poll(&p, 1, static_cast<int>(std::max<long long>(left.count(), 0)));
+        if (ready < 0 && errno == EINTR) continue;
+        if (ready != 1) {
+            mark_dead_locked();
+            throw_system_error(ready == 0 ? ETIMEDOUT : errno, "coexec fork server: no reply");
         }
+        reply rep;
+        int got = -1;  // a reply carries at most one descriptor (a pidfd)
+        std::size_t ngot = 0;
+        const ssize_t r =
+            recv_packet(m_ctrl.get(), writable_bytes_of(rep.msg), {&got, 1}, ngot, MSG_DONTWAIT);
+        if (r <= 0) {
+            const int err = r < 0 ? errno : EPIPE;
+            mark_dead_locked();
+            throw_system_error(err, "recvmsg(coexec fork server)");
+        }
+        unique_fd pidfd(ngot == 1 ? got : -1);
+        if (rep.msg.seq != seq) continue;  // not ours: dropped, with its descriptor
+        if (received != nullptr) *received = std::move(pidfd);
+        return rep;
     }
-    return rep;
 }
 
 std::uint32_t fork_server::register_pool(int report_fd) {
     std::lock_guard lock(m_mutex);
     const std::uint32_t id = m_next_pool_id++;
-    notify_locked(op_register, id, {&report_fd, 1});
+    notify_locked(op_register, id, {&report_fd, 1}, 0);
     return id;
 }
 
 void fork_server::unregister_pool(std::uint32_t id) noexcept {
     try {
         std::lock_guard lock(m_mutex);
-        notify_locked(op_unregister, id, {});
+        notify_locked(op_unregister, id, {}, 0);
     } catch (...) {
         // The fork server is gone: nothing to unregister from.
     }
 }
 
-void fork_server::notify_locked(std::uint32_t op, std::uint32_t pool_id, std::span<const int> fds) {
+void fork_server::notify_locked(std::uint32_t op, std::uint32_t pool_id, std::span<const int> fds,
+                                std::uint32_t seq) {
     if (m_dead) throw_system_error(EPIPE, "coexec fork server (gone)");
-    const request req{op, pool_id};
-    // A socket too full to take a small packet is a fork server that has
-    // stopped reading: it no longer serves.
-    if (send_packet(m_ctrl.get(), bytes_of(req), fds, MSG_DONTWAIT) < 0) {
-        const int err = errno;
+    const request req{op, pool_id, seq};
+    // Notices queue up unread while the fork server is busy or descheduled:
+    // a full socket waits for room as a request waits for its reply, and a
+    // fork server that makes none within reply_timeout no longer serves.
+    const auto deadline = std::chrono::steady_clock::now() + reply_timeout;
+    while (send_packet(m_ctrl.get(), bytes_of(req), fds, MSG_DONTWAIT) < 0) {
+        int err = errno;
+        if (err == EAGAIN || err == EWOULDBLOCK) {
+            const auto left = std::chrono::ceil<std::chrono::milliseconds>(
+                deadline - std::chrono::steady_clock::now());
+            pollfd p{m_ctrl.get(), POLLOUT, 0};
+            const int ready = ::poll(&p, 1, static_cast<int>(std::max<long long>(left.count(), 0)));
+            if (ready == 1 || (ready < 0 && errno == EINTR)) continue;
+            err = ready == 0 ? ETIMEDOUT : errno;
+        }
         mark_dead_locked();
         throw_system_error(err, "sendmsg(coexec fork server)");
     }

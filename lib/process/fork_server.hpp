@@ -14,8 +14,9 @@
 // follows its registration at once (a round trip to the fork server is ~0.1
 // ms on a 2-vCPU guest, a fifth of a pool's start). A fork request (a
 // worker's three channel descriptors) is answered, one at a time, with the
-// worker's pidfd. The fork server exits when the
-// control socket hangs up, and dies with the program (PR_SET_PDEATHSIG).
+// worker's pidfd and the request's sequence number (a reply with another
+// is dropped: nothing stray can answer a request in another's place). The fork server exits when
+// the control socket hangs up, and dies with the program (PR_SET_PDEATHSIG).
 //
 // A task can kill (or stop) the fork server: it is its workers' parent. The
 // program notices through the fork server's pidfd, a hung-up socket or a
@@ -75,7 +76,10 @@ class fork_server {
     struct reply;
     reply transact(std::uint32_t op, std::uint32_t pool_id, std::span<const int> fds,
                    unique_fd* received);
-    void notify_locked(std::uint32_t op, std::uint32_t pool_id, std::span<const int> fds);
+    /// Sends one request (seq 0: a notice, never answered). Throws
+    /// std::system_error, the fork server then marked dead.
+    void notify_locked(std::uint32_t op, std::uint32_t pool_id, std::span<const int> fds,
+                       std::uint32_t seq);
     void mark_dead_locked() noexcept;
 
     std::mutex m_mutex;
@@ -84,6 +88,7 @@ class fork_server {
     pid_t m_pid = -1;
     bool m_dead = false;
     std::uint32_t m_next_pool_id = 1;
+    std::uint32_t m_seq = 0;               // of the last request with a reply
     fork_server* m_predecessor = nullptr;  // the dead one this one replaced (never freed)
 };
 

@@ -58,9 +58,18 @@ class cancel_registry final : public cancel_hook {
         // (waiter_help.cpp); a pool leaves the registry before it dies.
         std::shared_ptr<process_pool_core::impl> pool;
         {
-            std::lock_guard lock(m_mutex);
+            // A thread whose waits have been long spins first, but never
+            // waits for a lock here: a pool holds its mutex across a
+            // respawn's fork (up to the fork server's reply timeout if a
+            // task stopped it), and every waiter of every pool would wait.
+            std::unique_lock lock(m_mutex, std::defer_lock);
+            if (eager) {
+                lock.lock();
+            } else if (!lock.try_lock()) {
+                return cancel_hook::spin_wait(state, policy, eager);
+            }
             for (auto* p : m_pools) {
-                if (p->runs(state)) {
+                if (p->runs(state, eager)) {
                     pool = p->weak_from_this().lock();
                     break;
                 }
@@ -157,6 +166,16 @@ void process_pool_core::impl::start() {
                                start_first_worker_here();
     std::promise<void> started;
     auto ready = started.get_future();
+    // In the registry before the thread exists (adding may throw), and out
+    // of it again if the constructor throws: ~process_pool_core, which
+    // removes it, does not run then.
+    try {
+        cancel_registry::instance().add(this);
+    } catch (...) {
+        std::lock_guard lock(m_mutex);
+        kill_live_workers_locked();
+        throw;
+    }
     {
         // The thread keeps the impl alive, so a pool destroyed from one of
         // its own done-callbacks (on this thread) does not pull the state
@@ -167,6 +186,7 @@ void process_pool_core::impl::start() {
                                     s = first_started ? nullptr : &started] { self->run(s); });
         } catch (...) {
             kill_live_workers_locked();
+            cancel_registry::instance().remove(this);
             throw;
         }
         m_thread_id = m_thread.get_id();
@@ -176,10 +196,10 @@ void process_pool_core::impl::start() {
             ready.get();
         } catch (...) {
             m_thread.join();
+            cancel_registry::instance().remove(this);
             throw;
         }
     }
-    cancel_registry::instance().add(this);
 }
 
 void process_pool_core::impl::wake() noexcept {

@@ -194,8 +194,9 @@ struct process_pool_core::impl : std::enable_shared_from_this<process_pool_core:
     void complete_failures(failure_list& failed) noexcept;
 
     // ---- a blocked caller reads results itself (waiter_help.cpp) ----
-    /// True if one of this pool's workers runs `state`'s task now.
-    bool runs(const shared_state_base& state) const noexcept;
+    /// True if one of this pool's workers runs `state`'s task now. Without
+    /// `may_wait`, false too when the pool's mutex is taken.
+    bool runs(const shared_state_base& state, bool may_wait) const noexcept;
     /// Spins as `policy` says until `state` is done; whenever the supervisor
     /// sleeps, this thread takes the receiving side and reads the workers'
     /// results itself. True if done.

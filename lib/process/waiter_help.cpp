@@ -26,8 +26,13 @@ namespace coexec::detail {
 
 using namespace proc;
 
-bool process_pool_core::impl::runs(const shared_state_base& state) const noexcept {
-    std::lock_guard lock(m_mutex);
+bool process_pool_core::impl::runs(const shared_state_base& state, bool may_wait) const noexcept {
+    std::unique_lock lock(m_mutex, std::defer_lock);
+    if (may_wait) {
+        lock.lock();
+    } else if (!lock.try_lock()) {
+        return false;
+    }
     for (const auto& s : m_slots) {
         if (s.current && s.current->state == &state) return true;
     }
@@ -111,7 +116,13 @@ bool process_pool_core::impl::help_wait(const shared_state_base& state, spin_pol
             cpu_relax();
         }
         if (clock::now() >= deadline) break;
-        if (policy.yields != yielding::never) std::this_thread::yield();
+        if (policy.yields != yielding::never) {
+            // A thread that waits long is often one of too many for the
+            // cores: preempted while it held the side, it would keep the
+            // supervisor from its deaths, timers and results meanwhile.
+            if (!eager) side.release();
+            std::this_thread::yield();
+        }
     }
     side.release();
     return state.is_done();

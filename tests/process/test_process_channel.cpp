@@ -2,7 +2,9 @@
 // (rings, spill, descriptor passing, sleep/wake) and the fork server.
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -10,6 +12,7 @@
 
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <string>
@@ -434,4 +437,74 @@ TEST_CASE("a spawned worker (re-executed binary) runs the same trampolines", "[p
     REQUIRE(::waitid(P_PIDFD, static_cast<id_t>(l.pidfd.get()), &info, WEXITED) == 0);
     REQUIRE(info.si_code == CLD_EXITED);
     REQUIRE(info.si_status == 0);
+}
+
+namespace {
+// The parent of `pid`, from /proc/<pid>/stat (field 4).
+int parent_of(int pid) {
+    FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/stat").c_str(), "r");
+    if (f == nullptr) return -1;
+    char buf[512] = {};
+    const std::size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+    std::fclose(f);
+    const char* close_paren = std::strrchr(buf, ')');  // the name may hold spaces
+    if (n == 0 || close_paren == nullptr) return -1;
+    char state = 0;
+    int ppid = -1;
+    return std::sscanf(close_paren + 1, " %c %d", &state, &ppid) == 2 ? ppid : -1;
+}
+}  // namespace
+
+TEST_CASE("notices queued while the fork server does not read wait for room and get no reply",
+          "[process][fork_server]") {
+    fork_server* server = fork_server::ensure(true);
+    REQUIRE(server != nullptr);
+    int sv[2];
+    REQUIRE(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == 0);
+    unique_fd mine(sv[0]), theirs(sv[1]);
+    const std::uint32_t pool = server->register_pool(theirs.get());
+    channel_fds w;
+    channel ch = channel::create(64 * 1024, w);
+    launched first = server->fork_worker(pool, w);
+    w = {};
+    const int fork_server_pid = parent_of(first.pid);
+    REQUIRE(fork_server_pid > 0);
+    pidfd_send_signal(first.pidfd.get(), SIGKILL);
+
+    // Stopped, it reads nothing: 1500 registrations (each passing a
+    // descriptor) fill its socket, and the sender waits for room. Its
+    // descriptor limit lowered to 64, most of them arrive with their
+    // descriptor cut off: none may be answered (a reply would answer the
+    // next fork request in its place).
+    rlimit old_limit{};
+    REQUIRE(::prlimit(fork_server_pid, RLIMIT_NOFILE, nullptr, &old_limit) == 0);
+    const rlimit low{64, old_limit.rlim_max};
+    REQUIRE(::prlimit(fork_server_pid, RLIMIT_NOFILE, &low, nullptr) == 0);
+    REQUIRE(::kill(fork_server_pid, SIGSTOP) == 0);
+    std::vector<std::uint32_t> ids;
+    std::thread sender([&] {
+        for (int i = 0; i < 1500; ++i)
+            ids.push_back(server->register_pool(theirs.get()));
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    REQUIRE(::kill(fork_server_pid, SIGCONT) == 0);
+    sender.join();
+    CHECK(ids.size() == 1500);
+    CHECK(server->alive());
+    for (std::uint32_t id : ids)
+        server->unregister_pool(id);
+    REQUIRE(::prlimit(fork_server_pid, RLIMIT_NOFILE, &old_limit, nullptr) == 0);
+
+    // The next fork request gets its own reply: a worker of the fork server.
+    channel_fds w2;
+    channel ch2 = channel::create(64 * 1024, w2);
+    launched second = server->fork_worker(pool, w2);
+    w2 = {};
+    REQUIRE(second.pid > 0);
+    CHECK(second.pid != first.pid);
+    CHECK(parent_of(second.pid) == fork_server_pid);
+    pollfd p{second.pidfd.get(), POLLIN, 0};
+    CHECK(::poll(&p, 1, 0) == 0);  // its pidfd names a live process: this worker
+    pidfd_send_signal(second.pidfd.get(), SIGKILL);
+    server->unregister_pool(pool);
 }
