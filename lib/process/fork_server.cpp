@@ -39,6 +39,18 @@ struct reply_msg {
     std::uint32_t seq;
 };
 
+// poll(2) on one descriptor until `deadline`, through EINTR: 1 (ready), 0
+// (the deadline passed) or -1 with errno.
+int poll_until(int fd, short events, std::chrono::steady_clock::time_point deadline) noexcept {
+    for (;;) {
+        const auto left = std::chrono::ceil<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        pollfd p{fd, events, 0};
+        const int ready = ::poll(&p, 1, static_cast<int>(std::max<long long>(left.count(), 0)));
+        if (ready >= 0 || errno != EINTR) return ready;
+    }
+}
+
 template <class T>
 std::span<const std::byte> bytes_of(const T& v) noexcept {
     return std::as_bytes(std::span(&v, 1));
@@ -261,11 +273,7 @@ fork_server::reply fork_server::transact(std::uint32_t op, std::uint32_t pool_id
     notify_locked(op, pool_id, fds, seq);
     const auto deadline = std::chrono::steady_clock::now() + reply_timeout;
     for (;;) {
-        const auto left = std::chrono::ceil<std::chrono::milliseconds>(
-            deadline - std::chrono::steady_clock::now());
-        pollfd p{m_ctrl.get(), POLLIN, 0};
-        const int ready = ::poll(&p, 1, static_cast<int>(std::max<long long>(left.count(), 0)));
-        if (ready < 0 && errno == EINTR) continue;
+        const int ready = poll_until(m_ctrl.get(), POLLIN, deadline);
         if (ready != 1) {
             mark_dead_locked();
             throw_system_error(ready == 0 ? ETIMEDOUT : errno, "coexec fork server: no reply");
@@ -314,11 +322,8 @@ void fork_server::notify_locked(std::uint32_t op, std::uint32_t pool_id, std::sp
     while (send_packet(m_ctrl.get(), bytes_of(req), fds, MSG_DONTWAIT) < 0) {
         int err = errno;
         if (err == EAGAIN || err == EWOULDBLOCK) {
-            const auto left = std::chrono::ceil<std::chrono::milliseconds>(
-                deadline - std::chrono::steady_clock::now());
-            pollfd p{m_ctrl.get(), POLLOUT, 0};
-            const int ready = ::poll(&p, 1, static_cast<int>(std::max<long long>(left.count(), 0)));
-            if (ready == 1 || (ready < 0 && errno == EINTR)) continue;
+            const int ready = poll_until(m_ctrl.get(), POLLOUT, deadline);
+            if (ready == 1) continue;
             err = ready == 0 ? ETIMEDOUT : errno;
         }
         mark_dead_locked();

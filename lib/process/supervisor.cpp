@@ -33,9 +33,7 @@ void process_pool_core::impl::launch_locked(std::size_t i) {
     // not keep it, as its hang-up is the worker's signal that we are gone.
     channel_fds w;
     channel ch = channel::create(ring_capacity, w);
-
     launched l = start_process(w);
-
     try {
         install_locked(i, ch, l);
     } catch (...) {
