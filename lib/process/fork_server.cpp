@@ -17,6 +17,7 @@
 #include <map>
 #include <span>
 
+#include "process/spare_workers.hpp"
 #include "process/worker_loop.hpp"
 #include "util/fd_passing.hpp"
 #include "util/system_error.hpp"
@@ -60,6 +61,28 @@ std::span<std::byte> writable_bytes_of(T& v) noexcept {
     return std::as_writable_bytes(std::span(&v, 1));
 }
 
+// Forks a worker on `w` (in the fork server). Its pid and pidfd, opened
+// before the child could be reaped (so surely this child, not a recycled
+// pid); no pidfd and errno if the OS refused (a child without one is killed).
+launched fork_worker_child(channel_fds w, pid_t self, int sfd) noexcept {
+    launched l;
+    const pid_t child = ::fork();
+    if (child == 0) {
+        ::close(sfd);
+        setup_worker_process(self, w, inherited_signals::reset_by_fork_server);
+        worker_main(fixed_channel_fds());
+    }
+    if (child < 0) return l;
+    l.pid = child;
+    l.pidfd.reset(pidfd_open(child));
+    if (!l.pidfd) {
+        const int err = errno;
+        ::kill(child, SIGKILL);
+        errno = err;
+    }
+    return l;
+}
+
 // The fork server's own process: single-threaded, forked from a
 // single-threaded program, so it may fork workers at any time.
 [[noreturn]] void fork_server_main(int ctrl_in, pid_t parent) noexcept {
@@ -91,10 +114,15 @@ std::span<std::byte> writable_bytes_of(T& v) noexcept {
     auto answer = [&](const reply_msg& rep, std::span<const int> fds = {}) {
         send_packet(ctrl, bytes_of(rep), fds);
     };
+    spare_workers spares(self, children);
 
     for (;;) {
         pollfd p[2] = {{ctrl, POLLIN, 0}, {sfd, POLLIN, 0}};
-        if (::poll(p, 2, -1) < 0) {
+        const auto refill_in = spares.refill_if_due();
+        timespec timeout{0, 0};
+        timeout.tv_sec = refill_in.count() / 1'000'000;
+        timeout.tv_nsec = refill_in.count() % 1'000'000 * 1'000;
+        if (::ppoll(p, 2, refill_in.count() < 0 ? nullptr : &timeout, nullptr) < 0) {
             if (errno == EINTR) continue;
             ::_exit(1);
         }
@@ -106,6 +134,7 @@ std::span<std::byte> writable_bytes_of(T& v) noexcept {
             pid_t pid;
             rusage ru{};
             while ((pid = ::wait4(-1, &status, WNOHANG, &ru)) > 0) {
+                spares.reaped(pid);
                 auto it = children.find(pid);
                 if (it == children.end()) continue;
                 auto pool = pools.find(it->second);
@@ -145,30 +174,25 @@ std::span<std::byte> writable_bytes_of(T& v) noexcept {
             } else if (req.op == op_unregister) {
                 pools.erase(req.pool_id);  // no reply
             } else if (req.op == op_fork_worker && nfds == 3) {
-                channel_fds w{std::move(fds[0]), std::move(fds[1]), std::move(fds[2])};
-                const pid_t child = ::fork();
-                if (child == 0) {
-                    ::close(sfd);
-                    setup_worker_process(self, w, inherited_signals::reset_by_fork_server);
-                    worker_main(fixed_channel_fds());
+                // A spare if one is ready, else a fork.
+                spares.note_request();
+                const int worker_end[channel_fd_count] = {fds[0].get(), fds[1].get(), fds[2].get()};
+                launched l = spares.hand_out(worker_end, req.pool_id);
+                int err = 0;
+                if (l.pid < 0) {
+                    l = fork_worker_child(
+                        channel_fds{std::move(fds[0]), std::move(fds[1]), std::move(fds[2])}, self,
+                        sfd);
+                    err = errno;
+                    if (l.pid > 0) children[l.pid] = req.pool_id;
                 }
-                if (child < 0) {
-                    rep.err = errno;
-                    answer(rep);
+                if (l.pidfd) {
+                    rep.pid = l.pid;
+                    const int fd = l.pidfd.get();
+                    answer(rep, {&fd, 1});
                 } else {
-                    children[child] = req.pool_id;
-                    rep.pid = child;
-                    // Opened here, before we could reap it: the pidfd surely
-                    // refers to this child and not to a recycled pid.
-                    const unique_fd pidfd(pidfd_open(child));
-                    if (!pidfd) {
-                        rep.err = errno;
-                        ::kill(child, SIGKILL);
-                        answer(rep);
-                    } else {
-                        const int fd = pidfd.get();
-                        answer(rep, {&fd, 1});
-                    }
+                    rep.err = err;
+                    answer(rep);
                 }
             } else {
                 rep.err = EINVAL;

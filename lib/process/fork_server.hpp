@@ -15,8 +15,10 @@
 // ms on a 2-vCPU guest, a fifth of a pool's start). A fork request (a
 // worker's three channel descriptors) is answered, one at a time, with the
 // worker's pidfd and the request's sequence number (a reply with another
-// is dropped: nothing stray can answer a request in another's place). The fork server exits when
-// the control socket hangs up, and dies with the program (PR_SET_PDEATHSIG).
+// is dropped: nothing stray can answer a request in another's place). The
+// fork server keeps spare workers forked ahead (spare_workers.hpp), so a
+// request is mostly answered without a fork. It exits when the control
+// socket hangs up, and dies with the program (PR_SET_PDEATHSIG).
 //
 // A task can kill (or stop) the fork server: it is its workers' parent. The
 // program notices through the fork server's pidfd, a hung-up socket or a

@@ -83,8 +83,6 @@ bool single_threaded() noexcept {
 namespace {
 
 constexpr const char* worker_env = "COEXEC_PROCESS_WORKER";
-constexpr int first_channel_fd = 3;  // a worker's channel is always on 3..5
-constexpr int channel_fd_count = 3;
 
 // getdents64's record (glibc declares no wrapper we could call async-signal-safely).
 struct linux_dirent64 {

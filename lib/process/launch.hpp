@@ -70,6 +70,10 @@ bool single_threaded() noexcept;
 /// started (only the mask is emptied: ~63 sigaction calls, 19 µs a worker).
 enum class inherited_signals { program, reset_by_fork_server };
 
+/// A worker's channel is always on descriptors 3..5 (memfd, wake, socket).
+inline constexpr int first_channel_fd = 3;
+inline constexpr int channel_fd_count = 3;
+
 /// In a freshly forked child: moves `fds` to 3..5 and closes every other
 /// descriptor, ties the child's life to `expected_parent`, resets signals.
 /// Only async-signal-safe calls; exits the child if it cannot.

@@ -7,10 +7,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <set>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "adversary.hpp"
 #include "helpers.hpp"
@@ -295,5 +298,96 @@ TEST_CASE("workers started by fork or spawn do not outlive a parent killed with 
         std::fclose(in);
         for (int pid : pids)
             REQUIRE(coexec_test::eventually([pid] { return !coexec_test::pid_alive(pid); }, 10s));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Spare workers: the fork server keeps workers forked ahead (spare_workers.hpp).
+// A spare is a child of the fork server that does not lead its own process
+// group yet (a worker calls setpgid once it has its channel).
+// ---------------------------------------------------------------------------
+
+namespace {
+
+std::vector<int> spares_of(int fork_server) {
+    std::vector<int> out;
+    for (int c : coexec_test::children_of(fork_server))
+        if (!coexec_test::leads_own_group(c)) out.push_back(c);
+    return out;
+}
+
+// Sends `sig` to every spare of this worker's fork server; returns their pids
+// (a spare's pid fits an int), comma-separated.
+std::string signal_spares(int sig) {
+    std::string pids;
+    for (int pid : spares_of(static_cast<int>(::getppid()))) {
+        if (pid == static_cast<int>(::getpid())) continue;
+        ::kill(pid, sig);
+        pids += std::to_string(pid) + ",";
+    }
+    return pids;
+}
+
+int own_pid() {
+    return static_cast<int>(::getpid());
+}
+
+std::vector<int> parse_pids(const std::string& s) {
+    std::vector<int> out;
+    for (std::size_t at = 0; at < s.size();) {
+        const std::size_t comma = s.find(',', at);
+        out.push_back(std::atoi(s.substr(at, comma - at).c_str()));
+        at = comma + 1;
+    }
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("a spare worker holds only stdio and its socket and dies with the fork server",
+          "[process_pool][adversarial][spares]") {
+    if (!fresh_fork_server()) return;
+    coexec::process_pool pool{{.max_workers = 1}};
+    const int server = pool.submit(parent_pid).get_for(30s);
+    std::vector<int> spares;
+    REQUIRE(coexec_test::eventually([&] { return !(spares = spares_of(server)).empty(); }, 10s));
+    for (int pid : spares) {
+        INFO("spare " << pid);
+        // 0, 1, 2 and its socket: not the control socket, no pool's report socket.
+        CHECK(coexec_test::fd_count(pid) <= 4);
+        char target[64] = {};
+        const std::string link = "/proc/" + std::to_string(pid) + "/fd/3";
+        REQUIRE(::readlink(link.c_str(), target, sizeof target - 1) > 0);
+        CHECK(std::string(target).rfind("socket:", 0) == 0);
+    }
+    REQUIRE(::kill(server, SIGKILL) == 0);
+    for (int pid : spares)
+        REQUIRE(coexec_test::eventually([pid] { return !coexec_test::pid_alive(pid); }, 10s));
+    // The pool goes on without that fork server.
+    REQUIRE(pool.submit(square, 6).get_for(60s) == 36);
+}
+
+TEST_CASE("spares stopped or killed by a task do not keep a new pool from starting",
+          "[process_pool][adversarial][spares]") {
+    for (int sig : {SIGSTOP, SIGKILL}) {
+        INFO("signal " << sig);
+        if (!fresh_fork_server()) return;
+        coexec::process_pool pool{{.max_workers = 1}};
+        const int server = pool.submit(parent_pid).get_for(30s);
+        REQUIRE(coexec_test::eventually([&] { return !spares_of(server).empty(); }, 10s));
+        const std::vector<int> hit = parse_pids(pool.submit(signal_spares, sig).get_for(30s));
+        REQUIRE_FALSE(hit.empty());
+        // A stopped spare would take a new worker's channel and never run:
+        // the fork server passes it over (and kills it) and forks instead.
+        coexec::process_pool second{{.max_workers = 2}};
+        for (int i = 0; i < 8; ++i)
+            REQUIRE(second.submit(square, i).get_for(30s) == i * i);
+        const int worker = second.submit(own_pid).get_for(30s);
+        CHECK(std::find(hit.begin(), hit.end(), worker) == hit.end());
+        // The spares hit are gone, reaped by the fork server (no zombie).
+        for (int pid : hit)
+            REQUIRE(coexec_test::eventually([pid] { return !coexec_test::status_of(pid); }, 10s));
+        // And the fork server forks new ones.
+        REQUIRE(coexec_test::eventually([&] { return !spares_of(server).empty(); }, 10s));
     }
 }

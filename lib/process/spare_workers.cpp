@@ -1,0 +1,134 @@
+#include "process/spare_workers.hpp"
+
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <span>
+#include <utility>
+
+#include "process/worker_loop.hpp"
+#include "util/fd_passing.hpp"
+
+namespace coexec::detail::proc {
+namespace {
+
+constexpr std::uint32_t no_pool = 0;  // pool ids start at 1
+constexpr int spare_socket_fd = 3;
+
+// The spare's life: wait for a channel, then be that channel's worker.
+[[noreturn]] void spare_main(int socket, pid_t fork_server) noexcept {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != fork_server) ::_exit(0);
+    if (socket != spare_socket_fd && ::dup2(socket, spare_socket_fd) < 0) ::_exit(121);
+    close_descriptors_from(spare_socket_fd + 1);
+    std::uint32_t tag = 0;
+    int received[channel_fd_count];
+    std::size_t nfds = 0;
+    const ssize_t r =
+        recv_packet(spare_socket_fd, std::as_writable_bytes(std::span(&tag, 1)), received, nfds);
+    // Hung up: the fork server let it go (or is gone).
+    if (r <= 0 || nfds != channel_fd_count) ::_exit(0);
+    const channel_fds w{unique_fd(received[0]), unique_fd(received[1]), unique_fd(received[2])};
+    setup_worker_process(fork_server, w, inherited_signals::reset_by_fork_server);
+    worker_main(fixed_channel_fds());
+}
+
+std::size_t wanted_count() noexcept {
+    const char* v = std::getenv("COEXEC_SPARE_WORKERS");
+    if (v == nullptr || *v == '\0') return 2;
+    char* end = nullptr;
+    const long n = std::strtol(v, &end, 10);
+    if (*end != '\0' || n < 0) return 2;
+    return static_cast<std::size_t>(std::min<long>(n, spare_workers::max_count));
+}
+
+}  // namespace
+
+spare_workers::spare_workers(pid_t fork_server, std::map<pid_t, std::uint32_t>& children) noexcept
+    : m_fork_server(fork_server),
+      m_children(children),
+      m_wanted(wanted_count()),
+      m_refill_at(std::chrono::steady_clock::now()) {}
+
+launched spare_workers::hand_out(const int (&channel)[channel_fd_count],
+                                 std::uint32_t pool_id) noexcept {
+    while (m_ready > 0) {
+        spare s = std::move(m_spares[--m_ready]);
+        // A stopped spare would take its channel into its socket and never
+        // run: the pool's first task would wait on it. (One stopped after
+        // this check is a stopped worker, as any worker may be.)
+        siginfo_t info{};
+        const bool stopped = ::waitid(P_PIDFD, static_cast<id_t>(s.pidfd.get()), &info,
+                                      WSTOPPED | WNOHANG | WNOWAIT) == 0 &&
+                             info.si_pid != 0;
+        const std::uint32_t tag = pool_id;
+        if (!stopped && send_packet(s.socket.get(), std::as_bytes(std::span(&tag, 1)), channel,
+                                    MSG_DONTWAIT) > 0) {
+            m_children[s.pid] = pool_id;
+            launched l;
+            l.pid = s.pid;
+            l.pidfd = std::move(s.pidfd);
+            return l;
+        }
+        // Stopped, or killed (its socket hung up): of no use. Killed in any
+        // case, and reaped with the other children.
+        ::kill(s.pid, SIGKILL);
+    }
+    return {};
+}
+
+void spare_workers::reaped(pid_t pid) noexcept {
+    for (std::size_t i = 0; i < m_ready; ++i) {
+        if (m_spares[i].pid == pid) {
+            --m_ready;
+            if (i != m_ready) std::swap(m_spares[i], m_spares[m_ready]);
+            m_spares[m_ready] = spare{};
+            return;
+        }
+    }
+}
+
+void spare_workers::note_request() noexcept {
+    m_refill_at = std::chrono::steady_clock::now() + refill_delay;
+}
+
+std::chrono::microseconds spare_workers::refill_if_due() noexcept {
+    if (m_ready >= m_wanted) return std::chrono::microseconds(-1);
+    const auto now = std::chrono::steady_clock::now();
+    if (now < m_refill_at) return std::chrono::ceil<std::chrono::microseconds>(m_refill_at - now);
+    // One at a time: a request that came meanwhile is served first.
+    if (!refill_one()) {
+        // The OS refused (fork, socketpair, pidfd_open): try again later.
+        m_refill_at = now + refill_delay * 20;
+        return std::chrono::ceil<std::chrono::microseconds>(refill_delay * 20);
+    }
+    return m_ready < m_wanted ? std::chrono::microseconds(0) : std::chrono::microseconds(-1);
+}
+
+bool spare_workers::refill_one() noexcept {
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return false;
+    unique_fd mine(sv[0]);
+    unique_fd theirs(sv[1]);
+    const pid_t child = ::fork();
+    if (child == 0) spare_main(theirs.get(), m_fork_server);
+    if (child < 0) return false;
+    m_children[child] = no_pool;  // reaped like any worker, reported to no pool
+    unique_fd pidfd(pidfd_open(child));
+    if (!pidfd) {
+        ::kill(child, SIGKILL);
+        return false;
+    }
+    spare& s = m_spares[m_ready++];
+    s.pid = child;
+    s.socket = std::move(mine);
+    s.pidfd = std::move(pidfd);
+    return true;
+}
+
+}  // namespace coexec::detail::proc

@@ -1,0 +1,76 @@
+// lib/process/spare_workers.hpp — workers the fork server forks ahead.
+//
+// A fork is most of a worker's start (~0.2–0.5 ms on a 2-vCPU guest). The
+// fork server keeps a few workers forked before any pool asks: a fork
+// request is then answered by handing one its channel, and the forks that
+// refill the spares wait until no request came for `refill_delay`, so they
+// do not take a core from the workers of a pool that is starting.
+// COEXEC_SPARE_WORKERS=n keeps n (0–4; default 2).
+//
+// A spare holds nothing of the fork server's but stdio and its own socket:
+// not the control socket, not any pool's report socket, so a spare's long
+// wait keeps no hang-up from anyone. It is the fork server's child like any
+// worker: reaped by it, reported to no pool until handed out. A task may
+// kill or stop a spare (it is a sibling); one that cannot take its channel
+// is killed and the request served by a fork.
+//
+// Only async-signal-safe calls in the spare, as in any child of the fork
+// server, and nothing here allocates but the fork server's child map.
+#pragma once
+
+#include <sys/types.h>
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <map>
+
+#include "process/launch.hpp"
+#include "util/unique_fd.hpp"
+
+namespace coexec::detail::proc {
+
+class spare_workers {
+  public:
+    static constexpr std::size_t max_count = 4;
+    /// A refill waits until no fork was asked for during this long (a pool
+    /// asks for its workers one after another, each once the one before is
+    /// ready: ~0.1–0.5 ms apart).
+    static constexpr std::chrono::microseconds refill_delay{500};
+
+    /// `fork_server`: this process's pid (the spares' parent). `children`:
+    /// the fork server's map of worker pid → pool id, which spares join.
+    spare_workers(pid_t fork_server, std::map<pid_t, std::uint32_t>& children) noexcept;
+
+    /// Gives a spare the worker end of a channel, as `pool_id`'s worker.
+    /// Returns it (pid and pidfd) or, if none is ready or the one tried
+    /// cannot take it, an empty `launched` (the caller forks instead).
+    launched hand_out(const int (&channel)[channel_fd_count], std::uint32_t pool_id) noexcept;
+
+    /// A child was reaped: if it was a spare, forget it.
+    void reaped(pid_t pid) noexcept;
+
+    /// A fork was asked for now: refills wait until refill_delay after it.
+    void note_request() noexcept;
+
+    /// Forks one spare if one is missing and it is time. Returns how long
+    /// until a refill is due (for poll), or a negative count when none is.
+    std::chrono::microseconds refill_if_due() noexcept;
+
+  private:
+    struct spare {
+        pid_t pid = -1;
+        unique_fd socket;  // the fork server's end
+        unique_fd pidfd;   // opened before it could be reaped: surely this child
+    };
+    bool refill_one() noexcept;
+
+    pid_t m_fork_server;
+    std::map<pid_t, std::uint32_t>& m_children;
+    std::array<spare, max_count> m_spares;
+    std::size_t m_ready = 0;   // m_spares[0, m_ready) hold spares
+    std::size_t m_wanted = 0;  // COEXEC_SPARE_WORKERS
+    std::chrono::steady_clock::time_point m_refill_at;
+};
+
+}  // namespace coexec::detail::proc
