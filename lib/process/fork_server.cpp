@@ -118,13 +118,18 @@ launched fork_worker_child(channel_fds w, pid_t self, int sfd) noexcept {
 
     for (;;) {
         pollfd p[2] = {{ctrl, POLLIN, 0}, {sfd, POLLIN, 0}};
-        const auto refill_in = spares.refill_if_due();
+        const auto refill_in = spares.refill_due_in();
         timespec timeout{0, 0};
         timeout.tv_sec = refill_in.count() / 1'000'000;
         timeout.tv_nsec = refill_in.count() % 1'000'000 * 1'000;
-        if (::ppoll(p, 2, refill_in.count() < 0 ? nullptr : &timeout, nullptr) < 0) {
+        const int ready = ::ppoll(p, 2, refill_in.count() < 0 ? nullptr : &timeout, nullptr);
+        if (ready < 0) {
             if (errno == EINTR) continue;
             ::_exit(1);
+        }
+        if (ready == 0) {
+            spares.refill();  // only when nothing waits: a request goes first
+            continue;
         }
         if ((p[1].revents & POLLIN) != 0) {
             signalfd_siginfo info;
@@ -224,6 +229,7 @@ fork_server* fork_server::ensure(bool may_start) {
     if (instance != nullptr && instance->alive()) return instance;
     if (!may_start || !single_threaded()) return nullptr;
 
+    reserve_stdio();  // the control socket must not land on 0–2 (see there)
     int sv[2];
     if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) throw_errno("socketpair");
     unique_fd mine(sv[0]);

@@ -201,6 +201,20 @@ void setup_worker_process(pid_t expected_parent, const channel_fds& fds,
     }
 }
 
+void reserve_stdio() noexcept {
+    // Three fcntl calls when all are open (the usual case); else each open
+    // takes the lowest free descriptor, so it fills the holes in order.
+    for (int fd = 0; fd <= 2; ++fd) {
+        if (::fcntl(fd, F_GETFD) != -1 || errno != EBADF) continue;
+        const int null = ::open("/dev/null", O_RDWR);
+        if (null < 0) return;
+        if (null > 2) {
+            ::close(null);  // another thread took the hole meanwhile
+            return;
+        }
+    }
+}
+
 channel_fds fixed_channel_fds() noexcept {
     channel_fds fds;
     fds.memfd.reset(first_channel_fd);

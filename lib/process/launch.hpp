@@ -89,6 +89,13 @@ channel_fds fixed_channel_fds() noexcept;
 /// Async-signal-safe.
 void close_descriptors_from(int first, bool use_close_range = true) noexcept;
 
+/// Opens /dev/null on whichever of descriptors 0–2 is closed. Every worker
+/// keeps 0–2 (they are the program's stdio): with stdin closed, the next
+/// descriptor coexec made (a fork server's control socket, a channel) would
+/// land on 0 and reach every worker, where a task could read or write it.
+/// Called before a pool or the fork server makes any descriptor.
+void reserve_stdio() noexcept;
+
 /// Resets every signal's disposition to the default (SIGINT: ignored) and
 /// empties the signal mask. Async-signal-safe.
 void reset_signals() noexcept;

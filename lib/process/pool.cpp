@@ -102,6 +102,7 @@ process_pool_core::impl::impl(const process_pool_options& o)
             m_method = launch_method::spawn;
             break;
     }
+    reserve_stdio();  // no descriptor of the pool's on 0–2, which workers keep
     m_epoll.reset(::epoll_create1(EPOLL_CLOEXEC));
     if (!m_epoll) throw_errno("epoll_create1");
     m_wake = make_eventfd(EFD_NONBLOCK);

@@ -62,14 +62,17 @@ launched spare_workers::hand_out(const int (&channel)[channel_fd_count],
         // A stopped spare would take its channel into its socket and never
         // run: the pool's first task would wait on it. (One stopped after
         // this check is a stopped worker, as any worker may be.)
+        // (By pid: the spare is our unreaped child, so the pid is surely it;
+        // P_PIDFD would need Linux 5.4.)
         siginfo_t info{};
-        const bool stopped = ::waitid(P_PIDFD, static_cast<id_t>(s.pidfd.get()), &info,
-                                      WSTOPPED | WNOHANG | WNOWAIT) == 0 &&
-                             info.si_pid != 0;
+        const bool stopped =
+            ::waitid(P_PID, static_cast<id_t>(s.pid), &info, WSTOPPED | WNOHANG | WNOWAIT) == 0 &&
+            info.si_pid != 0;
         const std::uint32_t tag = pool_id;
         if (!stopped && send_packet(s.socket.get(), std::as_bytes(std::span(&tag, 1)), channel,
                                     MSG_DONTWAIT) > 0) {
-            m_children[s.pid] = pool_id;
+            // Its entry exists (made when it was forked): no allocation.
+            if (auto it = m_children.find(s.pid); it != m_children.end()) it->second = pool_id;
             launched l;
             l.pid = s.pid;
             l.pidfd = std::move(s.pidfd);
@@ -97,17 +100,17 @@ void spare_workers::note_request() noexcept {
     m_refill_at = std::chrono::steady_clock::now() + refill_delay;
 }
 
-std::chrono::microseconds spare_workers::refill_if_due() noexcept {
+std::chrono::microseconds spare_workers::refill_due_in() const noexcept {
     if (m_ready >= m_wanted) return std::chrono::microseconds(-1);
     const auto now = std::chrono::steady_clock::now();
-    if (now < m_refill_at) return std::chrono::ceil<std::chrono::microseconds>(m_refill_at - now);
-    // One at a time: a request that came meanwhile is served first.
-    if (!refill_one()) {
-        // The OS refused (fork, socketpair, pidfd_open): try again later.
-        m_refill_at = now + refill_delay * 20;
-        return std::chrono::ceil<std::chrono::microseconds>(refill_delay * 20);
-    }
-    return m_ready < m_wanted ? std::chrono::microseconds(0) : std::chrono::microseconds(-1);
+    if (now >= m_refill_at) return std::chrono::microseconds(0);
+    return std::chrono::ceil<std::chrono::microseconds>(m_refill_at - now);
+}
+
+void spare_workers::refill() noexcept {
+    if (m_ready >= m_wanted) return;
+    // The OS refused (fork, socketpair, pidfd_open, memory): try again later.
+    if (!refill_one()) m_refill_at = std::chrono::steady_clock::now() + refill_delay * 20;
 }
 
 bool spare_workers::refill_one() noexcept {
@@ -118,7 +121,12 @@ bool spare_workers::refill_one() noexcept {
     const pid_t child = ::fork();
     if (child == 0) spare_main(theirs.get(), m_fork_server);
     if (child < 0) return false;
-    m_children[child] = no_pool;  // reaped like any worker, reported to no pool
+    try {
+        m_children[child] = no_pool;  // reaped like any worker, reported to no pool
+    } catch (...) {
+        ::kill(child, SIGKILL);  // reaped, though unknown: wait4 takes any child
+        return false;
+    }
     unique_fd pidfd(pidfd_open(child));
     if (!pidfd) {
         ::kill(child, SIGKILL);

@@ -5,7 +5,7 @@
 // request is then answered by handing one its channel, and the forks that
 // refill the spares wait until no request came for `refill_delay`, so they
 // do not take a core from the workers of a pool that is starting.
-// COEXEC_SPARE_WORKERS=n keeps n (0–4; default 2).
+// COEXEC_SPARE_WORKERS=n keeps n (default 2; at most 4).
 //
 // A spare holds nothing of the fork server's but stdio and its own socket:
 // not the control socket, not any pool's report socket, so a spare's long
@@ -53,9 +53,13 @@ class spare_workers {
     /// A fork was asked for now: refills wait until refill_delay after it.
     void note_request() noexcept;
 
-    /// Forks one spare if one is missing and it is time. Returns how long
-    /// until a refill is due (for poll), or a negative count when none is.
-    std::chrono::microseconds refill_if_due() noexcept;
+    /// How long until a refill is due: negative when none is (all spares
+    /// ready), zero when one is due now.
+    std::chrono::microseconds refill_due_in() const noexcept;
+
+    /// Forks one spare (if one is missing). Call only when no request is
+    /// waiting: a request is served first, by a spare if one is ready.
+    void refill() noexcept;
 
   private:
     struct spare {

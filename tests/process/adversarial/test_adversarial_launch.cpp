@@ -353,8 +353,14 @@ TEST_CASE("a spare worker holds only stdio and its socket and dies with the fork
     REQUIRE(coexec_test::eventually([&] { return !(spares = spares_of(server)).empty(); }, 10s));
     for (int pid : spares) {
         INFO("spare " << pid);
-        // 0, 1, 2 and its socket: not the control socket, no pool's report socket.
-        CHECK(coexec_test::fd_count(pid) <= 4);
+        // 0, 1, 2 and its socket: not the control socket, no pool's report
+        // socket. (Once it waits: one just forked has not closed them yet.)
+        CHECK(coexec_test::eventually(
+            [pid] {
+                const auto st = coexec_test::status_of(pid);
+                return st && st->state == 'S' && coexec_test::fd_count(pid) <= 4;
+            },
+            10s));
         char target[64] = {};
         const std::string link = "/proc/" + std::to_string(pid) + "/fd/3";
         REQUIRE(::readlink(link.c_str(), target, sizeof target - 1) > 0);
@@ -389,5 +395,34 @@ TEST_CASE("spares stopped or killed by a task do not keep a new pool from starti
             REQUIRE(coexec_test::eventually([pid] { return !coexec_test::status_of(pid); }, 10s));
         // And the fork server forks new ones.
         REQUIRE(coexec_test::eventually([&] { return !spares_of(server).empty(); }, 10s));
+    }
+}
+
+namespace {
+
+std::string stdin_target() {
+    char target[128] = {};
+    if (::readlink("/proc/self/fd/0", target, sizeof target - 1) < 0) return "(closed)";
+    return target;
+}
+
+}  // namespace
+
+TEST_CASE("with stdin closed no descriptor of coexec's lands on 0 in a worker",
+          "[process_pool][adversarial][hygiene]") {
+    // Workers keep 0-2. Had the fork server's control socket (or a pool's
+    // epoll) taken the free 0, every worker would hold it, and a task could
+    // read the fork server's replies or send it requests as the program.
+    const int saved = ::dup(0);
+    for (auto method : {coexec::start_method::fork, coexec::start_method::fork_server}) {
+        INFO("start method " << static_cast<int>(method));
+        ::close(0);
+        if (method == coexec::start_method::fork_server) (void)coexec::process_pool::prepare();
+        coexec::process_pool pool{{.max_workers = 1, .start = method}};
+        CHECK(pool.submit(stdin_target).get_for(30s) == "/dev/null");
+    }
+    if (saved >= 0) {
+        ::dup2(saved, 0);
+        ::close(saved);
     }
 }
