@@ -99,6 +99,7 @@ launched fork_worker_child(channel_fds w, pid_t self, int sfd) noexcept {
     } else {
         ::fcntl(ctrl, F_SETFD, 0);
     }
+    replace_inherited_stdio();  // its children keep 0–2
     close_descriptors_from(ctrl + 1);
 
     sigset_t chld;
@@ -154,6 +155,9 @@ launched fork_worker_child(channel_fds w, pid_t self, int sfd) noexcept {
                 }
                 children.erase(it);
             }
+            // A stop also raises SIGCHLD: a stopped spare is killed now,
+            // not left until a request would pass it over.
+            spares.kill_stopped();
         }
         if ((p[0].revents & POLLIN) != 0) {
             request req{};
@@ -175,7 +179,12 @@ launched fork_worker_child(channel_fds w, pid_t self, int sfd) noexcept {
                     answer(rep);
                 }
             } else if (req.op == op_register && nfds == 1) {
-                pools[req.pool_id] = std::move(fds[0]);  // no reply (see register_pool)
+                try {
+                    pools[req.pool_id] = std::move(fds[0]);  // no reply (see register_pool)
+                } catch (...) {
+                    // Out of memory: that pool gets no death reports, and
+                    // falls back to "status unknown" for its workers.
+                }
             } else if (req.op == op_unregister) {
                 pools.erase(req.pool_id);  // no reply
             } else if (req.op == op_fork_worker && nfds == 3) {
@@ -189,7 +198,15 @@ launched fork_worker_child(channel_fds w, pid_t self, int sfd) noexcept {
                         channel_fds{std::move(fds[0]), std::move(fds[1]), std::move(fds[2])}, self,
                         sfd);
                     err = errno;
-                    if (l.pid > 0) children[l.pid] = req.pool_id;
+                    if (l.pid > 0) {
+                        try {
+                            children[l.pid] = req.pool_id;
+                        } catch (...) {
+                            ::kill(l.pid, SIGKILL);  // reaped, unknown, reported to no one
+                            l.pidfd.reset();
+                            err = ENOMEM;
+                        }
+                    }
                 }
                 if (l.pidfd) {
                     rep.pid = l.pid;

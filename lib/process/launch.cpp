@@ -179,6 +179,7 @@ void setup_worker_process(pid_t expected_parent, const channel_fds& fds,
         tmp[i] = ::fcntl(in[i], F_DUPFD, 10);
         if (tmp[i] < 0) ::_exit(121);
     }
+    replace_inherited_stdio();  // the channel is out of 0–2 now, if it was there
     for (int i = 0; i < channel_fd_count; ++i) {
         if (::dup2(tmp[i], first_channel_fd + i) < 0) ::_exit(121);  // dup2 clears FD_CLOEXEC
     }
@@ -211,6 +212,20 @@ void reserve_stdio() noexcept {
         if (null > 2) {
             ::close(null);  // another thread took the hole meanwhile
             return;
+        }
+    }
+}
+
+void replace_inherited_stdio() noexcept {
+    for (int fd = 0; fd <= 2; ++fd) {
+        const int flags = ::fcntl(fd, F_GETFD);
+        if (flags < 0 || (flags & FD_CLOEXEC) == 0) continue;
+        const int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (null < 0) {
+            ::close(fd);
+        } else if (null != fd) {
+            ::dup2(null, fd);  // dup2 clears FD_CLOEXEC: stdio again
+            ::close(null);
         }
     }
 }

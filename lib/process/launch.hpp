@@ -93,8 +93,16 @@ void close_descriptors_from(int first, bool use_close_range = true) noexcept;
 /// keeps 0–2 (they are the program's stdio): with stdin closed, the next
 /// descriptor coexec made (a fork server's control socket, a channel) would
 /// land on 0 and reach every worker, where a task could read or write it.
-/// Called before a pool or the fork server makes any descriptor.
+/// Called before a pool or the fork server makes its descriptors (see also
+/// replace_inherited_stdio, on the child's side).
 void reserve_stdio() noexcept;
+
+/// In a fresh child (a worker, the fork server): any of descriptors 0–2 that
+/// is close-on-exec is one of the parent's own (coexec's, or a library's),
+/// not stdio: it gets /dev/null over it (closed if there is no /dev/null),
+/// as exec would have closed it. Catches what reserve_stdio cannot: a
+/// descriptor made on a free 0–2 before any pool. Async-signal-safe.
+void replace_inherited_stdio() noexcept;
 
 /// Resets every signal's disposition to the default (SIGINT: ignored) and
 /// empties the signal mask. Async-signal-safe.

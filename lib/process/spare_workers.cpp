@@ -38,6 +38,14 @@ constexpr int spare_socket_fd = 3;
     worker_main(fixed_channel_fds());
 }
 
+// True if `pid` (an unreaped child: the pid is surely it) is stopped. By pid:
+// P_PIDFD would need Linux 5.4.
+bool is_stopped(pid_t pid) noexcept {
+    siginfo_t info{};
+    return ::waitid(P_PID, static_cast<id_t>(pid), &info, WSTOPPED | WNOHANG | WNOWAIT) == 0 &&
+           info.si_pid != 0;
+}
+
 std::size_t wanted_count() noexcept {
     const char* v = std::getenv("COEXEC_SPARE_WORKERS");
     if (v == nullptr || *v == '\0') return 2;
@@ -62,12 +70,7 @@ launched spare_workers::hand_out(const int (&channel)[channel_fd_count],
         // A stopped spare would take its channel into its socket and never
         // run: the pool's first task would wait on it. (One stopped after
         // this check is a stopped worker, as any worker may be.)
-        // (By pid: the spare is our unreaped child, so the pid is surely it;
-        // P_PIDFD would need Linux 5.4.)
-        siginfo_t info{};
-        const bool stopped =
-            ::waitid(P_PID, static_cast<id_t>(s.pid), &info, WSTOPPED | WNOHANG | WNOWAIT) == 0 &&
-            info.si_pid != 0;
+        const bool stopped = is_stopped(s.pid);
         const std::uint32_t tag = pool_id;
         if (!stopped && send_packet(s.socket.get(), std::as_bytes(std::span(&tag, 1)), channel,
                                     MSG_DONTWAIT) > 0) {
@@ -91,9 +94,18 @@ void spare_workers::reaped(pid_t pid) noexcept {
             --m_ready;
             if (i != m_ready) std::swap(m_spares[i], m_spares[m_ready]);
             m_spares[m_ready] = spare{};
+            // Not at once: a task killing spares in a loop would keep the
+            // fork server forking.
+            m_refill_at = std::chrono::steady_clock::now() + refill_delay;
             return;
         }
     }
+}
+
+void spare_workers::kill_stopped() noexcept {
+    // Killed here, forgotten once reaped (reaped()).
+    for (std::size_t i = 0; i < m_ready; ++i)
+        if (is_stopped(m_spares[i].pid)) ::kill(m_spares[i].pid, SIGKILL);
 }
 
 void spare_workers::note_request() noexcept {

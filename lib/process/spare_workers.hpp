@@ -47,8 +47,12 @@ class spare_workers {
     /// cannot take it, an empty `launched` (the caller forks instead).
     launched hand_out(const int (&channel)[channel_fd_count], std::uint32_t pool_id) noexcept;
 
-    /// A child was reaped: if it was a spare, forget it.
+    /// A child was reaped: if it was a spare, forget it (and refill after
+    /// refill_delay).
     void reaped(pid_t pid) noexcept;
+
+    /// Kills the spares a task stopped (they would never run a channel).
+    void kill_stopped() noexcept;
 
     /// A fork was asked for now: refills wait until refill_delay after it.
     void note_request() noexcept;

@@ -4,6 +4,7 @@
 // descriptors, death with the program.
 #include <dirent.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -380,12 +381,27 @@ TEST_CASE("spares stopped or killed by a task do not keep a new pool from starti
         if (!fresh_fork_server()) return;
         coexec::process_pool pool{{.max_workers = 1}};
         const int server = pool.submit(parent_pid).get_for(30s);
-        REQUIRE(coexec_test::eventually([&] { return !spares_of(server).empty(); }, 10s));
+        // Both spares (the default), so that the new pool cannot be served
+        // by one the task did not reach.
+        REQUIRE(coexec_test::eventually([&] { return spares_of(server).size() >= 2; }, 10s));
         const std::vector<int> hit = parse_pids(pool.submit(signal_spares, sig).get_for(30s));
         REQUIRE_FALSE(hit.empty());
+        // Until a signalled spare runs, it has not stopped: one given a
+        // channel before would stop as a worker, which is another case (a
+        // stopped worker; a task may stop any sibling). So: once all have.
+        REQUIRE(coexec_test::eventually(
+            [&] {
+                return std::all_of(hit.begin(), hit.end(), [](int pid) {
+                    const auto st = coexec_test::status_of(pid);
+                    return !st || st->state == 'T' || st->state == 'Z';
+                });
+            },
+            10s));
         // A stopped spare would take a new worker's channel and never run:
-        // the fork server passes it over (and kills it) and forks instead.
-        coexec::process_pool second{{.max_workers = 2}};
+        // the fork server kills it when it sees it stop, or passes it over
+        // (and kills it) when handing out, and forks instead.
+        // (A deadline, so that a failure here cannot hang the destructor.)
+        coexec::process_pool second{{.max_workers = 2, .task_timeout = 20s}};
         for (int i = 0; i < 8; ++i)
             REQUIRE(second.submit(square, i).get_for(30s) == i * i);
         const int worker = second.submit(own_pid).get_for(30s);
@@ -408,18 +424,28 @@ std::string stdin_target() {
 
 }  // namespace
 
-TEST_CASE("with stdin closed no descriptor of coexec's lands on 0 in a worker",
+TEST_CASE("with stdin closed no descriptor of the program's lands on 0 in a worker",
           "[process_pool][adversarial][hygiene]") {
     // Workers keep 0-2. Had the fork server's control socket (or a pool's
     // epoll) taken the free 0, every worker would hold it, and a task could
-    // read the fork server's replies or send it requests as the program.
+    // read the fork server's replies or send it requests as the program. A
+    // library's descriptor made there before any pool (close-on-exec, as
+    // exec would close it) must not reach a worker either.
     const int saved = ::dup(0);
-    for (auto method : {coexec::start_method::fork, coexec::start_method::fork_server}) {
-        INFO("start method " << static_cast<int>(method));
-        ::close(0);
-        if (method == coexec::start_method::fork_server) (void)coexec::process_pool::prepare();
-        coexec::process_pool pool{{.max_workers = 1, .start = method}};
-        CHECK(pool.submit(stdin_target).get_for(30s) == "/dev/null");
+    for (bool stray : {false, true}) {
+        for (auto method : {coexec::start_method::fork, coexec::start_method::fork_server}) {
+            INFO("start method " << static_cast<int>(method) << ", stray descriptor " << stray);
+            ::close(0);
+            if (stray) REQUIRE(::eventfd(0, EFD_CLOEXEC) == 0);
+            // (With a fork server left by an earlier test in this process,
+            // its 0 is the test's stdin: the check below holds as well.)
+            if (method == coexec::start_method::fork_server) (void)coexec::process_pool::prepare();
+            coexec::process_pool pool{{.max_workers = 1, .start = method}};
+            const std::string target = pool.submit(stdin_target).get_for(30s);
+            CHECK(target.rfind("socket:", 0) != 0);
+            CHECK(target.rfind("anon_inode:", 0) != 0);
+            CHECK(target.rfind("/memfd:", 0) != 0);
+        }
     }
     if (saved >= 0) {
         ::dup2(saved, 0);
