@@ -143,8 +143,13 @@ process_pool_core::impl::impl(const process_pool_options& o)
                 "the program had one thread)");
         } else {
             e.data.u64 = ev_data(ev::report, 0, 0);
-            if (::epoll_ctl(m_epoll.get(), EPOLL_CTL_ADD, m_report.get(), &e) != 0)
-                throw_errno("epoll_ctl");
+            if (::epoll_ctl(m_epoll.get(), EPOLL_CTL_ADD, m_report.get(), &e) != 0) {
+                // ~impl does not run for a constructor that throws: unregister
+                // here, or the fork server keeps the report socket.
+                const int err = errno;
+                m_fork_server->unregister_pool(m_pool_id);
+                throw_system_error(err, "epoll_ctl");
+            }
         }
     }
 }

@@ -42,15 +42,23 @@ void process_pool_core::impl::launch_locked(std::size_t i) {
     }
 }
 
+namespace {
+
+// SIGKILLs a worker and, if it is our child (not the fork server's), reaps it.
+void kill_and_reap(const unique_fd& pidfd, bool direct_child) noexcept {
+    pidfd_send_signal(pidfd.get(), SIGKILL);
+    if (!direct_child) return;  // the fork server reaps its own
+    siginfo_t info;
+    while (::waitid(P_PIDFD, static_cast<id_t>(pidfd.get()), &info, WEXITED) != 0 &&
+           errno == EINTR) {
+    }
+}
+
+}  // namespace
+
 void process_pool_core::impl::discard_unstarted(launched& l) noexcept {
     if (!l.pidfd) return;
-    pidfd_send_signal(l.pidfd.get(), SIGKILL);
-    if (l.direct_child) {
-        siginfo_t info;
-        while (::waitid(P_PIDFD, static_cast<id_t>(l.pidfd.get()), &info, WEXITED) != 0 &&
-               errno == EINTR) {
-        }
-    }
+    kill_and_reap(l.pidfd, l.direct_child);
     l.pidfd.reset();
 }
 
@@ -127,15 +135,8 @@ void process_pool_core::impl::install_locked(std::size_t i, channel& ch, launche
 }
 
 void process_pool_core::impl::kill_live_workers_locked() noexcept {
-    for (auto& s : m_slots) {
-        if (s.live) {
-            pidfd_send_signal(s.pidfd.get(), SIGKILL);
-            if (s.direct_child) {
-                siginfo_t info;
-                ::waitid(P_PIDFD, static_cast<id_t>(s.pidfd.get()), &info, WEXITED);
-            }
-        }
-    }
+    for (auto& s : m_slots)
+        if (s.live) kill_and_reap(s.pidfd, s.direct_child);
 }
 
 bool process_pool_core::impl::start_first_worker_here() {
