@@ -189,7 +189,6 @@ launched fork_worker_child(channel_fds w, pid_t self, int sfd) noexcept {
                 pools.erase(req.pool_id);  // no reply
             } else if (req.op == op_fork_worker && nfds == 3) {
                 // A spare if one is ready, else a fork.
-                spares.note_request();
                 const int worker_end[channel_fd_count] = {fds[0].get(), fds[1].get(), fds[2].get()};
                 launched l = spares.hand_out(worker_end, req.pool_id);
                 int err = 0;

@@ -223,7 +223,7 @@ void replace_inherited_stdio() noexcept {
         const int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
         if (null < 0) {
             ::close(fd);
-        } else if (null != fd) {
+        } else {
             ::dup2(null, fd);  // dup2 clears FD_CLOEXEC: stdio again
             ::close(null);
         }

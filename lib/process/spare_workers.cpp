@@ -65,6 +65,7 @@ spare_workers::spare_workers(pid_t fork_server, std::map<pid_t, std::uint32_t>& 
 
 launched spare_workers::hand_out(const int (&channel)[channel_fd_count],
                                  std::uint32_t pool_id) noexcept {
+    m_refill_at = std::chrono::steady_clock::now() + refill_delay;
     while (m_ready > 0) {
         spare s = std::move(m_spares[--m_ready]);
         // A stopped spare would take its channel into its socket and never
@@ -106,10 +107,6 @@ void spare_workers::kill_stopped() noexcept {
     // Killed here, forgotten once reaped (reaped()).
     for (std::size_t i = 0; i < m_ready; ++i)
         if (is_stopped(m_spares[i].pid)) ::kill(m_spares[i].pid, SIGKILL);
-}
-
-void spare_workers::note_request() noexcept {
-    m_refill_at = std::chrono::steady_clock::now() + refill_delay;
 }
 
 std::chrono::microseconds spare_workers::refill_due_in() const noexcept {

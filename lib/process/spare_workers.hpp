@@ -42,9 +42,10 @@ class spare_workers {
     /// the fork server's map of worker pid → pool id, which spares join.
     spare_workers(pid_t fork_server, std::map<pid_t, std::uint32_t>& children) noexcept;
 
-    /// Gives a spare the worker end of a channel, as `pool_id`'s worker.
-    /// Returns it (pid and pidfd) or, if none is ready or the one tried
-    /// cannot take it, an empty `launched` (the caller forks instead).
+    /// A fork was asked for: gives a spare the worker end of a channel, as
+    /// `pool_id`'s worker, and puts refills off until refill_delay from now.
+    /// Returns it (pid and pidfd) or, if none is ready or none can take it,
+    /// an empty `launched` (the caller forks instead).
     launched hand_out(const int (&channel)[channel_fd_count], std::uint32_t pool_id) noexcept;
 
     /// A child was reaped: if it was a spare, forget it (and refill after
@@ -53,9 +54,6 @@ class spare_workers {
 
     /// Kills the spares a task stopped (they would never run a channel).
     void kill_stopped() noexcept;
-
-    /// A fork was asked for now: refills wait until refill_delay after it.
-    void note_request() noexcept;
 
     /// How long until a refill is due: negative when none is (all spares
     /// ready), zero when one is due now.
