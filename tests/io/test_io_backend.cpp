@@ -198,19 +198,22 @@ constexpr const char* seccomp_child_test = "io fallback child: epoll runs sleeps
 TEST_CASE("io fallback child: epoll runs sleeps and reads", "[.io_seccomp_child]") {
     // Runs in a child whose seccomp filter refuses io_uring_setup (below).
     REQUIRE(io::backend() == io::backend_kind::epoll);
-    thread_pool pool{{.max_workers = 2}};
-    temp_dir dir;
-    std::string path = dir.file("f");
-    auto f = pool.submit([&]() -> task<std::string> {
-        co_await io::sleep_for(10ms);
-        int fd = co_await io::open(path, O_RDWR | O_CREAT, 0600);
-        co_await io::write(fd, std::string("fallback"), 0);
-        char buf[16];
-        std::size_t n = co_await io::read(fd, buf, 0);
-        co_await io::close(fd);
-        co_return std::string(buf, n);
-    });
-    REQUIRE(f.get_for(30s) == "fallback");
+    {
+        // Scoped: _Exit below runs no destructor, and the directory must go.
+        temp_dir dir;
+        thread_pool pool{{.max_workers = 2}};
+        std::string path = dir.file("f");
+        auto f = pool.submit([&]() -> task<std::string> {
+            co_await io::sleep_for(10ms);
+            int fd = co_await io::open(path, O_RDWR | O_CREAT, 0600);
+            co_await io::write(fd, std::string("fallback"), 0);
+            char buf[16];
+            std::size_t n = co_await io::read(fd, buf, 0);
+            co_await io::close(fd);
+            co_return std::string(buf, n);
+        });
+        REQUIRE(f.get_for(30s) == "fallback");
+    }
     std::_Exit(42);  // success, distinct from Catch's own exit codes
 }
 

@@ -225,4 +225,5 @@ TEST_CASE("COEXEC_TRACE under mpirun records on rank 0 alone", "[.][trace][mpi][
     trace_file t(coexec::trace::path());
     CHECK(rank_pids(t).size() == 2);
     CHECK(t.slices_named("rank_recording").size() == 8);
+    std::remove(coexec::trace::path().c_str());  // named by the test's environment, not trace_dir
 }

@@ -2,13 +2,19 @@
 // parse it (strictly) and index its events by phase, name and id.
 #pragma once
 
+#include <unistd.h>
 #include <catch2/catch.hpp>
+
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
+#include <stdexcept>
 #include <string>
+#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -16,9 +22,31 @@
 
 namespace coexec_test {
 
+/// This test process's directory for trace files, removed with them when the
+/// process that made it exits normally (a forked child that calls exit()
+/// leaves it alone), so repeated runs leave nothing in /tmp.
+inline const std::string& trace_dir() {
+    struct owned_dir {
+        std::string path;
+        pid_t owner = ::getpid();
+        owned_dir() {
+            char tmpl[] = "/tmp/coexec_test_trace_XXXXXX";
+            if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
+            path = tmpl;
+        }
+        ~owned_dir() {
+            if (::getpid() != owner) return;
+            std::error_code ec;
+            std::filesystem::remove_all(path, ec);
+        }
+    };
+    static owned_dir dir;
+    return dir.path;
+}
+
 /// A unique path for one test's trace file ("%p": the recording process's pid).
 inline std::string trace_path(const std::string& test) {
-    return "/tmp/coexec_test_trace_" + test + "_%p.json";
+    return trace_dir() + "/" + test + "_%p.json";
 }
 
 struct trace_file {
