@@ -205,6 +205,70 @@ TEST_CASE("a chunk with one failing element keeps the other results", "[codec]")
     CHECK(std::move(outcomes[4]).get() == 20);
 }
 
+TEST_CASE("a chunk of byte-copied results is written and read as per element outcomes", "[codec]") {
+    // The bulk writer and reader (encode_bitwise_outcomes, decode_bitwise_values)
+    // against the per-element encoding: failures first, last, in a row and
+    // alone, in a chunk large enough for the output to grow between them.
+    std::vector<int> inputs(5000);
+    for (std::size_t i = 0; i < inputs.size(); ++i)
+        inputs[i] = static_cast<int>(i % 7 == 3 ? 0 : i + 1);
+    inputs.front() = 0;
+    inputs.back() = 0;
+    inputs[100] = inputs[101] = inputs[102] = 0;
+    std::vector<std::byte> request;
+    cd::byte_writer w(request);
+    cd::encode_chunk(w, &reciprocal_percent, inputs);
+    cd::byte_reader in(request);
+    std::vector<std::byte> reply;
+    cd::byte_writer out(reply);
+    cd::remote_invoke_chunk<int (*)(int), int>(in, out);
+
+    std::vector<std::byte> expected;
+    cd::byte_writer e(expected);
+    e.put(cd::status_value);
+    e.put_u64(inputs.size());
+    for (int x : inputs)
+        cd::encode_outcome<int>(e, [&] { return reciprocal_percent(x); });
+    CHECK(reply == expected);
+
+    cd::byte_reader r(reply);
+    auto outcomes = cd::decode_chunk_result<int>(r, inputs.size());
+    CHECK(r.at_end());
+    REQUIRE(outcomes.size() == inputs.size());
+    std::size_t failed = 0;
+    for (std::size_t i = 0; i < inputs.size(); ++i) {
+        if (inputs[i] == 0) {
+            ++failed;
+            CHECK_THROWS_AS(std::move(outcomes[i]).get(), std::domain_error);
+        } else {
+            CHECK(std::move(outcomes[i]).get() == 100 / inputs[i]);
+        }
+    }
+    CHECK(failed > 700);
+
+    // 50 values: a status byte that is neither value nor exception after a
+    // run of them, or the input cut short inside the run, is refused.
+    std::vector<std::byte> values;
+    cd::byte_writer v(values);
+    v.put(cd::status_value);
+    v.put_u64(50);
+    for (int x = 1; x <= 50; ++x)
+        cd::encode_outcome<int>(v, [&] { return x; });
+    const auto header = 1 + sizeof(std::uint64_t);
+    const auto each = 1 + sizeof(int);
+    std::vector<std::byte> bad(values.begin(), values.begin() + header + 2 * each);
+    bad.push_back(std::byte{7});
+    cd::byte_reader br(bad);
+    CHECK_THROWS_AS(cd::decode_chunk_result<int>(br, 50), coexec::serialization_error);
+    std::vector<std::byte> cut(values.begin(), values.begin() + header + 40 * each + 2);
+    cd::byte_reader cr(cut);
+    CHECK_THROWS_AS(cd::decode_chunk_result<int>(cr, 50), coexec::serialization_error);
+    cd::byte_reader whole(values);
+    auto all = cd::decode_chunk_result<int>(whole, 50);
+    CHECK(whole.at_end());
+    CHECK(std::move(all[49]).get() == 50);
+}
+
 TEST_CASE("a chunk of tuples applies each tuple as the argument list", "[codec]") {
     using args = std::tuple<int, int>;
     std::vector<args> inputs{{1, 2}, {3, 4}};

@@ -114,6 +114,8 @@ class byte_reader {
     /// How many descriptors arrived with the bytes.
     std::size_t fd_count() const noexcept { return m_fds.size(); }
 
+    /// The bytes not read yet, in place (valid while the input is); reads nothing.
+    std::span<const std::byte> rest() const noexcept { return m_bytes.subspan(m_pos); }
     std::size_t remaining() const noexcept { return m_bytes.size() - m_pos; }
     std::size_t position() const noexcept { return m_pos; }
     bool at_end() const noexcept { return m_pos == m_bytes.size(); }

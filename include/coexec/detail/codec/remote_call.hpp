@@ -312,14 +312,20 @@ void remote_invoke_chunk(byte_reader& in, byte_writer& out) {
         }
         out.put(status_value);
         out.put_u64(elements.size());
-        for (auto& element : elements) {
-            encode_outcome<R>(out, [&]() -> decltype(auto) {
-                if constexpr (std::is_void_v<R>) {
-                    invoke_element(*f, std::move(element));
-                } else {
-                    return R(invoke_element(*f, std::move(element)));
-                }
+        if constexpr (bitwise_serializable<R>) {
+            encode_bitwise_outcomes<R>(out, elements, [&](Arg& element) {
+                return R(invoke_element(*f, std::move(element)));
             });
+        } else {
+            for (auto& element : elements) {
+                encode_outcome<R>(out, [&]() -> decltype(auto) {
+                    if constexpr (std::is_void_v<R>) {
+                        invoke_element(*f, std::move(element));
+                    } else {
+                        return R(invoke_element(*f, std::move(element)));
+                    }
+                });
+            }
         }
     }
 }

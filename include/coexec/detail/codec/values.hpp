@@ -10,6 +10,7 @@
 // Thread safety: all functions here are reentrant.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <bit>
 #include <chrono>
@@ -17,9 +18,11 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <exception>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <tuple>
 #include <type_traits>
@@ -117,6 +120,40 @@ void encode_outcome(byte_writer& out, Produce&& produce) {
     }
 }
 
+/// encode_outcome for each element of a map chunk whose results are copied
+/// as bytes, written in place: the room for every outcome is made at once,
+/// and each is a status byte and the value's bytes, with no call into the
+/// vector per element. (perf of a map of `x * x` over 200k longs on 2
+/// workers: growing the vector 8 and 1 bytes at a time, zero-filling each
+/// step, was ~60% of a worker's cycles.) An element that throws shrinks the
+/// buffer to where it stands and appends its exception as encode_outcome
+/// does, then the room for the rest is made again. The bytes are exactly
+/// encode_outcome's (tests/codec/test_codec_calls.cpp compares them).
+template <class R, class Elements, class Invoke>
+void encode_bitwise_outcomes(byte_writer& out, Elements& elements, Invoke&& invoke) {
+    static_assert(bitwise_serializable<R>);
+    constexpr std::size_t each = 1 + sizeof(R);
+    std::vector<std::byte>& bytes = out.bytes();
+    std::size_t at = bytes.size();
+    bytes.resize(at + elements.size() * each);
+    std::size_t left = elements.size();
+    for (auto& element : elements) {
+        --left;
+        try {
+            const R value = invoke(element);
+            bytes[at] = static_cast<std::byte>(status_value);
+            std::memcpy(bytes.data() + at + 1, std::addressof(value), sizeof(R));
+            at += each;
+        } catch (...) {
+            bytes.resize(at);
+            out.put(status_exception);
+            encode_exception(out, std::current_exception());
+            at = bytes.size();
+            bytes.resize(at + left * each);
+        }
+    }
+}
+
 /// Caller side: returns the result written by remote_invoke, or rethrows the
 /// task's exception (re-created by decode_exception). Throws
 /// serialization_error on malformed input.
@@ -129,6 +166,27 @@ R decode_result(byte_reader& in) {
                                   std::to_string(status) + ")");
     }
     return decode<R>(in);
+}
+
+/// The leading run of values among a map chunk's outcomes written by
+/// encode_bitwise_outcomes, read in place into `into`: stops at the first
+/// status byte that is not status_value (an exception, or malformed input,
+/// for the caller to read) or where the input ends. Returns how many.
+template <class R>
+std::size_t decode_bitwise_values(byte_reader& in, std::span<outcome<R>> into) {
+    constexpr std::size_t each = 1 + sizeof(R);
+    const std::span<const std::byte> rest = in.rest();
+    const std::size_t room = std::min(into.size(), rest.size() / each);
+    std::size_t n = 0;
+    for (; n < room; ++n) {
+        const std::byte* at = rest.data() + n * each;
+        if (*at != static_cast<std::byte>(status_value)) break;
+        std::array<std::byte, sizeof(R)> raw;
+        std::memcpy(raw.data(), at + 1, sizeof(R));
+        into[n].set_value(std::bit_cast<R>(raw));
+    }
+    (void)in.take(n * each);
+    return n;
 }
 
 /// Caller side of map: the outcomes written by remote_invoke_chunk, one per
@@ -157,7 +215,12 @@ std::vector<outcome<R>> decode_chunk_result(byte_reader& in, std::size_t expecte
         throw serialization_error("coexec: a map chunk returned " + std::to_string(count) +
                                   " results for " + std::to_string(expected) + " inputs");
     }
-    for (auto& o : outcomes) {
+    for (std::size_t i = 0; i < outcomes.size();) {
+        if constexpr (!std::is_void_v<R> && bitwise_serializable<R>) {
+            i += decode_bitwise_values(in, std::span<outcome<R>>(outcomes).subspan(i));
+            if (i == outcomes.size()) break;
+        }
+        outcome<R>& o = outcomes[i++];
         const std::uint8_t s = in.get();
         if (s == status_exception) {
             store_exception(o, decode_exception(in));
