@@ -267,6 +267,37 @@ TEST_CASE("a chunk of byte-copied results is written and read as per element out
     auto all = cd::decode_chunk_result<int>(whole, 50);
     CHECK(whole.at_end());
     CHECK(std::move(all[49]).get() == 50);
+    // Bytes after the last outcome that look like more values are left unread.
+    std::vector<std::byte> longer = values;
+    for (int k = 0; k < 20; ++k)
+        longer.insert(longer.end(), each, std::byte{0});
+    cd::byte_reader lr(longer);
+    auto fifty = cd::decode_chunk_result<int>(lr, 50);
+    CHECK(fifty.size() == 50);
+    CHECK(lr.remaining() == 20 * each);
+}
+
+TEST_CASE("a chunk whose every element throws is written as per element outcomes", "[codec]") {
+    std::vector<int> zeros(3000, 0);
+    std::vector<std::byte> request;
+    cd::byte_writer w(request);
+    cd::encode_chunk(w, &reciprocal_percent, zeros);
+    cd::byte_reader in(request);
+    std::vector<std::byte> reply;
+    cd::byte_writer out(reply);
+    cd::remote_invoke_chunk<int (*)(int), int>(in, out);
+    std::vector<std::byte> expected;
+    cd::byte_writer e(expected);
+    e.put(cd::status_value);
+    e.put_u64(zeros.size());
+    for (int x : zeros)
+        cd::encode_outcome<int>(e, [&] { return reciprocal_percent(x); });
+    CHECK(reply == expected);
+    cd::byte_reader r(reply);
+    auto outcomes = cd::decode_chunk_result<int>(r, zeros.size());
+    CHECK(r.at_end());
+    for (auto& o : outcomes)
+        REQUIRE(o.has_exception());
 }
 
 TEST_CASE("a chunk of tuples applies each tuple as the argument list", "[codec]") {
