@@ -62,6 +62,28 @@ int reciprocal_percent(int x) {
     return 100 / x;
 }
 
+// A chunk of reciprocal_percent through remote_invoke_chunk, and the bytes
+// encode_outcome writes for the same elements one by one.
+struct chunk_replies {
+    std::vector<std::byte> reply;
+    std::vector<std::byte> expected;
+};
+chunk_replies reciprocal_chunk(const std::vector<int>& inputs) {
+    chunk_replies out;
+    std::vector<std::byte> request;
+    cd::byte_writer w(request);
+    cd::encode_chunk(w, &reciprocal_percent, inputs);
+    cd::byte_reader in(request);
+    cd::byte_writer reply(out.reply);
+    cd::remote_invoke_chunk<int (*)(int), int>(in, reply);
+    cd::byte_writer e(out.expected);
+    e.put(cd::status_value);
+    e.put_u64(inputs.size());
+    for (int x : inputs)
+        cd::encode_outcome<int>(e, [&] { return reciprocal_percent(x); });
+    return out;
+}
+
 // Runs one call through encode_call -> remote_invoke -> decode_result, as a
 // process pool would (in one process here).
 template <class R, class F, class... Args>
@@ -215,20 +237,7 @@ TEST_CASE("a chunk of byte-copied results is written and read as per element out
     inputs.front() = 0;
     inputs.back() = 0;
     inputs[100] = inputs[101] = inputs[102] = 0;
-    std::vector<std::byte> request;
-    cd::byte_writer w(request);
-    cd::encode_chunk(w, &reciprocal_percent, inputs);
-    cd::byte_reader in(request);
-    std::vector<std::byte> reply;
-    cd::byte_writer out(reply);
-    cd::remote_invoke_chunk<int (*)(int), int>(in, out);
-
-    std::vector<std::byte> expected;
-    cd::byte_writer e(expected);
-    e.put(cd::status_value);
-    e.put_u64(inputs.size());
-    for (int x : inputs)
-        cd::encode_outcome<int>(e, [&] { return reciprocal_percent(x); });
+    const auto [reply, expected] = reciprocal_chunk(inputs);
     CHECK(reply == expected);
 
     cd::byte_reader r(reply);
@@ -279,19 +288,7 @@ TEST_CASE("a chunk of byte-copied results is written and read as per element out
 
 TEST_CASE("a chunk whose every element throws is written as per element outcomes", "[codec]") {
     std::vector<int> zeros(3000, 0);
-    std::vector<std::byte> request;
-    cd::byte_writer w(request);
-    cd::encode_chunk(w, &reciprocal_percent, zeros);
-    cd::byte_reader in(request);
-    std::vector<std::byte> reply;
-    cd::byte_writer out(reply);
-    cd::remote_invoke_chunk<int (*)(int), int>(in, out);
-    std::vector<std::byte> expected;
-    cd::byte_writer e(expected);
-    e.put(cd::status_value);
-    e.put_u64(zeros.size());
-    for (int x : zeros)
-        cd::encode_outcome<int>(e, [&] { return reciprocal_percent(x); });
+    const auto [reply, expected] = reciprocal_chunk(zeros);
     CHECK(reply == expected);
     cd::byte_reader r(reply);
     auto outcomes = cd::decode_chunk_result<int>(r, zeros.size());
