@@ -203,7 +203,6 @@ void process_pool_core::impl::run(std::promise<void>* started) {
     std::vector<epoll_event> events(m_slots.size() * 2 + 4);
     for (;;) {
         bool progress = poll_results();
-        if (m_started_waiting.load(std::memory_order_acquire)) progress |= install_started();
         const auto now = clock::now();
         // Callers blocked in get() read their results themselves whenever
         // this thread sleeps (waiter_help.cpp): while they do, sleep rather
@@ -228,6 +227,12 @@ void process_pool_core::impl::run(std::promise<void>* started) {
                 handle_event(ev.data.u64, ev.events);
             }
         }
+        // After the look at epoll above, not before it: that look may drain
+        // the starter's wake, and this iteration may go on to sleep (no spin
+        // while callers help), so a worker started meanwhile would wait
+        // unseen until something else woke us (seen under TSan: a new
+        // pool's second worker never installed).
+        if (m_started_waiting.load(std::memory_order_acquire)) progress |= install_started();
         if (now - last_timers >= timer_check_interval) {
             last_timers = now;
             progress |= check_timers(now);
