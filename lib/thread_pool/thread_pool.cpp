@@ -247,12 +247,28 @@ work_item* thread_pool_core::find_local_work(worker& self) noexcept {
     return nullptr;
 }
 
-work_item* thread_pool_core::steal_work(worker& self) noexcept {
-    // 3. Half of another worker's queue.
-    auto& workers = m_shared->workers;
+namespace {
+
+// Half of another worker's queue: the first item to run, the rest queued on
+// `self` (or spilled to the inbox). A victim whose lock is taken is passed
+// over, unless `wait`: then one whose queue holds items is waited for. The
+// last look before sleeping waits, as a skipped queue is not an empty one
+// there: a poster that saw no worker idle woke nobody and counts on that
+// look (a thief holding the victim's lock to take part of the queue leaves
+// the rest, and wakes nobody for it either).
+template <class Shared>
+work_item* steal_from_others(Shared& shared, thread_pool_core::worker& self, bool wait) noexcept {
+    auto& workers = shared.workers;
     for (std::size_t k = 1; k < workers.size(); ++k) {
-        worker& victim = *workers[(self.index + k) % workers.size()];
-        if (!victim.lock.try_lock()) continue;
+        thread_pool_core::worker& victim = *workers[(self.index + k) % workers.size()];
+        if (wait) {
+            // Pairs with the fence in post (the caller has fenced since it
+            // announced sleep): an item posted before sees it counted.
+            if (victim.queued.load(std::memory_order_relaxed) == 0) continue;
+            victim.lock.lock();
+        } else if (!victim.lock.try_lock()) {
+            continue;
+        }
         std::size_t n = victim.queue.size();
         if (n == 0) {
             victim.lock.unlock();
@@ -270,16 +286,24 @@ work_item* thread_pool_core::steal_work(worker& self) noexcept {
         last->next = nullptr;
         victim.queue.erase(from, victim.queue.end());  // at the end: frees, never allocates
         set_queued(victim);
+        hook(pool_event::stole_half, self.index);
         victim.lock.unlock();
         if (work_item* rest = first->next) {
             self.lock.lock();
             rest = append_to_queue(self, rest);
             self.lock.unlock();
-            spill_to_inbox(m_shared->inbox, rest);
+            spill_to_inbox(shared.inbox, rest);
         }
         return first;
     }
     return nullptr;
+}
+
+}  // namespace
+
+work_item* thread_pool_core::steal_work(worker& self) noexcept {
+    // 3. Half of another worker's queue.
+    return steal_from_others(*m_shared, self, false);
 }
 
 void thread_pool_core::worker_main(std::size_t index) noexcept {
@@ -405,7 +429,8 @@ void thread_pool_core::worker_main(std::size_t index) noexcept {
             m_shared->idle.fetch_add(1, std::memory_order_seq_cst);
             std::atomic_thread_fence(std::memory_order_seq_cst);
             hook(pool_event::sleep_announced, index);
-            item = find_work(self);
+            item = find_local_work(self);
+            if (item == nullptr) item = steal_from_others(*m_shared, self, true);
             if (item == nullptr) {
                 hook(pool_event::last_look_empty, index);
                 if (may_exit()) {

@@ -392,3 +392,66 @@ TEST_CASE("a pool may be destroyed while a thread that posted its last item is s
         outside.join();
     }
 }
+
+namespace {
+
+// ---- the last look before sleeping, while a thief holds the queue it needs ----
+
+struct thief_case {
+    std::atomic<bool> armed{false};
+    std::atomic<std::size_t> thief{~std::size_t{0}};
+    std::atomic<bool> other_announced{false}, other_slept{false}, release_x{false};
+};
+thief_case* g_thief = nullptr;
+
+void thief_hook(pool_event e, std::size_t w) noexcept {
+    thief_case& s = *g_thief;
+    const std::size_t thief = s.thief.load();
+    if (thief != ~std::size_t{0} && w != thief) {
+        if (e == pool_event::sleep_announced) s.other_announced = true;
+        if (e == pool_event::about_to_sleep) s.other_slept = true;
+    }
+    if (e != pool_event::stole_half || !s.armed.exchange(false)) return;
+    // The thief holds the victim's lock, one item left in its queue: the
+    // worker let go now announces its sleep and looks for work meanwhile.
+    s.thief = w;
+    s.release_x = true;
+    if (await_flag(s.other_announced)) (void)await_flag(s.other_slept, 200ms);
+}
+
+}  // namespace
+
+TEST_CASE("a worker's last look before sleeping waits for a queue a thief is stealing from",
+          "[thread_pool][wakeup]") {
+    // J posts A and B onto its worker's own queue while every worker is
+    // busy, so the posts wake nobody: the last look of the next worker to
+    // sleep must find them. Y's worker steals B, and while it holds the
+    // queue's lock X's worker, let go, announces its sleep. Passing over the
+    // locked queue there left A behind a worker busy with J, the third one
+    // asleep: J and B, which wait for A, waited for ever.
+    thief_case s;
+    g_thief = &s;
+    hook_scope h(&thief_hook);
+    thread_pool pool{{.max_workers = 3, .thread_name_prefix = "w"}};
+    std::atomic<int> started{0};
+    std::atomic<bool> posted{false}, a_done{false};
+    auto all_running = [&started] {
+        ++started;
+        return coexec_test::eventually([&started] { return started.load() == 3; }, bound);
+    };
+    auto j = pool.submit([&] {
+        if (!all_running()) return false;
+        s.armed = true;  // every worker busy: the next steal is Y's worker's
+        (void)pool.submit([&a_done] { a_done = true; });                  // A
+        (void)pool.submit([&a_done] { return await_flag(a_done, 5s); });  // B
+        posted = true;
+        return await_flag(a_done, 5s);
+    });
+    auto x = pool.submit([&] { return all_running() && await_flag(s.release_x); });
+    auto y = pool.submit([&] { return all_running() && await_flag(posted); });
+    REQUIRE(y.get_for(bound) == true);
+    REQUIRE(x.get_for(bound) == true);
+    INFO("the thief was worker " << s.thief.load());
+    CHECK(s.thief.load() != ~std::size_t{0});  // the staged steal happened
+    CHECK(j.get_for(bound) == true);           // A ran, on the worker that was let go
+}

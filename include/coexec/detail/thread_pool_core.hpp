@@ -35,6 +35,7 @@ enum class pool_event {
                         ///< this sleeping worker's queue (it wakes it next)
     before_inbox_push,  ///< a thread that is not a worker is about to queue an item
     after_inbox_push,   ///< it has; next it decides whether to wake a worker
+    stole_half,         ///< a thief took part of a worker's queue, and still holds its lock
 };
 /// Called at each pool_event with the worker's index (npos if not a worker).
 using pool_hook = void (*)(pool_event, std::size_t worker) noexcept;
