@@ -264,6 +264,8 @@ void process_pool_core::impl::dispatch_locked(task_list& dropped, failure_list& 
     }
     // The supervisor may be asleep with no timer: make it recompute its timeout.
     if (timed && std::this_thread::get_id() != m_thread_id) wake();
+    // A task waits for a worker: the starter's cue (worker_start.cpp).
+    if (m_starter_waiting && !m_pending.empty()) m_first_ready_cv.notify_all();
 }
 
 bool process_pool_core::impl::arm_deadline_locked(slot& s, clock::time_point now) noexcept {

@@ -287,10 +287,14 @@ struct process_pool_core::impl : std::enable_shared_from_this<process_pool_core:
     std::atomic<bool> m_stop_starting{false};
     std::atomic<bool> m_started_waiting{false};  // m_started is not empty
     std::vector<started_worker> m_started;       // under m_mutex
-    // A worker has sent `ready` (under m_mutex): the starter forks the
-    // others once the first one is up, so that their forks and page faults
-    // do not take the CPU from the first worker's start and first task.
+    // Under m_mutex: a worker has sent `ready`; a first result has come;
+    // the starter waits on m_first_ready_cv. The starter forks the others
+    // once the first one is up and has work beside it (its first result is
+    // back, or a task waits for a worker), so that their forks and page
+    // faults do not take the CPU from the first worker's start and first task.
     bool m_first_ready = false;
+    bool m_first_result = false;
+    bool m_starter_waiting = false;
     std::condition_variable m_first_ready_cv;
     unique_fd m_epoll;
     unique_fd m_wake;

@@ -505,6 +505,10 @@ void process_pool_core::impl::handle_message(std::size_t i, message& m) {
                 } else if (s.accepting) {
                     m_idle.push_back(i);
                 }
+                if (!m_first_result) {
+                    m_first_result = true;
+                    if (m_starter_waiting) m_first_ready_cv.notify_all();
+                }
                 dispatch_locked(dropped, failed);
             }
             complete_failures(failed);

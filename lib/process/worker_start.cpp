@@ -98,15 +98,21 @@ bool process_pool_core::impl::finish_start(std::size_t i, channel& ch, launched&
 void process_pool_core::impl::run_starter() noexcept {
     m_starter_go.wait(false, std::memory_order_acquire);
     if (m_options.initializer == nullptr) {
-        // Not before worker 0 is up (or first_worker_grace passed): on 2
-        // cores, worker 1's fork and start took the CPU from worker 0's and
-        // from its first task (a later pool's start -> first result: 1.79
-        // -> 1.21 ms with one worker instead of two, same run). With an
-        // initializer, whose time is unknown, all workers start at once.
+        // Not before worker 0 is up and has work beside it, its first
+        // result back or a task waiting for a worker (or first_worker_grace
+        // passed): on 2 cores, worker 1's fork and start took the CPU from
+        // worker 0's and from its first task (a later pool's start -> first
+        // result: 1.79 -> 1.21 ms with one worker instead of two, same run;
+        // started at worker 0's `ready`, the spare's set-up and the fork
+        // server's reply still delayed the first result by ~0.2 ms). With
+        // an initializer, whose time is unknown, all workers start at once.
         std::unique_lock lock(m_mutex);
+        m_starter_waiting = true;
         m_first_ready_cv.wait_for(lock, first_worker_grace, [this] {
-            return m_first_ready || m_stop_starting.load(std::memory_order_relaxed);
+            return (m_first_ready && (m_first_result || !m_pending.empty())) ||
+                   m_stop_starting.load(std::memory_order_relaxed);
         });
+        m_starter_waiting = false;
     }
     const std::size_t n = m_workers;  // m_slots.size(), fixed since the constructor
     for (std::size_t i = 1; i < n; ++i) {

@@ -517,6 +517,20 @@ TEST_CASE("tasks submitted right after construction run, and every worker comes 
     }
 }
 
+TEST_CASE("a pool's other workers start while its first task still runs alone",
+          "[process_pool][start]") {
+    // With the fork server, the workers after the first wait for its first
+    // result or for a task that finds no worker free, but not for ever: a
+    // first task that runs long, alone, must not keep them from starting.
+    process_pool pool{{.max_workers = 3}};
+    auto f = pool.submit(sleep_ms, 60'000);
+    REQUIRE(coexec_test::eventually([&] { return pool.stats().workers_alive == 3; }));
+    CHECK_FALSE(f.done());
+    // And they take the tasks queued behind it.
+    CHECK(pool.submit(square, 7).get() == 49);
+    CHECK(f.cancel());
+}
+
 namespace {
 int until_stopped(std::stop_token st, int k) {
     while (!st.stop_requested())
