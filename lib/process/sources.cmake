@@ -11,6 +11,8 @@ target_sources(coexec PRIVATE
     ${CMAKE_CURRENT_LIST_DIR}/pool_impl.hpp
     ${CMAKE_CURRENT_LIST_DIR}/supervisor.cpp
     ${CMAKE_CURRENT_LIST_DIR}/waiter_help.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/spare_warm_up.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/spare_warm_up.hpp
     ${CMAKE_CURRENT_LIST_DIR}/spare_workers.cpp
     ${CMAKE_CURRENT_LIST_DIR}/spare_workers.hpp
     ${CMAKE_CURRENT_LIST_DIR}/task_name.cpp

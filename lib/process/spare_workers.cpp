@@ -11,6 +11,7 @@
 #include <span>
 #include <utility>
 
+#include "process/spare_warm_up.hpp"
 #include "process/worker_loop.hpp"
 #include "util/fd_passing.hpp"
 
@@ -26,6 +27,7 @@ constexpr int spare_socket_fd = 3;
     if (::getppid() != fork_server) ::_exit(0);
     if (socket != spare_socket_fd && ::dup2(socket, spare_socket_fd) < 0) ::_exit(121);
     close_descriptors_from(spare_socket_fd + 1);
+    warm_up_spare(spare_socket_fd);  // while nobody asks for it (spare_warm_up.hpp)
     std::uint32_t tag = 0;
     int received[channel_fd_count];
     std::size_t nfds = 0;
