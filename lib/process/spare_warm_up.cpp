@@ -72,12 +72,24 @@ int collect(dl_phdr_info* info, std::size_t, void* data) noexcept {
             if (x >= lo && x < lo + ph.p_memsz) inside = x;
     }
     if (inside == 0) return 0;
+    // The start of the writable segment that relocation made read-only: a
+    // write there is refused, and MADV_POPULATE_WRITE would stop at once.
+    address relro_end = 0;
+    for (int h = 0; h < info->dlpi_phnum; ++h) {
+        const ElfW(Phdr)& ph = info->dlpi_phdr[h];
+        if (ph.p_type == PT_GNU_RELRO)
+            relro_end = page_down(info->dlpi_addr + ph.p_vaddr + ph.p_memsz);
+    }
     for (int h = 0; h < info->dlpi_phnum; ++h) {
         const ElfW(Phdr)& ph = info->dlpi_phdr[h];
         if (ph.p_type != PT_LOAD) continue;
         address lo = page_down(info->dlpi_addr + ph.p_vaddr);
         address hi = page_up(info->dlpi_addr + ph.p_vaddr + ph.p_memsz);
         if ((ph.p_flags & PF_W) != 0) {
+            if (relro_end > lo && relro_end <= hi) {
+                add(lo, relro_end, false);
+                lo = relro_end;
+            }
             add(lo, std::min(hi, lo + write_window), true);
             continue;
         }
