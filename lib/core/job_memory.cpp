@@ -166,12 +166,20 @@ thread_local thread_cache t_cache;
 
 // COEXEC_JOB_CACHE=0 turns the caches off (every job from operator new):
 // for comparing, or for a program that wants every freed job back at once.
+// Read lazily but without a function-local static: a fork() while another
+// thread is inside that static's initialization leaves the child's guard
+// "in progress" forever, and the child's first allocate() waits on it (seen:
+// test_job_memory's fork case, child stuck in __cxa_guard_acquire). Reading
+// the environment twice is harmless: every reader stores the same value.
+constinit std::atomic<signed char> g_cache_enabled{-1};  // -1: not read yet
 bool cache_enabled() noexcept {
-    static const bool enabled = [] {
+    signed char on = g_cache_enabled.load(std::memory_order_relaxed);
+    if (on < 0) {
         const char* v = std::getenv("COEXEC_JOB_CACHE");
-        return v == nullptr || (std::strcmp(v, "0") != 0 && std::strcmp(v, "off") != 0);
-    }();
-    return enabled;
+        on = v == nullptr || (std::strcmp(v, "0") != 0 && std::strcmp(v, "off") != 0);
+        g_cache_enabled.store(on, std::memory_order_relaxed);
+    }
+    return on != 0;
 }
 
 thread_cache* cache() noexcept {

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -157,27 +158,57 @@ TEST_CASE("a child forked while other threads use the shared list can allocate j
     SUCCEED("the caches, and their lock, are compiled out under AddressSanitizer");
     return;
 #endif
+    // A child may only need locks that fork() hands over. The list's lock is
+    // (the atfork handlers), malloc's is under glibc, but ThreadSanitizer's
+    // allocator's is not (GCC 12's libtsan, clang 16's: a child forked while a
+    // churn thread refilled its cache hung in SizeClassAllocator64::
+    // GetFromAllocator). So the churn threads must not call operator new or
+    // delete once the forks start: the list is filled first with more blocks
+    // than both can hold (2 * (300 + 2 * 64)), their vectors are reserved, and
+    // the forks wait for one whole round of each.
+    {
+        std::vector<void*> fill(2048);
+        for (auto& p : fill)
+            p = jm::allocate(64);
+        for (void* p : fill)
+            jm::deallocate(p, 64);
+    }
     std::atomic<bool> stop{false};
+    std::atomic<int> warm{0};
     std::vector<std::thread> churn;
     for (int t = 0; t < 2; ++t) {
         churn.emplace_back([&] {
             std::vector<void*> held;
-            while (!stop.load(std::memory_order_relaxed)) {
+            held.reserve(300);
+            for (bool first = true; !stop.load(std::memory_order_relaxed); first = false) {
                 for (int i = 0; i < 300; ++i)
                     held.push_back(jm::allocate(64));  // past a cache: takes from the list
                 for (void* p : held)
                     jm::deallocate(p, 64);  // past a cache: gives to the list
                 held.clear();
+                if (first) warm.fetch_add(1);
             }
         });
     }
+    // Stopped and joined however the test ends (a failed REQUIRE throws).
+    struct join_all {
+        std::atomic<bool>& stop;
+        std::vector<std::thread>& threads;
+        ~join_all() {
+            stop = true;
+            for (auto& t : threads)
+                t.join();
+        }
+    } joiner{stop, churn};
+    while (warm.load() < 2)
+        std::this_thread::yield();
     for (int k = 0; k < 300; ++k) {  // one in ~100 forks finds the lock held
         const pid_t child = ::fork();
         REQUIRE(child >= 0);
         if (child == 0) {
-            std::vector<void*> held;
-            for (int i = 0; i < 1000; ++i)
-                held.push_back(jm::allocate(64));
+            static std::array<void*, 1000> held;  // no operator new for the array
+            for (auto& p : held)
+                p = jm::allocate(64);
             for (void* p : held)
                 jm::deallocate(p, 64);
             ::_exit(0);
@@ -196,9 +227,6 @@ TEST_CASE("a child forked while other threads use the shared list can allocate j
         REQUIRE(WIFEXITED(status));
         CHECK(WEXITSTATUS(status) == 0);
     }
-    stop = true;
-    for (auto& t : churn)
-        t.join();
 }
 
 TEST_CASE("a job holding an over-aligned value is allocated aligned", "[job_memory]") {
