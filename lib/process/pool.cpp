@@ -160,46 +160,42 @@ process_pool_core::impl::~impl() {
 
 void process_pool_core::impl::start() {
     m_completions.set_owner(weak_from_this());
+    // With the fork server, worker 0 is forked from here (the fork server is
+    // its parent, so the forking thread's life does not matter to
+    // PR_SET_PDEATHSIG), and the constructor does not wait for the
+    // supervisor thread: two hand-offs fewer before the first task is sent.
+    // Spawned and forked workers are started by the supervisor thread, which
+    // lives as long as they do (PR_SET_PDEATHSIG follows the thread that
+    // forked), while the caller waits here.
+    const bool first_started = m_method == launch_method::fork_server &&
+                               !m_fork_server_gone.load(std::memory_order_relaxed) &&
+                               start_first_worker_here();
+    std::promise<void> started;
+    auto ready = started.get_future();
     // In the registry before the thread exists (adding may throw), and out
     // of it again if the constructor throws: ~process_pool_core, which
     // removes it, does not run then.
-    cancel_registry::instance().add(this);
-    std::promise<void> started;
-    auto ready = started.get_future();
-    bool first_started = false;
+    try {
+        cancel_registry::instance().add(this);
+    } catch (...) {
+        std::lock_guard lock(m_mutex);
+        kill_live_workers_locked();
+        throw;
+    }
     {
         // The thread keeps the impl alive, so a pool destroyed from one of
         // its own done-callbacks (on this thread) does not pull the state
-        // from under it. It takes m_mutex before anything else, so it waits
-        // here until worker 0 is installed or its start failed (m_start); made
-        // first, its creation (~20 µs) overlaps the fork server's reply.
-        std::unique_lock lock(m_mutex);
+        // from under it. It takes m_mutex before anything else.
+        std::lock_guard lock(m_mutex);
         try {
-            m_thread = std::thread([self = shared_from_this(), s = &started] { self->run(s); });
+            m_thread = std::thread([self = shared_from_this(),
+                                    s = first_started ? nullptr : &started] { self->run(s); });
         } catch (...) {
+            kill_live_workers_locked();
             cancel_registry::instance().remove(this);
             throw;
         }
         m_thread_id = m_thread.get_id();
-        // With the fork server, worker 0 is forked from here (the fork server
-        // is its parent, so the forking thread's life does not matter to
-        // PR_SET_PDEATHSIG), and the constructor does not wait for the
-        // supervisor thread: two hand-offs fewer before the first task is
-        // sent. Spawned and forked workers are started by the supervisor
-        // thread, which lives as long as they do (PR_SET_PDEATHSIG follows
-        // the thread that forked), while the caller waits here.
-        try {
-            first_started = m_method == launch_method::fork_server &&
-                            !m_fork_server_gone.load(std::memory_order_relaxed) &&
-                            start_first_worker_locked();
-        } catch (...) {
-            m_start = start_state::failed;  // the thread returns at once
-            lock.unlock();
-            m_thread.join();
-            cancel_registry::instance().remove(this);
-            throw;
-        }
-        m_start = first_started ? start_state::started_here : start_state::by_supervisor;
     }
     if (!first_started) {
         try {

@@ -244,10 +244,10 @@ struct process_pool_core::impl : std::enable_shared_from_this<process_pool_core:
     /// The supervisor thread. With `started`, it starts the first workers
     /// and reports to the waiting constructor; without, start() did.
     void run(std::promise<void>* started);
-    /// Constructor, fork server only, under m_mutex: forks and installs
-    /// worker 0; false if the fork server is gone (the supervisor then starts
-    /// it). Throws, with nothing left running, if it could not be started.
-    bool start_first_worker_locked();
+    /// Constructor, fork server only: forks and installs worker 0; false if
+    /// the fork server is gone (the supervisor then starts it). Throws, with
+    /// nothing left running, if the worker could not be started.
+    bool start_first_worker_here();
     /// Kills (and reaps, if ours) every live worker: a start that failed.
     void kill_live_workers_locked() noexcept;
     bool poll_results();
@@ -349,10 +349,6 @@ struct process_pool_core::impl : std::enable_shared_from_this<process_pool_core:
 
     std::thread m_thread;
     std::thread::id m_thread_id;
-    // Who started worker 0, written by start() under m_mutex before the
-    // supervisor thread reads it (run()).
-    enum class start_state { pending, started_here, by_supervisor, failed };
-    start_state m_start = start_state::pending;
     std::mutex m_join_mutex;
     // Runs the user code the supervisor must not (see completions.hpp).
     proc::completion_thread m_completions;

@@ -139,7 +139,7 @@ void process_pool_core::impl::kill_live_workers_locked() noexcept {
         if (s.live) kill_and_reap(s.pidfd, s.direct_child);
 }
 
-bool process_pool_core::impl::start_first_worker_locked() {
+bool process_pool_core::impl::start_first_worker_here() {
     channel_fds w;
     channel ch = channel::create(ring_capacity, w);
     launched l;
@@ -149,6 +149,7 @@ bool process_pool_core::impl::start_first_worker_locked() {
         if (m_fork_server->alive()) throw;
         return false;  // gone: the supervisor starts worker 0 (start_process spawns it)
     }
+    std::lock_guard lock(m_mutex);
     try {
         install_locked(0, ch, l);
     } catch (...) {
@@ -161,11 +162,7 @@ bool process_pool_core::impl::start_first_worker_locked() {
 
 void process_pool_core::impl::run(std::promise<void>* started) {
     {
-        // start() wrote m_thread_id, slot 0 and m_start under it. Its
-        // promise is ours only if start() left worker 0 to us.
-        std::lock_guard lock(m_mutex);
-        if (m_start == start_state::failed) return;
-        if (m_start == start_state::started_here) started = nullptr;
+        std::lock_guard lock(m_mutex);  // start() wrote m_thread_id (and slot 0) under it
     }
     trace::link::name_supervisor(&*m_trace);
     if (started != nullptr) {
