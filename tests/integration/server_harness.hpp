@@ -37,6 +37,8 @@
 #include <utility>
 #include <vector>
 
+#include "temp_dir.hpp"
+
 #ifndef COEXEC_SERVER_BIN
 #error "COEXEC_SERVER_BIN must name the server binary (set by tests/CMakeLists.txt)"
 #endif
@@ -286,13 +288,9 @@ inline std::pair<int, std::string> run_server_to_exit(const std::string& args) {
 
 /// A temporary tree: base/root is served; base/secret.txt must never be.
 struct served_dir {
-    std::filesystem::path base, root;
+    coexec_test::temp_dir dir{"coexec-server"};  // removed with the tree
+    std::filesystem::path base{dir.path()}, root{base / "root"};
     served_dir() {
-        std::string tmpl =
-            (std::filesystem::temp_directory_path() / "coexec-server-XXXXXX").string();
-        REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-        base = tmpl;
-        root = base / "root";
         std::filesystem::create_directories(root / "sub");
         std::ofstream(root / "hello.txt") << "the quick brown fox jumps\n";
         std::ofstream(root / "sub" / "nested.txt") << "one two\tthree\n";
@@ -300,10 +298,6 @@ struct served_dir {
         std::filesystem::create_symlink(base / "secret.txt", root / "escape");
         std::filesystem::create_directory_symlink(base, root / "linkdir");
         std::filesystem::create_symlink("hello.txt", root / "inside_link");
-    }
-    ~served_dir() {
-        std::error_code ec;
-        std::filesystem::remove_all(base, ec);
     }
 };
 

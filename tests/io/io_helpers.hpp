@@ -13,6 +13,8 @@
 #include <string>
 #include <system_error>
 
+#include "temp_dir.hpp"
+
 namespace coexec_test {
 
 /// Which errno-like condition an exception carries: 0 if none was thrown,
@@ -28,22 +30,6 @@ inline int error_of(F&& f) {
         return -1;
     }
 }
-
-/// A temporary directory removed (with its files) at scope exit.
-struct temp_dir {
-    std::string path;
-    temp_dir() {
-        char tmpl[] = "/tmp/coexec-io-XXXXXX";
-        char* p = ::mkdtemp(tmpl);
-        if (p == nullptr) throw std::runtime_error("mkdtemp failed");
-        path = p;
-    }
-    ~temp_dir() {
-        std::string cmd = "rm -rf '" + path + "'";
-        [[maybe_unused]] int r = std::system(cmd.c_str());
-    }
-    std::string file(const std::string& name) const { return path + "/" + name; }
-};
 
 /// A listening TCP socket on 127.0.0.1 with a kernel-chosen port.
 struct listener {

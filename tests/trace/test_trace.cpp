@@ -315,15 +315,14 @@ TEST_CASE("a session holding many times more events than the buffers converts ev
 }
 
 TEST_CASE("a trace leaves no file but its own in its directory", "[trace]") {
-    char dir[] = "/tmp/coexec_test_trace_dir_XXXXXX";
-    REQUIRE(::mkdtemp(dir) != nullptr);
+    const coexec_test::temp_dir dir("coexec_test_trace_dir");
     auto entries = [&dir] {
         std::set<std::string> names;
-        for (const auto& e : std::filesystem::directory_iterator(dir))
+        for (const auto& e : std::filesystem::directory_iterator(dir.path()))
             names.insert(e.path().filename().string());
         return names;
     };
-    const std::string path = std::string(dir) + "/out.json";
+    const std::string path = dir.file("out.json");
     coexec::trace::start(path);
     run_batches(1000, 100);
     const auto during = entries();  // the spill has no name (or lost it at once)
@@ -332,7 +331,6 @@ TEST_CASE("a trace leaves no file but its own in its directory", "[trace]") {
     CHECK(entries() == std::set<std::string>{"out.json"});
     trace_file t(path);
     CHECK(static_cast<double>(t.slices_named("traced_square").size()) + t.dropped() == 1000);
-    std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("a program ended by SIGTERM during a long trace leaves every recorded event", "[trace]") {

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "json_reader.hpp"
+#include "temp_dir.hpp"
 
 namespace coexec_test {
 
@@ -26,22 +27,8 @@ namespace coexec_test {
 /// process that made it exits normally (a forked child that calls exit()
 /// leaves it alone), so repeated runs leave nothing in /tmp.
 inline const std::string& trace_dir() {
-    struct owned_dir {
-        std::string path;
-        pid_t owner = ::getpid();
-        owned_dir() {
-            char tmpl[] = "/tmp/coexec_test_trace_XXXXXX";
-            if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
-            path = tmpl;
-        }
-        ~owned_dir() {
-            if (::getpid() != owner) return;
-            std::error_code ec;
-            std::filesystem::remove_all(path, ec);
-        }
-    };
-    static owned_dir dir;
-    return dir.path;
+    static const temp_dir dir("coexec_test_trace");
+    return dir.path();
 }
 
 /// A unique path for one test's trace file ("%p": the recording process's pid).
