@@ -71,7 +71,8 @@ static_assert(sizeof(free_block) <= smallest);
 
 struct shared_lists {
     std::mutex mutex;
-    std::array<free_block*, classes> batches{};
+    // Changed under the mutex; read without it only to skip an empty class.
+    std::array<std::atomic<free_block*>, classes> batches{};
     std::size_t bytes = 0;
 };
 // Made at compile time (no first-use initialization a fork could interrupt:
@@ -98,10 +99,16 @@ shared_lists& shared() noexcept {
 /// Takes a batch of class `c` from the shared list (null if none).
 free_block* take_batch(std::size_t c) noexcept {
     shared_lists& s = shared();
+    // An empty class is seen without the lock: a thread allocating a burst
+    // of fresh jobs misses its cache on every one, and took the lock (shared
+    // with the threads freeing them) each time, for nothing: 7-9% of a
+    // submitting thread's cycles in 100k sleepers. A batch given meanwhile
+    // is missed once, and a fresh block allocated instead.
+    if (s.batches[c].load(std::memory_order_relaxed) == nullptr) return nullptr;
     std::lock_guard lock(s.mutex);
-    free_block* b = s.batches[c];
+    free_block* b = s.batches[c].load(std::memory_order_relaxed);
     if (b == nullptr) return nullptr;
-    s.batches[c] = b->next_batch;
+    s.batches[c].store(b->next_batch, std::memory_order_relaxed);
     s.bytes -= batch * size_of(c);
     return b;
 }
@@ -113,8 +120,8 @@ void give_batch(std::size_t c, free_block* b) noexcept {
         shared_lists& s = shared();
         std::lock_guard lock(s.mutex);
         if (s.bytes + batch * size_of(c) <= shared_limit_bytes) {
-            b->next_batch = s.batches[c];
-            s.batches[c] = b;
+            b->next_batch = s.batches[c].load(std::memory_order_relaxed);
+            s.batches[c].store(b, std::memory_order_relaxed);
             s.bytes += batch * size_of(c);
             return;
         }
