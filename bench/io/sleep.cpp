@@ -14,6 +14,9 @@
 //   floor    the run's memory alone: as many fresh pages as the coexec
 //            child's peak RSS grew by, first touched by 2 threads (on a
 //            host where a page's first touch is dear, this bounds the wall)
+//   overlap  the coexec side once more, untimed, counting the sleepers alive
+//            at once: peak RSS is that count times a sleeper's memory, so
+//            the bench shows what all 100k at once would take
 #include <sys/mman.h>
 
 #include <asio.hpp>
@@ -55,6 +58,29 @@ std::array<double, 4> coexec_side() {
     pool.shutdown(true);
     auto t1 = clock::now();
     return {coexec_bench::seconds_between(t0, t1), 0, 0, 0};
+}
+
+// The shape of coexec_side, run again untimed to count how many sleepers
+// were alive at once (submitted and not yet finished, sampled every 1000
+// submissions): peak RSS follows that overlap, which is larger the faster
+// the burst is submitted. Returns {wall, peak alive}.
+std::array<double, 4> coexec_side_overlap() {
+    coexec::thread_pool pool{{.max_workers = threads}};
+    std::uint64_t peak = 0;
+    auto sample = [&] {
+        const coexec::executor_stats s = pool.stats();
+        const std::uint64_t ended = s.completed + s.failed + s.cancelled;
+        peak = std::max(peak, s.submitted > ended ? s.submitted - ended : 0);
+    };
+    auto t0 = clock::now();
+    for (int i = 0; i < tasks; ++i) {
+        (void)pool.submit([]() -> coexec::task<void> { co_await coexec::io::sleep_for(nap); });
+        if (i % 1000 == 999) sample();
+    }
+    sample();
+    pool.shutdown(true);
+    auto t1 = clock::now();
+    return {coexec_bench::seconds_between(t0, t1), static_cast<double>(peak), 0, 0};
 }
 
 // Shown too: every future kept and get() in turn (each job lives to the end).
@@ -128,6 +154,7 @@ int main() {
     auto idle = coexec_bench_io::in_child([] { return std::array<double, 4>{}; });
     auto co = coexec_bench_io::in_child(coexec_side);
     auto kept = coexec_bench_io::in_child(coexec_side_futures_kept);
+    auto overlap = coexec_bench_io::in_child(coexec_side_overlap);
     auto as = coexec_bench_io::in_child(asio_side);
     const double grown_mib = std::max(0.0, co.maxrss_mib - idle.maxrss_mib);
     auto floor = coexec_bench_io::in_child(
@@ -149,12 +176,24 @@ int main() {
                     (*py)["wall_s"], (*py)["maxrss_kib"] / 1024.0);
     }
     std::printf("  (the program idle: peak RSS %.1f MiB)\n", idle.maxrss_mib);
+    // Memory per sleeper alive at the peak (the untimed counting run's own
+    // RSS growth over its own peak count), and what 100k at once would take.
+    const double alive = overlap.figures[1];
+    const double per_sleeper =
+        alive > 0 ? std::max(0.0, overlap.maxrss_mib - idle.maxrss_mib) * 1048576.0 / alive : 0;
+    const double all_at_once_mib = idle.maxrss_mib + per_sleeper * tasks / 1048576.0;
+    std::printf("  %-40s %8.0f of %d alive at once (counting run: %.3f s, peak RSS %.1f MiB)\n",
+                "overlap: sleepers alive at the peak", alive, tasks, overlap.figures[0],
+                overlap.maxrss_mib);
+    std::printf("  %-40s %8.0f bytes each; all %d at once: %.1f MiB\n",
+                "  peak RSS growth per sleeper alive", per_sleeper, tasks, all_at_once_mib);
     std::printf("  %-40s %8.3f s  (%.1f MiB of fresh pages, first touch on %zu threads)\n",
                 "floor: the coexec run's memory alone", floor.figures[0], grown_mib, threads);
-    if (!co.ok || !kept.ok || !as.ok || !floor.ok) {
+    if (!co.ok || !kept.ok || !overlap.ok || !as.ok || !floor.ok) {
         std::printf(
-            "NOTE|bench_io_sleep: a measured child failed (coexec %d / %d, asio %d, floor %d).\n",
-            co.ok, kept.ok, as.ok, floor.ok);
+            "NOTE|bench_io_sleep: a measured child failed (coexec %d / %d / %d, asio %d, floor "
+            "%d).\n",
+            co.ok, kept.ok, overlap.ok, as.ok, floor.ok);
     }
 
     using coexec_bench::better;
@@ -179,6 +218,17 @@ int main() {
                   grown_mib, threads, floor.figures[0] * 1e3,
                   floor.figures[0] > 0 ? co.figures[0] / floor.figures[0] : 0.0);
     coexec_bench::note(floor_note);
+    if (alive > 0) {
+        char overlap_note[400];
+        std::snprintf(
+            overlap_note, sizeof overlap_note,
+            "100k sleeps, memory: in a second, untimed coexec run, %.0f sleepers were "
+            "alive at once at the peak, and its peak RSS grew by %.0f bytes per sleeper "
+            "alive (job and coroutine frame, with the pool's own costs); all 100k at "
+            "once would be %.1f MiB. The faster the burst is submitted, the more overlap.",
+            alive, per_sleeper, all_at_once_mib);
+        coexec_bench::note(overlap_note);
+    }
     coexec_bench::note(
         "100k sleeps: coexec and Asio on 2 threads, futures dropped (Asio: detached), each side "
         "in its own forked child (peak RSS "
