@@ -160,7 +160,7 @@ class mpi_pool {
         using R = detail::remote_result_t<F, detail::wire_arg_t<Args>...>;
         auto* state = new detail::shared_state<R>();
         future<R> result(state);
-        detail::trace::on_submit(state->trace_ticket(), f);
+        detail::trace::on_submit(*state, f);
         auto task = std::make_unique<detail::process_task>();
         task->state = state;  // takes the creation reference
         task->complete = &detail::complete_single<R>;
@@ -219,7 +219,7 @@ class mpi_pool {
         using V = std::vector<detail::outcome<R>>;
         auto* state = new detail::shared_state<V>();
         future<V> result(state);
-        detail::trace::on_submit(state->trace_ticket(), f);
+        detail::trace::on_submit(*state, f);
         auto task = std::make_unique<detail::process_task>();
         task->state = state;
         task->complete = &detail::complete_chunk<R>;

@@ -10,6 +10,7 @@
 #include <ctime>
 #include <thread>
 
+#include "coexec/detail/job_memory.hpp"
 #include "coexec/detail/spin.hpp"
 #include "coexec/errors.hpp"
 
@@ -335,6 +336,25 @@ void shared_state_base::throw_if_failed() const {
         default:
             return;
     }
+}
+
+// The ticket comes from the job allocator (a 24-byte class, cached per
+// thread): tracing pays a cached block per task, not a malloc.
+void shared_state_base::stamp_trace(std::uint32_t name) noexcept {
+    if (m_trace == nullptr) {
+        try {
+            m_trace = ::new (job_memory::allocate(sizeof(trace::task_ticket))) trace::task_ticket{};
+        } catch (const std::bad_alloc&) {
+            return;  // untraced: the trace shows the task unnamed, as one submitted before it
+        }
+    }
+    trace::stamp(*m_trace, name);
+}
+
+void shared_state_base::drop_trace() noexcept {
+    static_assert(std::is_trivially_destructible_v<trace::task_ticket>);
+    job_memory::deallocate(m_trace, sizeof(trace::task_ticket));
+    m_trace = nullptr;
 }
 
 std::exception_ptr shared_state_base::exception_ptr() const noexcept {

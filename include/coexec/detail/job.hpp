@@ -192,7 +192,7 @@ class job
         // Coroutine jobs always get a token: future::cancel() signals it and
         // the coexec::io awaitables they start use it.
         if constexpr (wants_token || is_coroutine) this->enable_stop();
-        trace::on_submit(this->trace_ticket(), m_fn);
+        trace::on_submit(*this, m_fn);
     }
 
     /// Runs the job on this thread and drops the runner's reference.

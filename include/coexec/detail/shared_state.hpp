@@ -151,11 +151,19 @@ class shared_state_base {
     std::exception_ptr exception_ptr() const noexcept;
 
     // ---- coexec::trace: the task's name, submit time and flow ----
-    trace::task_ticket& trace_ticket() noexcept { return m_trace; }
-    const trace::task_ticket& trace_ticket() const noexcept { return m_trace; }
+    /// All zero unless the task was submitted while a trace recorded.
+    const trace::task_ticket& trace_ticket() const noexcept {
+        return m_trace != nullptr ? *m_trace : trace::no_ticket;
+    }
+    /// Stamps the ticket for a task named `name`, submitted now from this
+    /// thread (trace::on_submit, only while recording). The ticket is made
+    /// here: a task submitted while no trace records carries one word for it.
+    void stamp_trace(std::uint32_t name) noexcept;
 
   protected:
-    virtual ~shared_state_base() = default;
+    virtual ~shared_state_base() {
+        if (m_trace != nullptr) drop_trace();
+    }
     virtual void destroy() noexcept { delete this; }
 
     /// Claims the right to write a result: pending|running → completing.
@@ -183,6 +191,7 @@ class shared_state_base {
     /// Takes / drops listeners_lock_bit; lock returns the status word it saw.
     std::uint32_t lock_listeners() noexcept;
     void unlock_listeners() noexcept;
+    void drop_trace() noexcept;
 
     mutable std::atomic<std::uint32_t> m_status{0};
     std::atomic<std::uint32_t> m_refs{1};
@@ -197,7 +206,10 @@ class shared_state_base {
         stop_listener* m_listeners = nullptr;  // under listeners_lock_bit
         cancel_hook* m_hook;
     };
-    trace::task_ticket m_trace;
+    // Its trace ticket, made at submit while a trace records (stamp_trace):
+    // 24 bytes fewer in every job than a ticket kept inline (a thread_pool
+    // job 120 -> 104 bytes: a size class less).
+    trace::task_ticket* m_trace = nullptr;
 };
 
 template <class T>

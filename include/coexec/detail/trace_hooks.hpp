@@ -39,14 +39,16 @@ inline bool on() noexcept {
 #endif
 }
 
-/// What a submitted task carries for the trace, in its shared state. Stamped
-/// at submit while recording; all zero otherwise.
+/// What a submitted task carries for the trace, beside its shared state.
+/// Stamped at submit while recording; a task submitted otherwise has none
+/// (it reads as no_ticket, all zero).
 struct task_ticket {
     std::uint64_t flow = 0;       ///< flow id (submit → start → resumed awaiter); 0: none
     std::int64_t submitted = 0;   ///< when it was submitted (ns)
     std::uint32_t name = 0;       ///< interned task name
     std::uint32_t submitter = 0;  ///< thread id of the submitting thread
 };
+inline constexpr task_ticket no_ticket{};
 
 // ---- out of line (lib/trace/), called only while on() ----
 std::uint32_t intern_type_name(const char* mangled) noexcept;
@@ -98,10 +100,11 @@ std::uint32_t name_of(const F& f) noexcept {
     }
 }
 
-/// At submit: stamps the task's ticket if recording.
-template <class F>
-void on_submit(task_ticket& t, const F& f) noexcept {
-    if (on()) stamp(t, name_of(f));
+/// At submit: stamps the task's ticket if recording (State: a
+/// shared_state_base, complete where this is instantiated).
+template <class State, class F>
+void on_submit(State& state, const F& f) noexcept {
+    if (on()) state.stamp_trace(name_of(f));
 }
 
 /// The span of one run of a task on this thread: constructed before the
