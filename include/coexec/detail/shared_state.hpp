@@ -201,7 +201,7 @@ class shared_state_base {
     std::stop_source m_stop{std::nostopstate};
     // A task is run here (io operations may listen for its stop) or by a
     // process (a cancel hook kills it), never both: one word for either,
-    // told apart by hooked_bit (it keeps a thread_pool job at 128 bytes).
+    // told apart by hooked_bit (a word less in every job).
     union {
         stop_listener* m_listeners = nullptr;  // under listeners_lock_bit
         cancel_hook* m_hook;
