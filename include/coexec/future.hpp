@@ -305,14 +305,18 @@ struct callback_node final : continuation, work_item {
         auto* n = static_cast<callback_node*>(c);
         if constexpr (UserCode) {
             if (resumer* sink = user_code_sink()) {
-                n->work_item::run = &run_posted;
+                n->work_item::handler = &run_posted;
                 sink->post(n);
                 return;
             }
         }
         invoke(n);
     }
-    static void run_posted(work_item* w) noexcept { invoke(static_cast<callback_node*>(w)); }
+    static bool run_posted(work_item* w, const std::exception_ptr* drop) noexcept {
+        if (drop != nullptr) return false;  // a done-callback always runs
+        invoke(static_cast<callback_node*>(w));
+        return true;
+    }
     static void invoke(callback_node* n) noexcept {
         try {
             n->f(std::as_const(n->self));

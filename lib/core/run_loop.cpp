@@ -43,7 +43,7 @@ void run_loop::run() {
         m_head = item->next;
         if (m_head == nullptr) m_tail = nullptr;
         lock.unlock();
-        item->run(item);
+        item->run();
         lock.lock();
     }
 }

@@ -175,7 +175,11 @@ bool io_reactor::start(io_op& op) noexcept {
     // Registered last: if a stop was requested meanwhile, the callback runs
     // here and queues a cancel request, which the next reap acts on.
     if (link_memory != nullptr) {
-        op.token_link = ::new (link_memory) token_link_type(op.token, io_cancel_fn{&op});
+        // The callback takes the token's stop state; the word becomes the link.
+        auto* link = ::new (link_memory) token_link_type(std::move(op.token), io_cancel_fn{&op});
+        op.token.~stop_token();
+        op.token_link = link;
+        op.token_linked = true;
     } else if (by_job) {
         op.on_stop = &cancel_on_job_stop;
         if (!op.job->add_stop_listener(op)) op.on_stop = nullptr;  // a job without a stop
@@ -219,10 +223,12 @@ work_item* io_reactor::take_ready(std::size_t& count) noexcept {
     for (io_op* op = m_ready_head; op != nullptr; op = static_cast<io_op*>(op->next)) {
         // After this no stop callback runs or will run for `op` (both wait
         // for one running on another thread).
-        if (op->token_link != nullptr) {
-            op->token_link->~token_link_type();
-            ::operator delete(op->token_link);
-            op->token_link = nullptr;
+        if (op->token_linked) {
+            token_link_type* const link = op->token_link;
+            link->~token_link_type();
+            ::operator delete(link);
+            op->token_linked = false;
+            ::new (&op->token) std::stop_token();  // the token was moved into the link
         } else if (op->on_stop != nullptr) {
             op->job->remove_stop_listener(*op);
             op->on_stop = nullptr;
@@ -238,7 +244,8 @@ work_item* io_reactor::take_ready(std::size_t& count) noexcept {
     return head;
 }
 
-void io_op::resume(work_item* self) noexcept {
+bool io_op::resume(work_item* self, const std::exception_ptr* drop) noexcept {
+    if (drop != nullptr) return false;  // the coroutine must still run
     auto* op = static_cast<io_op*>(self);
     shared_state_base* const job = op->job;  // its reference is ours now (see start)
     shared_state_base* previous = exchange_current_io_job(job);
@@ -248,6 +255,7 @@ void io_op::resume(work_item* self) noexcept {
     }
     exchange_current_io_job(previous);
     if (job != nullptr) job->release();
+    return true;
 }
 
 void io_reactor::request_cancel(io_op& op) noexcept {

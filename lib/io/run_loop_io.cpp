@@ -125,7 +125,7 @@ void run_loop::run_with_io() {
         bool ran = batch != nullptr;
         for (work_item* it = batch; it != nullptr;) {
             work_item* next = it->next;
-            it->run(it);  // may free `it`
+            it->run();  // may free `it`
             it = next;
         }
         if (reactor.has_work()) {
@@ -133,7 +133,7 @@ void run_loop::run_with_io() {
             std::size_t n = 0;
             for (work_item* it = reactor.take_ready(n); it != nullptr;) {
                 work_item* next = it->next;
-                it->run(it);
+                it->run();
                 it = next;
                 ran = true;
             }

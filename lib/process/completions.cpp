@@ -10,7 +10,7 @@ namespace coexec::detail::proc {
 void completion_thread::run_all(work_item* list) noexcept {
     for (work_item* it = decltype(m_queue)::reversed(list); it != nullptr;) {
         work_item* next = it->next;  // run may free the item
-        it->run(it);
+        it->run();
         it = next;
     }
 }

@@ -38,7 +38,7 @@ void thread_pool_core::run_leftovers() noexcept {
     // Closing makes later posts run where they are made (see post).
     for (work_item* it = inbox_stack::reversed(m_shared->inbox.close()); it != nullptr;) {
         work_item* next = it->next;
-        it->run(it);
+        it->run();
         it = next;
     }
 }
@@ -85,11 +85,8 @@ void thread_pool_core::shutdown(bool wait, bool cancel_futures) {
         m_stop.request_stop();
         while (drained != nullptr) {
             work_item* next = drained->next;
-            if (drained->discard != nullptr) {
-                drained->discard(drained, nullptr);
-            } else if (!m_shared->inbox.try_push(drained)) {
-                drained->run(drained);  // a coroutine resumption: it must still run
-            }
+            // A job is cancelled; a coroutine's resumption must still run.
+            if (!drained->try_drop(nullptr) && !m_shared->inbox.try_push(drained)) drained->run();
             drained = next;
         }
     }

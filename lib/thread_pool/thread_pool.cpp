@@ -107,7 +107,7 @@ void thread_pool_core::post(work_item* item) noexcept {
             // atomic step as the push, so an item is either queued before the
             // last drain or run here, never stranded between the two.
             if (outside) m_shared->outside_posts.fetch_sub(1, std::memory_order_release);
-            item->run(item);
+            item->run();
             return;
         }
         hook(pool_event::after_inbox_push, not_a_worker);
@@ -359,7 +359,7 @@ void thread_pool_core::worker_main(std::size_t index) noexcept {
         if (n == 1 || std::chrono::steady_clock::now() - self.awake_since < saturated_after) {
             for (work_item* it = first; it != nullptr;) {
                 work_item* next = it->next;
-                it->run(it);  // may free `it`
+                it->run();  // may free `it`
                 it = next;
             }
             return true;
@@ -467,13 +467,12 @@ void thread_pool_core::worker_main(std::size_t index) noexcept {
                 continue;
             }
         }
-        if (item->discard != nullptr && m_broken.load(std::memory_order_relaxed)) {
-            item->discard(item,
-                          std::make_exception_ptr(broken_pool(
-                              "thread_pool: the pool is broken (a worker's initializer threw)")));
+        if (m_broken.load(std::memory_order_relaxed) &&
+            item->try_drop(std::make_exception_ptr(
+                broken_pool("thread_pool: the pool is broken (a worker's initializer threw)")))) {
             continue;
         }
-        item->run(item);
+        item->run();
         // A busy worker still reaps its I/O now and then, so completions are
         // not starved by a long stream of queued work (and submissions batch).
         if (reactor != nullptr && ++self.runs_since_poll >= 32) {

@@ -176,7 +176,7 @@ inline work_item* append_to_queue(thread_pool_core::worker& w, work_item* first)
 inline void spill_to_inbox(inbox_stack& inbox, work_item* first) noexcept {
     while (first != nullptr) {
         work_item* next = first->next;
-        if (!inbox.try_push(first)) first->run(first);
+        if (!inbox.try_push(first)) first->run();
         first = next;
     }
 }

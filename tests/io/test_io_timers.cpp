@@ -312,6 +312,59 @@ TEST_CASE("cancels racing sleeps that are just finishing end every future, once"
     CHECK(values >= jobs / 2);  // the odd ones were never cancelled
 }
 
+TEST_CASE("a token outlives the sleeps that completed with it, and stops racing them end each",
+          "[io][timer][cancel]") {
+    // An explicit token is moved into a stop callback while its op is in
+    // flight and an empty token is put back when the op completes: the
+    // callback must be gone before the frame resumes, so a stop requested
+    // later touches no op (the sanitizer presets run this), and each source
+    // stopped while its sleeps run ends exactly one of them cancelled.
+    thread_pool pool{{.max_workers = 2}};
+    std::stop_source kept;
+    auto quiet = pool.submit([&]() -> task<int> {
+        int n = 0;
+        for (; n < 200; ++n)
+            co_await io::sleep_for(std::chrono::microseconds(n % 3), kept.get_token());
+        co_return n;
+    });
+    CHECK(quiet.get_for(30s) == 200);
+    kept.request_stop();  // no callback of those 200 sleeps is left to run
+    auto after = pool.submit([&]() -> task<void> { co_await io::sleep_for(1h, kept.get_token()); });
+    CHECK(error_of([&] { after.get_for(10s); }) == ECANCELED);
+
+    constexpr int jobs = 500;
+    std::vector<std::stop_source> sources(jobs);
+    std::vector<coexec::future<int>> fs;
+    fs.reserve(jobs);
+    for (int i = 0; i < jobs; ++i) {
+        fs.push_back(pool.submit([&sources, i]() -> task<int> {
+            int slept = 0;
+            try {
+                for (; slept < 20; ++slept)
+                    co_await io::sleep_for(std::chrono::microseconds(slept % 4 * 5),
+                                           sources[static_cast<std::size_t>(i)].get_token());
+            } catch (const std::system_error& e) {
+                if (e.code() != std::errc::operation_canceled) throw;
+                co_return -1;
+            }
+            co_return slept;
+        }));
+    }
+    std::thread stopper([&] {
+        for (int i = 0; i < jobs; i += 2)
+            sources[static_cast<std::size_t>(i)].request_stop();
+    });
+    stopper.join();
+    int ended = 0, odd_finished = 0;
+    for (int i = 0; i < jobs; ++i) {
+        const int r = fs[static_cast<std::size_t>(i)].get_for(30s);
+        if (r == -1 || r == 20) ++ended;
+        if (i % 2 == 1 && r == 20) ++odd_finished;
+    }
+    CHECK(ended == jobs);
+    CHECK(odd_finished == jobs / 2);  // never stopped: every sleep ran
+}
+
 TEST_CASE("a coroutine started inside a job may go on sleeping after the job ended",
           "[io][timer]") {
     // A fire-and-forget coroutine (the user's own, not a job) started by a

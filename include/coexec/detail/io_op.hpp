@@ -57,9 +57,12 @@ struct io_cancel_fn {
 /// on the job without a stop_source (nothing allocated). An explicit token
 /// gets a std::stop_callback instead, allocated only then (token_link).
 struct io_op : work_item, stop_listener {
-    io_op() noexcept { run = &io_op::resume; }
+    io_op() noexcept : token() { handler = &io_op::resume; }
     io_op(const io_op&) = delete;
     io_op& operator=(const io_op&) = delete;
+    ~io_op() {
+        if (!token_linked) token.~stop_token();
+    }
 
     /// Copies what the awaitable filled in (not the reactor's state).
     void copy_parameters(const io_op& o) noexcept {
@@ -80,15 +83,26 @@ struct io_op : work_item, stop_listener {
     bool explicit_token : 1 = false;
     /// A sleep made by io::sleep_until (named so), not io::sleep_for.
     bool named_until : 1 = false;
+    /// Set by the reactor: `token_link` holds the word, not `token`.
+    bool token_linked : 1 = false;
 
     // ---- owned by the reactor (lib/) ----
     bool in_flight = false;  // started and not yet completed
     std::atomic<bool> cancel_queued{false};
     std::uint32_t backend_index = 0;  // a sleep's slot in the reactor's timer heap
 
-    // ---- filled in by the awaitable ----
-    /// The explicit token (empty otherwise).
-    std::stop_token token;
+    // One word, the token then its callback: the reactor moves an explicit
+    // token into a std::stop_callback when the op goes in flight (the
+    // callback keeps the token's stop state) and destroys that callback
+    // before the op is handed back, making an empty token again. A word
+    // less in every awaiting frame: a sleeping coroutine's frame is 168
+    // bytes, not 184 (a size class less, see lib/core/job_memory.cpp).
+    union {
+        /// Filled in by the awaitable: the explicit token (empty otherwise).
+        std::stop_token token;
+        /// Owned by the reactor, while `token_linked`.
+        std::stop_callback<io_cancel_fn>* token_link;
+    };
 
     // One word, in then out (as an sqe's arguments and its cqe's result): the
     // parameter is read only while the op is started or retried, the result
@@ -106,13 +120,13 @@ struct io_op : work_item, stop_listener {
     // ---- owned by the reactor (lib/) ----
     io_reactor* reactor = nullptr;
     shared_state_base* job = nullptr;  // the job whose frames were running at start
-    std::stop_callback<io_cancel_fn>* token_link = nullptr;
-    io_op* cancel_next = nullptr;  // the reactor's cross-thread cancel stack
+    io_op* cancel_next = nullptr;      // the reactor's cross-thread cancel stack
     // The ready list and the worker queues link through work_item::next; a
     // sleep in flight is found through its reactor's timer heap.
 
-    /// work_item::run of a completed op (lib/io/reactor.cpp).
-    static void resume(work_item* self) noexcept;
+    /// work_item::handler of a completed op: resumes the coroutine (it is
+    /// never dropped unrun). In lib/io/reactor.cpp.
+    static bool resume(work_item* self, const std::exception_ptr* drop) noexcept;
     /// The descriptor the op works on, -1 for a sleep.
     int fd_or_none() const noexcept;
 };

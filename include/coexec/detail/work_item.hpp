@@ -13,12 +13,21 @@ namespace coexec::detail {
 /// continuation are all work items themselves.
 struct work_item {
     work_item* next = nullptr;
-    /// Runs (and, if it owns itself, frees) the item. Never throws.
-    void (*run)(work_item*) noexcept = nullptr;
-    /// Non-null for items that may be dropped unrun (submitted jobs): fails
-    /// the job's future with `reason`, or cancels it if `reason` is null, and
-    /// frees the item. Used by shutdown(cancel_futures = true) and broken pools.
-    void (*discard)(work_item*, std::exception_ptr reason) noexcept = nullptr;
+    /// What the item does: with `drop` null, runs it (see run()); else see
+    /// try_drop(). One pointer for both: an item is in every job, every
+    /// awaiting frame and every await, and a word less there is a size
+    /// class less for a sleeping coroutine's frame (detail/io_op.hpp).
+    bool (*handler)(work_item*, const std::exception_ptr* drop) noexcept = nullptr;
+
+    /// Runs (and, if it owns itself, frees) the item. Never throws; the item
+    /// may be gone afterwards.
+    void run() noexcept { handler(this, nullptr); }
+    /// Drops an item that may be dropped unrun (a submitted job): fails the
+    /// job's future with `reason`, or cancels it if `reason` is null, frees
+    /// the item, and returns true. Any other item (a coroutine's resumption)
+    /// is left as it was, and false returned: it must still run. Used by
+    /// shutdown(cancel_futures = true) and broken pools.
+    bool try_drop(const std::exception_ptr& reason) noexcept { return handler(this, &reason); }
 };
 
 /// Something that can run work items later: a thread pool, a sync_wait loop.
@@ -91,7 +100,7 @@ struct resume_item : work_item {
     shared_state_base* job = nullptr;
     resumer* home = nullptr;
 
-    resume_item() { run = &resume_item::invoke; }
+    resume_item() { handler = &resume_item::invoke; }
     /// Call in await_suspend: records the handle, the current job and executor.
     void suspend(std::coroutine_handle<> h) noexcept {
         handle = h;
@@ -115,7 +124,11 @@ struct resume_item : work_item {
             resume();
         }
     }
-    static void invoke(work_item* w) noexcept { static_cast<resume_item*>(w)->resume(); }
+    static bool invoke(work_item* w, const std::exception_ptr* drop) noexcept {
+        if (drop != nullptr) return false;  // a resumption always runs
+        static_cast<resume_item*>(w)->resume();
+        return true;
+    }
 };
 
 }  // namespace coexec::detail

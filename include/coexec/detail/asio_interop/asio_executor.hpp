@@ -99,7 +99,7 @@ class asio_executor_core final
         Net::post(m_ex, [self = this->shared_from_this(), item] {
             resumer_scope here(self.get());
             running_here mark(self.get());
-            item->run(item);
+            item->run();
         });
     }
 
