@@ -100,6 +100,20 @@ struct shared_lists {
     std::size_t region_count = 0;
     std::array<free_block*, classes> spill{};
     std::array<std::uint32_t, classes> spill_count{};
+    // Set (under the mutex) once every region is mapped: read without it, so
+    // a thread allocating past the budget takes no lock per block.
+    std::atomic<bool> budget_spent{false};
+    // What exiting threads left uncarved of their regions (their next, end
+    // and populated marks), for the next thread that needs a region: a
+    // program that starts and ends threads does not spend the budget on
+    // their leftovers.
+    struct leftover {
+        char* next;
+        char* end;
+        char* populated;
+    };
+    std::array<leftover, 16> leftovers{};
+    std::size_t leftover_count = 0;
 };
 // Made at compile time (no first-use initialization a fork could interrupt:
 // a child inheriting "initialization in progress" would wait for it forever)
@@ -212,25 +226,53 @@ void give_back(std::size_t c, free_block* b) noexcept {
 
 /// Where this thread carves fresh blocks: the rest of its region, and how
 /// far its pages are populated. Trivially destructible: usable after the
-/// thread's cache is gone.
+/// thread's cache is gone. `failed`: a mapping failed here (an address-space
+/// limit): this thread takes malloc's blocks from then on, one failed mmap
+/// rather than one per block.
 struct carver {
     char* next = nullptr;
     char* end = nullptr;
     char* populated = nullptr;
+    bool failed = false;
 };
 thread_local carver t_carver;
 
-/// Maps a region for this thread; false if the budget is spent or the
-/// mapping fails (fresh blocks then come from malloc).
+/// The smallest leftover worth handing on (a 520-byte block, and more).
+constexpr std::size_t leftover_min = 4096;
+
+/// Hands what this thread left of its region to the next one (at exit,
+/// when it carves no more). A leftover that finds no room is dropped: its
+/// memory stays mapped, unused, within the budget.
+void leave_region(carver& k) noexcept {
+    if (static_cast<std::size_t>(k.end - k.next) < leftover_min) return;
+    shared_lists& s = shared();
+    std::lock_guard lock(s.mutex);
+    if (s.leftover_count == s.leftovers.size()) return;
+    s.leftovers[s.leftover_count++] = {k.next, k.end, k.populated};
+    k.next = k.end = k.populated = nullptr;
+}
+
+/// Gives this thread a region: a leftover, or a new mapping; false if the
+/// budget is spent or the mapping fails (fresh blocks then come from malloc).
 bool map_region(carver& k) noexcept {
     shared_lists& s = shared();
+    if (k.failed || s.budget_spent.load(std::memory_order_relaxed)) return false;
     {
         std::lock_guard lock(s.mutex);
-        if (s.region_count == max_regions) return false;
+        if (s.leftover_count != 0) {
+            const shared_lists::leftover& l = s.leftovers[--s.leftover_count];
+            k.next = l.next;
+            k.end = l.end;
+            k.populated = l.populated;
+            return true;
+        }
     }
     void* m =
         ::mmap(nullptr, region_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (m == MAP_FAILED) return false;
+    if (m == MAP_FAILED) {
+        k.failed = true;
+        return false;
+    }
     const auto at = reinterpret_cast<std::uintptr_t>(m);
     {
         std::lock_guard lock(s.mutex);
@@ -242,7 +284,7 @@ bool map_region(carver& k) noexcept {
         auto* pos = std::upper_bound(s.regions.begin(), end, at);
         std::move_backward(pos, end, end + 1);
         *pos = at;
-        ++s.region_count;
+        if (++s.region_count == max_regions) s.budget_spent.store(true, std::memory_order_relaxed);
     }
     k.next = k.populated = static_cast<char*>(m);
     k.end = k.next + region_bytes;
@@ -277,7 +319,8 @@ struct thread_cache {
     std::array<std::uint32_t, classes> count{};
 
     ~thread_cache() {
-        // Full batches to the shared list, the rest to malloc.
+        // Full batches to the shared list; the rest kept if carved, else
+        // given to malloc; the region's uncarved rest to the next thread.
         for (std::size_t c = 0; c < classes; ++c) {
             while (count[c] >= batch)
                 give_batch(c, detach(c, batch));
@@ -285,7 +328,8 @@ struct thread_cache {
             head[c] = nullptr;
             count[c] = 0;
         }
-        t_cache_gone = true;
+        t_cache_gone = true;  // carves no more (fresh blocks need the cache)
+        leave_region(t_carver);
     }
     /// The first `n` blocks of class `c`, as a chain.
     free_block* detach(std::size_t c, std::uint32_t n) noexcept {
@@ -309,15 +353,19 @@ thread_local thread_cache t_cache;
 // Read lazily but without a function-local static: a fork() while another
 // thread is inside that static's initialization leaves the child's guard
 // "in progress" forever, and the child's first allocate() waits on it (seen:
-// test_job_memory's fork case, child stuck in __cxa_guard_acquire). Reading
-// the environment twice is harmless: every reader stores the same value.
+// test_job_memory's fork case, child stuck in __cxa_guard_acquire). Two
+// first readers may both read the environment; the first to publish wins
+// and the other takes its value, so the answer never changes: carved
+// blocks exist only while it is "on", and one freed after it turned "off"
+// would go to operator delete (a program's setenv racing the first reads).
 constinit std::atomic<signed char> g_cache_enabled{-1};  // -1: not read yet
 bool cache_enabled() noexcept {
     signed char on = g_cache_enabled.load(std::memory_order_relaxed);
     if (on < 0) {
         const char* v = std::getenv("COEXEC_JOB_CACHE");
-        on = v == nullptr || (std::strcmp(v, "0") != 0 && std::strcmp(v, "off") != 0);
-        g_cache_enabled.store(on, std::memory_order_relaxed);
+        signed char read = v == nullptr || (std::strcmp(v, "0") != 0 && std::strcmp(v, "off") != 0);
+        on = g_cache_enabled.compare_exchange_strong(on, read, std::memory_order_relaxed) ? read
+                                                                                          : on;
     }
     return on != 0;
 }
