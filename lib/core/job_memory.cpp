@@ -80,8 +80,9 @@ static_assert(sizeof(free_block) <= smallest);
 // lock): 100k sleepers took ~3,400 fault traps and ~2,900 mprotect calls,
 // and, carved, ~650 traps and none. Carved blocks are never given back to
 // the kernel: past the shared list's bound they stay in it (glibc's arenas
-// keep a burst's blocks too), so regions stop at region_budget in all;
-// beyond it fresh blocks come from malloc, and go back to it past the bound.
+// keep a burst's blocks too), so regions stop at max_regions (64 MiB) in
+// all; beyond it fresh blocks come from malloc, and go back to it past the
+// bound.
 constexpr std::size_t region_bytes = std::size_t{256} << 10;
 constexpr std::size_t populate_step = std::size_t{64} << 10;
 constexpr std::size_t max_regions = 256;  // 64 MiB
