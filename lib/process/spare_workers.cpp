@@ -1,5 +1,7 @@
 #include "process/spare_workers.hpp"
 
+#include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -48,6 +50,34 @@ bool is_stopped(pid_t pid) noexcept {
            info.si_pid != 0;
 }
 
+// Tasks running or waiting for a CPU, all CPUs together (the fourth field of
+// /proc/loadavg, "running/total"), or -1 if it cannot be read.
+long runnable_tasks() noexcept {
+    const int fd = ::open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    char text[128];
+    const ssize_t n = ::read(fd, text, sizeof text - 1);
+    ::close(fd);
+    if (n <= 0) return -1;
+    text[n] = '\0';
+    // "0.14 0.81 1.81 2/85 9444": the number after the third space.
+    const char* at = text;
+    for (int spaces = 0; spaces < 3; ++at) {
+        if (*at == '\0') return -1;
+        if (*at == ' ') ++spaces;
+    }
+    char* end = nullptr;
+    const long running = std::strtol(at, &end, 10);
+    return end != at && *end == '/' ? running : -1;
+}
+
+std::size_t usable_cpu_count() noexcept {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (::sched_getaffinity(0, sizeof set, &set) != 0) return 1;
+    return static_cast<std::size_t>(std::max(CPU_COUNT(&set), 1));
+}
+
 std::size_t wanted_count() noexcept {
     const char* v = std::getenv("COEXEC_SPARE_WORKERS");
     if (v == nullptr || *v == '\0') return 2;
@@ -63,6 +93,7 @@ spare_workers::spare_workers(pid_t fork_server, std::map<pid_t, std::uint32_t>& 
     : m_fork_server(fork_server),
       m_children(children),
       m_wanted(wanted_count()),
+      m_cpus(usable_cpu_count()),
       m_refill_at(std::chrono::steady_clock::now()) {}
 
 launched spare_workers::hand_out(const int (&channel)[channel_fd_count],
@@ -120,6 +151,19 @@ std::chrono::microseconds spare_workers::refill_due_in() const noexcept {
 
 void spare_workers::refill() noexcept {
     if (m_ready >= m_wanted) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (m_postponed_since == std::chrono::steady_clock::time_point{}) m_postponed_since = now;
+    // A spare is still ready for the next request, and every CPU is busy
+    // besides this one (a pool's workers starting, its supervisor, the
+    // caller): the fork would take a CPU from one of them. Later, unless
+    // that has lasted refill_patience.
+    const long runnable = m_ready > 0 ? runnable_tasks() : -1;
+    if (runnable > 0 && static_cast<std::size_t>(runnable - 1) >= m_cpus &&
+        now - m_postponed_since < refill_patience) {
+        m_refill_at = now + refill_delay;
+        return;
+    }
+    m_postponed_since = {};
     // The OS refused (fork, socketpair, pidfd_open, memory): try again later.
     if (!refill_one()) m_refill_at = std::chrono::steady_clock::now() + refill_delay * 20;
 }

@@ -414,6 +414,32 @@ TEST_CASE("spares stopped or killed by a task do not keep a new pool from starti
     }
 }
 
+TEST_CASE("spares are forked again while every CPU stays busy", "[process_pool][spares]") {
+    // The fork server puts a refill off while all CPUs are busy and a spare
+    // is still ready, so that the fork does not take a CPU from a starting
+    // pool; but not for ever: a program that keeps its CPUs busy gets its
+    // spares back all the same.
+    if (!fresh_fork_server()) return;  // before any thread of this test
+    std::atomic<bool> stop{false};
+    std::vector<std::thread> spinners;
+    const unsigned cpus = std::max(1u, std::thread::hardware_concurrency());
+    for (unsigned i = 0; i <= cpus; ++i) {
+        spinners.emplace_back([&stop] {
+            while (!stop.load(std::memory_order_relaxed)) {
+            }
+        });
+    }
+    int server = 0;
+    {
+        coexec::process_pool pool{{.max_workers = 1}};  // takes one of the two spares
+        server = pool.submit(parent_pid).get_for(30s);
+        CHECK(coexec_test::eventually([&] { return spares_of(server).size() >= 2; }, 10s));
+    }
+    stop.store(true);
+    for (auto& t : spinners)
+        t.join();
+}
+
 namespace {
 
 std::string stdin_target() {
