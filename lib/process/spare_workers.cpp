@@ -1,10 +1,10 @@
 #include "process/spare_workers.hpp"
 
 #include <fcntl.h>
-#include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/sysinfo.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -71,11 +71,10 @@ long runnable_tasks() noexcept {
     return end != at && *end == '/' ? running : -1;
 }
 
-std::size_t usable_cpu_count() noexcept {
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    if (::sched_getaffinity(0, sizeof set, &set) != 0) return 1;
-    return static_cast<std::size_t>(std::max(CPU_COUNT(&set), 1));
+// The CPUs /proc/loadavg counts tasks on: all online ones (not only those
+// this process may run on: load elsewhere would otherwise always look busy).
+std::size_t online_cpu_count() noexcept {
+    return static_cast<std::size_t>(std::max(::get_nprocs(), 1));
 }
 
 std::size_t wanted_count() noexcept {
@@ -93,12 +92,13 @@ spare_workers::spare_workers(pid_t fork_server, std::map<pid_t, std::uint32_t>& 
     : m_fork_server(fork_server),
       m_children(children),
       m_wanted(wanted_count()),
-      m_cpus(usable_cpu_count()),
+      m_cpus(online_cpu_count()),
       m_refill_at(std::chrono::steady_clock::now()) {}
 
 launched spare_workers::hand_out(const int (&channel)[channel_fd_count],
                                  std::uint32_t pool_id) noexcept {
     m_refill_at = std::chrono::steady_clock::now() + refill_delay;
+    m_postponed_since = {};  // a pool starts now: its time to put refills off begins
     while (m_ready > 0) {
         spare s = std::move(m_spares[--m_ready]);
         // A stopped spare would take its channel into its socket and never
@@ -153,10 +153,10 @@ void spare_workers::refill() noexcept {
     if (m_ready >= m_wanted) return;
     const auto now = std::chrono::steady_clock::now();
     if (m_postponed_since == std::chrono::steady_clock::time_point{}) m_postponed_since = now;
-    // A spare is still ready for the next request, and every CPU is busy
-    // besides this one (a pool's workers starting, its supervisor, the
-    // caller): the fork would take a CPU from one of them. Later, unless
-    // that has lasted refill_patience.
+    // A spare is still ready for the next request, and there are as many
+    // runnable tasks besides this one as CPUs (a pool's workers starting,
+    // its supervisor, the caller): the fork would take a CPU from one of
+    // them. Later, unless that has lasted refill_patience.
     const long runnable = m_ready > 0 ? runnable_tasks() : -1;
     if (runnable > 0 && static_cast<std::size_t>(runnable - 1) >= m_cpus &&
         now - m_postponed_since < refill_patience) {

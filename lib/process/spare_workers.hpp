@@ -5,8 +5,9 @@
 // request is then answered by handing one its channel, and the forks that
 // refill the spares wait until no request came for `refill_delay`, so they
 // do not take a core from the workers of a pool that is starting; while a
-// spare is still ready, they also wait (up to `refill_patience`) until a
-// CPU is free: on a 2-vCPU guest whose forks cost ~1 ms, a refill 0.5 ms
+// spare is still ready, they also wait (up to `refill_patience` after the
+// last request) until fewer tasks besides the fork server are runnable than
+// there are CPUs: on a 2-vCPU guest whose forks cost ~1 ms, a refill 0.5 ms
 // after a pool took its first spare ran beside that worker's start and
 // held the supervisor off a CPU (pools made 5 ms apart, start -> first
 // result, medians of 5 alternating runs: 1.65 ms -> 1.14 ms).
@@ -84,7 +85,7 @@ class spare_workers {
     std::array<spare, max_count> m_spares;
     std::size_t m_ready = 0;   // m_spares[0, m_ready) hold spares
     std::size_t m_wanted = 0;  // COEXEC_SPARE_WORKERS
-    std::size_t m_cpus = 1;    // this process may run on
+    std::size_t m_cpus = 1;    // online
     std::chrono::steady_clock::time_point m_refill_at;
     std::chrono::steady_clock::time_point m_postponed_since;  // epoch: not postponed
 };

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <set>
+#include <stop_token>
 #include <string>
 #include <thread>
 #include <vector>
@@ -420,24 +421,18 @@ TEST_CASE("spares are forked again while every CPU stays busy", "[process_pool][
     // pool; but not for ever: a program that keeps its CPUs busy gets its
     // spares back all the same.
     if (!fresh_fork_server()) return;  // before any thread of this test
-    std::atomic<bool> stop{false};
-    std::vector<std::thread> spinners;
+    // jthreads: stopped and joined however the test leaves (a throw too).
+    std::vector<std::jthread> spinners;
     const unsigned cpus = std::max(1u, std::thread::hardware_concurrency());
     for (unsigned i = 0; i <= cpus; ++i) {
-        spinners.emplace_back([&stop] {
-            while (!stop.load(std::memory_order_relaxed)) {
+        spinners.emplace_back([](std::stop_token stop) {
+            while (!stop.stop_requested()) {
             }
         });
     }
-    int server = 0;
-    {
-        coexec::process_pool pool{{.max_workers = 1}};  // takes one of the two spares
-        server = pool.submit(parent_pid).get_for(30s);
-        CHECK(coexec_test::eventually([&] { return spares_of(server).size() >= 2; }, 10s));
-    }
-    stop.store(true);
-    for (auto& t : spinners)
-        t.join();
+    coexec::process_pool pool{{.max_workers = 1}};  // takes one of the two spares
+    const int server = pool.submit(parent_pid).get_for(30s);
+    CHECK(coexec_test::eventually([&] { return spares_of(server).size() >= 2; }, 10s));
 }
 
 namespace {
