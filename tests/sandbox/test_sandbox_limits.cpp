@@ -241,6 +241,23 @@ TEST_CASE("short tasks never add up to the cpu_time limit", "[sandbox][limits][c
     CHECK(pool.stats().respawns >= 1);
 }
 
+TEST_CASE("tasks shorter than the budget's recheck never add up to the cpu_time limit",
+          "[sandbox][limits][cpu]") {
+    // The worker reads its CPU clock after a task only once enough wall time
+    // has passed for its budget to have moved (lib/sandbox/limits.cpp): 2 ms
+    // tasks skip most reads. 1,100 of them are 2.2 s of CPU on one worker,
+    // past its soft limit (ceil(1 s + 0.25 s) over its start): it must still
+    // be replaced before any task is killed.
+    process_pool pool{{.max_workers = 1, .limits = {.cpu_time = 1s}}};
+    std::vector<coexec::future<int>> tasks;
+    for (int i = 0; i < 1100; ++i)
+        tasks.push_back(pool.submit(burn, 0.002));
+    for (auto& t : tasks)
+        CHECK(t.get_for(120s) == 0);
+    CHECK(pool.stats().failed == 0);
+    CHECK(pool.stats().respawns >= 1);
+}
+
 TEST_CASE("a task over its open_files limit gets EMFILE", "[sandbox][limits]") {
     const auto how = GENERATE(start_method::fork_server, start_method::spawn);
     const auto box = GENERATE(sandbox::none, sandbox::compute);
