@@ -21,24 +21,26 @@ namespace {
 constexpr double spin_margin_seconds = 0.05;
 
 // Reading the prof clock is a system call (a few µs on a 2-vCPU VM): read
-// after every task, it cost a limited pool 10–24 % of `map` with chunksize
-// 16. A process's CPU time grows by at most one second per second of wall
-// time on each online CPU, so cpu_budget_spent reads it again only once
-// this much CPU time could have been used since the last read (wall time,
-// from the vDSO), and keeps that much more in reserve.
-constexpr double recheck_cpu_seconds = 0.01;
+// after every task, it cost a limited pool a third of `map`'s speed with
+// chunksize 16. So after a read, cpu_budget_spent skips the next reads for
+// as long as the budget's slack cannot be used up: the prof clock charges
+// each CPU at most a whole tick per tick, so in `d` seconds of wall time the
+// process gains at most cpus × (d + one tick) seconds of CPU time.
+// max_tick_seconds is the longest tick Linux has (HZ=100).
+constexpr double max_tick_seconds = 0.01;
 
 // This worker's cpu limit, as apply_limits set it (read by cpu_budget_spent).
 struct {
     double per_task = 0;             // seconds; 0: no cpu limit
     double soft = 0;                 // RLIMIT_CPU's soft limit, in seconds of the worker's life
-    std::int64_t recheck_ns = 0;     // wall time between two reads of the prof clock
-    std::int64_t next_check_ns = 0;  // CLOCK_MONOTONIC
+    double cpus = 1;                 // configured CPUs: at most this many run its threads at once
+    std::int64_t next_check_ns = 0;  // CLOCK_MONOTONIC; no read of the prof clock before it
 } worker_cpu;
 
+// CLOCK_MONOTONIC (from the vDSO, no system call) in ns, or -1.
 std::int64_t monotonic_ns() noexcept {
     timespec ts{};
-    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    if (::clock_gettime(CLOCK_MONOTONIC, &ts) != 0) return -1;
     return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
@@ -101,8 +103,8 @@ void apply_limits(const limit_values& l) {
         if (::getrlimit(RLIMIT_CPU, &now) != 0) throw_errno("getrlimit");
         worker_cpu.per_task = static_cast<double>(l.cpu_seconds);
         worker_cpu.soft = static_cast<double>(now.rlim_cur);
-        worker_cpu.recheck_ns =
-            static_cast<std::int64_t>(recheck_cpu_seconds * 1e9 / std::max(::get_nprocs(), 1));
+        worker_cpu.cpus = static_cast<double>(std::max(::get_nprocs_conf(), 1));
+        worker_cpu.next_check_ns = 0;  // the first task's end reads the clock
     }
     if (l.open_files != 0) {
         int lowest_free = 0;
@@ -116,11 +118,17 @@ void apply_limits(const limit_values& l) {
 bool cpu_budget_spent() noexcept {
     if (worker_cpu.per_task <= 0) return false;
     const std::int64_t now = monotonic_ns();
-    if (now < worker_cpu.next_check_ns) return false;  // see recheck_cpu_seconds
-    worker_cpu.next_check_ns = now + worker_cpu.recheck_ns;
+    if (now >= 0 && now < worker_cpu.next_check_ns) return false;  // see max_tick_seconds
     const double used = prof_seconds();
     if (used < 0) return false;
-    return used + worker_cpu.per_task + spin_margin_seconds + recheck_cpu_seconds > worker_cpu.soft;
+    const double slack = worker_cpu.soft - (used + worker_cpu.per_task + spin_margin_seconds);
+    if (slack <= 0) return true;
+    // Wall time in which even every CPU running this process's threads
+    // cannot spend the slack: cpus × (skip + tick) <= slack.
+    const double skip = slack / worker_cpu.cpus - max_tick_seconds;
+    worker_cpu.next_check_ns =
+        now >= 0 && skip > 0 ? now + static_cast<std::int64_t>(skip * 1e9) : 0;
+    return false;
 }
 
 std::string death_cause(const process_limits& limits, int signal, double cpu_seconds) {

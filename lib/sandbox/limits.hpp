@@ -17,7 +17,7 @@
 //   its result (cpu_budget_spent), to be replaced. A runaway task thus dies by SIGXCPU after
 //   between cpu_time and ceil(1.25 × cpu_time) seconds, or by SIGKILL one
 //   second later if it blocked SIGXCPU; a worker serves tasks for at least
-//   `headroom` seconds of CPU before it is replaced.
+//   `headroom` seconds of CPU, less a 50 ms margin, before it is replaced.
 // - open_files → RLIMIT_NOFILE = the worker's lowest free descriptor +
 //   open_files, so the task gets open_files descriptors of its own.
 #pragma once
@@ -46,10 +46,12 @@ double cpu_headroom(std::uint64_t cpu_seconds) noexcept;
 /// cpu limit relies on). Throws std::system_error naming the call.
 void apply_limits(const limit_values& limits);
 
-/// In the worker, after a task: true if it has less than a full cpu_time left
-/// before its soft limit; it then exits, and the pool starts another. (The
-/// worker asks its own clock: the parent reading the worker's clock and
-/// limits cost two system calls on every result's critical path.)
+/// In the worker, after a task: true if it has less than a full cpu_time
+/// (and a 50 ms margin) left before its soft limit; it then exits, and the
+/// pool starts another. (The worker asks its own clock: the parent reading
+/// the worker's clock and limits cost two system calls on every result's
+/// critical path. And it asks only once the slack it last saw could be used
+/// up, counting every CPU and a tick's rounding on each: see limits.cpp.)
 bool cpu_budget_spent() noexcept;
 
 /// In the parent, at a worker's death by `signal` after `cpu_seconds` of CPU

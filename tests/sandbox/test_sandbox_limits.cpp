@@ -244,10 +244,10 @@ TEST_CASE("short tasks never add up to the cpu_time limit", "[sandbox][limits][c
 TEST_CASE("tasks shorter than the budget's recheck never add up to the cpu_time limit",
           "[sandbox][limits][cpu]") {
     // The worker reads its CPU clock after a task only once enough wall time
-    // has passed for its budget to have moved (lib/sandbox/limits.cpp): 2 ms
-    // tasks skip most reads. 1,100 of them are 2.2 s of CPU on one worker,
-    // past its soft limit (ceil(1 s + 0.25 s) over its start): it must still
-    // be replaced before any task is killed.
+    // has passed for its slack to be spent (lib/sandbox/limits.cpp): on a
+    // few CPUs, 2 ms tasks skip most reads. 1,100 of them are 2.2 s of CPU
+    // on one worker, past its soft limit (ceil(CPU used at its start + 1.25
+    // s), 2 s here): it must still be replaced before any task is killed.
     process_pool pool{{.max_workers = 1, .limits = {.cpu_time = 1s}}};
     std::vector<coexec::future<int>> tasks;
     for (int i = 0; i < 1100; ++i)
