@@ -37,6 +37,9 @@ void* allocate(std::size_t n) {
 void deallocate(void* p, std::size_t) noexcept {
     ::operator delete(p);  // unsized: clang before 19 declares no sized delete by default
 }
+std::size_t mapped_regions() noexcept {
+    return 0;
+}
 
 #else
 namespace {
@@ -417,6 +420,12 @@ void deallocate(void* p, std::size_t n) noexcept {
         return;
     }
     ::operator delete(p);
+}
+
+std::size_t mapped_regions() noexcept {
+    shared_lists& s = shared();
+    std::lock_guard lock(s.mutex);
+    return s.region_count;
 }
 
 #endif  // COEXEC_JOB_MEMORY_BYPASS

@@ -21,4 +21,8 @@ void* allocate(std::size_t n);
 /// Returns what allocate(n) gave, with the same `n`.
 void deallocate(void* p, std::size_t n) noexcept;
 
+/// For tests: how many regions fresh blocks have been carved from so far in
+/// this process (0 where the allocator is bypassed or the cache is off).
+std::size_t mapped_regions() noexcept;
+
 }  // namespace coexec::detail::job_memory
