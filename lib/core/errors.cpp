@@ -4,14 +4,12 @@
 #include <cstring>
 #include <string>
 
+#include "util/signal_name.hpp"
+
 namespace coexec {
 namespace {
 
-std::string signal_name(int sig) {
-    // sigabbrev_np gives "SEGV"; glibc >= 2.32.
-    if (const char* abbrev = ::sigabbrev_np(sig)) return std::string("SIG") + abbrev;
-    return "signal " + std::to_string(sig);
-}
+using detail::signal_name;
 
 std::string describe_death(int pid, int sig, int exit_code, const std::string& task,
                            const std::string& cause) {

@@ -84,6 +84,33 @@ launched fork_worker_child(channel_fds w, pid_t self, int sfd) noexcept {
     return l;
 }
 
+// Kills every child found stopped (SIGSTOP from its task, a sibling's or
+// anyone's; SIGTSTP, SIGTTIN, SIGTTOU): a stopped worker neither finishes its
+// task nor dies, so its pool would wait on it for ever unless the task has a
+// timeout. Pool workers' stop signals go in `stopped_by`, for their death
+// reports. Spares were killed already (spare_workers::kill_stopped); killing
+// one again is harmless: an unreaped child's pid is surely it.
+void kill_stopped_children(const std::map<pid_t, std::uint32_t>& children,
+                           std::map<pid_t, int>& stopped_by) noexcept {
+    siginfo_t info{};
+    // Each call takes one child's stop notice (no WNOWAIT): the loop ends.
+    while (::waitid(P_ALL, 0, &info, WSTOPPED | WNOHANG) == 0 && info.si_pid != 0) {
+        const pid_t pid = info.si_pid;
+        if (info.si_code == CLD_STOPPED) {
+            if (auto it = children.find(pid); it != children.end() && it->second != 0) {
+                try {
+                    stopped_by[pid] = info.si_status;
+                } catch (...) {
+                    // Out of memory: its report says only how it died.
+                }
+            }
+            ::kill(pid, SIGKILL);
+            ::kill(-pid, SIGKILL);  // its group: what its task started, as a deadline kill does
+        }
+        info = {};
+    }
+}
+
 // The fork server's own process: single-threaded, forked from a
 // single-threaded program, so it may fork workers at any time.
 [[noreturn]] void fork_server_main(int ctrl_in, pid_t parent) noexcept {
@@ -112,6 +139,7 @@ launched fork_worker_child(channel_fds w, pid_t self, int sfd) noexcept {
 
     std::map<std::uint32_t, unique_fd> pools;  // pool id → report socket
     std::map<pid_t, std::uint32_t> children;   // worker pid → pool id
+    std::map<pid_t, int> stopped_by;           // worker pid → the signal that stopped it
     const pid_t self = ::getpid();
     auto answer = [&](const reply_msg& rep, std::span<const int> fds = {}) {
         send_packet(ctrl, bytes_of(rep), fds);
@@ -142,6 +170,11 @@ launched fork_worker_child(channel_fds w, pid_t self, int sfd) noexcept {
             rusage ru{};
             while ((pid = ::wait4(-1, &status, WNOHANG, &ru)) > 0) {
                 spares.reaped(pid);
+                int stop_signal = 0;
+                if (auto st = stopped_by.find(pid); st != stopped_by.end()) {
+                    stop_signal = st->second;
+                    stopped_by.erase(st);
+                }
                 auto it = children.find(pid);
                 if (it == children.end()) continue;
                 auto pool = pools.find(it->second);
@@ -149,7 +182,7 @@ launched fork_worker_child(channel_fds w, pid_t self, int sfd) noexcept {
                     const std::int64_t cpu_us =
                         (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1'000'000LL +
                         ru.ru_utime.tv_usec + ru.ru_stime.tv_usec;
-                    death_report rep{pid, status, cpu_us};
+                    death_report rep{pid, status, cpu_us, stop_signal, 0};
                     // Never block on a pool: a full socket loses only this
                     // report; the pool then falls back to "status unknown".
                     send_packet(pool->second.get(), bytes_of(rep), {}, MSG_DONTWAIT);
@@ -159,6 +192,7 @@ launched fork_worker_child(channel_fds w, pid_t self, int sfd) noexcept {
             // A stop also raises SIGCHLD: a stopped spare is killed now,
             // not left until a request would pass it over.
             spares.kill_stopped();
+            kill_stopped_children(children, stopped_by);
         }
         if ((p[0].revents & POLLIN) != 0) {
             request req{};

@@ -99,6 +99,8 @@ struct death_report {
     std::int32_t pid;
     std::int32_t wait_status;  // as from waitpid
     std::int64_t cpu_us;       // its CPU time, user + system (limits.cpu_time's causes)
+    std::int32_t stop_signal;  // nonzero: it was found stopped by this signal, and killed
+    std::int32_t reserved;
 };
 
 }  // namespace coexec::detail::proc

@@ -74,6 +74,9 @@ inline constexpr std::chrono::milliseconds exit_grace{2000};
 // How long a fork-server pool's starter waits for worker 0 to be ready
 // before it forks the others anyway (a worker starts in ~0.3 ms here).
 inline constexpr std::chrono::milliseconds first_worker_grace{2};
+// How often the supervisor looks for a stopped worker among its own
+// children while one runs a task (the fork server sees its children's stops).
+inline constexpr std::chrono::milliseconds stop_check_period{200};
 // If the fork server's report of a death does not come, give up waiting.
 inline constexpr std::chrono::milliseconds status_wait{1000};
 // Workers dying before they are ready this many times in a row break the pool
@@ -114,6 +117,7 @@ struct worker_status {
     int signal = 0;
     int exit_code = -1;         // -1: unknown (the report was lost)
     double cpu_seconds = -1.0;  // its CPU time (user + system); negative: unknown
+    int stopped_by = 0;         // nonzero: found stopped by this signal, and killed for it
 };
 
 /// One worker place of the pool; its process changes when a worker dies.
@@ -127,6 +131,7 @@ struct slot {
     pid_t pid = -1;
     unique_fd pidfd;
     bool direct_child = false;
+    int stopped_by = 0;  // a direct child the supervisor found stopped (and killed)
     channel ch;
     std::unique_ptr<process_task> current;
     std::uint64_t current_id = 0;
@@ -183,6 +188,9 @@ struct process_pool_core::impl : std::enable_shared_from_this<process_pool_core:
     /// only to workers seen ready instead: see install.) True if a deadline
     /// was set.
     bool arm_deadline_locked(slot& s, clock::time_point now) noexcept;
+    /// True if a slot other than `except` holds a task on a worker that is
+    /// our own child (the supervisor then already polls for stopped ones).
+    bool direct_child_busy_before(std::size_t except) const noexcept;
     void retire_locked(std::size_t i) noexcept;
     void signal_locked(slot& s, int sig) noexcept;
     void break_locked(const std::string& reason, task_list& failed);
@@ -309,6 +317,7 @@ struct process_pool_core::impl : std::enable_shared_from_this<process_pool_core:
     std::string m_broken_reason;
     int m_start_failures = 0;
     clock::time_point m_stop_deadline = proc::never;  // set when the final stop begins
+    clock::time_point m_next_stop_check{};  // of direct children (the fork server watches its own)
 
     std::map<pid_t, proc::death_report> m_reports;  // supervisor only: not yet matched
 

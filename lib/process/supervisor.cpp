@@ -54,6 +54,16 @@ void kill_and_reap(const unique_fd& pidfd, bool direct_child) noexcept {
     }
 }
 
+// The signal that stopped a child of ours (taking the kernel's notice of
+// the stop), or 0 if it is not stopped.
+int stop_signal_of(const unique_fd& pidfd) noexcept {
+    siginfo_t info{};
+    if (::waitid(P_PIDFD, static_cast<id_t>(pidfd.get()), &info, WSTOPPED | WNOHANG) != 0 ||
+        info.si_pid == 0 || info.si_code != CLD_STOPPED)
+        return 0;
+    return info.si_status;
+}
+
 }  // namespace
 
 void process_pool_core::impl::discard_unstarted(launched& l) noexcept {
@@ -110,6 +120,7 @@ void process_pool_core::impl::install_locked(std::size_t i, channel& ch, launche
     s.pid = l.pid;
     s.pidfd = std::move(l.pidfd);
     s.direct_child = l.direct_child;
+    s.stopped_by = 0;
     s.ch = std::move(ch);
     s.tasks_done = 0;
     s.last_id = 0;
@@ -289,6 +300,7 @@ void process_pool_core::impl::run(std::promise<void>* started) {
                 for (const auto& s : m_slots) {
                     next = std::min(next, s.status_until);
                     if (s.current) next = std::min(next, s.deadline);
+                    if (s.current && s.direct_child) next = std::min(next, m_next_stop_check);
                     if (s.live && !s.dead) next = std::min({next, s.kill_at, s.hup_at});
                 }
                 next = std::min(next, m_stop_deadline);
@@ -552,6 +564,20 @@ bool process_pool_core::impl::check_timers(clock::time_point now) {
                 signal_locked(s, SIGKILL);
                 s.kill_at = never;
                 any = true;
+            }
+        }
+        if (now >= m_next_stop_check) {
+            m_next_stop_check = now + stop_check_period;
+            for (auto& s : m_slots) {
+                if (!s.live || s.dead || !s.direct_child || s.stopped_by != 0) continue;
+                // It would neither finish its task nor die (the fork server
+                // does the same for its children, see fork_server.cpp): its
+                // death fails the task, naming the stop.
+                s.stopped_by = stop_signal_of(s.pidfd);
+                if (s.stopped_by != 0) {
+                    signal_locked(s, SIGKILL);
+                    any = true;
+                }
             }
         }
         if (m_stop_deadline != never && now >= m_stop_deadline) {

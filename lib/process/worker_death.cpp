@@ -16,6 +16,7 @@
 #include "process/task_name.hpp"
 #include "sandbox/limits.hpp"
 #include "trace/names.hpp"
+#include "util/signal_name.hpp"
 
 namespace coexec::detail {
 namespace {
@@ -33,6 +34,13 @@ std::string violation_cause(const std::string& violation) {
     return "protocol violation: " + (violation.empty() ? std::string("unknown") : violation) +
            " (the task may have corrupted its worker's memory or shared memory; the pool "
            "stopped trusting that worker)";
+}
+
+// worker_died's cause for a worker found stopped (and killed for it).
+std::string stop_cause(int stop_signal) {
+    return "the worker was stopped by " + signal_name(stop_signal) +
+           " (sent by the task or from outside), and a stopped worker never finishes its "
+           "task: the pool killed it";
 }
 
 worker_status from_wait_status(int st) {
@@ -59,10 +67,12 @@ bool process_pool_core::impl::try_finish_deaths() {
                                                 : worker_status{info.si_status, 0};
                 st.cpu_seconds = cpu_seconds_of(ru);
             }
+            st.stopped_by = s.stopped_by;
             known = true;  // ECHILD (someone else reaped it): status unknown
         } else if (auto it = m_reports.find(s.pid); it != m_reports.end()) {
             st = from_wait_status(it->second.wait_status);
             st.cpu_seconds = static_cast<double>(it->second.cpu_us) * 1e-6;
+            st.stopped_by = it->second.stop_signal;
             m_reports.erase(it);
             known = true;
         } else if (m_fork_server_gone || clock::now() >= s.status_until) {
@@ -101,7 +111,9 @@ void process_pool_core::impl::finish_death(std::size_t i, worker_status st) {
                 died_with = std::move(s.current);
                 died_error = std::make_exception_ptr(worker_died(
                     pid, st.signal, st.exit_code, task_name(*died_with),
-                    sandboxing::death_cause(m_options.limits, st.signal, st.cpu_seconds)));
+                    st.stopped_by != 0
+                        ? stop_cause(st.stopped_by)
+                        : sandboxing::death_cause(m_options.limits, st.signal, st.cpu_seconds)));
             } else if (running == s.last_id && !s.ready) {
                 // The initializer died (counted below as a start failure).
                 m_pending.push_front(std::move(s.current));

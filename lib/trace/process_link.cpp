@@ -7,6 +7,7 @@
 #include "trace/clock.hpp"
 #include "trace/names.hpp"
 #include "trace/recorder.hpp"
+#include "util/signal_name.hpp"
 
 namespace coexec::detail::trace::link {
 namespace {
@@ -68,9 +69,7 @@ void task_span(pid_t pid, const task_ticket& t, std::int64_t begin, std::int64_t
 
 std::string death_reason(int signal, int exit_code) {
     if (signal != 0) {
-        const char* abbrev = ::sigabbrev_np(signal);
-        return "killed by signal " + std::to_string(signal) +
-               (abbrev != nullptr ? std::string(" (SIG") + abbrev + ")" : std::string());
+        return "killed by signal " + std::to_string(signal) + " (" + signal_name(signal) + ")";
     }
     if (exit_code >= 0) return "exited with status " + std::to_string(exit_code);
     return "ended (status unknown)";

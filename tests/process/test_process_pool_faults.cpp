@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <new>
 #include <set>
@@ -71,6 +72,10 @@ int do_sigkill() {
 int sleep_ms(int ms) {
     std::this_thread::sleep_for(std::chrono::milliseconds(ms));
     return ms;
+}
+int stop_own_worker() {
+    ::raise(SIGSTOP);  // default action in a worker: the whole process stops
+    return 1;
 }
 // Publishes its pid in the buffer, then sleeps (to be killed from outside).
 int publish_pid_and_sleep(coexec::shared_buffer b) {
@@ -543,4 +548,47 @@ TEST_CASE("pools made from several threads at once each get their own workers' d
     CHECK(killed.load() == 24);
     CHECK(served.load() == 24);
     CHECK(by_server.load() == 24);
+}
+
+TEST_CASE("a stopped worker fails its task with worker_died naming the stop, never hangs",
+          "[process_pool][faults][stop]") {
+    // No task_timeout: nothing but the pool's watch on its workers ends these.
+    for (auto m : {coexec::start_method::fork_server, coexec::start_method::fork,
+                   coexec::start_method::spawn}) {
+        INFO("start method " << static_cast<int>(m));
+        process_pool pool{{.max_workers = 1, .start = m}};
+        // The task stops its own worker.
+        auto self = require_worker_died(pool.submit(stop_own_worker));
+        CHECK(self.signal() == SIGKILL);
+        CHECK(self.cause().find("stopped by SIGSTOP") != std::string::npos);
+        CHECK(std::string(self.what()).find("stopped by SIGSTOP") != std::string::npos);
+        REQUIRE(pool.submit(square, 4).get_for(30s) == 16);
+
+        // Stopped from outside while it runs a task: terminal job control's
+        // SIGTSTP, then SIGSTOP.
+        for (int sig : {SIGTSTP, SIGSTOP}) {
+            coexec::shared_buffer b(sizeof(int));
+            std::memset(b.data(), 0, sizeof(int));
+            auto f = pool.submit(publish_pid_and_sleep, b);
+            int pid = 0;
+            for (int i = 0; i < 30000 && pid == 0; ++i) {
+                std::this_thread::sleep_for(1ms);
+                std::memcpy(&pid, b.data(), sizeof pid);
+            }
+            REQUIRE(pid > 0);
+            REQUIRE(::kill(pid, sig) == 0);
+            auto e = require_worker_died(f);
+            CHECK(e.pid() == pid);
+            CHECK(e.cause().find("stopped by " +
+                                 std::string(sig == SIGSTOP ? "SIGSTOP" : "SIGTSTP")) !=
+                  std::string::npos);
+            REQUIRE(pool.submit(square, 5).get_for(30s) == 25);
+        }
+
+        // Stopped while idle: the next task is not lost to it.
+        const int idle = pool.submit(pid_of).get_for(30s);
+        REQUIRE(::kill(idle, SIGSTOP) == 0);
+        REQUIRE(pool.submit(square, 6).get_for(30s) == 36);
+        CHECK(pool.stats().failed == 3);
+    }
 }
