@@ -100,6 +100,7 @@
 #include "coexec/register_exception.hpp"
 #include "coexec/results.hpp"
 #include "coexec/serializable.hpp"
+#include "coexec/submit_options.hpp"
 
 namespace coexec {
 
@@ -179,12 +180,6 @@ struct process_pool_options {
     /// argument checks (e.g. "mbind"). An unknown name throws
     /// std::invalid_argument at construction.
     std::vector<std::string> sandbox_allow{};
-};
-
-/// Per-task options for process_pool::submit_with.
-struct submit_options {
-    /// Overrides the pool's task_timeout for this task; 0 = the pool's.
-    std::chrono::nanoseconds timeout{0};
 };
 
 namespace detail {

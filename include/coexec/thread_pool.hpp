@@ -22,6 +22,7 @@
 // tokens and then waits for all work, including suspended coroutines.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <exception>
 #include <functional>
@@ -33,10 +34,12 @@
 
 #include "coexec/detail/job.hpp"
 #include "coexec/detail/job_memory.hpp"
+#include "coexec/detail/task_deadline.hpp"
 #include "coexec/detail/thread_pool_core.hpp"
 #include "coexec/executor.hpp"
 #include "coexec/future.hpp"
 #include "coexec/results.hpp"
+#include "coexec/submit_options.hpp"
 
 namespace coexec {
 
@@ -126,17 +129,22 @@ class thread_pool {
     template <class F, class... Args>
     auto submit(F&& f, Args&&... args)
         -> future<detail::submit_result_t<std::decay_t<F>, std::decay_t<Args>...>> {
-        using R = detail::submit_result_t<std::decay_t<F>, std::decay_t<Args>...>;
-        using job_type = detail::pool_job<R, std::decay_t<F>, std::decay_t<Args>...>;
-        auto* job = new job_type(*m_core, std::forward<F>(f), std::forward<Args>(args)...);
-        future<R> result(static_cast<detail::shared_state<R>*>(job));  // second reference
-        try {
-            m_core->submit_job(job);
-        } catch (...) {
-            job->release();  // the queue's reference; `result` dies with the throw
-            throw;
-        }
-        return result;
+        return submit_until(nullptr, std::forward<F>(f), std::forward<Args>(args)...);
+    }
+
+    /// submit with per-task options (the same call as on process_pool).
+    /// With a `timeout` (> 0), the future fails with deadline_exceeded if the
+    /// task has not finished by then, and the task's stop token is
+    /// signalled; a thread cannot be killed, so the task runs on until it
+    /// returns and its result is dropped. A task still queued then never
+    /// runs. Holds a timer until the task ends or the deadline passes.
+    template <class F, class... Args>
+    auto submit_with(submit_options options, F&& f, Args&&... args)
+        -> future<detail::submit_result_t<std::decay_t<F>, std::decay_t<Args>...>> {
+        if (options.timeout.count() <= 0)
+            return submit_until(nullptr, std::forward<F>(f), std::forward<Args>(args)...);
+        const auto deadline = detail::deadline_after(options.timeout);
+        return submit_until(&deadline, std::forward<F>(f), std::forward<Args>(args)...);
     }
 
     /// Applies `f` to each input; lazily, in chunks, with bounded look-ahead.
@@ -180,6 +188,29 @@ class thread_pool {
     bool running_in_this_thread() const noexcept { return m_core->on_worker_thread(); }
 
   private:
+    template <class F, class... Args>
+    auto submit_until(const std::chrono::steady_clock::time_point* deadline, F&& f, Args&&... args)
+        -> future<detail::submit_result_t<std::decay_t<F>, std::decay_t<Args>...>> {
+        using R = detail::submit_result_t<std::decay_t<F>, std::decay_t<Args>...>;
+        using job_type = detail::pool_job<R, std::decay_t<F>, std::decay_t<Args>...>;
+        auto* job = new job_type(*m_core, std::forward<F>(f), std::forward<Args>(args)...);
+        future<R> result(static_cast<detail::shared_state<R>*>(job));  // second reference
+        try {
+            if (deadline != nullptr) detail::fail_at_deadline(*job, *deadline);
+        } catch (...) {
+            job->release();  // never queued; `result` dies with the throw
+            throw;
+        }
+        try {
+            m_core->submit_job(job);
+        } catch (...) {
+            job->set_cancelled();  // ends its deadline's timer, if any
+            job->release();        // the queue's reference; `result` dies with the throw
+            throw;
+        }
+        return result;
+    }
+
     std::unique_ptr<detail::thread_pool_core> m_core;
 };
 
