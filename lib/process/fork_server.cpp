@@ -20,6 +20,7 @@
 #include "process/spare_warm_up.hpp"
 #include "process/spare_workers.hpp"
 #include "process/worker_loop.hpp"
+#include "process/worker_stops.hpp"
 #include "util/fd_passing.hpp"
 #include "util/system_error.hpp"
 
@@ -84,30 +85,38 @@ launched fork_worker_child(channel_fds w, pid_t self, int sfd) noexcept {
     return l;
 }
 
-// Kills every child found stopped (SIGSTOP from its task, a sibling's or
-// anyone's; SIGTSTP, SIGTTIN, SIGTTOU): a stopped worker neither finishes its
-// task nor dies, so its pool would wait on it for ever unless the task has a
-// timeout. Pool workers' stop signals go in `stopped_by`, for their death
-// reports. Spares were killed already (spare_workers::kill_stopped); killing
-// one again is harmless: an unreaped child's pid is surely it.
-void kill_stopped_children(const std::map<pid_t, std::uint32_t>& children,
-                           std::map<pid_t, int>& stopped_by) noexcept {
+// Continues every child found stopped, or kills one stopped too often (see
+// worker_stops.hpp); a pool worker's stop signal then goes in `stopped_by`,
+// for its death report. A spare found stopped is killed (kill_stopped killed
+// it already: killing it again is harmless, an unreaped child's pid is
+// surely it).
+void handle_stopped_children(const std::map<pid_t, std::uint32_t>& children,
+                             std::map<pid_t, stop_record>& stops,
+                             std::map<pid_t, int>& stopped_by) noexcept {
     siginfo_t info{};
     // Each call takes one child's stop notice (no WNOWAIT): the loop ends.
     while (::waitid(P_ALL, 0, &info, WSTOPPED | WNOHANG) == 0 && info.si_pid != 0) {
         const pid_t pid = info.si_pid;
-        if (info.si_code == CLD_STOPPED) {
-            if (auto it = children.find(pid); it != children.end() && it->second != 0) {
-                try {
-                    stopped_by[pid] = info.si_status;
-                } catch (...) {
-                    // Out of memory: its report says only how it died.
-                }
+        const int sig = info.si_status;
+        const bool stopped = info.si_code == CLD_STOPPED;
+        info = {};
+        if (!stopped) continue;
+        const auto it = children.find(pid);
+        bool kill = it == children.end() || it->second == 0;  // a spare
+        if (!kill) {
+            try {
+                kill = stopped_too_often(stops[pid], std::chrono::steady_clock::now());
+                if (kill) stopped_by[pid] = sig;
+            } catch (...) {
+                kill = true;  // out of memory: killed, its report saying only how it died
             }
+        }
+        if (kill) {
             ::kill(pid, SIGKILL);
             ::kill(-pid, SIGKILL);  // its group: what its task started, as a deadline kill does
+        } else {
+            ::kill(pid, SIGCONT);
         }
-        info = {};
     }
 }
 
@@ -139,7 +148,8 @@ void kill_stopped_children(const std::map<pid_t, std::uint32_t>& children,
 
     std::map<std::uint32_t, unique_fd> pools;  // pool id → report socket
     std::map<pid_t, std::uint32_t> children;   // worker pid → pool id
-    std::map<pid_t, int> stopped_by;           // worker pid → the signal that stopped it
+    std::map<pid_t, stop_record> stops;        // worker pid → its recent stops
+    std::map<pid_t, int> stopped_by;           // worker pid → the stop it was killed for
     const pid_t self = ::getpid();
     auto answer = [&](const reply_msg& rep, std::span<const int> fds = {}) {
         send_packet(ctrl, bytes_of(rep), fds);
@@ -170,6 +180,7 @@ void kill_stopped_children(const std::map<pid_t, std::uint32_t>& children,
             rusage ru{};
             while ((pid = ::wait4(-1, &status, WNOHANG, &ru)) > 0) {
                 spares.reaped(pid);
+                stops.erase(pid);
                 int stop_signal = 0;
                 if (auto st = stopped_by.find(pid); st != stopped_by.end()) {
                     stop_signal = st->second;
@@ -192,7 +203,7 @@ void kill_stopped_children(const std::map<pid_t, std::uint32_t>& children,
             // A stop also raises SIGCHLD: a stopped spare is killed now,
             // not left until a request would pass it over.
             spares.kill_stopped();
-            kill_stopped_children(children, stopped_by);
+            handle_stopped_children(children, stops, stopped_by);
         }
         if ((p[0].revents & POLLIN) != 0) {
             request req{};

@@ -50,6 +50,7 @@
 #include "process/completions.hpp"
 #include "process/fork_server.hpp"
 #include "process/launch.hpp"
+#include "process/worker_stops.hpp"
 #include "trace/process_link.hpp"
 #include "trace/registry.hpp"
 #include "util/unique_fd.hpp"
@@ -75,7 +76,8 @@ inline constexpr std::chrono::milliseconds exit_grace{2000};
 // before it forks the others anyway (a worker starts in ~0.3 ms here).
 inline constexpr std::chrono::milliseconds first_worker_grace{2};
 // How often the supervisor looks for a stopped worker among its own
-// children while one runs a task (the fork server sees its children's stops).
+// children while one holds a task or is starting (the fork server sees its
+// children's stops as they happen).
 inline constexpr std::chrono::milliseconds stop_check_period{200};
 // If the fork server's report of a death does not come, give up waiting.
 inline constexpr std::chrono::milliseconds status_wait{1000};
@@ -131,7 +133,8 @@ struct slot {
     pid_t pid = -1;
     unique_fd pidfd;
     bool direct_child = false;
-    int stopped_by = 0;  // a direct child the supervisor found stopped (and killed)
+    proc::stop_record stops;  // a direct child's recent stops (process/worker_stops.hpp)
+    int stopped_by = 0;       // ... and the one it was killed for
     channel ch;
     std::unique_ptr<process_task> current;
     std::uint64_t current_id = 0;

@@ -21,4 +21,5 @@ target_sources(coexec PRIVATE
     ${CMAKE_CURRENT_LIST_DIR}/worker_loop.cpp
     ${CMAKE_CURRENT_LIST_DIR}/worker_start.cpp
     ${CMAKE_CURRENT_LIST_DIR}/worker_loop.hpp
+    ${CMAKE_CURRENT_LIST_DIR}/worker_stops.hpp
 )

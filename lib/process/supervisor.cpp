@@ -56,6 +56,13 @@ void kill_and_reap(const unique_fd& pidfd, bool direct_child) noexcept {
 
 // The signal that stopped a child of ours (taking the kernel's notice of
 // the stop), or 0 if it is not stopped.
+// True if the supervisor looks for `s` stopped: a live child of ours that
+// holds a task or has not reported ready (a stopped initializer would
+// otherwise leave tasks waiting for it, and the destructor too).
+bool watch_stops(const proc::slot& s) noexcept {
+    return s.live && !s.dead && s.direct_child && (s.current != nullptr || !s.ready);
+}
+
 int stop_signal_of(const unique_fd& pidfd) noexcept {
     siginfo_t info{};
     if (::waitid(P_PIDFD, static_cast<id_t>(pidfd.get()), &info, WSTOPPED | WNOHANG) != 0 ||
@@ -120,6 +127,7 @@ void process_pool_core::impl::install_locked(std::size_t i, channel& ch, launche
     s.pid = l.pid;
     s.pidfd = std::move(l.pidfd);
     s.direct_child = l.direct_child;
+    s.stops = {};
     s.stopped_by = 0;
     s.ch = std::move(ch);
     s.tasks_done = 0;
@@ -143,6 +151,9 @@ void process_pool_core::impl::install_locked(std::size_t i, channel& ch, launche
     // for a task sent earlier: the task runs right after that record is
     // written and could rewrite it before we read it, dodging its deadline.
     if (m_options.initializer == nullptr) m_idle.push_back(i);
+    // A child of ours is watched for stops until it is ready (watch_stops):
+    // a supervisor asleep without that timer must recompute its sleep.
+    if (s.direct_child && std::this_thread::get_id() != m_thread_id) wake();
 }
 
 void process_pool_core::impl::kill_live_workers_locked() noexcept {
@@ -300,7 +311,7 @@ void process_pool_core::impl::run(std::promise<void>* started) {
                 for (const auto& s : m_slots) {
                     next = std::min(next, s.status_until);
                     if (s.current) next = std::min(next, s.deadline);
-                    if (s.current && s.direct_child) next = std::min(next, m_next_stop_check);
+                    if (watch_stops(s)) next = std::min(next, m_next_stop_check);
                     if (s.live && !s.dead) next = std::min({next, s.kill_at, s.hup_at});
                 }
                 next = std::min(next, m_stop_deadline);
@@ -569,14 +580,17 @@ bool process_pool_core::impl::check_timers(clock::time_point now) {
         if (now >= m_next_stop_check) {
             m_next_stop_check = now + stop_check_period;
             for (auto& s : m_slots) {
-                if (!s.live || s.dead || !s.direct_child || s.stopped_by != 0) continue;
-                // It would neither finish its task nor die (the fork server
-                // does the same for its children, see fork_server.cpp): its
-                // death fails the task, naming the stop.
-                s.stopped_by = stop_signal_of(s.pidfd);
-                if (s.stopped_by != 0) {
+                if (!watch_stops(s) || s.stopped_by != 0) continue;
+                // Continued, or killed if stopped too often (worker_stops.hpp):
+                // its death fails the task, naming the stop.
+                const int sig = stop_signal_of(s.pidfd);
+                if (sig == 0) continue;
+                if (stopped_too_often(s.stops, now)) {
+                    s.stopped_by = sig;
                     signal_locked(s, SIGKILL);
                     any = true;
+                } else {
+                    pidfd_send_signal(s.pidfd.get(), SIGCONT);
                 }
             }
         }

@@ -14,9 +14,9 @@
 
 #include "process/pool_impl.hpp"
 #include "process/task_name.hpp"
+#include "process/worker_stops.hpp"
 #include "sandbox/limits.hpp"
 #include "trace/names.hpp"
-#include "util/signal_name.hpp"
 
 namespace coexec::detail {
 namespace {
@@ -34,13 +34,6 @@ std::string violation_cause(const std::string& violation) {
     return "protocol violation: " + (violation.empty() ? std::string("unknown") : violation) +
            " (the task may have corrupted its worker's memory or shared memory; the pool "
            "stopped trusting that worker)";
-}
-
-// worker_died's cause for a worker found stopped (and killed for it).
-std::string stop_cause(int stop_signal) {
-    return "the worker was stopped by " + signal_name(stop_signal) +
-           " (sent by the task or from outside), and a stopped worker never finishes its "
-           "task: the pool killed it";
 }
 
 worker_status from_wait_status(int st) {
@@ -126,7 +119,8 @@ void process_pool_core::impl::finish_death(std::size_t i, worker_status st) {
                 died_error = std::make_exception_ptr(worker_died(
                     pid, st.signal, st.exit_code,
                     task_name(*died_with) + " (its workers died " +
-                        std::to_string(max_restarts_per_task + 1) + " times before starting it)"));
+                        std::to_string(max_restarts_per_task + 1) + " times before starting it)",
+                    st.stopped_by != 0 ? stop_cause(st.stopped_by) : std::string()));
             } else {
                 died_with = std::move(s.current);
                 died_error = std::make_exception_ptr(worker_died(
@@ -143,8 +137,9 @@ void process_pool_core::impl::finish_death(std::size_t i, worker_status st) {
         // status never reported (a new pool's later workers, not yet ready,
         // could otherwise make five in a row and break the pool).
         const bool with_fork_server = m_fork_server_gone && st.exit_code < 0 && st.signal == 0;
+        // (A worker we killed for its stops is the worker's doing, not ours.)
         const bool start_failure =
-            (!s.expected_exit || s.violated) && !s.ready && !with_fork_server;
+            (!s.expected_exit || s.violated || st.stopped_by != 0) && !s.ready && !with_fork_server;
         s.live = false;
         s.dead = false;
         s.accepting = false;
