@@ -1,19 +1,45 @@
 #include "coexec/detail/task_deadline.hpp"
 
+#include <unistd.h>
+
 #include <atomic>
 #include <exception>
 #include <memory>
+#include <mutex>
 
 #include "coexec/detail/timer_service.hpp"
 #include "coexec/errors.hpp"
+#include "process/completions.hpp"  // a generic resumer thread, the process pool's
 
 namespace coexec::detail {
 namespace {
 
+// Where an expired deadline's user code runs: the future's done-callbacks
+// and the resumptions of coroutines with no executor (posted here by the
+// state, this being the timer thread's user_code_sink while it completes
+// one), and the task's stop callbacks. Not on the timer thread, which every
+// timer of the process shares: a callback that blocks, even on another
+// deadline's future, would hold them all. One per process, never destroyed
+// (a callback may still run while the program exits); a forked child makes
+// its own on first use. (The process pool's completion thread, reused.)
+proc::completion_thread& deadline_completions() {
+    static std::mutex mutex;
+    static proc::completion_thread* current = nullptr;
+    static pid_t owner = 0;
+    std::lock_guard lock(mutex);
+    const pid_t pid = ::getpid();
+    if (current == nullptr || owner != pid) {
+        current = new proc::completion_thread();
+        owner = pid;
+    }
+    return *current;
+}
+
 // The timer's callback and the state's continuation share it: whichever of
 // them comes second frees it. (The continuation is the first base: the state
-// hands back the pointer it was given.)
-struct deadline_watch : continuation {
+// hands back the pointer it was given.) After an expiry it is also the work
+// item that requests the task's stop on deadline_completions().
+struct deadline_watch : continuation, work_item {
     shared_state_base* state = nullptr;
     timer_handle timer;
     std::atomic<int> refs{2};  // the timer's and the continuation's
@@ -26,16 +52,30 @@ struct deadline_watch : continuation {
     }
 };
 
+bool request_stop_posted(work_item* item, const std::exception_ptr* drop) noexcept {
+    if (drop != nullptr) return false;  // not droppable: it always runs
+    auto* w = static_cast<deadline_watch*>(item);
+    w->state->request_stop();  // its stop callbacks are user code
+    w->drop();                 // the timer's reference, handed on
+    return true;
+}
+
 void on_deadline(deadline_watch* w) noexcept {
-    if (!w->state->is_done()) {
-        // set_exception is a no-op if the task finished meanwhile.
-        w->state->set_exception(std::make_exception_ptr(deadline_exceeded(
-            "thread_pool: the task ran past its deadline; its stop token was signalled (a "
-            "thread cannot be killed: the task runs until it returns, and its result is "
-            "dropped)")));
-        w->state->request_stop();
+    if (w->state->is_done()) {
+        w->drop();
+        return;
     }
-    w->drop();
+    proc::completion_thread& sink = deadline_completions();
+    resumer* previous = exchange_user_code_sink(&sink);
+    // A no-op if the task finished meanwhile. Blocked get()/wait() callers
+    // are woken here; user code goes to `sink`.
+    w->state->set_exception(std::make_exception_ptr(deadline_exceeded(
+        "thread_pool: the task ran past its deadline; its stop token was signalled (a "
+        "thread cannot be killed: the task runs until it returns, and its result is "
+        "dropped)")));
+    exchange_user_code_sink(previous);
+    w->handler = &request_stop_posted;
+    sink.post(w);
 }
 
 }  // namespace

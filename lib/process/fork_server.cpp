@@ -85,9 +85,9 @@ launched fork_worker_child(channel_fds w, pid_t self, int sfd) noexcept {
     return l;
 }
 
-// Continues every child found stopped, or kills one stopped too often (see
-// worker_stops.hpp); a pool worker's stop signal then goes in `stopped_by`,
-// for its death report. A spare found stopped is killed (kill_stopped killed
+// Schedules a continue for every child found stopped, or kills one stopped
+// too often (see worker_stops.hpp); a pool worker's stop signal then goes in
+// `stopped_by`, for its death report. A spare found stopped is killed (kill_stopped killed
 // it already: killing it again is harmless, an unreaped child's pid is
 // surely it).
 void handle_stopped_children(const std::map<pid_t, std::uint32_t>& children,
@@ -105,8 +105,14 @@ void handle_stopped_children(const std::map<pid_t, std::uint32_t>& children,
         bool kill = it == children.end() || it->second == 0;  // a spare
         if (!kill) {
             try {
-                kill = stopped_too_often(stops[pid], std::chrono::steady_clock::now());
-                if (kill) stopped_by[pid] = sig;
+                stop_record& r = stops[pid];
+                const auto now = std::chrono::steady_clock::now();
+                kill = stopped_too_often(r, now);
+                if (kill) {
+                    stopped_by[pid] = sig;
+                } else {
+                    r.continue_at = now + continue_delay;
+                }
             } catch (...) {
                 kill = true;  // out of memory: killed, its report saying only how it died
             }
@@ -114,10 +120,30 @@ void handle_stopped_children(const std::map<pid_t, std::uint32_t>& children,
         if (kill) {
             ::kill(pid, SIGKILL);
             ::kill(-pid, SIGKILL);  // its group: what its task started, as a deadline kill does
-        } else {
-            ::kill(pid, SIGCONT);
         }
     }
+}
+
+// Continues (with their groups) the stopped children whose continue_delay has
+// passed. Returns the time until the next one is due; negative if none is.
+std::chrono::microseconds continue_due_children(std::map<pid_t, stop_record>& stops) noexcept {
+    using clock = std::chrono::steady_clock;
+    auto next = std::chrono::microseconds(-1);
+    if (stops.empty()) return next;
+    const auto now = clock::now();
+    for (auto& [pid, r] : stops) {
+        if (r.continue_at == clock::time_point{}) continue;
+        if (now >= r.continue_at) {
+            r.continue_at = {};
+            // An unreaped child: the pid, and its group's id, are surely its.
+            ::kill(pid, SIGCONT);
+            ::kill(-pid, SIGCONT);
+            continue;
+        }
+        const auto left = std::chrono::ceil<std::chrono::microseconds>(r.continue_at - now);
+        if (next.count() < 0 || left < next) next = left;
+    }
+    return next;
 }
 
 // The fork server's own process: single-threaded, forked from a
@@ -158,17 +184,22 @@ void handle_stopped_children(const std::map<pid_t, std::uint32_t>& children,
 
     for (;;) {
         pollfd p[2] = {{ctrl, POLLIN, 0}, {sfd, POLLIN, 0}};
-        const auto refill_in = spares.refill_due_in();
+        auto wait = spares.refill_due_in();
+        if (const auto c = continue_due_children(stops);
+            c.count() >= 0 && (wait.count() < 0 || c < wait))
+            wait = c;
         timespec timeout{0, 0};
-        timeout.tv_sec = refill_in.count() / 1'000'000;
-        timeout.tv_nsec = refill_in.count() % 1'000'000 * 1'000;
-        const int ready = ::ppoll(p, 2, refill_in.count() < 0 ? nullptr : &timeout, nullptr);
+        timeout.tv_sec = wait.count() / 1'000'000;
+        timeout.tv_nsec = wait.count() % 1'000'000 * 1'000;
+        const int ready = ::ppoll(p, 2, wait.count() < 0 ? nullptr : &timeout, nullptr);
         if (ready < 0) {
             if (errno == EINTR) continue;
             ::_exit(1);
         }
         if (ready == 0) {
-            spares.refill();  // only when nothing waits: a request goes first
+            // Only when nothing waits (a request goes first), and when due
+            // (the wake may have been a continue's).
+            if (spares.refill_due_in().count() == 0) spares.refill();
             continue;
         }
         if ((p[1].revents & POLLIN) != 0) {

@@ -262,19 +262,17 @@ void process_pool_core::impl::dispatch_locked(task_list& dropped, failure_list& 
         m_dispatches.fetch_add(1, std::memory_order_relaxed);
         if (arm_deadline_locked(s, now)) timed = true;
         // The supervisor looks for stopped workers among its own children
-        // only while one has a task: the first such task is a new timer.
-        if (s.direct_child && !timed && !direct_child_busy_before(i)) timed = true;
+        // only while one has a task (watch_stops): unless its sleep already
+        // does, the first such task is a new timer.
+        if (s.direct_child && !m_sleep_watches_stops) {
+            timed = true;
+            m_sleep_watches_stops = true;  // until its next sleep, which counts this slot
+        }
     }
     // The supervisor may be asleep with no timer: make it recompute its timeout.
     if (timed && std::this_thread::get_id() != m_thread_id) wake();
     // A task waits for a worker: the starter's cue (worker_start.cpp).
     if (m_starter_waiting && !m_pending.empty()) m_first_ready_cv.notify_all();
-}
-
-bool process_pool_core::impl::direct_child_busy_before(std::size_t except) const noexcept {
-    for (std::size_t k = 0; k < m_slots.size(); ++k)
-        if (k != except && m_slots[k].current && m_slots[k].direct_child) return true;
-    return false;
 }
 
 bool process_pool_core::impl::arm_deadline_locked(slot& s, clock::time_point now) noexcept {

@@ -191,9 +191,6 @@ struct process_pool_core::impl : std::enable_shared_from_this<process_pool_core:
     /// only to workers seen ready instead: see install.) True if a deadline
     /// was set.
     bool arm_deadline_locked(slot& s, clock::time_point now) noexcept;
-    /// True if a slot other than `except` holds a task on a worker that is
-    /// our own child (the supervisor then already polls for stopped ones).
-    bool direct_child_busy_before(std::size_t except) const noexcept;
     void retire_locked(std::size_t i) noexcept;
     void signal_locked(slot& s, int sig) noexcept;
     void break_locked(const std::string& reason, task_list& failed);
@@ -321,6 +318,7 @@ struct process_pool_core::impl : std::enable_shared_from_this<process_pool_core:
     int m_start_failures = 0;
     clock::time_point m_stop_deadline = proc::never;  // set when the final stop begins
     clock::time_point m_next_stop_check{};  // of direct children (the fork server watches its own)
+    bool m_sleep_watches_stops = false;     // the supervisor's sleep includes m_next_stop_check
 
     std::map<pid_t, proc::death_report> m_reports;  // supervisor only: not yet matched
 

@@ -54,8 +54,6 @@ void kill_and_reap(const unique_fd& pidfd, bool direct_child) noexcept {
     }
 }
 
-// The signal that stopped a child of ours (taking the kernel's notice of
-// the stop), or 0 if it is not stopped.
 // True if the supervisor looks for `s` stopped: a live child of ours that
 // holds a task or has not reported ready (a stopped initializer would
 // otherwise leave tasks waiting for it, and the destructor too).
@@ -63,6 +61,8 @@ bool watch_stops(const proc::slot& s) noexcept {
     return s.live && !s.dead && s.direct_child && (s.current != nullptr || !s.ready);
 }
 
+// The signal that stopped a child of ours (taking the kernel's notice of
+// the stop), or 0 if it is not stopped.
 int stop_signal_of(const unique_fd& pidfd) noexcept {
     siginfo_t info{};
     if (::waitid(P_PIDFD, static_cast<id_t>(pidfd.get()), &info, WSTOPPED | WNOHANG) != 0 ||
@@ -153,7 +153,10 @@ void process_pool_core::impl::install_locked(std::size_t i, channel& ch, launche
     if (m_options.initializer == nullptr) m_idle.push_back(i);
     // A child of ours is watched for stops until it is ready (watch_stops):
     // a supervisor asleep without that timer must recompute its sleep.
-    if (s.direct_child && std::this_thread::get_id() != m_thread_id) wake();
+    if (s.direct_child && !m_sleep_watches_stops && std::this_thread::get_id() != m_thread_id) {
+        m_sleep_watches_stops = true;  // until its next sleep, which counts this slot
+        wake();
+    }
 }
 
 void process_pool_core::impl::kill_live_workers_locked() noexcept {
@@ -305,16 +308,21 @@ void process_pool_core::impl::run(std::promise<void>* started) {
             clock::time_point next = never;
             {
                 std::lock_guard lock(m_mutex);
+                bool watches = false;
                 // Only the timers check_timers acts on: a deadline left on a
                 // slot whose task is gone, or a grace on a dead worker, would
                 // wake the sleep at once until the death is finished.
                 for (const auto& s : m_slots) {
                     next = std::min(next, s.status_until);
                     if (s.current) next = std::min(next, s.deadline);
-                    if (watch_stops(s)) next = std::min(next, m_next_stop_check);
+                    if (watch_stops(s) || s.stops.continue_at != clock::time_point{}) {
+                        next = std::min(next, m_next_stop_check);
+                        watches = true;
+                    }
                     if (s.live && !s.dead) next = std::min({next, s.kill_at, s.hup_at});
                 }
                 next = std::min(next, m_stop_deadline);
+                m_sleep_watches_stops = watches;  // else a dispatch to a child of ours wakes us
             }
             int timeout_ms = -1;
             if (next != never) {
@@ -580,9 +588,15 @@ bool process_pool_core::impl::check_timers(clock::time_point now) {
         if (now >= m_next_stop_check) {
             m_next_stop_check = now + stop_check_period;
             for (auto& s : m_slots) {
-                if (!watch_stops(s) || s.stopped_by != 0) continue;
-                // Continued, or killed if stopped too often (worker_stops.hpp):
-                // its death fails the task, naming the stop.
+                if (!s.live || s.dead || !s.direct_child || s.stopped_by != 0) continue;
+                if (s.stops.continue_at != clock::time_point{} && now >= s.stops.continue_at) {
+                    s.stops.continue_at = {};
+                    // The group too (pidfd first: it cannot hit a recycled pid).
+                    if (pidfd_send_signal(s.pidfd.get(), SIGCONT) == 0) ::kill(-s.pid, SIGCONT);
+                }
+                if (!watch_stops(s)) continue;
+                // Continued later, or killed if stopped too often
+                // (worker_stops.hpp): its death fails the task, naming the stop.
                 const int sig = stop_signal_of(s.pidfd);
                 if (sig == 0) continue;
                 if (stopped_too_often(s.stops, now)) {
@@ -590,7 +604,7 @@ bool process_pool_core::impl::check_timers(clock::time_point now) {
                     signal_locked(s, SIGKILL);
                     any = true;
                 } else {
-                    pidfd_send_signal(s.pidfd.get(), SIGCONT);
+                    s.stops.continue_at = now + continue_delay;
                 }
             }
         }

@@ -4,12 +4,14 @@
 //
 // A stopped worker neither finishes its task nor dies: without a deadline its
 // future, and the pool's destructor, would wait for ever. It is continued
-// (SIGCONT): a task that stops itself once then finishes, and a job that is
-// suspended and resumed as a whole (a batch scheduler stops every process,
-// then continues them in some order) goes on. One stopped again and again
-// (a task reading the terminal is stopped each time it tries) is killed, and
-// its task fails with worker_died naming the stop. The fork server applies
-// this to its children (fork_server.cpp), the supervisor to its own
+// (SIGCONT, to its process group: the kernel stops a whole background group
+// that reads the terminal) after continue_delay: a task that stops itself
+// once then finishes, and a job that a batch scheduler suspends as a whole
+// (stopping every process in turn, then continuing them) is not undone: by
+// then the fork server, or the program, is stopped too. One stopped again
+// and again (a task reading the terminal is stopped at each try) is killed,
+// and its task fails with worker_died naming the stop. The fork server
+// applies this to its children (fork_server.cpp), the supervisor to its own
 // (start_method::fork and spawn: supervisor.cpp).
 #pragma once
 
@@ -24,12 +26,15 @@ namespace coexec::detail::proc {
 
 /// A worker stopped this many times within stop_window is killed.
 inline constexpr int max_stops_in_window = 3;
-inline constexpr std::chrono::milliseconds stop_window{1000};
+inline constexpr std::chrono::milliseconds stop_window{2000};
+/// How long a stopped worker stays stopped before it is continued.
+inline constexpr std::chrono::milliseconds continue_delay{250};
 
 /// One worker's recent stops.
 struct stop_record {
     int count = 0;
     std::chrono::steady_clock::time_point window_start{};
+    std::chrono::steady_clock::time_point continue_at{};  // {}: no continue pending
 };
 
 /// Counts a stop seen at `now`; true if the worker is to be killed rather

@@ -84,6 +84,22 @@ int stop_own_worker() {
 int stop_own_worker_forever() {
     stop_forever();
 }
+// Starts a child that sleeps, then stops its whole process group (the
+// worker and the child, as the kernel does to a background group reading
+// the terminal), then waits for the child: only a continue of the whole
+// group lets it return.
+int stop_group_with_child() {
+    const pid_t child = ::fork();
+    if (child == 0) {
+        std::this_thread::sleep_for(100ms);
+        ::_exit(0);
+    }
+    if (child < 0) return -1;
+    ::kill(0, SIGSTOP);
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    return WIFEXITED(status) ? 7 : -2;
+}
 // Publishes its pid in the buffer, then sleeps `ms` (to be stopped meanwhile).
 int publish_pid_and_sleep_ms(coexec::shared_buffer b, int ms) {
     const int pid = static_cast<int>(::getpid());
@@ -570,13 +586,17 @@ TEST_CASE("a stopped worker is continued, and one stopped again and again is kil
     for (auto m : {coexec::start_method::fork_server, coexec::start_method::fork,
                    coexec::start_method::spawn}) {
         INFO("start method " << static_cast<int>(m));
-        // Each case on a fresh worker: a worker stopped 3 times within a
-        // second is killed, whatever stopped it.
+        // Each case on a fresh worker: a worker stopped 3 times within 2 s
+        // is killed, whatever stopped it.
         // A task that stops its own worker once goes on (as after a job's
         // suspension and resumption as a whole).
         {
             process_pool pool{{.max_workers = 1, .start = m}};
             REQUIRE(pool.submit(stop_own_worker).get_for(30s) == 1);
+        }
+        {
+            process_pool pool{{.max_workers = 1, .start = m}};
+            REQUIRE(pool.submit(stop_group_with_child).get_for(30s) == 7);
         }
         // Stopped from outside while it runs a task: terminal job control's
         // SIGTSTP, or SIGSTOP. Its task finishes.

@@ -118,3 +118,23 @@ TEST_CASE("submit_with is the same call on thread_pool and process_pool",
     CHECK(square_within(threads, 9) == 81);
     CHECK(square_within(processes, 9) == 81);
 }
+
+TEST_CASE("a deadline's done-callback that waits on another deadline does not hold it",
+          "[thread_pool][deadline]") {
+    // Deadlines fire on one timer thread for the whole process; the user
+    // code they release runs elsewhere, so this callback, blocked on `b`,
+    // does not keep b's deadline from firing.
+    thread_pool pool{{.max_workers = 2}};
+    auto until_stopped = [](std::stop_token st) {
+        while (!st.stop_requested())
+            std::this_thread::sleep_for(1ms);
+        return 1;
+    };
+    auto a = pool.submit_with({.timeout = 20ms}, until_stopped);
+    auto b = pool.submit_with({.timeout = 200ms}, until_stopped);
+    std::atomic<int> seen{0};
+    a.add_done_callback([&](const coexec::future<int>&) { seen = b.wait_for(30s) ? 1 : 2; });
+    REQUIRE(coexec_test::eventually([&] { return seen.load() != 0; }, 60s));
+    CHECK(seen.load() == 1);
+    CHECK_THROWS_AS(b.get(), coexec::deadline_exceeded);
+}
