@@ -14,22 +14,30 @@
 namespace coexec::detail {
 namespace {
 
-// Where an expired deadline's user code runs: the future's done-callbacks
-// and the resumptions of coroutines with no executor (posted here by the
-// state, this being the timer thread's user_code_sink while it completes
-// one), and the task's stop callbacks. Not on the timer thread, which every
-// timer of the process shares: a callback that blocks, even on another
-// deadline's future, would hold them all. One per process, never destroyed
-// (a callback may still run while the program exits); a forked child makes
-// its own on first use. (The process pool's completion thread, reused.)
-proc::completion_thread& deadline_completions() {
+// Where an expired deadline's user code runs: `callbacks` takes the future's
+// done-callbacks and the resumptions of coroutines with no executor (posted
+// there by the state, this being the timer thread's user_code_sink while it
+// completes one); `stops` requests the tasks' stops (their stop callbacks are
+// user code too). Not on the timer thread, which every timer of the process
+// shares: a callback that blocks, even on another deadline's future, would
+// hold them all. Nor one thread for both: a done-callback that waits for its
+// task to end (a latch, the pool's shutdown) would hold the stop that ends
+// it. One pair per process, never destroyed (a callback may still run while
+// the program exits); a forked child makes its own on first use. (The
+// process pool's completion thread, reused.)
+struct deadline_threads {
+    proc::completion_thread callbacks;
+    proc::completion_thread stops;
+};
+
+deadline_threads& deadline_completions() {
     static std::mutex mutex;
-    static proc::completion_thread* current = nullptr;
+    static deadline_threads* current = nullptr;
     static pid_t owner = 0;
     std::lock_guard lock(mutex);
     const pid_t pid = ::getpid();
     if (current == nullptr || owner != pid) {
-        current = new proc::completion_thread();
+        current = new deadline_threads();
         owner = pid;
     }
     return *current;
@@ -38,7 +46,7 @@ proc::completion_thread& deadline_completions() {
 // The timer's callback and the state's continuation share it: whichever of
 // them comes second frees it. (The continuation is the first base: the state
 // hands back the pointer it was given.) After an expiry it is also the work
-// item that requests the task's stop on deadline_completions().
+// item that requests the task's stop (deadline_threads::stops).
 struct deadline_watch : continuation, work_item {
     shared_state_base* state = nullptr;
     timer_handle timer;
@@ -65,17 +73,17 @@ void on_deadline(deadline_watch* w) noexcept {
         w->drop();
         return;
     }
-    proc::completion_thread& sink = deadline_completions();
-    resumer* previous = exchange_user_code_sink(&sink);
+    deadline_threads& threads = deadline_completions();
+    resumer* previous = exchange_user_code_sink(&threads.callbacks);
     // A no-op if the task finished meanwhile. Blocked get()/wait() callers
-    // are woken here; user code goes to `sink`.
+    // are woken here; user code goes to `threads.callbacks`.
     w->state->set_exception(std::make_exception_ptr(deadline_exceeded(
         "thread_pool: the task ran past its deadline; its stop token was signalled (a "
         "thread cannot be killed: the task runs until it returns, and its result is "
         "dropped)")));
     exchange_user_code_sink(previous);
     w->handler = &request_stop_posted;
-    sink.post(w);
+    threads.stops.post(w);
 }
 
 }  // namespace

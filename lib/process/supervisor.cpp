@@ -61,6 +61,11 @@ bool watch_stops(const proc::slot& s) noexcept {
     return s.live && !s.dead && s.direct_child && (s.current != nullptr || !s.ready);
 }
 
+// True if `s` is a live child of ours found stopped and not yet continued.
+bool continue_pending(const proc::slot& s) noexcept {
+    return s.live && !s.dead && s.direct_child && s.stops.continue_at != proc::clock::time_point{};
+}
+
 // The signal that stopped a child of ours (taking the kernel's notice of
 // the stop), or 0 if it is not stopped.
 int stop_signal_of(const unique_fd& pidfd) noexcept {
@@ -315,10 +320,11 @@ void process_pool_core::impl::run(std::promise<void>* started) {
                 for (const auto& s : m_slots) {
                     next = std::min(next, s.status_until);
                     if (s.current) next = std::min(next, s.deadline);
-                    if (watch_stops(s) || s.stops.continue_at != clock::time_point{}) {
+                    if (watch_stops(s)) {
                         next = std::min(next, m_next_stop_check);
                         watches = true;
                     }
+                    if (continue_pending(s)) next = std::min(next, s.stops.continue_at);
                     if (s.live && !s.dead) next = std::min({next, s.kill_at, s.hup_at});
                 }
                 next = std::min(next, m_stop_deadline);
@@ -585,16 +591,17 @@ bool process_pool_core::impl::check_timers(clock::time_point now) {
                 any = true;
             }
         }
+        for (auto& s : m_slots) {
+            if (continue_pending(s) && now >= s.stops.continue_at) {
+                s.stops.continue_at = {};
+                // The group too (pidfd first: it cannot hit a recycled pid).
+                if (pidfd_send_signal(s.pidfd.get(), SIGCONT) == 0) ::kill(-s.pid, SIGCONT);
+            }
+        }
         if (now >= m_next_stop_check) {
             m_next_stop_check = now + stop_check_period;
             for (auto& s : m_slots) {
-                if (!s.live || s.dead || !s.direct_child || s.stopped_by != 0) continue;
-                if (s.stops.continue_at != clock::time_point{} && now >= s.stops.continue_at) {
-                    s.stops.continue_at = {};
-                    // The group too (pidfd first: it cannot hit a recycled pid).
-                    if (pidfd_send_signal(s.pidfd.get(), SIGCONT) == 0) ::kill(-s.pid, SIGCONT);
-                }
-                if (!watch_stops(s)) continue;
+                if (!watch_stops(s) || s.stopped_by != 0 || continue_pending(s)) continue;
                 // Continued later, or killed if stopped too often
                 // (worker_stops.hpp): its death fails the task, naming the stop.
                 const int sig = stop_signal_of(s.pidfd);

@@ -146,6 +146,7 @@ void process_pool_core::impl::finish_death(std::size_t i, worker_status st) {
         s.pidfd.reset();
         s.ch = channel();
         s.deadline = s.kill_at = s.status_until = s.hup_at = never;
+        s.stops = {};  // a continue still pending dies with the worker
         std::erase(m_idle, i);
 
         if (died_with && m_options.on_worker_death == worker_death::break_pool) {

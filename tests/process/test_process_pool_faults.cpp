@@ -84,18 +84,25 @@ int stop_own_worker() {
 int stop_own_worker_forever() {
     stop_forever();
 }
-// Starts a child that sleeps, then stops its whole process group (the
-// worker and the child, as the kernel does to a background group reading
-// the terminal), then waits for the child: only a continue of the whole
-// group lets it return.
+// Starts a child that waits for a pipe's end, then stops its whole process
+// group (the worker and the child, as the kernel does to a background group
+// reading the terminal), then closes the pipe and waits for the child: only
+// a continue of the whole group lets it return.
 int stop_group_with_child() {
+    int p[2];
+    if (::pipe(p) != 0) return -1;
     const pid_t child = ::fork();
     if (child == 0) {
-        std::this_thread::sleep_for(100ms);
+        ::close(p[1]);
+        char c;
+        while (::read(p[0], &c, 1) > 0) {
+        }
         ::_exit(0);
     }
+    ::close(p[0]);
     if (child < 0) return -1;
     ::kill(0, SIGSTOP);
+    ::close(p[1]);
     int status = 0;
     ::waitpid(child, &status, 0);
     return WIFEXITED(status) ? 7 : -2;
@@ -123,6 +130,17 @@ std::size_t allocate_past_limit() {
     return big.size();
 }
 #endif
+
+// The pid a task published in `b` (publish_pid_and_sleep*), once it has;
+// 0 if none came within 30 s (a shared_buffer starts zero-filled).
+int published_pid(const coexec::shared_buffer& b) {
+    int pid = 0;
+    for (int i = 0; i < 30000 && pid == 0; ++i) {
+        std::this_thread::sleep_for(1ms);
+        std::memcpy(&pid, b.data(), sizeof pid);
+    }
+    return pid;
+}
 
 // Waits up to `limit`; fails the test (not hangs) if the future does not end.
 template <class T>
@@ -208,11 +226,7 @@ TEST_CASE("a worker SIGKILLed from outside fails its task with worker_died and a
     process_pool pool{{.max_workers = 2}};
     coexec::shared_buffer b(sizeof(int));
     auto f = pool.submit(publish_pid_and_sleep, b);
-    int pid = 0;
-    for (int i = 0; i < 30000 && pid == 0; ++i) {
-        std::this_thread::sleep_for(1ms);
-        std::memcpy(&pid, b.data(), sizeof pid);
-    }
+    const int pid = published_pid(b);
     REQUIRE(pid > 0);
     REQUIRE(::kill(pid, SIGKILL) == 0);
     auto e = require_worker_died(f);
@@ -602,14 +616,9 @@ TEST_CASE("a stopped worker is continued, and one stopped again and again is kil
         // SIGTSTP, or SIGSTOP. Its task finishes.
         for (int sig : {SIGTSTP, SIGSTOP}) {
             process_pool pool{{.max_workers = 1, .start = m}};
-            coexec::shared_buffer b(sizeof(int));
-            std::memset(b.data(), 0, sizeof(int));
+            coexec::shared_buffer b(sizeof(int));  // zero-filled
             auto f = pool.submit(publish_pid_and_sleep_ms, b, 300);
-            int pid = 0;
-            for (int i = 0; i < 30000 && pid == 0; ++i) {
-                std::this_thread::sleep_for(1ms);
-                std::memcpy(&pid, b.data(), sizeof pid);
-            }
+            const int pid = published_pid(b);
             REQUIRE(pid > 0);
             REQUIRE(::kill(pid, sig) == 0);
             REQUIRE(f.get_for(30s) == 300);

@@ -130,8 +130,10 @@ TEST_CASE("a deadline's done-callback that waits on another deadline does not ho
             std::this_thread::sleep_for(1ms);
         return 1;
     };
-    auto a = pool.submit_with({.timeout = 20ms}, until_stopped);
-    auto b = pool.submit_with({.timeout = 200ms}, until_stopped);
+    // (a's deadline leaves time to register the callback below: one
+    // registered on a done future runs at once, here, testing nothing.)
+    auto a = pool.submit_with({.timeout = 300ms}, until_stopped);
+    auto b = pool.submit_with({.timeout = 600ms}, until_stopped);
     std::atomic<int> seen{0};
     a.add_done_callback([&](const coexec::future<int>&) { seen = b.wait_for(30s) ? 1 : 2; });
     REQUIRE(coexec_test::eventually([&] { return seen.load() != 0; }, 60s));
