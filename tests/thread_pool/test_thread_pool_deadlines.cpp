@@ -140,3 +140,22 @@ TEST_CASE("a deadline's done-callback that waits on another deadline does not ho
     CHECK(seen.load() == 1);
     CHECK_THROWS_AS(b.get(), coexec::deadline_exceeded);
 }
+
+TEST_CASE("a deadline's done-callback that waits for its own task to end gets it",
+          "[thread_pool][deadline]") {
+    // The stop that ends the task must not wait behind this callback.
+    thread_pool pool{{.max_workers = 1}};
+    std::atomic<bool> ended{false};
+    auto a = pool.submit_with({.timeout = 300ms}, [&](std::stop_token st) {
+        while (!st.stop_requested())
+            std::this_thread::sleep_for(1ms);
+        ended = true;
+        return 1;
+    });
+    std::atomic<int> seen{0};
+    a.add_done_callback([&](const coexec::future<int>&) {
+        seen = coexec_test::eventually([&] { return ended.load(); }, 30s) ? 1 : 2;
+    });
+    REQUIRE(coexec_test::eventually([&] { return seen.load() != 0; }, 60s));
+    CHECK(seen.load() == 1);
+}
