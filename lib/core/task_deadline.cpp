@@ -1,15 +1,13 @@
 #include "coexec/detail/task_deadline.hpp"
 
-#include <unistd.h>
-
 #include <atomic>
 #include <exception>
 #include <memory>
-#include <mutex>
 
 #include "coexec/detail/timer_service.hpp"
 #include "coexec/errors.hpp"
 #include "process/completions.hpp"  // a generic resumer thread, the process pool's
+#include "util/per_process.hpp"
 
 namespace coexec::detail {
 namespace {
@@ -22,25 +20,15 @@ namespace {
 // shares: a callback that blocks, even on another deadline's future, would
 // hold them all. Nor one thread for both: a done-callback that waits for its
 // task to end (a latch, the pool's shutdown) would hold the stop that ends
-// it. One pair per process, never destroyed (a callback may still run while
-// the program exits); a forked child makes its own on first use. (The
-// process pool's completion thread, reused.)
+// it. One pair per process (util/per_process.hpp). (The process pool's
+// completion thread, reused.)
 struct deadline_threads {
     proc::completion_thread callbacks;
     proc::completion_thread stops;
 };
 
 deadline_threads& deadline_completions() {
-    static std::mutex mutex;
-    static deadline_threads* current = nullptr;
-    static pid_t owner = 0;
-    std::lock_guard lock(mutex);
-    const pid_t pid = ::getpid();
-    if (current == nullptr || owner != pid) {
-        current = new deadline_threads();
-        owner = pid;
-    }
-    return *current;
+    return per_process<deadline_threads>();
 }
 
 // The timer's callback and the state's continuation share it: whichever of

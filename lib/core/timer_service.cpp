@@ -1,7 +1,5 @@
 #include "coexec/detail/timer_service.hpp"
 
-#include <unistd.h>
-
 #include <condition_variable>
 #include <cstdio>
 #include <exception>
@@ -9,6 +7,8 @@
 #include <mutex>
 #include <thread>
 #include <utility>
+
+#include "util/per_process.hpp"
 
 namespace coexec::detail {
 namespace {
@@ -75,19 +75,10 @@ class timer_thread {
     std::thread m_thread;
 };
 
-// Never destroyed: detached, it may still sleep while the program exits. A
-// forked child has no timer thread, so it makes its own on first use.
+// One per process (util/per_process.hpp): detached, it may still sleep while
+// the program exits; a forked child makes its own.
 timer_thread& instance() {
-    static std::mutex mutex;
-    static timer_thread* current = nullptr;
-    static pid_t owner = 0;
-    std::lock_guard lock(mutex);
-    const pid_t pid = ::getpid();
-    if (current == nullptr || owner != pid) {
-        current = new timer_thread();
-        owner = pid;
-    }
-    return *current;
+    return per_process<timer_thread>();
 }
 
 }  // namespace

@@ -6,6 +6,7 @@ target_sources(coexec PRIVATE
     ${CMAKE_CURRENT_LIST_DIR}/eventfd.hpp
     ${CMAKE_CURRENT_LIST_DIR}/fd_passing.cpp
     ${CMAKE_CURRENT_LIST_DIR}/fd_passing.hpp
+    ${CMAKE_CURRENT_LIST_DIR}/per_process.hpp
     ${CMAKE_CURRENT_LIST_DIR}/signal_name.cpp
     ${CMAKE_CURRENT_LIST_DIR}/signal_name.hpp
     ${CMAKE_CURRENT_LIST_DIR}/system_error.cpp
