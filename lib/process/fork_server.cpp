@@ -87,12 +87,11 @@ launched fork_worker_child(channel_fds w, pid_t self, int sfd) noexcept {
 
 // Schedules a continue for every child found stopped, or kills one stopped
 // too often (see worker_stops.hpp); a pool worker's stop signal then goes in
-// `stopped_by`, for its death report. A spare found stopped is killed (kill_stopped killed
-// it already: killing it again is harmless, an unreaped child's pid is
-// surely it).
+// its record's killed_for, for its death report. A spare found stopped is
+// killed (kill_stopped killed it already: killing it again is harmless, an
+// unreaped child's pid is surely it).
 void handle_stopped_children(const std::map<pid_t, std::uint32_t>& children,
-                             std::map<pid_t, stop_record>& stops,
-                             std::map<pid_t, int>& stopped_by) noexcept {
+                             std::map<pid_t, stop_record>& stops) noexcept {
     siginfo_t info{};
     // Each call takes one child's stop notice (no WNOWAIT): the loop ends.
     while (::waitid(P_ALL, 0, &info, WSTOPPED | WNOHANG) == 0 && info.si_pid != 0) {
@@ -109,7 +108,7 @@ void handle_stopped_children(const std::map<pid_t, std::uint32_t>& children,
                 const auto now = std::chrono::steady_clock::now();
                 kill = stopped_too_often(r, now);
                 if (kill) {
-                    stopped_by[pid] = sig;
+                    r.killed_for = sig;
                 } else {
                     r.continue_at = now + continue_delay;
                 }
@@ -175,7 +174,6 @@ std::chrono::microseconds continue_due_children(std::map<pid_t, stop_record>& st
     std::map<std::uint32_t, unique_fd> pools;  // pool id → report socket
     std::map<pid_t, std::uint32_t> children;   // worker pid → pool id
     std::map<pid_t, stop_record> stops;        // worker pid → its recent stops
-    std::map<pid_t, int> stopped_by;           // worker pid → the stop it was killed for
     const pid_t self = ::getpid();
     auto answer = [&](const reply_msg& rep, std::span<const int> fds = {}) {
         send_packet(ctrl, bytes_of(rep), fds);
@@ -211,11 +209,10 @@ std::chrono::microseconds continue_due_children(std::map<pid_t, stop_record>& st
             rusage ru{};
             while ((pid = ::wait4(-1, &status, WNOHANG, &ru)) > 0) {
                 spares.reaped(pid);
-                stops.erase(pid);
                 int stop_signal = 0;
-                if (auto st = stopped_by.find(pid); st != stopped_by.end()) {
-                    stop_signal = st->second;
-                    stopped_by.erase(st);
+                if (auto st = stops.find(pid); st != stops.end()) {
+                    stop_signal = st->second.killed_for;
+                    stops.erase(st);
                 }
                 auto it = children.find(pid);
                 if (it == children.end()) continue;
@@ -234,7 +231,7 @@ std::chrono::microseconds continue_due_children(std::map<pid_t, stop_record>& st
             // A stop also raises SIGCHLD: a stopped spare is killed now,
             // not left until a request would pass it over.
             spares.kill_stopped();
-            handle_stopped_children(children, stops, stopped_by);
+            handle_stopped_children(children, stops);
         }
         if ((p[0].revents & POLLIN) != 0) {
             request req{};

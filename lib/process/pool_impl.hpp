@@ -134,7 +134,6 @@ struct slot {
     unique_fd pidfd;
     bool direct_child = false;
     proc::stop_record stops;  // a direct child's recent stops (process/worker_stops.hpp)
-    int stopped_by = 0;       // ... and the one it was killed for
     channel ch;
     std::unique_ptr<process_task> current;
     std::uint64_t current_id = 0;

@@ -133,7 +133,6 @@ void process_pool_core::impl::install_locked(std::size_t i, channel& ch, launche
     s.pidfd = std::move(l.pidfd);
     s.direct_child = l.direct_child;
     s.stops = {};
-    s.stopped_by = 0;
     s.ch = std::move(ch);
     s.tasks_done = 0;
     s.last_id = 0;
@@ -601,13 +600,13 @@ bool process_pool_core::impl::check_timers(clock::time_point now) {
         if (now >= m_next_stop_check) {
             m_next_stop_check = now + stop_check_period;
             for (auto& s : m_slots) {
-                if (!watch_stops(s) || s.stopped_by != 0 || continue_pending(s)) continue;
+                if (!watch_stops(s) || s.stops.killed_for != 0 || continue_pending(s)) continue;
                 // Continued later, or killed if stopped too often
                 // (worker_stops.hpp): its death fails the task, naming the stop.
                 const int sig = stop_signal_of(s.pidfd);
                 if (sig == 0) continue;
                 if (stopped_too_often(s.stops, now)) {
-                    s.stopped_by = sig;
+                    s.stops.killed_for = sig;
                     signal_locked(s, SIGKILL);
                     any = true;
                 } else {

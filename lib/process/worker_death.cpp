@@ -60,7 +60,7 @@ bool process_pool_core::impl::try_finish_deaths() {
                                                 : worker_status{info.si_status, 0};
                 st.cpu_seconds = cpu_seconds_of(ru);
             }
-            st.stopped_by = s.stopped_by;
+            st.stopped_by = s.stops.killed_for;
             known = true;  // ECHILD (someone else reaped it): status unknown
         } else if (auto it = m_reports.find(s.pid); it != m_reports.end()) {
             st = from_wait_status(it->second.wait_status);

@@ -35,6 +35,7 @@ struct stop_record {
     int count = 0;
     std::chrono::steady_clock::time_point window_start{};
     std::chrono::steady_clock::time_point continue_at{};  // {}: no continue pending
+    int killed_for = 0;  // nonzero: the stop signal it was killed for
 };
 
 /// Counts a stop seen at `now`; true if the worker is to be killed rather
